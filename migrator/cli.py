@@ -1,0 +1,360 @@
+"""The ``migrator`` command: a thin layer that turns flags into settings and events into output.
+
+Exit codes: 0 every eligible user is in Kinde; 1 finished with failures; 2 bad configuration or
+input (nothing written); 3 stopped by the source or the target (credentials, scope, garbage
+answers); 130 interrupted (``migrator resume`` continues).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from migrator.config import Settings, load_settings
+from migrator.connect import connect
+from migrator.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, ConfigError, MigratorError
+from migrator.events import Emit, Notice
+from migrator.journal import STEP_COLUMNS, Journal
+from migrator.pipeline import Migration, Plan, Summary
+from migrator.render import Renderer, plan_table, summary_table
+
+app = typer.Typer(
+    name="migrator",
+    help="Move every user of a Clerk application into Kinde: safely, resumably, with their passwords.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+sandbox_app = typer.Typer(help="Local emulators of the Clerk and Kinde APIs, for rehearsals.", no_args_is_help=True)
+app.add_typer(sandbox_app, name="sandbox")
+
+T = TypeVar("T")
+
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", help="TOML settings file (default: config/migrator.toml if present).")
+]
+StateDirOption = Annotated[
+    Path | None, typer.Option("--state-dir", help="Where the run journal and reports live (default ./.migrator).")
+]
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print the result as JSON on stdout (progress goes to stderr).")
+]
+YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation before writing to Kinde.")]
+AllowChangedOption = Annotated[
+    bool, typer.Option("--allow-changed", help="Continue although the export or the mapping settings changed.")
+]
+
+
+def _consoles(as_json: bool) -> tuple[Console, Console]:
+    """(progress console, result console): with --json the progress must stay off stdout."""
+    out = Console()
+    return (Console(stderr=True) if as_json else out), out
+
+
+def _run_command(body: Callable[[], T]) -> T:
+    """Run a command body, turning expected failures into a message and an exit code."""
+    err = Console(stderr=True)
+    try:
+        return body()
+    except MigratorError as exc:
+        err.print(f"[bold red]error:[/bold red] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted: the journal is saved; `migrator resume` continues where this stopped[/yellow]")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
+def _settings(config: Path | None, **overrides: Any) -> Settings:
+    settings = load_settings(config, **overrides)
+    settings.require_credentials()
+    return settings
+
+
+def _confirmer(yes: bool, console: Console) -> Callable[[Plan], bool]:
+    def confirm(plan: Plan) -> bool:
+        console.print(plan_table(plan, title="About to write to Kinde"))
+        if yes:
+            return True
+        return typer.confirm("Proceed?", default=False)
+
+    return confirm
+
+
+def _require_confirmation_possible(yes: bool, dry_run: bool = False) -> None:
+    if not yes and not dry_run and not sys.stdin.isatty():
+        raise ConfigError("refusing to write to Kinde without confirmation: no terminal to ask, pass --yes")
+
+
+def _execute(
+    settings: Settings,
+    as_json: bool,
+    action: Callable[[Migration, Emit], Coroutine[Any, Any, Summary]],
+) -> Summary:
+    progress_console, out = _consoles(as_json)
+    journal = Journal(settings.state_dir)
+    try:
+        with Renderer(progress_console, live=progress_console.is_terminal) as renderer:
+
+            def on_retry(service: str, error: MigratorError, attempt: int) -> None:
+                renderer(Notice(f"{service}: retry {attempt} after: {error}"))
+
+            async def main() -> Summary:
+                async with connect(settings, on_retry=on_retry) as (clerk, kinde):
+                    migration = Migration(settings, journal, clerk, kinde, renderer)
+                    return await action(migration, renderer)
+
+            summary = asyncio.run(main())
+    finally:
+        journal.close()
+    _show_summary(summary, out, as_json)
+    return summary
+
+
+def _show_summary(summary: Summary, out: Console, as_json: bool) -> None:
+    if as_json:
+        out.print_json(json.dumps(summary.to_json()))
+        return
+    if summary.mode == "dry-run":
+        out.print(plan_table(summary.plan, title=f"Dry run {summary.run_id}: the plan (nothing was written)"))
+    else:
+        out.print(summary_table(summary))
+        for code, message, count in summary.failures[:10]:
+            out.print(f"[red]{count} user(s) failed[/red]: {message} [{code}]", highlight=False)
+        if summary.failed:
+            out.print(f"Retry them with: migrator retry-failed {summary.run_id}")
+    for name, path in summary.reports.items():
+        out.print(f"Report ({name.replace('_', ' ')}): {path}")
+
+
+@app.command()
+def run(
+    clerk_export: Annotated[
+        Path | None,
+        typer.Option("--clerk-export", help="Clerk dashboard CSV export (the only source of password digests)."),
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Read everything, write nothing; print the plan.")] = False,
+    yes: YesOption = False,
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+    state_dir: StateDirOption = None,
+    concurrency: Annotated[int | None, typer.Option(help="Users migrated at once.")] = None,
+    max_rps: Annotated[float | None, typer.Option("--max-rps", help="Ceiling on requests/s to Kinde.")] = None,
+    unimportable_passwords: Annotated[
+        str | None, typer.Option(help="For passwords Kinde cannot verify: reset | no-password | skip.")
+    ] = None,
+) -> None:
+    """Start a new migration run (prints its id), or a dry run.
+
+    Examples:
+
+        migrator run --clerk-export users.csv --dry-run
+
+        migrator run --clerk-export users.csv --yes
+    """
+
+    def body() -> Summary:
+        settings = _settings(
+            config,
+            clerk_export=clerk_export,
+            state_dir=state_dir,
+            concurrency=concurrency,
+            kinde_max_rps=max_rps,
+            unimportable_passwords=unimportable_passwords,
+        )
+        _require_confirmation_possible(yes, dry_run)
+        return _execute(
+            settings,
+            as_json,
+            lambda migration, emit: migration.start(dry_run=dry_run, confirm=_confirmer(yes, _consoles(as_json)[0])),
+        )
+
+    summary = _run_command(body)
+    raise typer.Exit(summary.exit_code)
+
+
+@app.command()
+def resume(
+    run_id: Annotated[int | None, typer.Argument(help="Run to continue (default: the latest).")] = None,
+    allow_changed: AllowChangedOption = False,
+    yes: YesOption = False,
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+    state_dir: StateDirOption = None,
+) -> None:
+    """Continue a run that failed or was killed, exactly where it stopped.
+
+    Users already done cost no API call; users whose create was in flight are looked up first.
+
+    Example: migrator resume 3 --yes
+    """
+
+    def body() -> Summary:
+        settings = _settings(config, state_dir=state_dir)
+        _require_confirmation_possible(yes)
+        return _execute(
+            settings,
+            as_json,
+            lambda migration, emit: migration.resume(
+                run_id, allow_changed=allow_changed, confirm=_confirmer(yes, _consoles(as_json)[0])
+            ),
+        )
+
+    raise typer.Exit(_run_command(body).exit_code)
+
+
+@app.command("retry-failed")
+def retry_failed(
+    run_id: Annotated[int | None, typer.Argument(help="Run whose failed users to retry (default: the latest).")] = None,
+    allow_changed: AllowChangedOption = False,
+    yes: YesOption = False,
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+    state_dir: StateDirOption = None,
+) -> None:
+    """Retry only the users whose last attempt failed.
+
+    Example: migrator retry-failed --yes
+    """
+
+    def body() -> Summary:
+        settings = _settings(config, state_dir=state_dir)
+        _require_confirmation_possible(yes)
+        return _execute(
+            settings,
+            as_json,
+            lambda migration, emit: migration.retry_failed(
+                run_id, allow_changed=allow_changed, confirm=_confirmer(yes, _consoles(as_json)[0])
+            ),
+        )
+
+    raise typer.Exit(_run_command(body).exit_code)
+
+
+@app.command()
+def status(
+    run_id: Annotated[int | None, typer.Argument(help="Run to describe (default: the latest).")] = None,
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+    state_dir: StateDirOption = None,
+) -> None:
+    """Counts per step and state, and failures grouped by reason. Reads the journal only.
+
+    Example: migrator status --json
+    """
+
+    def body() -> None:
+        settings = load_settings(config, state_dir=state_dir)
+        if not (settings.state_dir / "journal.sqlite3").exists():
+            raise ConfigError(f"no journal in {settings.state_dir}: nothing has run here yet (see --state-dir)")
+        journal = Journal(settings.state_dir)
+        try:
+            the_run = journal.run(run_id)
+            report = {
+                "run": {
+                    "id": the_run.id,
+                    "mode": the_run.mode,
+                    "status": the_run.status,
+                    "started_at": the_run.started_at,
+                    "ended_at": the_run.ended_at,
+                    "source_count": the_run.source_count,
+                    "fetch_done": the_run.fetch_done,
+                },
+                "users": journal.staged_count(the_run.id),
+                "steps": journal.step_counts(the_run.id),
+                "skipped": journal.skip_counts(the_run.id),
+                "memberships": journal.membership_counts(the_run.id),
+                "failures": [{"code": c, "message": m, "users": n} for c, m, n in journal.failure_groups(the_run.id)],
+                "problems": [dict(p) for p in journal.problems(the_run.id, limit=50)],
+            }
+        finally:
+            journal.close()
+        out = Console()
+        if as_json:
+            out.print_json(json.dumps(report))
+            return
+        run_info = report["run"]
+        out.print(
+            f"Run {run_info['id']} ({run_info['mode']}): {run_info['status']}, started {run_info['started_at']}"
+            + (f", ended {run_info['ended_at']}" if run_info["ended_at"] else "")
+        )
+        out.print(f"Users fetched: {report['users']} of {run_info['source_count']} in Clerk")
+        for column in ("state", *STEP_COLUMNS):
+            states = report["steps"].get(column, {})
+            out.print(f"  {column:<12} " + ", ".join(f"{k} {v}" for k, v in states.items()))
+        for reason, count in report["skipped"].items():
+            out.print(f"  skipped: {reason}: {count}")
+        for failure in report["failures"]:
+            out.print(
+                f"[red]failed ({failure['users']})[/red]: {failure['message']} [{failure['code']}]", highlight=False
+            )
+
+    _run_command(body)
+
+
+@app.command()
+def demo(
+    users: Annotated[int, typer.Option(help="Generated Clerk users.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Seed of the generated data.")] = 1,
+    sign_ins: Annotated[int, typer.Option(help="Migrated users to sign in with their old password.")] = 25,
+) -> None:
+    """Rehearse a whole migration against the embedded sandbox, then sign users in with their old passwords.
+
+    Example: migrator demo --users 2000
+    """
+    from migrator.demo import run_demo  # the sandbox is only imported here and in `sandbox serve`
+
+    raise typer.Exit(_run_command(lambda: run_demo(users=users, seed=seed, sign_ins=sign_ins)))
+
+
+@sandbox_app.command("serve")
+def sandbox_serve(
+    users: Annotated[int, typer.Option(help="Generated Clerk users.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Seed of the generated data.")] = 1,
+    clerk_port: Annotated[int, typer.Option(help="Port of the Clerk emulator (0: any free port).")] = 0,
+    kinde_port: Annotated[int, typer.Option(help="Port of the Kinde emulator (0: any free port).")] = 0,
+    export_csv: Annotated[Path | None, typer.Option(help="Also write Clerk's dashboard CSV export here.")] = None,
+    faults: Annotated[str, typer.Option(help="Fault profile for both APIs: none | light | chaos.")] = "none",
+    kinde_rps: Annotated[float | None, typer.Option(help="Kinde rate limit, requests/s (default: none).")] = None,
+    clerk_rps: Annotated[int | None, typer.Option(help="Clerk rate limit, requests per 10 s (default 1000).")] = 1000,
+    duplicate_status: Annotated[int, typer.Option(help="Kinde status for a duplicate identity: 400 or 409.")] = 400,
+) -> None:
+    """Serve the Clerk and Kinde emulators on loopback until interrupted.
+
+    Prints the `export NAME=value` lines that point `migrator run` at them.
+
+    Example: migrator sandbox serve --users 5000 --export-csv users.csv --faults light
+    """
+    from migrator.demo import serve_sandbox
+
+    raise typer.Exit(
+        _run_command(
+            lambda: serve_sandbox(
+                users=users,
+                seed=seed,
+                clerk_port=clerk_port,
+                kinde_port=kinde_port,
+                export_csv=export_csv,
+                faults=faults,
+                kinde_rps=kinde_rps,
+                clerk_rps=clerk_rps,
+                duplicate_status=duplicate_status,
+            )
+        )
+    )
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:  # outside a command body (e.g. while typer parses)
+        sys.exit(EXIT_INTERRUPTED)
+
+
+__all__ = ["EXIT_BAD_INPUT", "app", "main"]

@@ -1,0 +1,74 @@
+"""Build the two API clients from settings: transports, limiters, token manager.
+
+Kept apart from the pipeline so tests and benchmarks can hand it other transports (an in-process
+``httpx.ASGITransport``) and the pipeline never knows what it talks to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+import httpx
+
+from migrator import __version__
+from migrator.clerk.client import ClerkClient
+from migrator.config import Settings
+from migrator.errors import ApiError
+from migrator.kinde.client import KindeClient, TokenManager
+from migrator.limiter import AdaptiveLimiter
+
+USER_AGENT = f"clerk-to-kinde-migrator/{__version__}"
+
+
+@asynccontextmanager
+async def connect(
+    settings: Settings,
+    *,
+    on_retry: Callable[[str, ApiError, int], None] | None = None,
+    clerk_transport: httpx.AsyncBaseTransport | None = None,
+    kinde_transport: httpx.AsyncBaseTransport | None = None,
+) -> AsyncIterator[tuple[ClerkClient, KindeClient]]:
+    """Open both clients; ``settings.require_credentials()`` must have passed."""
+    assert settings.clerk_secret_key and settings.kinde_management_client_secret and settings.kinde_domain
+    timeout = httpx.Timeout(settings.timeout, connect=min(10.0, settings.timeout))
+    connections = settings.concurrency + 8
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    clerk_http = httpx.AsyncClient(
+        base_url=settings.clerk_api_url,
+        headers={
+            "Authorization": f"Bearer {settings.clerk_secret_key.get_secret_value()}",
+            "User-Agent": USER_AGENT,
+        },
+        timeout=timeout,
+        limits=limits,
+        transport=clerk_transport,
+    )
+    kinde_http = httpx.AsyncClient(
+        base_url=settings.kinde_domain,
+        headers={"User-Agent": USER_AGENT},
+        timeout=timeout,
+        limits=limits,
+        transport=kinde_transport,
+    )
+    async with clerk_http, kinde_http:
+        clerk = ClerkClient(
+            clerk_http,
+            AdaptiveLimiter(initial_rate=settings.clerk_max_rps, max_rate=settings.clerk_max_rps),
+            max_attempts=settings.max_attempts,
+            on_retry=on_retry,
+        )
+        tokens = TokenManager(
+            kinde_http,
+            client_id=settings.kinde_management_client_id or "",
+            client_secret=settings.kinde_management_client_secret,
+            audience=settings.audience,
+        )
+        kinde = KindeClient(
+            kinde_http,
+            AdaptiveLimiter(initial_rate=settings.kinde_initial_rps, max_rate=settings.kinde_max_rps),
+            tokens,
+            max_attempts=settings.max_attempts,
+            on_retry=on_retry,
+        )
+        yield clerk, kinde

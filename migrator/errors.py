@@ -1,0 +1,108 @@
+"""Every error the migrator raises on purpose, in one hierarchy.
+
+Lower-level failures (httpx transport errors, bad JSON, CSV parse errors, SQLite errors) are
+mapped into these classes at the boundary where they happen: HTTP errors in
+``migrator/http.py``, CSV errors in ``migrator/clerk/export.py``. The CLI turns each class into a
+one-line message and an exit code; anything else reaching the CLI is a bug.
+
+Exit codes (documented in README and ``migrator run --help``):
+
+* 0 every eligible user is in Kinde
+* 1 the run finished, but some users failed
+* 2 bad configuration or input; nothing was written
+* 3 stopped by the source or the target (credentials, scope, a server answering garbage)
+* 130 interrupted by the operator
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_FAILURES = 1
+EXIT_BAD_INPUT = 2
+EXIT_STOPPED = 3
+EXIT_INTERRUPTED = 130
+
+
+class MigratorError(Exception):
+    """Base class. ``str(error)`` is a complete message for the operator: what and where."""
+
+    exit_code = EXIT_STOPPED
+
+
+class ConfigError(MigratorError):
+    """A missing, empty or invalid setting. Raised before anything is written."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+class InputError(MigratorError):
+    """Bad input file (the Clerk CSV export). Carries where: file, row, field."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+class JournalError(MigratorError):
+    """The run journal is missing, belongs to another configuration, or cannot be opened."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+class ApiError(MigratorError):
+    """An HTTP API answered with an error or could not be reached.
+
+    ``retryable`` tells the retry policy whether trying again can help; ``retry_after`` is the
+    server's own hint in seconds (``Retry-After`` or ``RateLimit-Reset``), when it gave one;
+    ``ambiguous`` means the request may have been processed although no answer came back (a
+    timeout, a dropped connection, a 5xx): a write must then be reconciled by lookup, not re-sent.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        service: str,
+        status: int | None = None,
+        code: str | None = None,
+        retryable: bool = False,
+        retry_after: float | None = None,
+        ambiguous: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.ambiguous = ambiguous
+        self.service = service
+        self.status = status
+        self.code = code
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+
+class RateLimited(ApiError):
+    """429: slow down and try again after ``retry_after``."""
+
+
+class TransientError(ApiError):
+    """5xx, a timeout or a dropped connection: worth retrying. A write may have happened."""
+
+
+class ProtocolError(ApiError):
+    """The server answered something that is not the API's shape (not JSON, truncated, wrong type)."""
+
+
+class AuthError(ApiError):
+    """Credentials were refused (wrong Clerk key, wrong Kinde client id/secret/audience). Stops the run."""
+
+
+class ScopeError(ApiError):
+    """Kinde's token lacks a scope the operation needs (403). Stops the run and names the scope."""
+
+    def __init__(self, message: str, *, scope: str | None, **kwargs) -> None:
+        super().__init__(message, **kwargs)
+        self.scope = scope
+
+
+class AlreadyExists(ApiError):
+    """Kinde refused a create because the email/username/phone is taken (400 or 409, any code)."""
+
+
+class NotFound(ApiError):
+    """404 on a resource we expected to exist."""

@@ -1,0 +1,67 @@
+"""Progress events: what the pipeline tells the outside world while it works.
+
+The pipeline emits these plain values and never prints; the CLI decides how to show them (rich bars
+on a terminal, plain lines otherwise, nothing with ``--json``). None of them carries a secret or a
+password digest: they hold counts, phase names, user ids and operator-facing messages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+PHASES = {
+    "export": "Index CSV export",
+    "fetch": "Fetch from Clerk",
+    "lookup": "Look up in Kinde",
+    "migrate": "Migrate users",
+    "organizations": "Organizations",
+}
+
+
+@dataclass(frozen=True)
+class PhaseStarted:
+    phase: str
+    total: int | None = None
+
+
+@dataclass(frozen=True)
+class PhaseAdvanced:
+    """``completed`` items so far, and the running tallies that matter for this phase."""
+
+    phase: str
+    completed: int
+    total: int | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PhaseFinished:
+    phase: str
+
+
+@dataclass(frozen=True)
+class Pacing:
+    """One API's request pacing, for the live requests/s, 429s and back-off display."""
+
+    service: str
+    rate: float
+    requests: int
+    throttled: int
+    backing_off: bool
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Something the operator should read: a warning about data, a retry, a decision taken."""
+
+    message: str
+    level: str = "info"  # info | warning
+
+
+Event = PhaseStarted | PhaseAdvanced | PhaseFinished | Pacing | Notice
+Emit = Callable[[Event], None]
+
+
+def discard(_: Event) -> None:
+    """An ``emit`` that shows nothing (library use, tests)."""

@@ -1,0 +1,253 @@
+"""Kinde Management API: M2M token, user lookup/create/password/update, organizations, roles.
+
+Each call names the scope it needs, so a 403 becomes a message that says which scope to grant.
+The token is cached, renewed a minute before it expires, and renewed once more if the API answers
+401 anyway (Kinde's documented lifetime is uncertain: 1 h or 24 h; we trust ``expires_in``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from pydantic import SecretStr
+
+from migrator.errors import AlreadyExists, ApiError, AuthError, ProtocolError
+from migrator.http import ApiClient, error_details
+from migrator.limiter import AdaptiveLimiter
+
+TOKEN_RENEW_MARGIN = 60.0
+DEFAULT_LIFETIME = 3600.0
+MAX_PAGE = 500
+BATCH_ADD_LIMIT = 100  # Kinde: at most 100 objects per bulk request
+MAX_LOOKUP_QUERY = 3500  # characters of comma-joined values per lookup: keeps URLs well under 8 KB
+
+
+@dataclass(frozen=True)
+class KindeUser:
+    """The parts of a Kinde user the migrator needs to reconcile."""
+
+    id: str
+    provided_id: str | None
+    email: str | None
+    username: str | None
+    phone: str | None
+
+
+class TokenManager:
+    """Client-credentials token, cached and renewed before expiry; safe under concurrency."""
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        client_id: str,
+        client_secret: SecretStr,
+        audience: str,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._http = http
+        self._client_id = client_id
+        self._client_secret = client_secret
+        self._audience = audience
+        self._clock = clock
+        self._token: str | None = None
+        self._expires_at = 0.0
+        self._lock = asyncio.Lock()
+        self.scopes: frozenset[str] | None = None
+
+    async def token(self, *, force: bool = False, stale: str | None = None) -> str:
+        async with self._lock:
+            if force and stale is not None and self._token != stale:
+                return self._token or await self._fetch()  # another request already renewed it
+            if force or self._token is None or self._clock() >= self._expires_at:
+                return await self._fetch()
+            return self._token
+
+    async def _fetch(self) -> str:
+        data = {
+            "grant_type": "client_credentials",
+            "client_id": self._client_id,
+            "client_secret": self._client_secret.get_secret_value(),
+            "audience": self._audience,
+        }
+        try:
+            response = await self._http.post("/oauth2/token", data=data)
+        except httpx.TransportError as exc:
+            raise ApiError(
+                f"Kinde POST /oauth2/token: cannot reach the Kinde domain ({type(exc).__name__}); check KINDE_DOMAIN",
+                service="Kinde",
+            ) from None
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if response.status_code in (400, 401, 403):
+            code, message = error_details(body)
+            raise AuthError(
+                f"Kinde refused the token request ({response.status_code} {code or ''}".rstrip()
+                + (f": {message}" if message else "")
+                + "): check KINDE_MANAGEMENT_CLIENT_ID, KINDE_MANAGEMENT_CLIENT_SECRET and the audience "
+                f"{self._audience} (KINDE_DOMAIN / KINDE_AUDIENCE)",
+                service="Kinde",
+                status=response.status_code,
+                code=code,
+            )
+        if not response.is_success or not isinstance(body, dict) or not isinstance(body.get("access_token"), str):
+            raise ProtocolError(
+                f"Kinde POST /oauth2/token answered {response.status_code} without an access token",
+                service="Kinde",
+                status=response.status_code,
+                retryable=response.status_code >= 500,
+            )
+        lifetime = body.get("expires_in")
+        lifetime = float(lifetime) if isinstance(lifetime, int | float) and lifetime > 0 else DEFAULT_LIFETIME
+        margin = min(TOKEN_RENEW_MARGIN, lifetime / 10)
+        self._token = body["access_token"]
+        self._expires_at = self._clock() + lifetime - margin
+        scope = body.get("scope")
+        self.scopes = frozenset(scope.split()) if isinstance(scope, str) else None
+        return self._token
+
+
+class KindeClient(ApiClient):
+    service = "Kinde"
+
+    def __init__(self, http: httpx.AsyncClient, limiter: AdaptiveLimiter, tokens: TokenManager, **kwargs: Any) -> None:
+        super().__init__(http, limiter, **kwargs)
+        self.tokens = tokens
+
+    async def call(self, method: str, path: str, **kwargs: Any) -> Any:  # type: ignore[override]
+        """Authenticated call; on a 401 the token is renewed once and the call repeated."""
+        token = await self.tokens.token()
+        try:
+            return await super().call(method, path, headers={"Authorization": f"Bearer {token}"}, **kwargs)
+        except AuthError:
+            token = await self.tokens.token(force=True, stale=token)
+            try:
+                return await super().call(method, path, headers={"Authorization": f"Bearer {token}"}, **kwargs)
+            except AuthError as exc:
+                raise AuthError(
+                    f"{exc} even with a fresh token: check the M2M application's access to the Kinde Management API",
+                    service=self.service,
+                    status=exc.status,
+                    code=exc.code,
+                ) from None
+
+    # -- users -------------------------------------------------------------------------------
+    @staticmethod
+    def _parse_user(raw: Any) -> KindeUser | None:
+        if not isinstance(raw, dict) or not isinstance(raw.get("id"), str):
+            return None
+        email = raw.get("email") or raw.get("preferred_email")
+        return KindeUser(
+            id=raw["id"],
+            provided_id=raw.get("provided_id") or None,
+            email=email if isinstance(email, str) else None,
+            username=raw.get("username") if isinstance(raw.get("username"), str) else None,
+            phone=raw.get("phone") if isinstance(raw.get("phone"), str) else None,
+        )
+
+    async def find_users(self, field: str, values: Sequence[str]) -> list[KindeUser]:
+        """Users whose ``field`` (email, username, phone) is one of ``values``: one GET per page."""
+        found: list[KindeUser] = []
+        params: dict[str, Any] = {field: ",".join(values), "page_size": MAX_PAGE}
+        while True:
+            body = await self.call("GET", "/api/v1/users", params=params, scope="read:users")
+            users = body.get("users") or []
+            if not isinstance(users, list):
+                raise ProtocolError("Kinde GET /api/v1/users answered users that are not a list", service=self.service)
+            found.extend(u for u in map(self._parse_user, users) if u)
+            next_token = body.get("next_token")
+            if not next_token or not users:
+                return found
+            params = {**params, "next_token": next_token}
+
+    async def create_user(self, body: dict[str, Any]) -> str:
+        """POST /api/v1/user; returns the Kinde id. 400/409 become AlreadyExists-or-ApiError for reconciling."""
+        try:
+            result = await self.call("POST", "/api/v1/user", json=body, scope="create:users", idempotent=False)
+        except ApiError as exc:
+            if exc.status in (400, 409):
+                raise AlreadyExists(str(exc), service=self.service, status=exc.status, code=exc.code) from None
+            raise
+        user_id = result.get("id")
+        if not isinstance(user_id, str):
+            raise ProtocolError(
+                "Kinde POST /api/v1/user answered without a user id", service=self.service, ambiguous=True
+            )
+        return user_id
+
+    async def set_password(self, kinde_id: str, fields: dict[str, Any]) -> None:
+        await self.call("PUT", f"/api/v1/users/{kinde_id}/password", json=fields, scope="update:user_passwords")
+
+    async def update_user(self, kinde_id: str, fields: dict[str, Any]) -> None:
+        await self.call("PATCH", "/api/v1/user", params={"id": kinde_id}, json=fields, scope="update:users")
+
+    # -- organizations and roles ------------------------------------------------------------
+    async def _paged(self, path: str, key: str, scope: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        params: dict[str, Any] = {"page_size": MAX_PAGE}
+        while True:
+            body = await self.call("GET", path, params=params, scope=scope)
+            page = body.get(key) or []
+            if not isinstance(page, list):
+                raise ProtocolError(f"Kinde GET {path} answered {key} that is not a list", service=self.service)
+            items.extend(item for item in page if isinstance(item, dict))
+            next_token = body.get("next_token")
+            if not next_token or not page:
+                return items
+            params = {**params, "next_token": next_token}
+
+    async def list_roles(self) -> list[dict[str, Any]]:
+        return await self._paged("/api/v1/roles", "roles", "read:roles")
+
+    async def create_role(self, body: dict[str, Any]) -> None:
+        await self.call("POST", "/api/v1/roles", json=body, scope="create:roles", idempotent=False)
+
+    async def list_organizations(self) -> list[dict[str, Any]]:
+        return await self._paged("/api/v1/organizations", "organizations", "read:organizations")
+
+    async def create_organization(self, body: dict[str, Any]) -> str:
+        result = await self.call(
+            "POST", "/api/v1/organization", json=body, scope="create:organizations", idempotent=False
+        )
+        org = result.get("organization")
+        code = org.get("code") if isinstance(org, dict) else None
+        if not isinstance(code, str):
+            raise ProtocolError(
+                "Kinde POST /api/v1/organization answered without an organization code", service=self.service
+            )
+        return code
+
+    async def add_organization_users(self, org_code: str, users: list[dict[str, Any]]) -> None:
+        if len(users) > BATCH_ADD_LIMIT:
+            raise ValueError(f"at most {BATCH_ADD_LIMIT} users per call")
+        await self.call(
+            "POST",
+            f"/api/v1/organizations/{org_code}/users",
+            json={"users": users},
+            scope="create:organization_users",
+        )
+
+
+def lookup_batches(
+    values: Sequence[str], *, max_chars: int = MAX_LOOKUP_QUERY, max_items: int = 100
+) -> list[list[str]]:
+    """Split values into comma-joined groups that keep the URL short (URL-encoding can triple it)."""
+    batches: list[list[str]] = []
+    current: list[str] = []
+    size = 0
+    for value in values:
+        if current and (size + len(value) + 1 > max_chars or len(current) >= max_items):
+            batches.append(current)
+            current, size = [], 0
+        current.append(value)
+        size += len(value) + 1
+    if current:
+        batches.append(current)
+    return batches

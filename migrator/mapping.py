@@ -1,0 +1,357 @@
+"""Clerk user JSON (+ its export row) -> what Kinde should get. Pure: no I/O, no clock, no randomness.
+
+Decisions live here so they can be tested exhaustively and reported before anything is written:
+which identities a user keeps (and why others are dropped), whether the password can travel, and
+what a ban or an unimportable password means under the operator's policy.
+
+Clerk's API is parsed leniently: keys may be missing or null, lists may hold junk, unknown keys
+are ignored. A user that cannot be migrated becomes a ``Skip`` with a stable reason code instead
+of an exception.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+
+from migrator import passwords
+from migrator.models import (
+    ExportRow,
+    Identity,
+    Membership,
+    PasswordImport,
+    PasswordUnimportable,
+    Skip,
+    UserPlan,
+)
+
+UnimportablePolicy = Literal["reset", "no-password", "skip"]
+BannedPolicy = Literal["suspend", "skip"]
+SaltPosition = Literal["prefix", "suffix"]
+
+NO_DIGEST_REASON = "password enabled in Clerk but no digest in the export"
+
+
+@dataclass(frozen=True)
+class MappingOptions:
+    """The operator's choices that change what a plan contains (all part of the run fingerprint)."""
+
+    unimportable_passwords: UnimportablePolicy = "reset"
+    banned_users: BannedPolicy = "suspend"
+    # Clerk role key -> Kinde role key. Unmapped keys lose their ``org:`` prefix.
+    role_map: Mapping[str, str] = field(default_factory=dict)
+    # Region for phone numbers stored without a country code (Clerk stores E.164, so rarely used).
+    default_phone_region: str | None = None
+    # Where md5_salted / sha256_salted digests put the salt; Clerk does not say, so None keeps
+    # those digests unimportable (see passwords.translate).
+    salt_position: SaltPosition | None = None
+
+
+# -- identifier validation (shared with the export reader so its warnings predict the mapping) --
+
+
+def email_problem(address: str) -> str | None:
+    """Why ``address`` cannot be an email identity, or None when it can.
+
+    Syntax only (no DNS): Clerk has already accepted these addresses. ``.test`` domains are
+    allowed because development instances use them; other reserved names (``.local``,
+    ``.invalid``, ``localhost``) and quoted local parts are refused.
+    """
+    try:
+        validate_email(address, check_deliverability=False, test_environment=True)
+    except EmailNotValidError as exc:
+        return str(exc)
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedPhone:
+    e164: str
+    region: str  # lowercase ISO 3166 code, as Kinde's phone_country_id wants it
+
+
+def parse_phone(raw: str, default_region: str | None = None) -> ParsedPhone | None:
+    """E.164 and country of a phone number, or None when it is not a valid number of one country.
+
+    Non-geographic numbers (+800, +882...) are refused: Kinde needs a country for each phone.
+    """
+    try:
+        number = phonenumbers.parse(raw, default_region.upper() if default_region else None)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    region = phonenumbers.region_code_for_number(number)
+    if not region or region in ("ZZ", "001"):
+        return None
+    return ParsedPhone(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164), region.lower())
+
+
+# -- lenient readers for Clerk JSON -----------------------------------------------------------------
+
+
+def _text(value: Any) -> str | None:
+    """A non-blank string, stripped; anything else (None, numbers, blanks) is None."""
+    if isinstance(value, str):
+        value = value.strip()
+        return value or None
+    return None
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _shown(value: str) -> str:
+    return repr(value if len(value) <= 80 else value[:77] + "...")
+
+
+@dataclass(frozen=True, slots=True)
+class _Contact:
+    """One Clerk EmailAddress or PhoneNumber, reduced to what the mapping needs."""
+
+    id: str | None
+    value: str
+    verified: bool
+
+
+def _contacts(entries: Any, value_key: str, field_name: str, notes: list[str]) -> list[_Contact]:
+    contacts = []
+    for entry in entries if isinstance(entries, list) else ():
+        if not isinstance(entry, Mapping):
+            notes.append(f"{field_name}: an entry that is not an object was ignored")
+            continue
+        value = _text(entry.get(value_key))
+        if value is None:
+            notes.append(f"{field_name}: an entry without {value_key} was ignored")
+            continue
+        # verification.status is what counts; verification may be null and `object` may be absent.
+        verified = _mapping(entry.get("verification")).get("status") == "verified"
+        contacts.append(_Contact(_text(entry.get("id")), value, verified))
+    return contacts
+
+
+def _designated_primary(contacts: list[_Contact], primary_id: Any, id_field: str, notes: list[str]) -> _Contact | None:
+    primary_id = _text(primary_id)
+    if primary_id is None:
+        return None
+    primary = next((contact for contact in contacts if contact.id == primary_id), None)
+    if primary is None:
+        notes.append(f"{id_field}: {primary_id!r} matches none of the user's entries")
+    return primary
+
+
+# -- identities -------------------------------------------------------------------------------------
+
+
+def _email_identities(user: Mapping[str, Any], notes: list[str]) -> list[Identity]:
+    """The primary email first, then other verified ones; unverified extras are dropped."""
+    contacts = _contacts(user.get("email_addresses"), "email_address", "email_addresses", notes)
+    valid: list[_Contact] = []
+    for contact in contacts:
+        if email_problem(contact.value) is None:
+            valid.append(contact)
+        else:
+            notes.append(f"email_addresses: {_shown(contact.value)} is not a valid email address; dropped")
+    primary = _designated_primary(contacts, user.get("primary_email_address_id"), "primary_email_address_id", notes)
+    if primary not in valid:
+        # No designated primary, or it is unusable: the first verified address leads instead.
+        primary = next((contact for contact in valid if contact.verified), None)
+
+    identities: list[Identity] = []
+    taken: set[str] = set()
+    for contact in ([primary] if primary else []) + valid:
+        key = contact.value.lower()
+        if key in taken:
+            continue
+        if contact is not primary and not contact.verified:
+            notes.append(f"email_addresses: unverified {_shown(contact.value)} is not migrated")
+            continue
+        taken.add(key)
+        identities.append(Identity("email", contact.value, is_verified=contact.verified))
+    return identities
+
+
+def _phone_identity(user: Mapping[str, Any], options: MappingOptions, notes: list[str]) -> list[Identity]:
+    """At most one phone (Kinde keeps one): the primary, else the first verified one."""
+    contacts = _contacts(user.get("phone_numbers"), "phone_number", "phone_numbers", notes)
+    parsed: dict[int, ParsedPhone] = {}
+    for index, contact in enumerate(contacts):
+        phone = parse_phone(contact.value, options.default_phone_region)
+        if phone is None:
+            notes.append(f"phone_numbers: {_shown(contact.value)} is not a valid phone number; dropped")
+        else:
+            parsed[index] = phone
+    primary = _designated_primary(contacts, user.get("primary_phone_number_id"), "primary_phone_number_id", notes)
+    chosen = contacts.index(primary) if primary is not None else None
+    if chosen not in parsed:
+        chosen = next((index for index in parsed if contacts[index].verified), None)
+    if chosen is None:
+        if parsed:
+            count = len({p.e164 for p in parsed.values()})
+            notes.append(f"phone_numbers: {count} unverified number(s) not migrated (no primary phone)")
+        return []
+    phone = parsed[chosen]
+    others = {p.e164 for p in parsed.values()} - {phone.e164}
+    if others:
+        notes.append(f"phone_numbers: {len(others)} other number(s) not migrated (Kinde keeps one phone)")
+    return [Identity("phone", phone.e164, is_verified=contacts[chosen].verified, phone_country_id=phone.region)]
+
+
+def _username_identity(user: Mapping[str, Any]) -> list[Identity]:
+    username = _text(user.get("username"))
+    return [Identity("username", username)] if username else []
+
+
+# -- password ---------------------------------------------------------------------------------------
+
+
+def _password(
+    user: Mapping[str, Any], export: ExportRow | None, options: MappingOptions, notes: list[str]
+) -> tuple[PasswordImport | None, PasswordUnimportable | None]:
+    """The importable password, or why the user will not be able to sign in with the old one."""
+    enabled = user.get("password_enabled")
+    hasher = export.password_hasher if export else None
+    digest = export.password_digest if export else None
+    if hasher or digest:
+        if enabled is False:
+            # The API is read after the export was taken: the password was removed since then.
+            # Importing it would bring back a credential the user (or an admin) took away.
+            notes.append("password_digest: not imported, password_enabled is false in Clerk now")
+            return None, None
+        result = passwords.translate(hasher, digest, salt_position=options.salt_position)
+        if isinstance(result, PasswordImport):
+            return result, None
+        if isinstance(result, PasswordUnimportable):
+            return None, result
+    if enabled is True:
+        return None, PasswordUnimportable(None, NO_DIGEST_REASON)
+    return None, None
+
+
+# -- users ------------------------------------------------------------------------------------------
+
+
+def plan_user(user: Mapping[str, Any], export: ExportRow | None, options: MappingOptions) -> UserPlan | Skip:
+    """Map one Clerk user (API JSON) and its export row, if any, to a Kinde plan or a skip.
+
+    Skip reasons: ``invalid_user`` (no id), ``banned`` (policy skip), ``no_identifier`` (no
+    usable email, phone or username), ``password_not_importable`` (policy skip).
+    Raises ValueError only when ``export`` belongs to another user (a caller bug).
+    """
+    clerk_id = _text(user.get("id"))
+    if clerk_id is None:
+        return Skip("", "invalid_user", "the Clerk user has no id")
+    if export is not None and export.user_id != clerk_id:
+        raise ValueError(f"export row {export.row_number} is for {export.user_id!r}, not {clerk_id!r}")
+
+    banned = user.get("banned") is True
+    if banned and options.banned_users == "skip":
+        return Skip(clerk_id, "banned", "banned in Clerk (banned_users=skip)")
+
+    notes: list[str] = []
+    identities = [
+        *_email_identities(user, notes),
+        *_phone_identity(user, options, notes),
+        *_username_identity(user),
+    ]
+    if not identities:
+        detail = "no usable email, phone or username"
+        return Skip(clerk_id, "no_identifier", f"{detail} ({'; '.join(notes)})" if notes else detail)
+
+    password, problem = _password(user, export, options, notes)
+    if problem is not None and options.unimportable_passwords == "skip":
+        return Skip(clerk_id, "password_not_importable", problem.reason)
+
+    picture = _text(user.get("image_url")) if user.get("has_image") is True else None
+    if picture is not None and not picture.startswith(("https://", "http://")):
+        notes.append(f"image_url: {_shown(picture)} is not an http(s) URL; no picture")
+        picture = None
+
+    return UserPlan(
+        clerk_id=clerk_id,
+        identities=tuple(identities),
+        given_name=_text(user.get("first_name")),
+        family_name=_text(user.get("last_name")),
+        picture=picture,
+        password=password,
+        password_problem=problem,
+        request_password_reset=problem is not None and options.unimportable_passwords == "reset",
+        suspended=banned,
+        warnings=tuple(f"{clerk_id}: {note}" for note in notes),
+    )
+
+
+def identity_keys(plan: UserPlan) -> dict[str, str]:
+    """The plan's primary email, username and phone as Kinde compares them (case-insensitive)."""
+    keys: dict[str, str] = {}
+    if plan.email:
+        keys["email"] = plan.email.lower()
+    if plan.username:
+        keys["username"] = plan.username.lower()
+    if plan.phone:
+        keys["phone"] = plan.phone
+    return keys
+
+
+def all_identity_keys(plan: UserPlan) -> tuple[tuple[str, str], ...]:
+    """Every identity as (type, normalized value), extra verified emails included."""
+    return tuple(
+        (identity.type, identity.value if identity.type == "phone" else identity.value.lower())
+        for identity in plan.identities
+    )
+
+
+# -- organizations, roles, memberships --------------------------------------------------------------
+
+
+def kinde_role_key(clerk_role: str, options: MappingOptions) -> str:
+    """The Kinde role key for a Clerk one: ``role_map`` (by full or bare key), else the bare key."""
+    if clerk_role in options.role_map:
+        return options.role_map[clerk_role]
+    bare = clerk_role.removeprefix("org:")
+    if bare in options.role_map:
+        return options.role_map[bare]
+    if not bare:
+        raise ValueError(f"Clerk role key {clerk_role!r} has nothing after its prefix")
+    return bare
+
+
+def plan_membership(membership: Mapping[str, Any], options: MappingOptions) -> tuple[str, Membership]:
+    """(Clerk user id, Membership) from a Clerk OrganizationMembership. ValueError if incomplete."""
+    organization = _mapping(membership.get("organization"))
+    user_id = _text(_mapping(membership.get("public_user_data")).get("user_id"))
+    org_id = _text(organization.get("id")) or _text(membership.get("organization_id"))
+    role = _text(membership.get("role"))
+    if user_id is None or org_id is None or role is None:
+        missing = [name for name, value in (("user id", user_id), ("org id", org_id), ("role", role)) if not value]
+        raise ValueError(f"organization membership {membership.get('id')!r} has no {', '.join(missing)}")
+    return user_id, Membership(clerk_org_id=org_id, role_key=kinde_role_key(role, options))
+
+
+def organization_body(org: Mapping[str, Any]) -> dict[str, Any]:
+    """Body of Kinde's ``POST /api/v1/organization``; the Clerk id goes in ``external_id``."""
+    org_id = _text(org.get("id"))
+    if org_id is None:
+        raise ValueError("Clerk organization has no id")
+    name = _text(org.get("name")) or _text(org.get("slug")) or org_id
+    return {"name": name, "external_id": org_id}
+
+
+def role_body(role: Mapping[str, Any], options: MappingOptions | None = None) -> dict[str, Any]:
+    """Body of Kinde's ``POST /api/v1/roles``, keyed as ``kinde_role_key`` keys memberships."""
+    clerk_key = _text(role.get("key"))
+    if clerk_key is None:
+        raise ValueError(f"Clerk role {role.get('id')!r} has no key")
+    body: dict[str, Any] = {
+        "name": _text(role.get("name")) or clerk_key,
+        "key": kinde_role_key(clerk_key, options or MappingOptions()),
+    }
+    description = _text(role.get("description"))
+    if description:
+        body["description"] = description
+    return body

@@ -1,0 +1,1021 @@
+"""The migration, step by step. The only module that knows the order of the steps.
+
+    preflight -> index export -> fetch (+ map, stage) -> conflicts -> lookup -> [confirm] -> load
+    -> organizations -> summary
+
+Every step reads its input from the journal and writes its result there, so a run that dies
+anywhere continues with ``resume``: done users cost no API call, users whose create may have been
+in flight are looked up again (never re-created blindly), and the fetch continues from its cursor.
+
+Progress is reported through ``emit`` (see ``migrator.events``); nothing here prints.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from migrator import passwords
+from migrator.clerk.client import ClerkClient
+from migrator.clerk.export import ExportFile
+from migrator.config import Settings
+from migrator.errors import (
+    AlreadyExists,
+    ApiError,
+    AuthError,
+    InputError,
+    JournalError,
+    MigratorError,
+    ProtocolError,
+    ScopeError,
+)
+from migrator.events import Emit, Notice, Pacing, PhaseAdvanced, PhaseFinished, PhaseStarted
+from migrator.journal import Journal, Run, now_iso
+from migrator.kinde.client import BATCH_ADD_LIMIT, KindeClient, KindeUser, lookup_batches
+from migrator.mapping import (
+    MappingOptions,
+    all_identity_keys,
+    identity_keys,
+    kinde_role_key,
+    organization_body,
+    plan_membership,
+    plan_user,
+    role_body,
+)
+from migrator.models import PasswordImport, Skip, UserPlan, plan_from_record, plan_to_record
+
+LOOKUP_CONCURRENCY = 4
+COMMIT_INTERVAL = 0.25  # seconds between journal commits in the load stage
+COMMIT_BATCH = 500
+FATAL = (AuthError, ScopeError, ProtocolError)  # these stop the run: no other user would fare better
+
+
+@dataclass
+class Plan:
+    """What a run is about to do (the dry run's output, and the question a real run asks)."""
+
+    run_id: int
+    source_users: int | None = None
+    staged: int = 0
+    to_create: int = 0
+    already_present: int = 0
+    to_finish: int = 0  # created earlier (this or a previous run) with steps left
+    skipped: dict[str, int] = field(default_factory=dict)
+    failed: int = 0
+    password_imports: dict[str, int] = field(default_factory=dict)  # Kinde method -> users
+    password_resets: int = 0
+    without_password: int = 0
+    password_missing: int = 0  # password enabled in Clerk, no digest in the export
+    export_only: int = 0
+    api_only: int = 0
+    organizations: int = 0
+    memberships: int = 0
+
+    @property
+    def writes_needed(self) -> bool:
+        return bool(self.to_create or self.to_finish or self.memberships_pending)
+
+    memberships_pending: int = 0
+
+
+@dataclass
+class Summary:
+    """What a run did. ``exit_code`` follows the CLI's documented codes."""
+
+    run_id: int
+    mode: str
+    plan: Plan
+    created: int = 0
+    already_present: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+    failed: int = 0
+    pending: int = 0
+    passwords_set: dict[str, int] = field(default_factory=dict)
+    password_resets: int = 0
+    memberships_added: int = 0
+    memberships_failed: int = 0
+    failures: list[tuple[str, str, int]] = field(default_factory=list)
+    reports: dict[str, str] = field(default_factory=dict)
+    requests: dict[str, int] = field(default_factory=dict)
+    throttled: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failed or self.memberships_failed or self.pending else 0
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["failures"] = [{"code": c, "message": m, "users": n} for c, m, n in self.failures]
+        data["exit_code"] = self.exit_code
+        return data
+
+
+Confirm = Callable[[Plan], bool]
+
+
+def file_fingerprint(path: Path) -> str:
+    """sha256 of the export's bytes: resume refuses a changed export unless told otherwise."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class _Ticker:
+    """Rate-limits progress events to ~10 a second; the last one is always sent."""
+
+    def __init__(self, interval: float = 0.1) -> None:
+        self.interval = interval
+        self._last = 0.0
+
+    def due(self) -> bool:
+        now = time.monotonic()
+        if now - self._last >= self.interval:
+            self._last = now
+            return True
+        return False
+
+
+class Migration:
+    """One migration run over a journal. Construct, then ``await start/resume/retry_failed``."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        journal: Journal,
+        clerk: ClerkClient,
+        kinde: KindeClient,
+        emit: Emit,
+    ) -> None:
+        self.settings = settings
+        self.journal = journal
+        self.clerk = clerk
+        self.kinde = kinde
+        self.emit = emit
+        self.options = MappingOptions(
+            unimportable_passwords=settings.unimportable_passwords,
+            banned_users=settings.banned_users,
+            role_map=settings.role_map,
+            default_phone_region=settings.default_phone_region,
+            salt_position=settings.salted_hash_salt_position,
+        )
+        self.export: ExportFile | None = None
+        self._started = time.monotonic()
+
+    # == entry points ============================================================================
+    async def start(self, *, dry_run: bool, confirm: Confirm) -> Summary:
+        export_path = self.settings.clerk_export
+        if export_path is not None:
+            self._open_export(export_path)
+        run = self.journal.start_run(
+            mode="dry-run" if dry_run else "run",
+            fingerprint=self.settings.fingerprint(),
+            summary=self.settings.mapping_summary(),
+            export_path=str(export_path.resolve()) if export_path else None,
+            export_fingerprint=file_fingerprint(export_path) if export_path else None,
+        )
+        self.emit(Notice(f"run {run.id} started ({run.mode}); journal {self.journal.path}"))
+        return await self._drive(run, confirm)
+
+    async def resume(self, run_id: int | None, *, allow_changed: bool, confirm: Confirm) -> Summary:
+        run = self.journal.run(run_id)
+        if run.dry_run:
+            raise JournalError(
+                f"run {run.id} was a dry run: there is nothing to resume; start a run with `migrator run`"
+            )
+        self._check_unchanged(run, allow_changed)
+        if run.export_path:
+            self._open_export(Path(run.export_path))
+        # Users whose create may have been in flight when the run died: look them up again.
+        with self.journal.transaction():
+            self.journal.db.execute(
+                "UPDATE users SET lookup = 'pending' WHERE run_id = ? AND state = 'pending' AND created = 'pending'",
+                (run.id,),
+            )
+            self.journal.set_run(run.id, status="running", ended_at=None)
+        self.emit(Notice(f"resuming run {run.id}"))
+        return await self._drive(run, confirm)
+
+    async def retry_failed(self, run_id: int | None, *, allow_changed: bool, confirm: Confirm) -> Summary:
+        run = self.journal.run(run_id)
+        if run.dry_run:
+            raise JournalError(f"run {run.id} was a dry run: nothing was attempted, so nothing failed")
+        self._check_unchanged(run, allow_changed)
+        if run.export_path:
+            self._open_export(Path(run.export_path))
+        with self.journal.transaction():
+            retried = self.journal.db.execute(
+                "UPDATE users SET state = 'pending', error_code = NULL, error_message = NULL, error_retryable = NULL,"
+                " lookup = CASE WHEN created = 'pending' THEN 'pending' ELSE lookup END"
+                " WHERE run_id = ? AND state = 'failed'",
+                (run.id,),
+            ).rowcount
+            self.journal.db.execute(
+                "UPDATE memberships SET state = 'pending' WHERE run_id = ? AND state = 'failed'", (run.id,)
+            )
+            self.journal.set_run(run.id, status="running", ended_at=None)
+        self.emit(Notice(f"retrying {retried} failed user(s) of run {run.id}"))
+        return await self._drive(run, confirm)
+
+    # == the order of steps =======================================================================
+    async def _drive(self, run: Run, confirm: Confirm) -> Summary:
+        try:
+            await self._preflight(run)
+            if not run.fetch_done:
+                if self.export is not None and self.journal.export_count(run.id) == 0:
+                    self._index_export(run)
+                await self._fetch(run)
+                self._resolve_conflicts(run)
+                self.journal.set_run(run.id, fetch_done=1)
+            await self._lookup(run)
+            plan = self._plan(run)
+            self._write_password_report(run)
+            if run.dry_run:
+                return self._finish(run, plan, status="completed")
+            if plan.writes_needed and not confirm(plan):
+                self.emit(Notice("nothing was written: the operator declined", level="warning"))
+                return self._finish(run, plan, status="cancelled")
+            await self._load(run)
+            if self.settings.migrate_organizations:
+                await self._organizations(run)
+            return self._finish(run, plan, status="completed")
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            self.journal.set_run(run.id, status="interrupted")
+            raise
+        except MigratorError:
+            self.journal.set_run(run.id, status="failed")
+            raise
+        finally:
+            if self.export is not None:
+                self.export.close()
+
+    # == steps =====================================================================================
+    def _open_export(self, path: Path) -> None:
+        if not path.is_file():
+            raise InputError(f"{path}: the Clerk export does not exist (CLERK_EXPORT / --clerk-export)")
+        self.export = ExportFile(path)
+
+    def _check_unchanged(self, run: Run, allow_changed: bool) -> None:
+        changes = []
+        if run.config_fingerprint != self.settings.fingerprint():
+            now = self.settings.mapping_summary()
+            differing = sorted(k for k in now if run.config_summary.get(k) != now[k])
+            changes.append("settings changed: " + ", ".join(differing or ["(unknown)"]))
+        if run.export_path:
+            path = Path(run.export_path)
+            if not path.is_file():
+                changes.append(f"the export {path} is gone")
+            elif file_fingerprint(path) != run.export_fingerprint:
+                changes.append(f"the export {path} changed since the run began")
+        if changes and not allow_changed:
+            raise JournalError(
+                f"run {run.id} cannot resume as is: "
+                + "; ".join(changes)
+                + ". Re-run with --allow-changed to continue anyway"
+            )
+        for change in changes:
+            self.emit(Notice(f"continuing although {change}", level="warning"))
+
+    async def _preflight(self, run: Run) -> None:
+        """Prove both sets of credentials before anything else happens."""
+        await self.kinde.tokens.token()
+        granted = self.kinde.tokens.scopes
+        if granted is not None:
+            needed = {"read:users"}
+            if not run.dry_run:
+                needed |= {"create:users", "update:users", "update:user_passwords"}
+                if self.settings.migrate_organizations:
+                    needed |= {
+                        "read:roles",
+                        "create:roles",
+                        "read:organizations",
+                        "create:organizations",
+                        "create:organization_users",
+                    }
+            missing = sorted(needed - granted)
+            if missing:
+                raise ScopeError(
+                    "the Kinde M2M application lacks scope(s) "
+                    + ", ".join(missing)
+                    + ": grant them in Kinde (Settings > Applications > your M2M app > APIs > Kinde Management API > Scopes)",
+                    scope=missing[0],
+                    service="Kinde",
+                    status=403,
+                )
+        count = await self.clerk.count_users()
+        self.journal.set_run(run.id, source_count=count)
+
+    def _index_export(self, run: Run) -> None:
+        assert self.export is not None
+        self.emit(PhaseStarted("export"))
+        batch: list[tuple[str, int, int, str | None, bool]] = []
+        done = 0
+        ticker = _Ticker()
+        with self.journal.transaction():
+            for entry in self.export.scan():
+                batch.append((entry.user_id, entry.offset, entry.row_number, entry.hasher, entry.has_digest))
+                if len(batch) >= 5000:
+                    self.journal.add_export_entries(run.id, batch)
+                    done += len(batch)
+                    batch.clear()
+                    if ticker.due():
+                        self.emit(PhaseAdvanced("export", done))
+            self.journal.add_export_entries(run.id, batch)
+            done += len(batch)
+        self.emit(PhaseAdvanced("export", done, done))
+        self.emit(PhaseFinished("export"))
+
+    def _export_row(self, run_id: int, clerk_id: str):  # -> ExportRow | None
+        if self.export is None:
+            return None
+        entry = self.journal.export_entry(run_id, clerk_id)
+        if entry is None:
+            return None
+        return self.export.row_at(entry["offset"], entry["row_number"], expected_id=clerk_id)
+
+    def _stage_row(
+        self, run_id: int, seq: int, user: dict[str, Any]
+    ) -> tuple[dict[str, Any], list[tuple[str, str, str]]]:
+        clerk_id = user["id"]
+        row = self._export_row(run_id, clerk_id)
+        result = plan_user(user, row, self.options)
+        problems: list[tuple[str, str, str]] = []
+        base = {
+            "clerk_id": clerk_id,
+            "seq": seq,
+            "hasher": row.password_hasher if row else None,
+            "lookup": "pending",
+            "created": "pending",
+        }
+        if isinstance(result, Skip):
+            problems.append((clerk_id, "skipped", f"{result.reason}: {result.detail}".rstrip(": ")))
+            return {
+                **base,
+                "plan": None,
+                "email_key": None,
+                "username_key": None,
+                "phone_key": None,
+                "password_method": None,
+                "password_problem": None,
+                "state": "skipped",
+                "password": "n/a",
+                "flags": "n/a",
+                "skip_reason": result.reason,
+                "skip_detail": result.detail,
+            }, problems
+        keys = identity_keys(result)
+        problems.extend((clerk_id, "warning", warning) for warning in result.warnings)
+        has_flags = result.request_password_reset or result.suspended
+        return {
+            **base,
+            "plan": json.dumps({**plan_to_record(result), "keys": all_identity_keys(result)}),
+            "email_key": keys.get("email"),
+            "username_key": keys.get("username"),
+            "phone_key": keys.get("phone"),
+            "password_method": result.password.method if result.password else None,
+            "password_problem": result.password_problem.reason if result.password_problem else None,
+            "state": "pending",
+            "password": "pending" if result.password else ("reset" if result.request_password_reset else "n/a"),
+            "flags": "pending" if has_flags else "n/a",
+            "skip_reason": None,
+            "skip_detail": None,
+        }, problems
+
+    async def _fetch(self, run: Run) -> None:
+        """Page users from Clerk (prefetching the next page while mapping this one) into the journal."""
+        total = self.journal.run(run.id).source_count
+        cursor, seq = self.journal.last_staged(run.id)
+        self.emit(PhaseStarted("fetch", total))
+        pages: asyncio.Queue[list[dict[str, Any]] | None] = asyncio.Queue(maxsize=2)
+
+        async def produce() -> None:
+            async for page in self.clerk.iter_user_pages(start_after=cursor, start_offset=seq):
+                await pages.put(page)
+            await pages.put(None)
+
+        producer = asyncio.create_task(produce())
+        staged = self.journal.staged_count(run.id)
+        try:
+            while (page := await pages.get()) is not None:
+                rows, problems = [], []
+                for user in page:
+                    row, user_problems = self._stage_row(run.id, seq, user)
+                    rows.append(row)
+                    problems.extend(user_problems)
+                    seq += 1
+                with self.journal.transaction():
+                    staged += self.journal.stage_users(run.id, rows)
+                    self.journal.add_problems(run.id, problems)
+                    self.journal.set_run(run.id, fetch_cursor=page[-1]["id"])
+                self.emit(PhaseAdvanced("fetch", staged, total))
+                self._emit_pacing()
+            await producer
+        finally:
+            producer.cancel()
+        if self.settings.migrate_organizations:
+            await self._fetch_organizations(run)
+        fresh_total = await self.clerk.count_users()
+        gap = fresh_total - staged
+        if gap:
+            self.emit(
+                Notice(
+                    f"Clerk reports {fresh_total} users but {staged} distinct users were fetched"
+                    f" ({'missing ' + str(gap) if gap > 0 else 'extra ' + str(-gap)}); users created or deleted"
+                    " during the fetch are the usual cause: run again later to pick up new users",
+                    level="warning",
+                )
+            )
+        self.emit(PhaseFinished("fetch"))
+
+    async def _fetch_organizations(self, run: Run) -> None:
+        problems = []
+        with self.journal.transaction():
+            async for role in self.clerk.iter_roles():
+                try:
+                    key = kinde_role_key(str(role.get("key") or ""), self.options)
+                except ValueError as exc:
+                    problems.append(("-", "warning", f"role {role.get('id')}: {exc}"))
+                    continue
+                self.journal.stage_role(run.id, key, role_body({**role, "key": key}))
+            async for org in self.clerk.iter_organizations():
+                if isinstance(org.get("id"), str):
+                    self.journal.stage_organization(run.id, org["id"], organization_body(org))
+            async for membership in self.clerk.iter_memberships():
+                try:
+                    user_id, planned = plan_membership(membership, self.options)
+                except ValueError as exc:
+                    problems.append(("-", "warning", f"membership {membership.get('id')}: {exc}"))
+                    continue
+                self.journal.stage_role(run.id, planned.role_key, {"name": planned.role_key, "key": planned.role_key})
+                self.journal.stage_membership(run.id, user_id, planned.clerk_org_id, planned.role_key)
+            self.journal.add_problems(run.id, problems)
+
+    def _resolve_conflicts(self, run: Run) -> None:
+        """Before any write: identities several Clerk users share, settled by the configured policy.
+
+        A shared primary email or username cannot go to two Kinde users: under ``first`` the
+        earliest Clerk user keeps it and the others are skipped (reported); under ``skip-all`` every
+        holder is skipped. A shared extra email or phone is dropped from the later holders instead.
+        """
+        db = self.journal.db
+        db.execute("CREATE TEMP TABLE IF NOT EXISTS keys(key TEXT, clerk_id TEXT, seq INTEGER, essential INTEGER)")
+        db.execute("DELETE FROM temp.keys")
+        for row in self.journal.iter_users(run.id, "state = 'pending'"):
+            record = json.loads(row["plan"])
+            essential = {
+                row["email_key"] and f"email:{row['email_key']}",
+                row["username_key"] and f"username:{row['username_key']}",
+            }
+            if not row["email_key"] and not row["username_key"] and row["phone_key"]:
+                essential.add(f"phone:{row['phone_key']}")
+            db.executemany(
+                "INSERT INTO temp.keys VALUES (?, ?, ?, ?)",
+                [
+                    (f"{kind}:{value}", row["clerk_id"], row["seq"], int(f"{kind}:{value}" in essential))
+                    for kind, value in record["keys"]
+                ],
+            )
+        conflicts = db.execute(
+            "SELECT key, GROUP_CONCAT(clerk_id || ' ' || essential, ',') FROM"
+            " (SELECT * FROM temp.keys ORDER BY essential DESC, seq) GROUP BY key HAVING COUNT(DISTINCT clerk_id) > 1"
+        ).fetchall()
+        problems: list[tuple[str, str, str]] = []
+        skipped = 0
+        with self.journal.transaction():
+            for key, holders_text in conflicts:
+                holders = [(h.split(" ")[0], h.split(" ")[1] == "1") for h in holders_text.split(",")]
+                kind, value = key.split(":", 1)
+                keeper = holders[0][0] if self.settings.duplicate_identities == "first" else None
+                others = ", ".join(h for h, _ in holders)
+                for clerk_id, essential in holders:
+                    if clerk_id == keeper:
+                        continue
+                    current = self.journal.user(run.id, clerk_id)
+                    if current is None or current["state"] != "pending":
+                        continue
+                    if essential:
+                        reason = f"duplicate_{kind}"
+                        detail = f"{kind} {value} is shared by {others}" + (
+                            f"; kept by {keeper}" if keeper else "; policy skip-all"
+                        )
+                        self.journal.update_user(
+                            run.id,
+                            clerk_id,
+                            state="skipped",
+                            skip_reason=reason,
+                            skip_detail=detail,
+                            password="n/a",
+                            flags="n/a",
+                        )
+                        problems.append((clerk_id, "skipped", f"{reason}: {detail}"))
+                        skipped += 1
+                    else:
+                        self._drop_identity(run, clerk_id, kind, value)
+                        problems.append((clerk_id, "warning", f"{kind} {value} dropped: also used by {others}"))
+            self.journal.add_problems(run.id, problems)
+        if conflicts:
+            self.emit(
+                Notice(
+                    f"{len(conflicts)} identities are shared by several Clerk users; {skipped} user(s) skipped"
+                    f" (policy {self.settings.duplicate_identities}); see `migrator status` for who",
+                    level="warning",
+                )
+            )
+
+    def _drop_identity(self, run: Run, clerk_id: str, kind: str, value: str) -> None:
+        row = self.journal.user(run.id, clerk_id)
+        record = json.loads(row["plan"])
+        record["identities"] = [
+            i
+            for i in record["identities"]
+            if not (i["type"] == kind and (i["value"] if kind == "phone" else i["value"].lower()) == value)
+        ]
+        record["keys"] = [k for k in record["keys"] if k != [kind, value]]
+        fields: dict[str, Any] = {"plan": json.dumps(record)}
+        if kind == "phone" and row["phone_key"] == value:
+            fields["phone_key"] = None
+        self.journal.update_user(run.id, clerk_id, **fields)
+
+    async def _lookup(self, run: Run) -> None:
+        """Find users that already exist in Kinde, in batches, so that no run creates a second one."""
+        todo = self.journal.count(run.id, "state = 'pending' AND lookup = 'pending'")
+        if not todo:
+            return
+        self.emit(PhaseStarted("lookup", todo))
+        done = 0
+        semaphore = asyncio.Semaphore(LOOKUP_CONCURRENCY)
+
+        async def lookup_group(field_name: str, rows: list[Any]) -> None:
+            nonlocal done
+            async with semaphore:
+                values = [r[f"{field_name}_key"] for r in rows]
+                found = await self.kinde.find_users(field_name, values)
+            with self.journal.transaction():
+                for row in rows:
+                    self._record_lookup(run, row, field_name, found)
+            done += len(rows)
+            self.emit(PhaseAdvanced("lookup", done, todo))
+            self._emit_pacing()
+
+        tasks: set[asyncio.Task[None]] = set()
+
+        async def spawn(field_name: str, group: list[Any]) -> None:
+            while len(tasks) >= LOOKUP_CONCURRENCY * 2:
+                finished, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                for task in finished:
+                    task.result()  # re-raise a fatal error here
+            task = asyncio.create_task(lookup_group(field_name, group))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+
+        for field_name, where in (
+            ("email", "email_key IS NOT NULL"),
+            ("username", "email_key IS NULL AND username_key IS NOT NULL"),
+            ("phone", "email_key IS NULL AND username_key IS NULL AND phone_key IS NOT NULL"),
+        ):
+            chunk: list[Any] = []
+            rows = self.journal.iter_users(run.id, f"state = 'pending' AND lookup = 'pending' AND {where}", batch=1000)
+            for row in [*rows, None]:
+                if row is not None:
+                    chunk.append(row)
+                if chunk and (row is None or len(chunk) >= 1000):
+                    for batch in lookup_batches([r[f"{field_name}_key"] for r in chunk]):
+                        await spawn(field_name, chunk[: len(batch)])
+                        chunk = chunk[len(batch) :]
+        if tasks:
+            for result in await asyncio.gather(*tasks, return_exceptions=True):
+                if isinstance(result, BaseException):
+                    raise result
+        self.emit(PhaseFinished("lookup"))
+
+    def _record_lookup(self, run: Run, row: Any, field_name: str, found: list[KindeUser]) -> None:
+        key = row[f"{field_name}_key"]
+        clerk_id = row["clerk_id"]
+        match = next((u for u in found if u.provided_id == clerk_id), None)
+        if match is None:
+            match = next((u for u in found if _key_of(u, field_name) == key), None)
+        if match is None:
+            self.journal.update_user(run.id, clerk_id, lookup="absent")
+            return
+        self._adopt(run, row, match)
+
+    def _adopt(self, run: Run, row: Any, match: KindeUser) -> None:
+        """A Kinde user already holds this identity: decide whether its remaining steps are ours."""
+        clerk_id = row["clerk_id"]
+        ours = match.provided_id == clerk_id
+        earlier = self.journal.db.execute(
+            "SELECT password, flags FROM users WHERE clerk_id = ? AND kinde_id = ? AND created = 'created'"
+            " ORDER BY run_id DESC LIMIT 1",
+            (clerk_id, match.id),
+        ).fetchone()
+        if ours and (earlier is not None or (row["created"] == "pending" and row["attempts"])):
+            # Created by this journal (this run before a crash, or an earlier run): finish its steps.
+            fields: dict[str, Any] = {"lookup": "found", "created": "created", "kinde_id": match.id}
+            if earlier is not None:
+                if earlier["password"] in ("set", "n/a") and row["password"] == "pending":
+                    fields["password"] = earlier["password"]
+                if earlier["flags"] in ("done", "n/a") and row["flags"] == "pending":
+                    fields["flags"] = earlier["flags"]
+            self.journal.update_user(run.id, clerk_id, **fields)
+            return
+        if not ours:
+            note = (
+                f"Kinde user {match.id} already holds this user's identity with provided_id "
+                f"{match.provided_id or '(none)'}: left untouched"
+            )
+            self.journal.add_problems(run.id, [(clerk_id, "warning", note)])
+        self.journal.update_user(
+            run.id,
+            clerk_id,
+            lookup="found",
+            created="existed",
+            kinde_id=match.id,
+            state="done",
+            password="n/a" if row["password"] == "pending" else row["password"],
+            flags="n/a",
+        )
+
+    def _plan(self, run: Run) -> Plan:
+        db = self.journal.db
+        r = run.id
+        plan = Plan(run_id=r, source_users=self.journal.run(r).source_count, staged=self.journal.staged_count(r))
+        plan.to_create = self.journal.count(r, "state = 'pending' AND created = 'pending'")
+        plan.already_present = self.journal.count(r, "created = 'existed'")
+        plan.to_finish = self.journal.count(r, "state = 'pending' AND created = 'created'")
+        plan.skipped = self.journal.skip_counts(r)
+        plan.failed = self.journal.count(r, "state = 'failed'")
+        plan.password_imports = {
+            m: n
+            for m, n in db.execute(
+                "SELECT password_method, COUNT(*) FROM users WHERE run_id = ? AND state != 'skipped' AND created != 'existed'"
+                " AND password_method IS NOT NULL GROUP BY password_method",
+                (r,),
+            )
+        }
+        plan.password_resets = self.journal.count(
+            r, "password = 'reset' AND created != 'existed' AND state != 'skipped'"
+        )
+        plan.without_password = self.journal.count(
+            r,
+            "password_problem IS NOT NULL AND password = 'n/a' AND created != 'existed' AND state != 'skipped'",
+        )
+        plan.password_missing = self.journal.count(r, "password_problem IS NOT NULL AND hasher IS NULL")
+        if self.export is not None:
+            plan.export_only = self.journal.count_export_only(r)
+            plan.api_only = db.execute(
+                "SELECT COUNT(*) FROM users u LEFT JOIN export_index e ON e.run_id = u.run_id AND e.user_id = u.clerk_id"
+                " WHERE u.run_id = ? AND e.user_id IS NULL",
+                (r,),
+            ).fetchone()[0]
+            if plan.export_only:
+                sample = ", ".join(self.journal.export_only_users(r, limit=5))
+                self.emit(
+                    Notice(
+                        f"{plan.export_only} user(s) are in the export but not in Clerk's API (e.g. {sample}):"
+                        " not migrated",
+                        level="warning",
+                    )
+                )
+            if plan.api_only:
+                self.emit(
+                    Notice(
+                        f"{plan.api_only} user(s) are in Clerk's API but not in the export: any password"
+                        " they have cannot be imported",
+                        level="warning",
+                    )
+                )
+        if plan.password_missing:
+            self.emit(
+                Notice(
+                    f"{plan.password_missing} user(s) have a password in Clerk but no digest in the export:"
+                    f" policy {self.settings.unimportable_passwords}",
+                    level="warning",
+                )
+            )
+        plan.organizations = len(self.journal.organizations(r))
+        plan.memberships = db.execute("SELECT COUNT(*) FROM memberships WHERE run_id = ?", (r,)).fetchone()[0]
+        plan.memberships_pending = db.execute(
+            "SELECT COUNT(*) FROM memberships WHERE run_id = ? AND state = 'pending'", (r,)
+        ).fetchone()[0]
+        return plan
+
+    def _reports_dir(self) -> Path:
+        path = self.settings.state_dir / "reports"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def _write_password_report(self, run: Run) -> None:
+        """The users who cannot sign in with their Clerk password: for the team's user communication."""
+        path = self._reports_dir() / f"run-{run.id}-password-resets.csv"
+        tmp = path.with_suffix(".tmp")
+        with tmp.open("w", newline="", encoding="utf-8") as handle:
+            os.chmod(tmp, 0o600)
+            writer = csv.writer(handle)
+            writer.writerow(["clerk_id", "email", "hasher", "reason", "action"])
+            for row in self.journal.iter_users(run.id, "password_problem IS NOT NULL"):
+                action = {
+                    "reset": "password reset requested",
+                    "n/a": "created without a password",
+                }.get(row["password"], row["password"])
+                if row["state"] == "skipped":
+                    action = f"skipped ({row['skip_reason']})"
+                email = row["email_key"] or ""
+                writer.writerow([row["clerk_id"], email, row["hasher"] or "", row["password_problem"], action])
+        tmp.replace(path)
+
+    # == load =====================================================================================
+    async def _load(self, run: Run) -> None:
+        todo = self.journal.count(run.id, "state = 'pending'")
+        if not todo:
+            return
+        self.emit(PhaseStarted("migrate", todo))
+        queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=self.settings.concurrency * 4)
+        updates: list[tuple[str, dict[str, Any]]] = []
+        counts = {"created": 0, "finished": 0, "failed": 0}
+        done = 0
+        ticker = _Ticker()
+        fatal: list[BaseException] = []
+
+        def record(clerk_id: str, fields: dict[str, Any]) -> None:
+            updates.append((clerk_id, fields))
+            if len(updates) >= COMMIT_BATCH:
+                flush()
+
+        def flush() -> None:
+            if updates:
+                batch = list(updates)
+                updates.clear()
+                self.journal.update_users(run.id, batch)
+
+        async def committer() -> None:
+            while True:
+                await asyncio.sleep(COMMIT_INTERVAL)
+                flush()
+
+        async def worker() -> None:
+            nonlocal done
+            while (row := await queue.get()) is not None:
+                try:
+                    outcome = await self._migrate_user(run, row, record)
+                except FATAL as exc:
+                    fatal.append(exc)
+                    return
+                counts[outcome] += 1
+                done += 1
+                if ticker.due():
+                    self.emit(PhaseAdvanced("migrate", done, todo, dict(counts)))
+                    self._emit_pacing()
+
+        commit_task = asyncio.create_task(committer())
+        workers = [asyncio.create_task(worker()) for _ in range(self.settings.concurrency)]
+        try:
+            for row in self.journal.iter_users(run.id, "state = 'pending'"):
+                if fatal:
+                    break
+                await queue.put(row)
+            for _ in workers:
+                await queue.put(None)
+            await asyncio.gather(*workers)
+        finally:
+            for task in workers:
+                task.cancel()
+            commit_task.cancel()
+            flush()
+        if fatal:
+            raise fatal[0]
+        self.emit(PhaseAdvanced("migrate", done, todo, dict(counts)))
+        self._emit_pacing()
+        self.emit(PhaseFinished("migrate"))
+
+    async def _migrate_user(self, run: Run, row: Any, record: Callable[[str, dict[str, Any]], None]) -> str:
+        """create -> password -> flags for one user; returns 'created', 'finished' or 'failed'."""
+        clerk_id = row["clerk_id"]
+        plan = plan_from_record(clerk_id, json.loads(row["plan"]))
+        fields: dict[str, Any] = {"attempts": row["attempts"] + 1}
+        kinde_id = row["kinde_id"]
+        outcome = "finished"
+        try:
+            if row["created"] == "pending":
+                kinde_id = await self._create(run, plan)
+                fields.update(created="created", kinde_id=kinde_id, lookup="found")
+                outcome = "created"
+            if row["password"] == "pending":
+                await self._set_password(run, plan, kinde_id)
+                fields["password"] = "set"
+            if row["flags"] == "pending":
+                flags: dict[str, Any] = {}
+                if plan.request_password_reset:
+                    flags["is_password_reset_requested"] = True
+                if plan.suspended:
+                    flags["is_suspended"] = True
+                if flags:
+                    await self.kinde.update_user(kinde_id, flags)
+                fields["flags"] = "done"
+            fields.update(state="done", error_code=None, error_message=None, error_retryable=None)
+            return outcome
+        except FATAL:
+            raise
+        except (ApiError, InputError) as exc:
+            fields.update(
+                state="failed",
+                error_code=getattr(exc, "code", None)
+                or (str(exc.status) if getattr(exc, "status", None) else type(exc).__name__),
+                error_message=str(exc),
+                error_retryable=int(bool(getattr(exc, "retryable", False))),
+            )
+            return "failed"
+        finally:
+            record(clerk_id, fields)
+
+    async def _create(self, run: Run, plan: UserPlan) -> str:
+        """Create the user, reconciling by lookup after any answer that leaves its fate unknown."""
+        for attempt in range(1, self.settings.max_attempts + 1):
+            try:
+                return await self.kinde.create_user(plan.create_body())
+            except AlreadyExists as exc:
+                existing = await self._find(plan)
+                if existing is not None and existing.provided_id in (plan.clerk_id, None):
+                    return existing.id
+                if existing is not None:
+                    raise AlreadyExists(
+                        f"Kinde user {existing.id} (provided_id {existing.provided_id}) already holds an identity of"
+                        f" this user: {exc}",
+                        service="Kinde",
+                        status=exc.status,
+                        code=exc.code,
+                    ) from None
+                raise
+            except ApiError as exc:
+                if not (exc.retryable and exc.ambiguous) or attempt == self.settings.max_attempts:
+                    raise
+                # The create may have happened: look before trying again.
+                existing = await self._find(plan)
+                if existing is not None:
+                    return existing.id
+                self.emit(Notice(f"{plan.clerk_id}: create had no clear answer and the user is not in Kinde: retrying"))
+        raise AssertionError("unreachable")
+
+    async def _find(self, plan: UserPlan) -> KindeUser | None:
+        for field_name, value in (("email", plan.email), ("username", plan.username), ("phone", plan.phone)):
+            if not value:
+                continue
+            key = value if field_name == "phone" else value.lower()
+            for user in await self.kinde.find_users(field_name, [value]):
+                if user.provided_id == plan.clerk_id or _key_of(user, field_name) == key:
+                    return user
+        return None
+
+    async def _set_password(self, run: Run, plan: UserPlan, kinde_id: str) -> None:
+        row = self._export_row(run.id, plan.clerk_id)
+        translated = (
+            passwords.translate(row.password_hasher, row.password_digest, salt_position=self.options.salt_position)
+            if row
+            else None
+        )
+        if not isinstance(translated, PasswordImport):
+            raise InputError(
+                f"{plan.clerk_id}: the export no longer holds an importable password for this user"
+                " (was it changed since the run began?)"
+            )
+        await self.kinde.set_password(kinde_id, translated.fields)
+
+    # == organizations ============================================================================
+    async def _organizations(self, run: Run) -> None:
+        organizations = self.journal.organizations(run.id)
+        pending = self.journal.pending_memberships(run.id) if organizations else []
+        todo_orgs = [o for o in organizations if o["kinde_code"] is None]
+        if not todo_orgs and not pending and not any(r["state"] == "pending" for r in self.journal.roles(run.id)):
+            return
+        self.emit(PhaseStarted("organizations", len(todo_orgs)))
+        await self._ensure_roles(run)
+        existing = {o.get("external_id"): o.get("code") for o in await self.kinde.list_organizations()}
+        done = 0
+        for org in todo_orgs:
+            code = existing.get(org["clerk_org_id"])
+            if code is None:
+                code = await self._create_organization(org)
+            self.journal.db.execute(
+                "UPDATE organizations SET kinde_code = ?, state = 'done' WHERE run_id = ? AND clerk_org_id = ?",
+                (code, run.id, org["clerk_org_id"]),
+            )
+            done += 1
+            self.emit(PhaseAdvanced("organizations", done, len(todo_orgs)))
+        added = failed = 0
+        by_org: dict[str, list[Any]] = {}
+        for m in self.journal.pending_memberships(run.id):
+            by_org.setdefault(m["kinde_code"], []).append(m)
+        for code, members in by_org.items():
+            for start in range(0, len(members), BATCH_ADD_LIMIT):
+                batch = members[start : start + BATCH_ADD_LIMIT]
+                body = [{"id": m["kinde_id"], "roles": [m["role_key"]]} for m in batch]
+                try:
+                    await self.kinde.add_organization_users(code, body)
+                    state = "done"
+                    added += len(batch)
+                except FATAL:
+                    raise
+                except ApiError as exc:
+                    state = "failed"
+                    failed += len(batch)
+                    self.emit(Notice(f"adding {len(batch)} member(s) to {code} failed: {exc}", level="warning"))
+                with self.journal.transaction():
+                    self.journal.db.executemany(
+                        "UPDATE memberships SET state = ? WHERE run_id = ? AND clerk_user_id = ? AND clerk_org_id = ?",
+                        [(state, run.id, m["clerk_user_id"], m["clerk_org_id"]) for m in batch],
+                    )
+        self.emit(PhaseAdvanced("organizations", done, len(todo_orgs), {"memberships": added, "failed": failed}))
+        self.emit(PhaseFinished("organizations"))
+
+    async def _ensure_roles(self, run: Run) -> None:
+        existing = {r.get("key") for r in await self.kinde.list_roles()}
+        for role in self.journal.roles(run.id):
+            if role["key"] not in existing:
+                try:
+                    await self.kinde.create_role(json.loads(role["body"]))
+                except ApiError as exc:
+                    if exc.status not in (400, 409) and not exc.ambiguous:
+                        raise
+                    if role["key"] not in {r.get("key") for r in await self.kinde.list_roles()}:
+                        raise
+            self.journal.db.execute(
+                "UPDATE roles SET state = 'done' WHERE run_id = ? AND key = ?", (run.id, role["key"])
+            )
+
+    async def _create_organization(self, org: Any) -> str:
+        body = json.loads(org["body"])
+        try:
+            return await self.kinde.create_organization(body)
+        except ApiError as exc:
+            if exc.status not in (400, 409) and not exc.ambiguous:
+                raise
+            for existing in await self.kinde.list_organizations():
+                if existing.get("external_id") == org["clerk_org_id"] and existing.get("code"):
+                    return existing["code"]
+            raise
+
+    # == end ======================================================================================
+    def _emit_pacing(self) -> None:
+        for client in (self.clerk, self.kinde):
+            self.emit(
+                Pacing(
+                    service=client.service,
+                    rate=client.limiter.rate,
+                    requests=client.stats.requests,
+                    throttled=client.stats.throttled,
+                    backing_off=client.limiter.backing_off,
+                )
+            )
+
+    def _finish(self, run: Run, plan: Plan, *, status: str) -> Summary:
+        r = run.id
+        db = self.journal.db
+        summary = Summary(run_id=r, mode=run.mode, plan=plan)
+        summary.created = self.journal.count(r, "created = 'created' AND state = 'done'")
+        summary.already_present = self.journal.count(r, "created = 'existed'")
+        summary.skipped = self.journal.skip_counts(r)
+        summary.failed = self.journal.count(r, "state = 'failed'")
+        summary.pending = 0 if run.dry_run or status == "cancelled" else self.journal.count(r, "state = 'pending'")
+        summary.passwords_set = {
+            m: n
+            for m, n in db.execute(
+                "SELECT password_method, COUNT(*) FROM users WHERE run_id = ? AND password = 'set' GROUP BY 1",
+                (r,),
+            )
+        }
+        summary.password_resets = self.journal.count(r, "password = 'reset' AND flags = 'done'")
+        memberships = self.journal.membership_counts(r)
+        summary.memberships_added = memberships.get("done", 0)
+        summary.memberships_failed = memberships.get("failed", 0)
+        summary.failures = self.journal.failure_groups(r)
+        summary.requests = {
+            self.clerk.service: self.clerk.stats.requests,
+            self.kinde.service: self.kinde.stats.requests,
+        }
+        summary.throttled = {
+            self.clerk.service: self.clerk.stats.throttled,
+            self.kinde.service: self.kinde.stats.throttled,
+        }
+        summary.seconds = round(time.monotonic() - self._started, 3)
+        summary.reports = {"password_resets": str(self._reports_dir() / f"run-{r}-password-resets.csv")}
+        final = (
+            status if status != "completed" or not (summary.failed or summary.pending) else "completed-with-failures"
+        )
+        self.journal.set_run(r, status=final, ended_at=now_iso())
+        return summary
+
+
+def _key_of(user: KindeUser, field_name: str) -> str | None:
+    value = getattr(user, field_name)
+    if not value:
+        return None
+    return value if field_name == "phone" else value.lower()

@@ -1,0 +1,176 @@
+"""Show pipeline events and results: rich progress bars on a terminal, plain lines otherwise.
+
+Only the CLI uses this module. With ``--json`` the progress goes to stderr so stdout holds nothing
+but the JSON document.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from migrator.events import PHASES, Event, Notice, Pacing, PhaseAdvanced, PhaseFinished, PhaseStarted
+from migrator.pipeline import Plan, Summary
+
+PLAIN_INTERVAL = 2.0  # seconds between plain progress lines per phase
+
+
+def _counts_text(counts: dict[str, int]) -> str:
+    return "  ".join(f"{name} {value}" for name, value in counts.items() if value or name != "failed")
+
+
+class Renderer:
+    """Receives events (``renderer(event)``); a context manager that owns the live display."""
+
+    def __init__(self, console: Console, *, live: bool) -> None:
+        self.console = console
+        self.live = live
+        self.pacing: dict[str, Pacing] = {}
+        self._tasks: dict[str, TaskID] = {}
+        self._last_line: dict[str, float] = {}
+        self._started: dict[str, float] = {}
+        self.progress = Progress(
+            SpinnerColumn(),
+            TextColumn("[bold]{task.description:<22}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[counts]}"),
+            console=console,
+            transient=False,
+            disable=not live,
+        )
+
+    def __enter__(self) -> Renderer:
+        if self.live:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        if self.live:
+            self.progress.stop()
+
+    def _pacing_text(self) -> str:
+        parts = []
+        for pacing in self.pacing.values():
+            state = " backing off" if pacing.backing_off else ""
+            parts.append(f"{pacing.service} {pacing.rate:.0f} req/s, {pacing.throttled} x429{state}")
+        return "; ".join(parts)
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, PhaseStarted):
+            self._started[event.phase] = time.monotonic()
+            if self.live:
+                self._tasks[event.phase] = self.progress.add_task(
+                    PHASES.get(event.phase, event.phase), total=event.total, rate="", counts=""
+                )
+            else:
+                total = f" ({event.total} items)" if event.total is not None else ""
+                self.console.print(f"{PHASES.get(event.phase, event.phase)}: started{total}")
+        elif isinstance(event, PhaseAdvanced):
+            elapsed = max(1e-6, time.monotonic() - self._started.get(event.phase, time.monotonic()))
+            rate = f"{event.completed / elapsed:,.0f}/s"
+            counts = _counts_text(event.counts)
+            if event.phase in ("migrate", "lookup") and self.pacing:
+                counts = (counts + "  " + self._pacing_text()).strip()
+            if self.live and event.phase in self._tasks:
+                self.progress.update(
+                    self._tasks[event.phase], completed=event.completed, total=event.total, rate=rate, counts=counts
+                )
+            elif not self.live:
+                now = time.monotonic()
+                if now - self._last_line.get(event.phase, 0.0) >= PLAIN_INTERVAL:
+                    self._last_line[event.phase] = now
+                    of = f"/{event.total}" if event.total is not None else ""
+                    self.console.print(
+                        f"{PHASES.get(event.phase, event.phase)}: {event.completed}{of} ({rate}) {counts}",
+                        highlight=False,
+                        soft_wrap=True,
+                    )
+        elif isinstance(event, PhaseFinished):
+            if not self.live:
+                self.console.print(f"{PHASES.get(event.phase, event.phase)}: done")
+        elif isinstance(event, Pacing):
+            self.pacing[event.service] = event
+        elif isinstance(event, Notice):
+            style = "yellow" if event.level == "warning" else "dim"
+            prefix = "warning: " if event.level == "warning" else ""
+            self.console.print(f"[{style}]{prefix}{event.message}[/{style}]", highlight=False, soft_wrap=True)
+
+
+def plan_table(plan: Plan, *, title: str) -> Table:
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column("what")
+    table.add_column("users", justify="right")
+    rows: list[tuple[str, Any]] = [
+        ("Users in Clerk", plan.source_users if plan.source_users is not None else "?"),
+        ("Fetched", plan.staged),
+        ("To create in Kinde", plan.to_create),
+        ("Already in Kinde", plan.already_present),
+    ]
+    if plan.to_finish:
+        rows.append(("Created earlier, steps left", plan.to_finish))
+    for reason, count in sorted(plan.skipped.items()):
+        rows.append((f"Skipped: {reason}", count))
+    for method, count in sorted(plan.password_imports.items()):
+        rows.append((f"Password to import ({method})", count))
+    rows.append(("Password reset needed", plan.password_resets))
+    if plan.without_password:
+        rows.append(("Created without password (policy)", plan.without_password))
+    if plan.password_missing:
+        rows.append(("Password in Clerk, no digest in export", plan.password_missing))
+    if plan.export_only:
+        rows.append(("Only in the CSV export (not migrated)", plan.export_only))
+    if plan.api_only:
+        rows.append(("Only in the API (no export row)", plan.api_only))
+    if plan.organizations:
+        rows.append(("Organizations", plan.organizations))
+        rows.append(("Memberships to add", plan.memberships_pending))
+    if plan.failed:
+        rows.append(("Failed earlier", plan.failed))
+    for name, value in rows:
+        table.add_row(name, str(value))
+    return table
+
+
+def summary_table(summary: Summary) -> Table:
+    table = Table(title=f"Run {summary.run_id} ({summary.mode})", show_header=False, title_justify="left")
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    rows: list[tuple[str, Any]] = [
+        ("Created in Kinde", summary.created),
+        ("Already in Kinde", summary.already_present),
+        ("Failed", summary.failed),
+    ]
+    if summary.pending:
+        rows.append(("Not finished", summary.pending))
+    for reason, count in sorted(summary.skipped.items()):
+        rows.append((f"Skipped: {reason}", count))
+    for method, count in sorted(summary.passwords_set.items()):
+        rows.append((f"Password imported ({method})", count))
+    rows.append(("Password reset requested", summary.password_resets))
+    if summary.memberships_added or summary.memberships_failed:
+        rows.append(("Memberships added", summary.memberships_added))
+        rows.append(("Memberships failed", summary.memberships_failed))
+    for service, count in summary.requests.items():
+        rows.append((f"Requests to {service}", f"{count} ({summary.throttled.get(service, 0)} x429)"))
+    rows.append(("Seconds", f"{summary.seconds:.1f}"))
+    for name, value in rows:
+        table.add_row(name, str(value))
+    return table

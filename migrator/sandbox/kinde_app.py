@@ -1,0 +1,1439 @@
+"""Local emulator of the slice of Kinde's Management API the migrator uses, plus sandbox-only endpoints.
+
+Kinde is not reachable from here, so the demo, the tests and the benchmarks run against this app;
+what it does is what our claims rest on. Kinde's official OpenAPI spec (kinde-management-api.yaml)
+is the truth for paths, bodies and response shapes; where the real behaviour is unknown, the choice
+made here is written next to it, marked GUESS, and made configurable when the migrator must cope
+with either answer.
+
+Behaviours worth knowing (details at each handler):
+
+* ``POST /oauth2/token``: client_credentials only, form-encoded; client id/secret in the body or
+  HTTP Basic; ``audience`` must be ``<this server's base URL>/api``. Errors use the OAuth2 shape
+  ``{"error", "error_description"}`` (RFC 6749 §5.2), not Kinde's envelope. Tokens are opaque random
+  strings mapped server side to (scopes, expiry); the optional ``scope`` parameter narrows them.
+  (Real Kinde issues JWTs carrying ``scope``/``scp`` claims; a client must not rely on decoding ours.)
+* Every ``/api/`` error is Kinde's envelope ``{"errors": [{"code", "message"}]}``, or
+  ``{"errors": {"code", "message"}}`` when ``error_shape="object"``. Every 404 uses the object form,
+  because that is the spec's ``not_found_response`` (code ``ROUTE_NOT_FOUND`` for unknown routes).
+* 401 for a missing, unknown or expired token; 403 naming the missing scope. Authentication and
+  scope are checked before the body is parsed, so a bad token never learns about a bad body.
+* Rate limit (``rate_limit_rps``): a token bucket refilled at ``rps`` tokens per second, capacity
+  ``max(1, rps)`` (one second's burst), full at start, checked before authentication for every
+  ``/api/`` and ``/oauth2/`` request. A rejected request consumes nothing. The 429 carries
+  ``RateLimit-Reset`` and/or ``Retry-After`` (``rate_limit_headers``): whole seconds until a token
+  is free, rounded up, at least 1.
+* Uniqueness: email (ignoring case), username (ignoring case), phone (exact E.164). GUESS: the
+  real status and code are undocumented; ``duplicate_status`` / ``duplicate_code`` choose them.
+  ``provided_id`` is *not* unique (nothing says Kinde enforces it), which is why the state counts
+  creations per ``provided_id``: tests prove nothing was created twice.
+* An unknown user id answers ``unknown_user_status`` (default 404, USER_NOT_FOUND). The spec
+  declares only 400/403/429 for those operations, so 400 is available for the migrator's tests.
+* Organizations: a "Default Organization" (``is_default``, no external_id) exists from the start,
+  as in every Kinde business. ASSUMPTION: a second organization with the same ``external_id`` (or
+  ``handle``) is a 400. Adding users to an organization validates every user, role and permission
+  key first (400, nothing applied), accepts at most 100 users, and is idempotent: a user already a
+  member gets the new role/permission keys merged in and is not listed in ``users_added``.
+* Properties must be defined (``POST /api/v1/properties`` with an existing ``category_id``, context
+  ``usr``) before ``PATCH /api/v1/users/{id}/properties`` sets them; values are strings (or null to
+  clear).
+* Passwords: ``PUT /api/v1/users/{id}/password`` stores the body as received; the hash is never
+  echoed anywhere (``/_sandbox/state`` shows only the method).
+* Lists page with an opaque ``next_token`` (omitted on the last page); ``page_size`` defaults to 10
+  and must be 1..500. Properties and categories page with ``starting_after``/``ending_before`` and
+  ``has_more``, as the spec says.
+* Fields the spec types as non-nullable strings are omitted when unset rather than sent as null.
+
+Sandbox-only endpoints (outside the real API paths, never rate limited):
+``POST /_sandbox/sign-in`` ``{"email", "password"}`` -> 200 / 401 / 404, verifying against the stored
+hash with :func:`migrator.sandbox.hashing.verify_kinde_password`; ``GET /_sandbox/state`` -> every
+user, organization, role, permission, property and request count.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import math
+import re
+import secrets
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal, TypeVar
+from urllib.parse import parse_qs
+
+from starlette.applications import Starlette
+from starlette.datastructures import QueryParams
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Match, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from migrator.sandbox.hashing import validate_kinde_password_body, verify_kinde_password
+
+logger = logging.getLogger(__name__)
+
+ALL_SCOPES: frozenset[str] = frozenset(
+    {
+        "read:users",
+        "create:users",
+        "update:users",
+        "delete:users",
+        "update:user_passwords",
+        "update:user_properties",
+        "create:organizations",
+        "read:organizations",
+        "create:organization_users",
+        "read:roles",
+        "create:roles",
+        "read:permissions",
+        "create:permissions",
+        "read:properties",
+        "create:properties",
+        "read:property_categories",
+        "create:property_categories",
+    }
+)
+
+MAX_PAGE_SIZE = 500
+DEFAULT_PAGE_SIZE = 10
+MAX_USERS_PER_ORG_CALL = 100
+_E164 = re.compile(r"^\+[1-9]\d{1,14}$")
+_UNMATCHED_ROUTE = "<unmatched>"
+
+
+@dataclass
+class KindeSandboxConfig:
+    """How the emulated Kinde business behaves; every uncertain behaviour of the real API is here."""
+
+    client_id: str = "sandbox-m2m-client"
+    client_secret: str = "sandbox-m2m-secret"
+    scopes: frozenset[str] = ALL_SCOPES
+    token_lifetime: int = 3600
+    duplicate_status: int = 400
+    # GUESS: Kinde documents no code for "email/username already in use"; this one is plausible.
+    duplicate_code: str = "USER_ALREADY_EXISTS"
+    rate_limit_rps: float | None = None
+    rate_limit_headers: tuple[str, ...] = ("RateLimit-Reset",)
+    error_shape: Literal["list", "object"] = "list"
+    clock: Callable[[], float] = time.monotonic
+    # GUESS: the spec lists no 404 for user-id operations (400 is the only client error it names).
+    unknown_user_status: int = 404
+
+
+class KindeError(Exception):
+    """An error answer. ``oauth`` selects RFC 6749's body instead of Kinde's envelope."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        oauth: bool = False,
+    ) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = dict(headers or {})
+        self.oauth = oauth
+
+
+def _invalid(message: str) -> KindeError:
+    return KindeError(400, "INVALID_REQUEST", message)
+
+
+def error_payload(code: str, message: str, shape: Literal["list", "object"]) -> dict[str, Any]:
+    """Kinde's error envelope, as a list of errors or (as some Kinde answers have it) one object."""
+    error = {"code": code, "message": message}
+    return {"errors": error if shape == "object" else [error]}
+
+
+def make_error_body(config: KindeSandboxConfig) -> Callable[[int], bytes]:
+    """An ``error_body`` for :class:`~migrator.sandbox.faults.FaultMiddleware` in front of this app."""
+    codes = {429: ("TOO_MANY_REQUESTS", "Request was throttled.")}
+
+    def render(status: int) -> bytes:
+        code, message = codes.get(status, ("INTERNAL_SERVER_ERROR", "Something went wrong."))
+        return json.dumps(error_payload(code, message, config.error_shape)).encode()
+
+    return render
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def _without_none(values: dict[str, Any], *, nullable: Iterable[str] = ()) -> dict[str, Any]:
+    """Drop unset fields the spec types as non-nullable; keep the nullable ones as null."""
+    keep = set(nullable)
+    return {key: value for key, value in values.items() if value is not None or key in keep}
+
+
+# --------------------------------------------------------------------------------------------
+# Store
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Identity:
+    type: str
+    value: str
+    is_verified: bool
+
+
+@dataclass
+class _User:
+    id: str
+    seq: int
+    created_on: str
+    provided_id: str | None = None
+    given_name: str | None = None
+    family_name: str | None = None
+    picture: str | None = None
+    identities: list[_Identity] = field(default_factory=list)
+    is_suspended: bool = False
+    is_password_reset_requested: bool = False
+    password: dict[str, Any] | None = None
+    properties: dict[str, str] = field(default_factory=dict)
+    total_sign_ins: int = 0
+    failed_sign_ins: int = 0
+    last_signed_in: str | None = None
+
+    def first(self, identity_type: str) -> str | None:
+        return next((i.value for i in self.identities if i.type == identity_type), None)
+
+
+@dataclass
+class _Membership:
+    roles: list[str] = field(default_factory=list)
+    permissions: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Organization:
+    code: str
+    seq: int
+    name: str
+    external_id: str | None = None
+    handle: str | None = None
+    is_default: bool = False
+    is_auto_membership_enabled: bool = False
+    members: dict[str, _Membership] = field(default_factory=dict)
+
+
+@dataclass
+class _Role:
+    id: str
+    seq: int
+    key: str
+    name: str
+    description: str | None
+    is_default_role: bool
+
+
+@dataclass
+class _Permission:
+    id: str
+    seq: int
+    key: str
+    name: str
+    description: str | None
+
+
+@dataclass
+class _Category:
+    id: str
+    seq: int
+    name: str
+    context: str
+
+
+@dataclass
+class _PropertyDefinition:
+    id: str
+    seq: int
+    key: str
+    name: str
+    description: str | None
+    type: str
+    context: str
+    is_private: bool
+    category_id: str
+
+
+@dataclass
+class _Token:
+    scopes: frozenset[str]
+    expires_at: float
+
+
+@dataclass
+class RequestLog:
+    """Requests received, per ``METHOD /path/template`` and per status, for tests and benchmarks."""
+
+    total: int = 0
+    by_route: dict[str, Counter[int]] = field(default_factory=dict)
+    by_status: Counter[int] = field(default_factory=Counter)
+    first_request_at: float | None = None
+    last_request_at: float | None = None
+    in_flight: int = 0
+    max_in_flight: int = 0
+
+    def arrived(self) -> None:
+        """A request came in: ``first_request_at`` is when the first one arrived."""
+        if self.first_request_at is None:
+            self.first_request_at = time.time()
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+
+    def finished(self, route: str, status: int) -> None:
+        """A request was answered: ``last_request_at`` is when the last answer went out."""
+        self.in_flight -= 1
+        self.total += 1
+        self.by_route.setdefault(route, Counter())[status] += 1
+        self.by_status[status] += 1
+        self.last_request_at = time.time()
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "total": self.total,
+            "by_route": {
+                route: {"total": sum(statuses.values()), "by_status": {str(s): n for s, n in sorted(statuses.items())}}
+                for route, statuses in sorted(self.by_route.items())
+            },
+            "by_status": {str(s): n for s, n in sorted(self.by_status.items())},
+            "first_request_at": self.first_request_at,
+            "last_request_at": self.last_request_at,
+            "max_in_flight": self.max_in_flight,
+        }
+
+
+class KindeStore:
+    """Everything the emulated Kinde business holds.
+
+    Mutated from the app's event loop; the re-entrant lock lets a test thread read a consistent
+    snapshot while a uvicorn thread serves requests.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self._seq = 0
+        self.users: dict[str, _User] = {}
+        self.emails: dict[str, str] = {}  # lower-cased email -> user id
+        self.usernames: dict[str, str] = {}  # lower-cased username -> user id
+        self.phones: dict[str, str] = {}  # E.164 -> user id
+        self.organizations: dict[str, _Organization] = {}
+        self.roles: dict[str, _Role] = {}
+        self.permissions: dict[str, _Permission] = {}
+        self.categories: dict[str, _Category] = {}
+        self.property_definitions: dict[str, _PropertyDefinition] = {}
+        self.tokens: dict[str, _Token] = {}
+        self.tokens_issued = 0
+        self.requests = RequestLog()
+        self.creations_by_provided_id: Counter[str] = Counter()
+        default_code = self.new_org_code()
+        self.organizations[default_code] = _Organization(
+            code=default_code, seq=self.next_seq(), name="Default Organization", is_default=True
+        )
+
+    def next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def new_user_id(self) -> str:
+        return "kp_" + secrets.token_hex(16)
+
+    def new_org_code(self) -> str:
+        while True:
+            code = "org_" + secrets.token_hex(6)[:11]
+            if code not in self.organizations:
+                return code
+
+    def role_by_key(self, key: str) -> _Role | None:
+        return next((role for role in self.roles.values() if role.key == key), None)
+
+    def permission_by_key(self, key: str) -> _Permission | None:
+        return next((p for p in self.permissions.values() if p.key == key), None)
+
+    def property_by_key(self, key: str) -> _PropertyDefinition | None:
+        return next((p for p in self.property_definitions.values() if p.key == key), None)
+
+    def user_by_email(self, email: str) -> _User | None:
+        user_id = self.emails.get(email.lower())
+        return self.users.get(user_id) if user_id else None
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything, as JSON-ready data; password hashes never appear, only their method."""
+        with self.lock:
+            memberships: dict[str, list[dict[str, Any]]] = {}
+            for org in self.organizations.values():
+                for user_id, membership in org.members.items():
+                    memberships.setdefault(user_id, []).append(
+                        {"code": org.code, "roles": list(membership.roles), "permissions": list(membership.permissions)}
+                    )
+            users = [
+                {
+                    "id": user.id,
+                    "provided_id": user.provided_id,
+                    "given_name": user.given_name,
+                    "family_name": user.family_name,
+                    "picture": user.picture,
+                    "identities": [
+                        {"type": i.type, "value": i.value, "is_verified": i.is_verified} for i in user.identities
+                    ],
+                    "password_method": _password_method(user.password),
+                    "is_temporary_password": bool(user.password.get("is_temporary_password"))
+                    if user.password
+                    else None,
+                    "is_password_reset_requested": user.is_password_reset_requested,
+                    "is_suspended": user.is_suspended,
+                    "organizations": memberships.get(user.id, []),
+                    "properties": dict(user.properties),
+                    "created_on": user.created_on,
+                    "total_sign_ins": user.total_sign_ins,
+                    "failed_sign_ins": user.failed_sign_ins,
+                }
+                for user in sorted(self.users.values(), key=lambda u: u.seq)
+            ]
+            return {
+                "users": users,
+                "organizations": [
+                    {
+                        "code": org.code,
+                        "name": org.name,
+                        "external_id": org.external_id,
+                        "handle": org.handle,
+                        "is_default": org.is_default,
+                        "members": list(org.members),
+                    }
+                    for org in sorted(self.organizations.values(), key=lambda o: o.seq)
+                ],
+                "roles": [_role_item(role) for role in sorted(self.roles.values(), key=lambda r: r.seq)],
+                "permissions": [_permission_item(p) for p in sorted(self.permissions.values(), key=lambda p: p.seq)],
+                "property_categories": [
+                    {"id": c.id, "name": c.name, "context": c.context}
+                    for c in sorted(self.categories.values(), key=lambda c: c.seq)
+                ],
+                "properties": [
+                    {"id": p.id, "key": p.key, "name": p.name, "type": p.type, "context": p.context}
+                    for p in sorted(self.property_definitions.values(), key=lambda p: p.seq)
+                ],
+                "requests": self.requests.snapshot(),
+                "creations_by_provided_id": dict(self.creations_by_provided_id),
+                "duplicate_creations": sorted(pid for pid, n in self.creations_by_provided_id.items() if n > 1),
+                "tokens_issued": self.tokens_issued,
+            }
+
+
+def _password_method(record: Mapping[str, Any] | None) -> str | None:
+    if record is None:
+        return None
+    return str(record.get("hashing_method") or "bcrypt")  # the spec's default
+
+
+def _role_item(role: _Role) -> dict[str, Any]:
+    return _without_none(
+        {
+            "id": role.id,
+            "key": role.key,
+            "name": role.name,
+            "description": role.description,
+            "is_default_role": role.is_default_role,
+        },
+        nullable=("description",),
+    )
+
+
+def _permission_item(permission: _Permission) -> dict[str, Any]:
+    return _without_none(
+        {"id": permission.id, "key": permission.key, "name": permission.name, "description": permission.description}
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Request parsing helpers
+# --------------------------------------------------------------------------------------------
+
+T = TypeVar("T")
+
+
+class _Body:
+    """Typed access to a JSON object body: a wrong type is a 400 naming the field, never a crash."""
+
+    def __init__(self, data: Mapping[str, Any], where: str = "") -> None:
+        self.data = data
+        self.where = where
+
+    def _name(self, key: str) -> str:
+        return f"{self.where}{key}"
+
+    def _get(self, key: str, kind: type | tuple[type, ...], kind_name: str, required: bool) -> Any:
+        value = self.data.get(key)
+        if value is None:
+            if required:
+                raise _invalid(f"'{self._name(key)}' is required")
+            return None
+        # bool is an int in Python; JSON true is never an integer here.
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise _invalid(f"'{self._name(key)}' must be {kind_name}")
+        return value
+
+    def text(self, key: str, *, required: bool = False) -> str | None:
+        return self._get(key, str, "a string", required)
+
+    def required_text(self, key: str) -> str:
+        value = self._get(key, str, "a string", True)
+        if not value.strip():
+            raise _invalid(f"'{self._name(key)}' must not be empty")
+        return value
+
+    def flag(self, key: str, *, required: bool = False) -> bool | None:
+        return self._get(key, bool, "a boolean", required)
+
+    def obj(self, key: str, *, required: bool = False) -> _Body | None:
+        value = self._get(key, dict, "an object", required)
+        return None if value is None else _Body(value, f"{self._name(key)}.")
+
+    def array(self, key: str, *, required: bool = False) -> list[Any] | None:
+        return self._get(key, list, "an array", required)
+
+    def text_list(self, key: str) -> list[str]:
+        values = self.array(key) or []
+        if not all(isinstance(v, str) for v in values):
+            raise _invalid(f"'{self._name(key)}' must be an array of strings")
+        return values
+
+    def choice(self, key: str, allowed: Sequence[str], *, required: bool = False) -> str | None:
+        value = self.text(key, required=required)
+        if value is not None and value not in allowed:
+            raise _invalid(f"'{self._name(key)}' must be one of {', '.join(allowed)}")
+        return value
+
+
+def _csv(params: QueryParams, name: str) -> list[str] | None:
+    """A comma-separated query filter as a list, or None when the parameter is absent."""
+    raw = params.get(name)
+    if raw is None:
+        return None
+    return [part.strip() for part in raw.split(",") if part.strip()]
+
+
+def _query_bool(params: QueryParams, name: str) -> bool | None:
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return None
+    if raw.lower() in ("true", "1"):
+        return True
+    if raw.lower() in ("false", "0"):
+        return False
+    raise _invalid(f"'{name}' must be true or false")
+
+
+def _page_size(params: QueryParams) -> int:
+    raw = params.get("page_size")
+    if raw is None or raw == "":
+        return DEFAULT_PAGE_SIZE
+    try:
+        size = int(raw)
+    except ValueError:
+        raise _invalid("'page_size' must be an integer") from None
+    if not 1 <= size <= MAX_PAGE_SIZE:
+        raise _invalid(f"'page_size' must be between 1 and {MAX_PAGE_SIZE}")
+    return size
+
+
+def _encode_token(key: tuple[Any, ...]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(list(key)).encode()).decode().rstrip("=")
+
+
+def _decode_token(token: str) -> tuple[Any, ...]:
+    try:
+        decoded = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    except (ValueError, binascii.Error):
+        raise _invalid("'next_token' is not valid") from None
+    if not isinstance(decoded, list):
+        raise _invalid("'next_token' is not valid")
+    return tuple(decoded)
+
+
+def _paginate(
+    items: Iterable[T],
+    key: Callable[[T], tuple[Any, ...]],
+    params: QueryParams,
+    *,
+    descending: bool = False,
+) -> tuple[list[T], str | None]:
+    """One page after ``next_token``: the token is the sort key of the last item returned, so
+    inserts and deletes between pages neither repeat nor skip anyone."""
+    ordered = sorted(items, key=key, reverse=descending)
+    token = params.get("next_token")
+    if token:
+        last = _decode_token(token)
+        try:
+            ordered = [item for item in ordered if (key(item) < last if descending else key(item) > last)]
+        except TypeError:
+            raise _invalid("'next_token' is not valid") from None
+    size = _page_size(params)
+    page = ordered[:size]
+    return page, _encode_token(key(page[-1])) if len(ordered) > size else None
+
+
+def _cursor_page(items: Sequence[T], id_of: Callable[[T], str], params: QueryParams) -> tuple[list[T], bool]:
+    """``starting_after`` / ``ending_before`` paging by id, as properties and categories have it."""
+    size = _page_size(params)
+    ids = [id_of(item) for item in items]
+    after, before = params.get("starting_after"), params.get("ending_before")
+    for name, cursor in (("starting_after", after), ("ending_before", before)):
+        if cursor and cursor not in ids:
+            raise _invalid(f"'{name}' is not a known id")
+    if before:
+        window = list(items[: ids.index(before)])
+        return window[-size:], len(window) > size
+    start = ids.index(after) + 1 if after else 0
+    window = list(items[start:])
+    return window[:size], len(window) > size
+
+
+def _sort_order(params: QueryParams, allowed: Sequence[str]) -> tuple[str, bool]:
+    sort = params.get("sort") or allowed[0]
+    if sort not in allowed:
+        raise _invalid(f"'sort' must be one of {', '.join(allowed)}")
+    field_name, _, direction = sort.rpartition("_")
+    return field_name, direction == "desc"
+
+
+def _ok(payload: Mapping[str, Any], status: int = 200) -> JSONResponse:
+    return JSONResponse(dict(payload), status_code=status)
+
+
+_SUCCESS = {"message": "Success", "code": "OK"}
+
+
+# --------------------------------------------------------------------------------------------
+# Operations
+# --------------------------------------------------------------------------------------------
+
+BodyRule = Literal["none", "json", "optional_json"]
+
+
+@dataclass(frozen=True)
+class _Call:
+    request: Request
+    query: QueryParams
+    path_params: Mapping[str, str]
+    raw_body: bytes
+    body: _Body
+
+
+@dataclass(frozen=True)
+class _Operation:
+    method: str
+    path: str
+    handler: Callable[[_Call], Response]
+    scope: str | None = None  # the API scope it needs; None: no bearer token (token/sandbox endpoints)
+    body: BodyRule = "none"
+
+
+class _KindeApi:
+    """The handlers. Each runs under the store lock with authentication already done."""
+
+    def __init__(self, config: KindeSandboxConfig, store: KindeStore) -> None:
+        self.config = config
+        self.store = store
+
+    def operations(self) -> list[_Operation]:
+        return [
+            _Operation("POST", "/oauth2/token", self.issue_token),
+            _Operation("GET", "/api/v1/users", self.list_users, "read:users"),
+            _Operation("POST", "/api/v1/user", self.create_user, "create:users", "optional_json"),
+            _Operation("GET", "/api/v1/user", self.get_user, "read:users"),
+            _Operation("PATCH", "/api/v1/user", self.update_user, "update:users", "json"),
+            _Operation("DELETE", "/api/v1/user", self.delete_user, "delete:users"),
+            _Operation("PUT", "/api/v1/users/{user_id}/password", self.set_password, "update:user_passwords", "json"),
+            _Operation(
+                "PATCH",
+                "/api/v1/users/{user_id}/properties",
+                self.set_user_properties,
+                "update:user_properties",
+                "json",
+            ),
+            _Operation("POST", "/api/v1/organization", self.create_organization, "create:organizations", "json"),
+            _Operation("GET", "/api/v1/organizations", self.list_organizations, "read:organizations"),
+            _Operation(
+                "POST",
+                "/api/v1/organizations/{org_code}/users",
+                self.add_organization_users,
+                "create:organization_users",
+                "optional_json",
+            ),
+            _Operation("GET", "/api/v1/roles", self.list_roles, "read:roles"),
+            _Operation("POST", "/api/v1/roles", self.create_role, "create:roles", "optional_json"),
+            _Operation("GET", "/api/v1/permissions", self.list_permissions, "read:permissions"),
+            _Operation("POST", "/api/v1/permissions", self.create_permission, "create:permissions", "optional_json"),
+            _Operation("GET", "/api/v1/properties", self.list_properties, "read:properties"),
+            _Operation("POST", "/api/v1/properties", self.create_property, "create:properties", "json"),
+            _Operation("GET", "/api/v1/property_categories", self.list_categories, "read:property_categories"),
+            _Operation(
+                "POST", "/api/v1/property_categories", self.create_category, "create:property_categories", "json"
+            ),
+            _Operation("POST", "/_sandbox/sign-in", self.sign_in, None, "json"),
+            _Operation("GET", "/_sandbox/state", self.state),
+        ]
+
+    # ---- authentication -------------------------------------------------------------------
+
+    def authorize(self, request: Request, scope: str) -> None:
+        header = request.headers.get("authorization", "")
+        scheme, _, credential = header.partition(" ")
+        if scheme.lower() != "bearer" or not credential.strip():
+            raise KindeError(401, "TOKEN_REQUIRED", "A bearer access token is required.")
+        token = self.store.tokens.get(credential.strip())
+        if token is None:
+            raise KindeError(401, "TOKEN_INVALID", "The access token is not valid.")
+        if self.config.clock() >= token.expires_at:
+            raise KindeError(401, "TOKEN_EXPIRED", "The access token has expired.")
+        if scope not in token.scopes:
+            raise KindeError(403, "FORBIDDEN", f"The access token is missing the required scope: {scope}")
+
+    def issue_token(self, call: _Call) -> Response:
+        """client_credentials as Kinde's docs and SDKs use it; errors in RFC 6749's shape."""
+
+        def oauth_error(status: int, error: str, description: str) -> KindeError:
+            return KindeError(status, error, description, oauth=True)
+
+        content_type = call.request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type != "application/x-www-form-urlencoded":
+            raise oauth_error(400, "invalid_request", "The body must be application/x-www-form-urlencoded.")
+        try:
+            form = {k: v[-1] for k, v in parse_qs(call.raw_body.decode(), keep_blank_values=True).items()}
+        except UnicodeDecodeError:
+            raise oauth_error(400, "invalid_request", "The body is not valid form data.") from None
+        grant_type = form.get("grant_type")
+        if not grant_type:
+            raise oauth_error(400, "invalid_request", "grant_type is required.")
+        if grant_type != "client_credentials":
+            raise oauth_error(400, "unsupported_grant_type", "Only client_credentials is supported.")
+        client_id, client_secret = self._client_credentials(call.request, form)
+        if not (
+            secrets.compare_digest(client_id.encode(), self.config.client_id.encode())
+            and secrets.compare_digest(client_secret.encode(), self.config.client_secret.encode())
+        ):
+            raise KindeError(401, "invalid_client", "Client authentication failed.", oauth=True)
+        expected_audience = str(call.request.base_url).rstrip("/") + "/api"
+        audience = form.get("audience")
+        if not audience:
+            raise oauth_error(400, "invalid_request", "audience is required.")
+        if audience.rstrip("/") != expected_audience:
+            raise oauth_error(400, "invalid_request", f"audience must be {expected_audience}.")
+        requested = frozenset(form.get("scope", "").split())
+        if requested - self.config.scopes:
+            unknown = " ".join(sorted(requested - self.config.scopes))
+            raise oauth_error(400, "invalid_scope", f"Scopes not granted to this application: {unknown}")
+        granted = requested or self.config.scopes
+        access_token = secrets.token_urlsafe(32)
+        self.store.tokens[access_token] = _Token(granted, self.config.clock() + self.config.token_lifetime)
+        self.store.tokens_issued += 1
+        return JSONResponse(
+            {
+                "access_token": access_token,
+                "token_type": "Bearer",
+                "expires_in": self.config.token_lifetime,
+                "scope": " ".join(sorted(granted)),
+            },
+            headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
+        )
+
+    @staticmethod
+    def _client_credentials(request: Request, form: Mapping[str, str]) -> tuple[str, str]:
+        """From the body (client_secret_post, what Kinde's SDKs send) or HTTP Basic."""
+        scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "basic" and encoded:
+            try:
+                client_id, _, client_secret = base64.b64decode(encoded).decode().partition(":")
+            except (ValueError, binascii.Error):
+                return "", ""
+            return client_id, client_secret
+        return form.get("client_id", ""), form.get("client_secret", "")
+
+    # ---- users ----------------------------------------------------------------------------
+
+    def _user(self, user_id: str | None) -> _User:
+        if not user_id:
+            raise _invalid("'id' is required")
+        user = self.store.users.get(user_id)
+        if user is None:
+            raise KindeError(self.config.unknown_user_status, "USER_NOT_FOUND", f"No user with id {user_id}.")
+        return user
+
+    def _duplicate(self, what: str, value: str) -> KindeError:
+        return KindeError(
+            self.config.duplicate_status, self.config.duplicate_code, f"{what} {value} is already in use."
+        )
+
+    def create_user(self, call: _Call) -> Response:
+        body = call.body
+        profile = body.obj("profile") or _Body({}, "profile.")
+        given_name, family_name, picture = (
+            profile.text("given_name"),
+            profile.text("family_name"),
+            profile.text("picture"),
+        )
+        provided_id = body.text("provided_id")
+        org_code = body.text("organization_code")
+        identities = self._parse_identities(body)
+        if org_code is not None and org_code not in self.store.organizations:
+            raise KindeError(400, "ORGANIZATION_NOT_FOUND", f"No organization with code {org_code}.")
+
+        user = _User(
+            id=self.store.new_user_id(),
+            seq=self.store.next_seq(),
+            created_on=_now_iso(),
+            provided_id=provided_id,
+            given_name=given_name,
+            family_name=family_name,
+            picture=picture,
+            identities=identities,
+        )
+        self.store.users[user.id] = user
+        for identity in identities:
+            self._index(identity, user.id)
+        if org_code is not None:
+            self.store.organizations[org_code].members.setdefault(user.id, _Membership())
+        if provided_id is not None:
+            self.store.creations_by_provided_id[provided_id] += 1
+        return _ok(
+            {
+                "id": user.id,
+                "created": True,
+                "identities": [{"type": i.type, "result": {"created": True}} for i in identities],
+            }
+        )
+
+    def _parse_identities(self, body: _Body) -> list[_Identity]:
+        """Validate every identity and its uniqueness before anything is stored."""
+        identities: list[_Identity] = []
+        seen: set[tuple[str, str]] = set()
+        for index, raw in enumerate(body.array("identities") or []):
+            if not isinstance(raw, dict):
+                raise _invalid(f"'identities[{index}]' must be an object")
+            item = _Body(raw, f"identities[{index}].")
+            identity_type = item.choice("type", ("email", "phone", "username"), required=True)
+            assert identity_type is not None
+            details = item.obj("details", required=True)
+            assert details is not None
+            value = details.required_text(identity_type)
+            if identity_type == "email":
+                local, at, domain = value.partition("@")
+                if not (local and at and "." in domain):
+                    raise KindeError(400, "INVALID_EMAIL", f"{value} is not a valid email address.")
+                key, index_of, label = value.lower(), self.store.emails, "Email"
+            elif identity_type == "phone":
+                details.text("phone_country_id")
+                if not _E164.match(value):
+                    raise KindeError(400, "INVALID_PHONE", f"{value} is not an E.164 phone number.")
+                key, index_of, label = value, self.store.phones, "Phone"
+            else:
+                key, index_of, label = value.lower(), self.store.usernames, "Username"
+            if key in index_of or (identity_type, key) in seen:
+                raise self._duplicate(label, value)
+            seen.add((identity_type, key))
+            identities.append(_Identity(identity_type, value, bool(item.flag("is_verified"))))
+        return identities
+
+    def _index(self, identity: _Identity, user_id: str) -> None:
+        if identity.type == "email":
+            self.store.emails[identity.value.lower()] = user_id
+        elif identity.type == "phone":
+            self.store.phones[identity.value] = user_id
+        else:
+            self.store.usernames[identity.value.lower()] = user_id
+
+    def _user_fields(self, user: _User, expand: set[str], email_key: str) -> dict[str, Any]:
+        item = _without_none(
+            {
+                "id": user.id,
+                "provided_id": user.provided_id,
+                email_key: user.first("email"),
+                "phone": user.first("phone"),
+                "username": user.first("username"),
+                "last_name": user.family_name,
+                "first_name": user.given_name,
+                "is_suspended": user.is_suspended,
+                "picture": user.picture,
+                "total_sign_ins": user.total_sign_ins,
+                "failed_sign_ins": user.failed_sign_ins,
+                "last_signed_in": user.last_signed_in,
+                "created_on": user.created_on,
+            },
+            nullable=("last_signed_in",),
+        )
+        if "organizations" in expand:
+            item["organizations"] = [
+                org.code
+                for org in sorted(self.store.organizations.values(), key=lambda o: o.seq)
+                if user.id in org.members
+            ]
+        if "identities" in expand:
+            item["identities"] = [{"type": i.type, "identity": i.value} for i in user.identities]
+        return item
+
+    @staticmethod
+    def _expand(params: QueryParams) -> set[str]:
+        return set(_csv(params, "expand") or [])
+
+    def list_users(self, call: _Call) -> Response:
+        """Filters are comma lists; different filters all apply; ``email`` ignores case."""
+        params = call.query
+        users: Iterable[_User] = self.store.users.values()
+        if (ids := _csv(params, "user_id")) is not None:
+            wanted_ids = set(ids)
+            users = [u for u in users if u.id in wanted_ids]
+        if (emails := _csv(params, "email")) is not None:
+            wanted = {e.lower() for e in emails}
+            users = [u for u in users if any(i.type == "email" and i.value.lower() in wanted for i in u.identities)]
+        if (usernames := _csv(params, "username")) is not None:
+            wanted = {n.lower() for n in usernames}
+            users = [u for u in users if any(i.type == "username" and i.value.lower() in wanted for i in u.identities)]
+        if (phones := _csv(params, "phone")) is not None:
+            wanted_phones = set(phones)
+            users = [u for u in users if any(i.type == "phone" and i.value in wanted_phones for i in u.identities)]
+        if (has_org := _query_bool(params, "has_organization")) is not None:
+            members = {uid for org in self.store.organizations.values() for uid in org.members}
+            users = [u for u in users if (u.id in members) == has_org]
+        page, next_token = _paginate(users, lambda u: (u.seq,), params)
+        expand = self._expand(params)
+        payload: dict[str, Any] = {
+            "code": "OK",
+            "message": "Success",
+            "users": [self._user_fields(u, expand, "email") for u in page],
+        }
+        if next_token:
+            payload["next_token"] = next_token
+        return _ok(payload)
+
+    def get_user(self, call: _Call) -> Response:
+        user = self._user(call.query.get("id"))
+        return _ok(self._user_fields(user, self._expand(call.query), "preferred_email"))
+
+    def update_user(self, call: _Call) -> Response:
+        user = self._user(call.query.get("id"))
+        body = call.body
+        updates = {
+            "given_name": body.text("given_name"),
+            "family_name": body.text("family_name"),
+            "picture": body.text("picture"),
+            "provided_id": body.text("provided_id"),
+            "is_suspended": body.flag("is_suspended"),
+            "is_password_reset_requested": body.flag("is_password_reset_requested"),
+        }
+        for name, value in updates.items():
+            if value is not None:
+                setattr(user, name, value)
+        return _ok(
+            _without_none(
+                {
+                    "id": user.id,
+                    "given_name": user.given_name,
+                    "family_name": user.family_name,
+                    "email": user.first("email"),
+                    "is_suspended": user.is_suspended,
+                    "is_password_reset_requested": user.is_password_reset_requested,
+                    "picture": user.picture,
+                },
+                nullable=("picture",),
+            )
+        )
+
+    def delete_user(self, call: _Call) -> Response:
+        user = self._user(call.query.get("id"))
+        _query_bool(call.query, "is_delete_profile")
+        del self.store.users[user.id]
+        for index in (self.store.emails, self.store.usernames, self.store.phones):
+            for key in [k for k, owner in index.items() if owner == user.id]:
+                del index[key]
+        for org in self.store.organizations.values():
+            org.members.pop(user.id, None)
+        return _ok(_SUCCESS)
+
+    def set_password(self, call: _Call) -> Response:
+        user = self._user(call.path_params["user_id"])
+        record = dict(call.body.data)
+        problem = validate_kinde_password_body(record)
+        if problem:
+            raise KindeError(400, "INVALID_PASSWORD", problem)
+        user.password = record
+        return _ok(_SUCCESS)
+
+    def set_user_properties(self, call: _Call) -> Response:
+        user = self._user(call.path_params["user_id"])
+        properties = call.body.obj("properties", required=True)
+        assert properties is not None
+        for key, value in properties.data.items():
+            definition = self.store.property_by_key(key)
+            if definition is None or definition.context != "usr":
+                raise KindeError(400, "PROPERTY_NOT_FOUND", f"No user property with key {key}.")
+            if value is not None and not isinstance(value, str):
+                raise _invalid(f"'properties.{key}' must be a string")
+        for key, value in properties.data.items():
+            if value is None:
+                user.properties.pop(key, None)
+            else:
+                user.properties[key] = value
+        return _ok(_SUCCESS)
+
+    # ---- organizations, roles, permissions -----------------------------------------------------
+
+    def create_organization(self, call: _Call) -> Response:
+        body = call.body
+        name = body.required_text("name")
+        external_id = body.text("external_id")
+        handle = body.text("handle")
+        auto_membership = body.flag("is_auto_membership_enabled")
+        for key in ("theme_code", "sender_name", "sender_email", "billing_email", "billing_plan_code"):
+            body.text(key)
+        body.obj("feature_flags")
+        for org in self.store.organizations.values():
+            if external_id is not None and org.external_id == external_id:
+                raise KindeError(
+                    400, "ORGANIZATION_EXTERNAL_ID_EXISTS", f"An organization with external_id {external_id} exists."
+                )
+            if handle is not None and org.handle == handle:
+                raise KindeError(400, "ORGANIZATION_HANDLE_EXISTS", f"An organization with handle {handle} exists.")
+        org = _Organization(
+            code=self.store.new_org_code(),
+            seq=self.store.next_seq(),
+            name=name,
+            external_id=external_id,
+            handle=handle,
+            is_auto_membership_enabled=bool(auto_membership),
+        )
+        self.store.organizations[org.code] = org
+        return _ok({**_SUCCESS, "organization": {"code": org.code}})
+
+    def list_organizations(self, call: _Call) -> Response:
+        # Organizations have no email in this emulator, so the email sorts order by name too.
+        _, descending = _sort_order(call.query, ("name_asc", "name_desc", "email_asc", "email_desc"))
+        page, next_token = _paginate(
+            self.store.organizations.values(), lambda o: (o.name.lower(), o.seq), call.query, descending=descending
+        )
+        payload: dict[str, Any] = {
+            "code": "OK",
+            "message": "Success",
+            "organizations": [
+                _without_none(
+                    {
+                        "code": org.code,
+                        "name": org.name,
+                        "handle": org.handle,
+                        "is_default": org.is_default,
+                        "external_id": org.external_id,
+                        "is_auto_membership_enabled": org.is_auto_membership_enabled,
+                    },
+                    nullable=("handle", "external_id"),
+                )
+                for org in page
+            ],
+        }
+        if next_token:
+            payload["next_token"] = next_token
+        return _ok(payload)
+
+    def add_organization_users(self, call: _Call) -> Response:
+        """All-or-nothing validation first, then idempotent adds (role/permission keys merged)."""
+        org = self.store.organizations.get(call.path_params["org_code"])
+        if org is None:
+            raise KindeError(
+                400, "ORGANIZATION_NOT_FOUND", f"No organization with code {call.path_params['org_code']}."
+            )
+        entries = call.body.array("users", required=True)
+        assert entries is not None
+        if len(entries) > MAX_USERS_PER_ORG_CALL:
+            raise _invalid(f"At most {MAX_USERS_PER_ORG_CALL} users can be added in one request, got {len(entries)}.")
+        parsed: list[tuple[str, list[str], list[str]]] = []
+        for index, raw in enumerate(entries):
+            if not isinstance(raw, dict):
+                raise _invalid(f"'users[{index}]' must be an object")
+            item = _Body(raw, f"users[{index}].")
+            user_id = item.required_text("id")
+            roles, permissions = item.text_list("roles"), item.text_list("permissions")
+            if user_id not in self.store.users:
+                raise KindeError(400, "USER_NOT_FOUND", f"No user with id {user_id}.")
+            for key in roles:
+                if self.store.role_by_key(key) is None:
+                    raise KindeError(400, "ROLE_NOT_FOUND", f"No role with key {key}.")
+            for key in permissions:
+                if self.store.permission_by_key(key) is None:
+                    raise KindeError(400, "PERMISSION_NOT_FOUND", f"No permission with key {key}.")
+            parsed.append((user_id, roles, permissions))
+        added: list[str] = []
+        for user_id, roles, permissions in parsed:
+            membership = org.members.get(user_id)
+            if membership is None:
+                membership = org.members[user_id] = _Membership()
+                added.append(user_id)
+            membership.roles.extend(key for key in roles if key not in membership.roles)
+            membership.permissions.extend(key for key in permissions if key not in membership.permissions)
+        return _ok({**_SUCCESS, "users_added": added})
+
+    def list_roles(self, call: _Call) -> Response:
+        field_name, descending = _sort_order(call.query, ("name_asc", "name_desc", "key_asc", "key_desc"))
+        page, next_token = _paginate(
+            self.store.roles.values(),
+            lambda r: ((r.key if field_name == "key" else r.name).lower(), r.seq),
+            call.query,
+            descending=descending,
+        )
+        payload: dict[str, Any] = {"code": "OK", "message": "Success", "roles": [_role_item(r) for r in page]}
+        if next_token:
+            payload["next_token"] = next_token
+        return _ok(payload)
+
+    def create_role(self, call: _Call) -> Response:
+        body = call.body
+        key, name = body.required_text("key"), body.required_text("name")
+        description = body.text("description")
+        is_default = bool(body.flag("is_default_role"))
+        body.text("assignment_permission_id")
+        if self.store.role_by_key(key) is not None:
+            raise KindeError(400, "ROLE_ALREADY_EXISTS", f"A role with key {key} already exists.")
+        role = _Role(str(uuid.uuid4()), self.store.next_seq(), key, name, description, is_default)
+        self.store.roles[role.id] = role
+        return _ok({**_SUCCESS, "role": {"id": role.id}}, status=201)
+
+    def list_permissions(self, call: _Call) -> Response:
+        field_name, descending = _sort_order(call.query, ("name_asc", "name_desc", "id_asc", "id_desc"))
+        page, next_token = _paginate(
+            self.store.permissions.values(),
+            lambda p: ((p.id if field_name == "id" else p.name.lower()), p.seq),
+            call.query,
+            descending=descending,
+        )
+        payload: dict[str, Any] = {
+            "code": "OK",
+            "message": "Success",
+            "permissions": [_permission_item(p) for p in page],
+        }
+        if next_token:
+            payload["next_token"] = next_token
+        return _ok(payload)
+
+    def create_permission(self, call: _Call) -> Response:
+        body = call.body
+        key, name = body.required_text("key"), body.required_text("name")
+        description = body.text("description")
+        if self.store.permission_by_key(key) is not None:
+            raise KindeError(400, "PERMISSION_ALREADY_EXISTS", f"A permission with key {key} already exists.")
+        permission = _Permission(str(uuid.uuid4()), self.store.next_seq(), key, name, description)
+        self.store.permissions[permission.id] = permission
+        return _ok(_SUCCESS, status=201)  # the spec returns no id: read it back with GET
+
+    # ---- properties -----------------------------------------------------------------------
+
+    def list_categories(self, call: _Call) -> Response:
+        context = _Body(dict(call.query)).choice("context", ("usr", "org"))
+        categories = [c for c in self.store.categories.values() if context in (None, c.context)]
+        page, has_more = _cursor_page(categories, lambda c: c.id, call.query)
+        return _ok(
+            {
+                "code": "OK",
+                "message": "Success",
+                "categories": [{"id": c.id, "name": c.name} for c in page],
+                "has_more": has_more,
+            }
+        )
+
+    def create_category(self, call: _Call) -> Response:
+        body = call.body
+        name = body.required_text("name")
+        context = body.choice("context", ("org", "usr", "app"), required=True)
+        assert context is not None
+        category = _Category("cat_" + secrets.token_hex(16), self.store.next_seq(), name, context)
+        self.store.categories[category.id] = category
+        return _ok({**_SUCCESS, "category": {"id": category.id}}, status=201)
+
+    def list_properties(self, call: _Call) -> Response:
+        context = _Body(dict(call.query)).choice("context", ("usr", "org", "app"))
+        definitions = [p for p in self.store.property_definitions.values() if context in (None, p.context)]
+        page, has_more = _cursor_page(definitions, lambda p: p.id, call.query)
+        return _ok(
+            {
+                "code": "OK",
+                "message": "Success",
+                "properties": [
+                    _without_none(
+                        {
+                            "id": p.id,
+                            "key": p.key,
+                            "name": p.name,
+                            "is_private": p.is_private,
+                            "description": p.description,
+                            "is_kinde_property": False,
+                        }
+                    )
+                    for p in page
+                ],
+                "has_more": has_more,
+            }
+        )
+
+    def create_property(self, call: _Call) -> Response:
+        body = call.body
+        name, key = body.required_text("name"), body.required_text("key")
+        description = body.text("description")
+        property_type = body.choice("type", ("single_line_text", "multi_line_text"), required=True)
+        context = body.choice("context", ("org", "usr", "app"), required=True)
+        is_private = body.flag("is_private", required=True)
+        category_id = body.required_text("category_id")
+        assert property_type is not None and context is not None and is_private is not None
+        if category_id not in self.store.categories:
+            raise KindeError(400, "CATEGORY_NOT_FOUND", f"No property category with id {category_id}.")
+        if self.store.property_by_key(key) is not None:
+            raise KindeError(400, "PROPERTY_ALREADY_EXISTS", f"A property with key {key} already exists.")
+        definition = _PropertyDefinition(
+            "prop_" + secrets.token_hex(16),
+            self.store.next_seq(),
+            key,
+            name,
+            description,
+            property_type,
+            context,
+            is_private,
+            category_id,
+        )
+        self.store.property_definitions[definition.id] = definition
+        return _ok({**_SUCCESS, "property": {"id": definition.id}}, status=201)
+
+    # ---- sandbox-only ---------------------------------------------------------------------
+
+    def sign_in(self, call: _Call) -> Response:
+        """Proves a migrated user can sign in with the old password: 200, 401 wrong, 404 unknown."""
+        email = call.body.required_text("email")
+        password = call.body.text("password", required=True)
+        assert password is not None
+        user = self.store.user_by_email(email)
+        if user is None:
+            raise KindeError(404, "USER_NOT_FOUND", f"No user with email {email}.")
+        if user.password is None or not verify_kinde_password(user.password, password):
+            user.failed_sign_ins += 1
+            reason = "has no password" if user.password is None else "password does not match"
+            raise KindeError(401, "INVALID_CREDENTIALS", f"Sign-in failed: the user {reason}.")
+        user.total_sign_ins += 1
+        user.failed_sign_ins = 0
+        user.last_signed_in = _now_iso()
+        return _ok(
+            {
+                "id": user.id,
+                "signed_in": True,
+                "password_method": _password_method(user.password),
+                "is_temporary_password": bool(user.password.get("is_temporary_password")),
+                "is_password_reset_requested": user.is_password_reset_requested,
+                "is_suspended": user.is_suspended,
+            }
+        )
+
+    def state(self, call: _Call) -> Response:
+        return _ok(self.store.snapshot())
+
+
+# --------------------------------------------------------------------------------------------
+# Wiring: front door (counting, rate limit, catch-all), dispatch, error rendering
+# --------------------------------------------------------------------------------------------
+
+
+class TokenBucket:
+    """``rate`` tokens per second, capacity ``max(1, rate)``; a refused take consumes nothing."""
+
+    def __init__(self, rate: float, clock: Callable[[], float]) -> None:
+        if rate <= 0:
+            raise ValueError("rate_limit_rps must be positive (or None for no limit)")
+        self.rate = rate
+        self.capacity = max(1.0, rate)
+        self.clock = clock
+        self.tokens = self.capacity
+        self.updated = clock()
+
+    def take(self) -> float | None:
+        """None when a token was taken, else the seconds until one is free."""
+        now = self.clock()
+        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return None
+        return (1.0 - self.tokens) / self.rate
+
+
+class _Renderer:
+    def __init__(self, config: KindeSandboxConfig) -> None:
+        self.config = config
+
+    def error(self, error: KindeError) -> JSONResponse:
+        if error.oauth:
+            payload: dict[str, Any] = {"error": error.code, "error_description": error.message}
+        else:
+            # The spec's not_found_response has ``errors`` as one object; every 404 follows it.
+            shape = "object" if error.status == 404 else self.config.error_shape
+            payload = error_payload(error.code, error.message, shape)
+        return JSONResponse(payload, status_code=error.status, headers=error.headers)
+
+
+class _FrontDoor:
+    """Outermost layer inside the app: counts every request, rate limits the API paths, and turns
+    any exception into a 500 envelope, so a client never sees a traceback."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        config: KindeSandboxConfig,
+        store: KindeStore,
+        routes: Sequence[Route],
+    ) -> None:
+        self.app = app
+        self.config = config
+        self.store = store
+        self.routes = routes
+        self.renderer = _Renderer(config)
+        rps = config.rate_limit_rps
+        self.bucket = TokenBucket(rps, config.clock) if rps is not None else None
+
+    def _template(self, scope: Scope) -> str:
+        for route in self.routes:
+            match, _ = route.matches(scope)
+            if match is not Match.NONE:
+                return route.path
+        return _UNMATCHED_ROUTE
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        route = f"{scope['method']} {self._template(scope)}"
+        status = 500
+        started = False
+
+        async def send_and_watch(message: Message) -> None:
+            nonlocal status, started
+            if message["type"] == "http.response.start":
+                status, started = message["status"], True
+            await send(message)
+
+        requests = self.store.requests
+        with self.store.lock:
+            requests.arrived()
+        try:
+            throttle = self._throttle(scope["path"])
+            if throttle is not None:
+                await throttle(scope, receive, send_and_watch)
+            else:
+                await self.app(scope, receive, send_and_watch)
+        except Exception:
+            logger.exception("kinde sandbox: unhandled error on %s", route)
+            if started:
+                raise
+            failure = KindeError(500, "INTERNAL_SERVER_ERROR", "Something went wrong.")
+            await self.renderer.error(failure)(scope, receive, send_and_watch)
+        finally:
+            with self.store.lock:
+                requests.finished(route, status)
+
+    def _throttle(self, path: str) -> Response | None:
+        if self.bucket is None or not path.startswith(("/api/", "/oauth2/")):
+            return None
+        with self.store.lock:
+            wait = self.bucket.take()
+        if wait is None:
+            return None
+        seconds = str(max(1, math.ceil(wait)))
+        headers = {name: seconds for name in self.config.rate_limit_headers}
+        return self.renderer.error(KindeError(429, "TOO_MANY_REQUESTS", "Request was throttled.", headers=headers))
+
+
+def _endpoint(api: _KindeApi, renderer: _Renderer, by_method: Mapping[str, _Operation]) -> Callable[..., Any]:
+    """One Starlette endpoint per path: auth, then body parsing, then the handler, under the lock."""
+
+    async def endpoint(request: Request) -> Response:
+        operation = by_method.get(request.method) or by_method["GET"]  # HEAD is answered as GET
+        raw_body = await request.body()
+        try:
+            with api.store.lock:
+                if operation.scope is not None:
+                    api.authorize(request, operation.scope)
+                body = _parse_json_body(operation.body, raw_body)
+                call = _Call(request, request.query_params, request.path_params, raw_body, body)
+                return operation.handler(call)
+        except KindeError as error:
+            return renderer.error(error)
+
+    return endpoint
+
+
+def _parse_json_body(rule: BodyRule, raw: bytes) -> _Body:
+    if rule == "none" or (rule == "optional_json" and not raw.strip()):
+        return _Body({})
+    if not raw.strip():
+        raise _invalid("A JSON request body is required.")
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise KindeError(400, "INVALID_JSON", "The request body is not valid JSON.") from None
+    if not isinstance(data, dict):
+        raise _invalid("The request body must be a JSON object.")
+    return _Body(data)
+
+
+def build_kinde_app(config: KindeSandboxConfig | None = None) -> Starlette:
+    """The emulator as a Starlette app; ``app.state.store`` is its :class:`KindeStore`."""
+    config = config or KindeSandboxConfig()
+    if config.rate_limit_rps is not None and not config.rate_limit_rps > 0:
+        raise ValueError(f"rate_limit_rps must be positive, or None for no limit; got {config.rate_limit_rps!r}")
+    store = KindeStore()
+    api = _KindeApi(config, store)
+    renderer = _Renderer(config)
+
+    by_path: dict[str, dict[str, _Operation]] = {}
+    for operation in api.operations():
+        by_path.setdefault(operation.path, {})[operation.method] = operation
+    routes = [
+        Route(path, _endpoint(api, renderer, by_method), methods=list(by_method)) for path, by_method in by_path.items()
+    ]
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        if exc.status_code == 404:
+            error = KindeError(404, "ROUTE_NOT_FOUND", "The requested API route does not exist")
+        elif exc.status_code == 405:
+            error = KindeError(
+                405,
+                "METHOD_NOT_ALLOWED",
+                f"{request.method} is not allowed on {request.url.path}",
+                headers=exc.headers,
+            )
+        else:
+            error = KindeError(exc.status_code, "HTTP_ERROR", str(exc.detail))
+        return renderer.error(error)
+
+    async def unexpected_error(request: Request, exc: Exception) -> Response:
+        # Only reached if the front door itself fails; it normally renders the 500 first.
+        return renderer.error(KindeError(500, "INTERNAL_SERVER_ERROR", "Something went wrong."))
+
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(_FrontDoor, config=config, store=store, routes=routes)],
+        exception_handlers={HTTPException: http_error, Exception: unexpected_error},
+    )
+    app.state.store = store
+    app.state.config = config
+    return app
