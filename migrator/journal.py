@@ -18,17 +18,19 @@ Schema (``SCHEMA_VERSION`` 1)::
     users(run_id, clerk_id, seq, plan JSON (no password material), email_key, username_key,
           phone_key, hasher, password_method, password_problem,
           state    'pending'|'done'|'skipped'|'failed',      -- overall
-          lookup   'pending'|'found'|'absent',               -- looked up in Kinde
-          created  'pending'|'created'|'existed',            -- 'existed': already in Kinde
-          password 'pending'|'set'|'reset'|'none'|'n/a',     -- 'n/a': nothing to do
+          lookup   'pending'|'recheck'|'found'|'absent'|'n/a', -- 'recheck': absent before, maybe
+                                                       created since by this run (a crash, a timeout)
+          created  'pending'|'created'|'earlier'|'existed'|'n/a', -- 'created' by this run;
+                   'earlier': by an earlier run of this journal; 'existed': in Kinde, not ours
+          password 'pending'|'set'|'reset'|'n/a',        -- 'n/a': nothing to do
           flags    'pending'|'done'|'n/a',                   -- reset request / suspension
-          memberships 'pending'|'done'|'n/a',
           kinde_id, skip_reason, skip_detail, attempts,
           error_code, error_message, error_retryable, updated_at)
     problems(run_id, clerk_id, kind, message)                 -- per-user warnings for the report
     organizations(run_id, clerk_org_id, name, body JSON, kinde_code, state)
     roles(run_id, key, body JSON, state)
-    memberships(run_id, clerk_user_id, clerk_org_id, role_key, state 'pending'|'done'|'failed')
+    memberships(run_id, clerk_user_id, clerk_org_id, role_key,
+                state 'pending'|'done'|'earlier'|'failed')   -- the per-user membership step
 """
 
 from __future__ import annotations
@@ -88,7 +90,6 @@ CREATE TABLE IF NOT EXISTS users(
     created TEXT NOT NULL DEFAULT 'pending',
     password TEXT NOT NULL DEFAULT 'pending',
     flags TEXT NOT NULL DEFAULT 'pending',
-    memberships TEXT NOT NULL DEFAULT 'n/a',
     kinde_id TEXT,
     skip_reason TEXT,
     skip_detail TEXT,
@@ -136,7 +137,7 @@ CREATE TABLE IF NOT EXISTS memberships(
 ) WITHOUT ROWID;
 """
 
-STEP_COLUMNS = ("lookup", "created", "password", "flags", "memberships")
+STEP_COLUMNS = ("lookup", "created", "password", "flags")
 
 
 def now_iso() -> str:
@@ -292,10 +293,10 @@ class Journal:
         before = self.db.total_changes
         self.db.executemany(
             "INSERT OR IGNORE INTO users(run_id, clerk_id, seq, plan, email_key, username_key, phone_key, hasher,"
-            " password_method, password_problem, state, lookup, created, password, flags, memberships,"
+            " password_method, password_problem, state, lookup, created, password, flags,"
             " skip_reason, skip_detail, updated_at)"
             " VALUES (:run_id, :clerk_id, :seq, :plan, :email_key, :username_key, :phone_key, :hasher,"
-            " :password_method, :password_problem, :state, :lookup, :created, :password, :flags, 'n/a',"
+            " :password_method, :password_problem, :state, :lookup, :created, :password, :flags,"
             " :skip_reason, :skip_detail, :updated_at)",
             [{"run_id": run_id, "updated_at": now_iso(), **row} for row in rows],
         )
@@ -433,11 +434,25 @@ class Journal:
         return self.db.execute(
             "SELECT m.clerk_user_id, m.clerk_org_id, m.role_key, u.kinde_id, o.kinde_code FROM memberships m"
             " JOIN users u ON u.run_id = m.run_id AND u.clerk_id = m.clerk_user_id AND u.kinde_id IS NOT NULL"
+            " AND u.created IN ('created', 'earlier')"
             " JOIN organizations o ON o.run_id = m.run_id AND o.clerk_org_id = m.clerk_org_id"
             " AND o.kinde_code IS NOT NULL"
             " WHERE m.run_id = ? AND m.state = 'pending' ORDER BY m.clerk_org_id, m.clerk_user_id",
             (run_id,),
         ).fetchall()
+
+    def mark_memberships_done_earlier(self, run_id: int) -> int:
+        """Memberships an earlier run of this journal already added for the same Kinde user."""
+        return self.db.execute(
+            "UPDATE memberships SET state = 'earlier' WHERE run_id = ? AND state = 'pending' AND EXISTS ("
+            " SELECT 1 FROM memberships m2"
+            " JOIN users u2 ON u2.run_id = m2.run_id AND u2.clerk_id = m2.clerk_user_id"
+            " JOIN users u ON u.run_id = memberships.run_id AND u.clerk_id = memberships.clerk_user_id"
+            " WHERE m2.run_id < memberships.run_id AND m2.clerk_user_id = memberships.clerk_user_id"
+            " AND m2.clerk_org_id = memberships.clerk_org_id AND m2.role_key = memberships.role_key"
+            " AND m2.state IN ('done', 'earlier') AND u2.kinde_id = u.kinde_id)",
+            (run_id,),
+        ).rowcount
 
     def membership_counts(self, run_id: int) -> dict[str, int]:
         rows = self.db.execute("SELECT state, COUNT(*) FROM memberships WHERE run_id = ? GROUP BY state", (run_id,))

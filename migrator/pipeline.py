@@ -199,7 +199,8 @@ class Migration:
         # Users whose create may have been in flight when the run died: look them up again.
         with self.journal.transaction():
             self.journal.db.execute(
-                "UPDATE users SET lookup = 'pending' WHERE run_id = ? AND state = 'pending' AND created = 'pending'",
+                "UPDATE users SET lookup = CASE lookup WHEN 'absent' THEN 'recheck' ELSE lookup END"
+                " WHERE run_id = ? AND state = 'pending' AND created = 'pending'",
                 (run.id,),
             )
             self.journal.set_run(run.id, status="running", ended_at=None)
@@ -216,7 +217,7 @@ class Migration:
         with self.journal.transaction():
             retried = self.journal.db.execute(
                 "UPDATE users SET state = 'pending', error_code = NULL, error_message = NULL, error_retryable = NULL,"
-                " lookup = CASE WHEN created = 'pending' THEN 'pending' ELSE lookup END"
+                " lookup = CASE WHEN created = 'pending' AND lookup = 'absent' THEN 'recheck' ELSE lookup END"
                 " WHERE run_id = ? AND state = 'failed'",
                 (run.id,),
             ).rowcount
@@ -238,6 +239,8 @@ class Migration:
                 self._resolve_conflicts(run)
                 self.journal.set_run(run.id, fetch_done=1)
             await self._lookup(run)
+            with self.journal.transaction():
+                self.journal.mark_memberships_done_earlier(run.id)
             plan = self._plan(run)
             self._write_password_report(run)
             if run.dry_run:
@@ -354,8 +357,6 @@ class Migration:
             "clerk_id": clerk_id,
             "seq": seq,
             "hasher": row.password_hasher if row else None,
-            "lookup": "pending",
-            "created": "pending",
         }
         if isinstance(result, Skip):
             problems.append((clerk_id, "skipped", f"{result.reason}: {result.detail}".rstrip(": ")))
@@ -368,6 +369,8 @@ class Migration:
                 "password_method": None,
                 "password_problem": None,
                 "state": "skipped",
+                "lookup": "n/a",
+                "created": "n/a",
                 "password": "n/a",
                 "flags": "n/a",
                 "skip_reason": result.reason,
@@ -385,6 +388,8 @@ class Migration:
             "password_method": result.password.method if result.password else None,
             "password_problem": result.password_problem.reason if result.password_problem else None,
             "state": "pending",
+            "lookup": "pending",
+            "created": "pending",
             "password": "pending" if result.password else ("reset" if result.request_password_reset else "n/a"),
             "flags": "pending" if has_flags else "n/a",
             "skip_reason": None,
@@ -514,6 +519,8 @@ class Migration:
                             state="skipped",
                             skip_reason=reason,
                             skip_detail=detail,
+                            lookup="n/a",
+                            created="n/a",
                             password="n/a",
                             flags="n/a",
                         )
@@ -548,7 +555,7 @@ class Migration:
 
     async def _lookup(self, run: Run) -> None:
         """Find users that already exist in Kinde, in batches, so that no run creates a second one."""
-        todo = self.journal.count(run.id, "state = 'pending' AND lookup = 'pending'")
+        todo = self.journal.count(run.id, "state = 'pending' AND lookup IN ('pending', 'recheck')")
         if not todo:
             return
         self.emit(PhaseStarted("lookup", todo))
@@ -584,7 +591,9 @@ class Migration:
             ("phone", "email_key IS NULL AND username_key IS NULL AND phone_key IS NOT NULL"),
         ):
             chunk: list[Any] = []
-            rows = self.journal.iter_users(run.id, f"state = 'pending' AND lookup = 'pending' AND {where}", batch=1000)
+            rows = self.journal.iter_users(
+                run.id, f"state = 'pending' AND lookup IN ('pending', 'recheck') AND {where}", batch=1000
+            )
             for row in [*rows, None]:
                 if row is not None:
                     chunk.append(row)
@@ -610,22 +619,33 @@ class Migration:
         self._adopt(run, row, match)
 
     def _adopt(self, run: Run, row: Any, match: KindeUser) -> None:
-        """A Kinde user already holds this identity: decide whether its remaining steps are ours."""
+        """A Kinde user already holds this identity: decide whether its remaining steps are ours.
+
+        * it carries our Clerk id and this run looked before and found nothing (``recheck``): this
+          run created it just before a crash or a lost answer, so its steps continue;
+        * it carries our Clerk id and an earlier run of this journal created it: continue that run's
+          unfinished steps (nothing is done twice);
+        * anything else existed before us (another tool, a CSV import, a real Kinde user): it is
+          left untouched and reported.
+        """
         clerk_id = row["clerk_id"]
         ours = match.provided_id == clerk_id
+        if ours and row["lookup"] == "recheck":
+            self.journal.update_user(run.id, clerk_id, lookup="found", created="created", kinde_id=match.id)
+            return
         earlier = self.journal.db.execute(
-            "SELECT password, flags FROM users WHERE clerk_id = ? AND kinde_id = ? AND created = 'created'"
-            " ORDER BY run_id DESC LIMIT 1",
-            (clerk_id, match.id),
+            "SELECT password, flags FROM users WHERE clerk_id = ? AND kinde_id = ? AND run_id != ?"
+            " AND created IN ('created', 'earlier') ORDER BY run_id DESC LIMIT 1",
+            (clerk_id, match.id, run.id),
         ).fetchone()
-        if ours and (earlier is not None or (row["created"] == "pending" and row["attempts"])):
-            # Created by this journal (this run before a crash, or an earlier run): finish its steps.
-            fields: dict[str, Any] = {"lookup": "found", "created": "created", "kinde_id": match.id}
-            if earlier is not None:
-                if earlier["password"] in ("set", "n/a") and row["password"] == "pending":
-                    fields["password"] = earlier["password"]
-                if earlier["flags"] in ("done", "n/a") and row["flags"] == "pending":
-                    fields["flags"] = earlier["flags"]
+        if ours and earlier is not None:
+            fields: dict[str, Any] = {"lookup": "found", "created": "earlier", "kinde_id": match.id}
+            if earlier["password"] in ("set", "n/a") and row["password"] == "pending":
+                fields["password"] = earlier["password"]
+            if earlier["flags"] in ("done", "n/a") and row["flags"] == "pending":
+                fields["flags"] = earlier["flags"]
+            if fields.get("password", row["password"]) != "pending" and fields.get("flags", row["flags"]) != "pending":
+                fields["state"] = "done"  # nothing left: costs no request at all
             self.journal.update_user(run.id, clerk_id, **fields)
             return
         if not ours:
@@ -641,7 +661,7 @@ class Migration:
             created="existed",
             kinde_id=match.id,
             state="done",
-            password="n/a" if row["password"] == "pending" else row["password"],
+            password="n/a",
             flags="n/a",
         )
 
@@ -650,24 +670,22 @@ class Migration:
         r = run.id
         plan = Plan(run_id=r, source_users=self.journal.run(r).source_count, staged=self.journal.staged_count(r))
         plan.to_create = self.journal.count(r, "state = 'pending' AND created = 'pending'")
-        plan.already_present = self.journal.count(r, "created = 'existed'")
-        plan.to_finish = self.journal.count(r, "state = 'pending' AND created = 'created'")
+        plan.already_present = self.journal.count(r, "created IN ('existed', 'earlier') AND state = 'done'")
+        plan.to_finish = self.journal.count(r, "state = 'pending' AND created IN ('created', 'earlier')")
         plan.skipped = self.journal.skip_counts(r)
         plan.failed = self.journal.count(r, "state = 'failed'")
         plan.password_imports = {
             m: n
             for m, n in db.execute(
-                "SELECT password_method, COUNT(*) FROM users WHERE run_id = ? AND state != 'skipped' AND created != 'existed'"
+                "SELECT password_method, COUNT(*) FROM users WHERE run_id = ? AND state = 'pending' AND password = 'pending'"
                 " AND password_method IS NOT NULL GROUP BY password_method",
                 (r,),
             )
         }
-        plan.password_resets = self.journal.count(
-            r, "password = 'reset' AND created != 'existed' AND state != 'skipped'"
-        )
+        plan.password_resets = self.journal.count(r, "state = 'pending' AND password = 'reset' AND flags = 'pending'")
         plan.without_password = self.journal.count(
             r,
-            "password_problem IS NOT NULL AND password = 'n/a' AND created != 'existed' AND state != 'skipped'",
+            "state = 'pending' AND password_problem IS NOT NULL AND password = 'n/a'",
         )
         plan.password_missing = self.journal.count(r, "password_problem IS NOT NULL AND hasher IS NULL")
         if self.export is not None:
@@ -705,7 +723,9 @@ class Migration:
         plan.organizations = len(self.journal.organizations(r))
         plan.memberships = db.execute("SELECT COUNT(*) FROM memberships WHERE run_id = ?", (r,)).fetchone()[0]
         plan.memberships_pending = db.execute(
-            "SELECT COUNT(*) FROM memberships WHERE run_id = ? AND state = 'pending'", (r,)
+            "SELECT COUNT(*) FROM memberships m JOIN users u ON u.run_id = m.run_id AND u.clerk_id = m.clerk_user_id"
+            " WHERE m.run_id = ? AND m.state = 'pending' AND u.state != 'skipped' AND u.created != 'existed'",
+            (r,),
         ).fetchone()[0]
         return plan
 
@@ -981,7 +1001,7 @@ class Migration:
         db = self.journal.db
         summary = Summary(run_id=r, mode=run.mode, plan=plan)
         summary.created = self.journal.count(r, "created = 'created' AND state = 'done'")
-        summary.already_present = self.journal.count(r, "created = 'existed'")
+        summary.already_present = self.journal.count(r, "created IN ('existed', 'earlier')")
         summary.skipped = self.journal.skip_counts(r)
         summary.failed = self.journal.count(r, "state = 'failed'")
         summary.pending = 0 if run.dry_run or status == "cancelled" else self.journal.count(r, "state = 'pending'")

@@ -30,3 +30,20 @@ def clerk_spec() -> Contract:
 @pytest.fixture(scope="session")
 def kinde_spec() -> Contract:
     return _contract(KINDE_SPEC, KINDE_SERVER)
+
+
+@pytest.fixture
+def sandbox_factory():
+    """Start sandboxes (``factory(users=..., kinde=KindeSandboxConfig(...), ...)``); all stopped at teardown."""
+    from migrator.sandbox.server import Sandbox, SandboxOptions
+
+    started = []
+
+    def factory(**options):
+        sandbox = Sandbox(SandboxOptions(**options))
+        started.append(sandbox)
+        return sandbox
+
+    yield factory
+    for sandbox in started:
+        sandbox.stop()
