@@ -374,20 +374,6 @@ class Journal:
         )
         return [(r[0], r[1], r[2]) for r in rows]
 
-    # -- conflicts ---------------------------------------------------------------------------
-    def conflicting_keys(self, run_id: int, column: str) -> Iterator[tuple[str, list[str]]]:
-        """Identity keys used by more than one staged user, with their ids in fetch order."""
-        if column not in {"email_key", "username_key", "phone_key"}:
-            raise ValueError(column)
-        rows = self.db.execute(
-            f"SELECT {column}, GROUP_CONCAT(clerk_id, ' ') FROM (SELECT {column}, clerk_id FROM users"
-            f" WHERE run_id = ? AND state = 'pending' AND {column} IS NOT NULL ORDER BY seq)"
-            f" GROUP BY {column} HAVING COUNT(*) > 1",
-            (run_id,),
-        )
-        for key, ids in rows:
-            yield key, ids.split(" ")
-
     # -- problems ---------------------------------------------------------------------------------
     def add_problems(self, run_id: int, problems: Iterable[tuple[str, str, str]]) -> None:
         self.db.executemany(

@@ -1,0 +1,297 @@
+"""The HTTP boundary: status and transport errors map to migrator.errors; retries follow policy.
+
+These use respx to play servers that misbehave in ways the sandbox makes awkward (HTTP-date
+Retry-After, a 401 for a token that just expired, a cursor that is ignored).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import time
+
+import httpx
+import pytest
+import respx
+from pydantic import SecretStr
+
+from migrator.clerk.client import ClerkClient
+from migrator.errors import (
+    AlreadyExists,
+    ApiError,
+    AuthError,
+    ProtocolError,
+    ScopeError,
+    TransientError,
+)
+from migrator.http import ApiClient, error_details, parse_retry_after
+from migrator.kinde.client import KindeClient, TokenManager, lookup_batches
+from migrator.limiter import AdaptiveLimiter
+
+BASE = "https://api.example.test"
+
+
+async def no_sleep(_: float) -> None:
+    return None
+
+
+def fast_limiter() -> AdaptiveLimiter:
+    return AdaptiveLimiter(initial_rate=1000, max_rate=1000, sleep=no_sleep)
+
+
+def client(cls=ApiClient, **kwargs) -> tuple[ApiClient, httpx.AsyncClient]:
+    http = httpx.AsyncClient(base_url=BASE)
+    return cls(http, fast_limiter(), backoff_cap=0.001, **kwargs), http
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+@pytest.fixture(autouse=True)
+def instant_backoff(monkeypatch):
+    """Tenacity's waits become no-ops: tests check what is retried, not how long it sleeps."""
+    monkeypatch.setattr("tenacity.asyncio._portable_async_sleep", no_sleep, raising=False)
+    monkeypatch.setattr("asyncio.sleep", no_sleep)
+
+
+def test_retry_after_in_seconds_date_and_ratelimit_reset() -> None:
+    assert parse_retry_after(httpx.Headers({"Retry-After": "7"})) == 7.0
+    assert parse_retry_after(httpx.Headers({"RateLimit-Reset": "2.5"})) == 2.5
+    future = email.utils.formatdate(time.time() + 30, usegmt=True)
+    assert 25 <= parse_retry_after(httpx.Headers({"Retry-After": future})) <= 31
+    assert parse_retry_after(httpx.Headers({"Retry-After": "soon"})) is None
+    assert parse_retry_after(httpx.Headers({})) is None
+
+
+def test_error_details_reads_both_envelopes_and_oauth() -> None:
+    assert error_details({"errors": [{"code": "X", "message": "m"}]}) == ("X", "m")
+    assert error_details({"errors": {"code": "Y", "message": "n"}}) == ("Y", "n")
+    clerk = {"errors": [{"code": "c", "message": "short", "long_message": "long"}]}
+    assert error_details(clerk) == ("c", "long")
+    assert error_details({"error": "invalid_client", "error_description": "bad"}) == ("invalid_client", "bad")
+    assert error_details("nope") == (None, None)
+
+
+@respx.mock
+def test_5xx_then_success_is_retried() -> None:
+    route = respx.get(f"{BASE}/thing").mock(
+        side_effect=[httpx.Response(503, json={}), httpx.Response(502), httpx.Response(200, json={"ok": 1})]
+    )
+    api, _http = client()
+    assert run(api.call("GET", "/thing")) == {"ok": 1}
+    assert route.call_count == 3
+    assert api.stats.retries == 2
+
+
+@respx.mock
+def test_429_is_retried_after_the_limiter_pauses() -> None:
+    route = respx.get(f"{BASE}/thing").mock(
+        side_effect=[httpx.Response(429, headers={"RateLimit-Reset": "1"}), httpx.Response(200, json={})]
+    )
+    api, _ = client()
+    run(api.call("GET", "/thing"))
+    assert route.call_count == 2
+    assert api.stats.throttled == 1
+    assert api.limiter.stats.throttled == 1
+    assert api.limiter.slow_start is False
+
+
+@respx.mock
+@pytest.mark.parametrize("status", [400, 404, 409, 422])
+def test_other_4xx_are_not_retried(status: int) -> None:
+    route = respx.get(f"{BASE}/thing").mock(return_value=httpx.Response(status, json={"errors": [{"code": "E"}]}))
+    api, _ = client()
+    with pytest.raises(ApiError) as caught:
+        run(api.call("GET", "/thing"))
+    assert route.call_count == 1
+    assert caught.value.status == status
+    assert not caught.value.retryable
+
+
+@respx.mock
+def test_gives_up_after_max_attempts_with_the_last_error() -> None:
+    route = respx.get(f"{BASE}/thing").mock(return_value=httpx.Response(500, json={}))
+    api, _ = client(max_attempts=3)
+    with pytest.raises(TransientError, match="failed on the server"):
+        run(api.call("GET", "/thing"))
+    assert route.call_count == 3
+
+
+@respx.mock
+def test_a_write_that_is_not_idempotent_is_not_resent_after_an_ambiguous_failure() -> None:
+    route = respx.post(f"{BASE}/create").mock(side_effect=httpx.ReadTimeout("slow"))
+    api, _ = client()
+    with pytest.raises(TransientError) as caught:
+        run(api.call("POST", "/create", idempotent=False))
+    assert route.call_count == 1
+    assert caught.value.ambiguous
+
+
+@respx.mock
+def test_a_write_is_resent_when_it_provably_never_arrived() -> None:
+    route = respx.post(f"{BASE}/create").mock(
+        side_effect=[httpx.ConnectError("refused"), httpx.Response(429), httpx.Response(200, json={"id": "x"})]
+    )
+    api, _ = client()
+    assert run(api.call("POST", "/create", idempotent=False)) == {"id": "x"}
+    assert route.call_count == 3
+
+
+@respx.mock
+def test_non_json_and_truncated_bodies_are_protocol_errors() -> None:
+    respx.get(f"{BASE}/html").mock(return_value=httpx.Response(200, text="<html>oops</html>"))
+    respx.get(f"{BASE}/cut").mock(return_value=httpx.Response(200, text='{"users": [{"id": "a"'))
+    respx.get(f"{BASE}/shape").mock(return_value=httpx.Response(200, json=[1, 2]))
+    api, _ = client(max_attempts=2)
+    with pytest.raises(ProtocolError, match="not JSON") as html:
+        run(api.call("GET", "/html"))
+    assert "oops" not in str(html.value)
+    with pytest.raises(ProtocolError, match="truncated"):
+        run(api.call("GET", "/cut"))
+    with pytest.raises(ProtocolError, match="unexpected shape"):
+        run(api.call("GET", "/shape"))
+
+
+@respx.mock
+def test_messages_never_carry_the_query_string() -> None:
+    respx.get(f"{BASE}/users").mock(return_value=httpx.Response(400, json={"errors": [{"code": "BAD"}]}))
+    api, _ = client()
+    with pytest.raises(ApiError) as caught:
+        run(api.call("GET", "/users", params={"email": "someone@example.com"}))
+    assert "someone@example.com" not in str(caught.value)
+    assert "GET /users" in str(caught.value)
+
+
+@respx.mock
+def test_clerk_401_names_the_setting_and_trace_id() -> None:
+    respx.get(f"{BASE}/users/count").mock(
+        return_value=httpx.Response(
+            401,
+            json={
+                "errors": [{"code": "clerk_key_invalid", "message": "m", "long_message": "lm"}],
+                "clerk_trace_id": "t1",
+            },
+        )
+    )
+    api, _ = client(ClerkClient)
+    with pytest.raises(AuthError, match="CLERK_SECRET_KEY") as caught:
+        run(api.count_users())
+    assert "t1" in str(caught.value)
+
+
+@respx.mock
+def test_clerk_cursor_ignored_by_the_server_falls_back_to_offsets() -> None:
+    page1 = [{"id": f"user_{i}"} for i in range(500)]
+    page2 = [{"id": f"user_{i}"} for i in range(500, 700)]
+
+    def users(request: httpx.Request) -> httpx.Response:
+        params = request.url.params
+        if "starting_after" in params:
+            return httpx.Response(200, json=page1)  # an API that ignores the cursor
+        return httpx.Response(200, json=page2 if params.get("offset") == "500" else page1)
+
+    respx.get(f"{BASE}/users").mock(side_effect=users)
+    api, _ = client(ClerkClient)
+
+    async def collect() -> list[str]:
+        return [u["id"] async for page in api.iter_user_pages() for u in page]
+
+    ids = run(collect())
+    assert ids == [f"user_{i}" for i in range(700)]
+
+
+def kinde(token_responses, *, clock=time.monotonic) -> tuple[KindeClient, TokenManager]:
+    http = httpx.AsyncClient(base_url=BASE)
+    respx.post(f"{BASE}/oauth2/token").mock(side_effect=token_responses)
+    tokens = TokenManager(http, client_id="id", client_secret=SecretStr("s3cret"), audience=f"{BASE}/api", clock=clock)
+    return KindeClient(http, fast_limiter(), tokens, backoff_cap=0.001), tokens
+
+
+def token(value: str, expires_in: int = 3600) -> httpx.Response:
+    return httpx.Response(200, json={"access_token": value, "token_type": "Bearer", "expires_in": expires_in})
+
+
+@respx.mock
+def test_token_is_cached_and_renewed_before_expiry() -> None:
+    now = [0.0]
+    api, _tokens = kinde([token("t1", 600), token("t2", 600)], clock=lambda: now[0])
+    seen = []
+    respx.get(f"{BASE}/api/v1/users").mock(
+        side_effect=lambda r: seen.append(r.headers["Authorization"]) or httpx.Response(200, json={"users": []})
+    )
+    run(api.find_users("email", ["a@example.com"]))
+    run(api.find_users("email", ["a@example.com"]))
+    now[0] = 600 - 59  # inside the renewal margin (60 s, or a tenth of a short lifetime)
+    run(api.find_users("email", ["a@example.com"]))
+    assert seen == ["Bearer t1", "Bearer t1", "Bearer t2"]
+
+
+@respx.mock
+def test_a_401_renews_the_token_once_then_stops_with_a_clear_error() -> None:
+    api, _ = kinde([token("old"), token("new"), token("newer")])
+    route = respx.get(f"{BASE}/api/v1/users").mock(
+        side_effect=[httpx.Response(401, json={}), httpx.Response(200, json={"users": [{"id": "kp_1"}]})]
+    )
+    assert [u.id for u in run(api.find_users("email", ["a@example.com"]))] == ["kp_1"]
+    assert route.calls[-1].request.headers["Authorization"] == "Bearer new"
+    route.mock(return_value=httpx.Response(401, json={}))
+    with pytest.raises(AuthError, match="even with a fresh token"):
+        run(api.find_users("email", ["a@example.com"]))
+
+
+@respx.mock
+def test_403_names_the_missing_scope() -> None:
+    api, _ = kinde([token("t")])
+    respx.post(f"{BASE}/api/v1/user").mock(return_value=httpx.Response(403, json={"errors": [{"code": "FORBIDDEN"}]}))
+    with pytest.raises(ScopeError, match="create:users") as caught:
+        run(api.create_user({"provided_id": "u"}))
+    assert caught.value.scope == "create:users"
+
+
+@respx.mock
+@pytest.mark.parametrize("status", [400, 409])
+def test_create_collision_is_already_exists_whatever_the_status(status: int) -> None:
+    api, _ = kinde([token("t")])
+    respx.post(f"{BASE}/api/v1/user").mock(
+        return_value=httpx.Response(status, json={"errors": [{"code": "ANYTHING", "message": "in use"}]})
+    )
+    with pytest.raises(AlreadyExists):
+        run(api.create_user({"provided_id": "u"}))
+
+
+@respx.mock
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [(401, {"error": "invalid_client"}), (400, {"error": "invalid_request", "error_description": "audience"})],
+)
+def test_rejected_token_request_names_the_settings(status: int, body: dict) -> None:
+    api, _ = kinde([httpx.Response(status, json=body)])
+    with pytest.raises(AuthError) as caught:
+        run(api.find_users("email", ["a@example.com"]))
+    message = str(caught.value)
+    assert "KINDE_MANAGEMENT_CLIENT_ID" in message and "KINDE_MANAGEMENT_CLIENT_SECRET" in message
+    assert "s3cret" not in message
+
+
+@respx.mock
+def test_find_users_follows_next_token() -> None:
+    api, _ = kinde([token("t")])
+    respx.get(f"{BASE}/api/v1/users").mock(
+        side_effect=[
+            httpx.Response(200, json={"users": [{"id": "kp_1", "email": "a@x.io"}], "next_token": "n1"}),
+            httpx.Response(200, json={"users": [{"id": "kp_2", "email": "b@x.io"}], "next_token": ""}),
+        ]
+    )
+    found = run(api.find_users("email", ["a@x.io", "b@x.io"]))
+    assert [u.id for u in found] == ["kp_1", "kp_2"]
+
+
+def test_lookup_batches_respect_both_limits_and_keep_order() -> None:
+    values = [f"user{i}@example.com" for i in range(250)]
+    batches = lookup_batches(values, max_chars=400, max_items=100)
+    assert [v for batch in batches for v in batch] == values
+    assert all(len(",".join(batch)) <= 400 for batch in batches)
+    assert all(len(batch) <= 100 for batch in batches)
+    assert lookup_batches([]) == []
+    assert lookup_batches(["x" * 5000]) == [["x" * 5000]]  # one oversized value still goes alone

@@ -1,0 +1,118 @@
+"""The journal on its own: durability settings, staging, transactions, conflict queries."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+from migrator.errors import JournalError
+from migrator.journal import Journal
+
+
+def staged(clerk_id: str, seq: int, **fields) -> dict:
+    row = {
+        "clerk_id": clerk_id,
+        "seq": seq,
+        "plan": "{}",
+        "email_key": None,
+        "username_key": None,
+        "phone_key": None,
+        "hasher": None,
+        "password_method": None,
+        "password_problem": None,
+        "state": "pending",
+        "lookup": "pending",
+        "created": "pending",
+        "password": "n/a",
+        "flags": "n/a",
+        "skip_reason": None,
+        "skip_detail": None,
+    }
+    row.update(fields)
+    return row
+
+
+@pytest.fixture
+def journal(tmp_path):
+    j = Journal(tmp_path / "state")
+    yield j
+    j.close()
+
+
+def new_run(journal: Journal):
+    return journal.start_run(mode="run", fingerprint="f", summary={"a": 1}, export_path=None, export_fingerprint=None)
+
+
+def test_file_is_private_and_in_wal_mode(journal: Journal) -> None:
+    assert stat.S_IMODE(os.stat(journal.path).st_mode) == 0o600
+    assert journal.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_runs_are_numbered_and_the_latest_is_the_default(journal: Journal) -> None:
+    first, second = new_run(journal), new_run(journal)
+    assert (first.id, second.id) == (1, 2)
+    assert journal.run().id == 2
+    assert journal.run(1).config_summary == {"a": 1}
+    with pytest.raises(JournalError, match="no run 9"):
+        journal.run(9)
+
+
+def test_empty_journal_says_how_to_start(tmp_path) -> None:
+    journal = Journal(tmp_path / "empty")
+    with pytest.raises(JournalError, match="migrator run"):
+        journal.run()
+
+
+def test_staging_ignores_a_user_seen_twice(journal: Journal) -> None:
+    run = new_run(journal)
+    assert journal.stage_users(run.id, [staged("u1", 0), staged("u2", 1)]) == 2
+    assert journal.stage_users(run.id, [staged("u2", 2), staged("u3", 3)]) == 1  # a shifted page
+    assert journal.staged_count(run.id) == 3
+    assert journal.last_staged(run.id) == ("u3", 4)
+
+
+def test_a_failed_transaction_leaves_nothing_behind(journal: Journal) -> None:
+    run = new_run(journal)
+    with pytest.raises(RuntimeError), journal.transaction():
+        journal.stage_users(run.id, [staged("u1", 0)])
+        raise RuntimeError("crash mid-batch")
+    assert journal.staged_count(run.id) == 0
+
+
+def test_iter_users_streams_in_fetch_order_and_tolerates_updates(journal: Journal) -> None:
+    run = new_run(journal)
+    journal.stage_users(run.id, [staged(f"u{i}", i) for i in range(1200)])
+    seen = []
+    for row in journal.iter_users(run.id, "state = 'pending'", batch=100):
+        seen.append(row["clerk_id"])
+        journal.update_user(run.id, row["clerk_id"], state="done")
+    assert seen == [f"u{i}" for i in range(1200)]
+    assert journal.count(run.id, "state = 'done'") == 1200
+
+
+def test_step_counts_and_failure_groups(journal: Journal) -> None:
+    run = new_run(journal)
+    journal.stage_users(run.id, [staged(f"u{i}", i) for i in range(5)])
+    journal.update_users(
+        run.id,
+        [
+            ("u0", {"state": "failed", "error_code": "E1", "error_message": "boom"}),
+            ("u1", {"state": "failed", "error_code": "E1", "error_message": "boom"}),
+            ("u2", {"state": "failed", "error_code": "E2", "error_message": "bang"}),
+            ("u3", {"state": "done", "created": "created"}),
+        ],
+    )
+    counts = journal.step_counts(run.id)
+    assert counts["state"] == {"done": 1, "failed": 3, "pending": 1}
+    assert counts["created"] == {"created": 1, "pending": 4}
+    assert journal.failure_groups(run.id) == [("E1", "boom", 2), ("E2", "bang", 1)]
+
+
+def test_runs_accept_only_known_fields(journal: Journal) -> None:
+    run = new_run(journal)
+    journal.set_run(run.id, status="completed", fetch_done=1)
+    assert journal.run(run.id).status == "completed"
+    with pytest.raises(ValueError):
+        journal.set_run(run.id, config_fingerprint="sneaky")
