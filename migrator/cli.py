@@ -20,7 +20,7 @@ from rich.console import Console
 from migrator.config import Settings, load_settings
 from migrator.connect import connect
 from migrator.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, ConfigError, MigratorError
-from migrator.events import Emit, Notice
+from migrator.events import Notice
 from migrator.journal import STEP_COLUMNS, Journal
 from migrator.pipeline import Migration, Plan, Summary
 from migrator.render import Renderer, plan_table, summary_table
@@ -77,12 +77,11 @@ def _settings(config: Path | None, **overrides: Any) -> Settings:
     return settings
 
 
-def _confirmer(yes: bool, console: Console) -> Callable[[Plan], bool]:
+def _confirmer(yes: bool, renderer: Renderer) -> Callable[[Plan], bool]:
     def confirm(plan: Plan) -> bool:
-        console.print(plan_table(plan, title="About to write to Kinde"))
-        if yes:
-            return True
-        return typer.confirm("Proceed?", default=False)
+        with renderer.paused():
+            renderer.console.print(plan_table(plan, title="About to write to Kinde"))
+            return yes or typer.confirm("Proceed?", default=False)
 
     return confirm
 
@@ -95,8 +94,13 @@ def _require_confirmation_possible(yes: bool, dry_run: bool = False) -> None:
 def _execute(
     settings: Settings,
     as_json: bool,
-    action: Callable[[Migration, Emit], Coroutine[Any, Any, Summary]],
+    action: Callable[[Migration, Callable[[Plan], bool]], Coroutine[Any, Any, Summary]],
+    *,
+    yes: bool,
+    dry_run: bool = False,
 ) -> Summary:
+    """Check confirmation is possible, open journal and clients, run ``action``, show the result."""
+    _require_confirmation_possible(yes, dry_run)
     progress_console, out = _consoles(as_json)
     journal = Journal(settings.state_dir)
     try:
@@ -108,7 +112,7 @@ def _execute(
             async def main() -> Summary:
                 async with connect(settings, on_retry=on_retry) as (clerk, kinde):
                     migration = Migration(settings, journal, clerk, kinde, renderer)
-                    return await action(migration, renderer)
+                    return await action(migration, _confirmer(yes, renderer))
 
             summary = asyncio.run(main())
     finally:
@@ -168,11 +172,12 @@ def run(
             kinde_max_rps=max_rps,
             unimportable_passwords=unimportable_passwords,
         )
-        _require_confirmation_possible(yes, dry_run)
         return _execute(
             settings,
             as_json,
-            lambda migration, emit: migration.start(dry_run=dry_run, confirm=_confirmer(yes, _consoles(as_json)[0])),
+            lambda migration, confirm: migration.start(dry_run=dry_run, confirm=confirm),
+            yes=yes,
+            dry_run=dry_run,
         )
 
     summary = _run_command(body)
@@ -196,14 +201,11 @@ def resume(
     """
 
     def body() -> Summary:
-        settings = _settings(config, state_dir=state_dir)
-        _require_confirmation_possible(yes)
         return _execute(
-            settings,
+            _settings(config, state_dir=state_dir),
             as_json,
-            lambda migration, emit: migration.resume(
-                run_id, allow_changed=allow_changed, confirm=_confirmer(yes, _consoles(as_json)[0])
-            ),
+            lambda migration, confirm: migration.resume(run_id, allow_changed=allow_changed, confirm=confirm),
+            yes=yes,
         )
 
     raise typer.Exit(_run_command(body).exit_code)
@@ -224,14 +226,11 @@ def retry_failed(
     """
 
     def body() -> Summary:
-        settings = _settings(config, state_dir=state_dir)
-        _require_confirmation_possible(yes)
         return _execute(
-            settings,
+            _settings(config, state_dir=state_dir),
             as_json,
-            lambda migration, emit: migration.retry_failed(
-                run_id, allow_changed=allow_changed, confirm=_confirmer(yes, _consoles(as_json)[0])
-            ),
+            lambda migration, confirm: migration.retry_failed(run_id, allow_changed=allow_changed, confirm=confirm),
+            yes=yes,
         )
 
     raise typer.Exit(_run_command(body).exit_code)

@@ -124,18 +124,7 @@ class Settings(BaseSettings):
 
     def fingerprint(self) -> str:
         """A hash of the settings that change what a run writes. Never includes a secret."""
-        relevant = {
-            "clerk_api_url": self.clerk_api_url,
-            "kinde_domain": self.kinde_domain,
-            "unimportable_passwords": self.unimportable_passwords,
-            "banned_users": self.banned_users,
-            "duplicate_identities": self.duplicate_identities,
-            "migrate_organizations": self.migrate_organizations,
-            "role_map": self.role_map,
-            "default_phone_region": self.default_phone_region,
-            "salted_hash_salt_position": self.salted_hash_salt_position,
-        }
-        return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
+        return hashlib.sha256(json.dumps(self.mapping_summary(), sort_keys=True).encode()).hexdigest()[:16]
 
     def mapping_summary(self) -> dict[str, Any]:
         """The fingerprinted settings, for telling an operator what changed between runs."""

@@ -782,13 +782,23 @@ class Migration:
                 await asyncio.sleep(COMMIT_INTERVAL)
                 flush()
 
+        async def produce() -> None:
+            for row in self.journal.iter_users(run.id, "state = 'pending'"):
+                await queue.put(row)
+            for _ in range(self.settings.concurrency):
+                await queue.put(None)
+
         async def worker() -> None:
             nonlocal done
             while (row := await queue.get()) is not None:
                 try:
                     outcome = await self._migrate_user(run, row, record)
-                except FATAL as exc:
+                except Exception as exc:  # FATAL (per-user errors are recorded inside), or a bug
+                    # No other user would fare better: stop everything now. Requests cut off in
+                    # flight are recovered by lookup on resume, like after a crash.
                     fatal.append(exc)
+                    for task in (producer, *workers):
+                        task.cancel()
                     return
                 counts[outcome] += 1
                 done += 1
@@ -797,17 +807,15 @@ class Migration:
                     self._emit_pacing()
 
         commit_task = asyncio.create_task(committer())
+        producer = asyncio.create_task(produce())
         workers = [asyncio.create_task(worker()) for _ in range(self.settings.concurrency)]
         try:
-            for row in self.journal.iter_users(run.id, "state = 'pending'"):
-                if fatal:
-                    break
-                await queue.put(row)
-            for _ in workers:
-                await queue.put(None)
-            await asyncio.gather(*workers)
+            results = await asyncio.gather(producer, *workers, return_exceptions=True)
+            for result in results:
+                if isinstance(result, Exception):
+                    raise result
         finally:
-            for task in workers:
+            for task in (producer, *workers):
                 task.cancel()
             commit_task.cancel()
             flush()
@@ -864,8 +872,8 @@ class Migration:
                 return await self.kinde.create_user(plan.create_body())
             except AlreadyExists as exc:
                 existing = await self._find(plan)
-                if existing is not None and existing.provided_id in (plan.clerk_id, None):
-                    return existing.id
+                if existing is not None and existing.provided_id == plan.clerk_id:
+                    return existing.id  # ours: an earlier attempt went through after all
                 if existing is not None:
                     raise AlreadyExists(
                         f"Kinde user {existing.id} (provided_id {existing.provided_id}) already holds an identity of"
@@ -959,13 +967,20 @@ class Migration:
     async def _ensure_roles(self, run: Run) -> None:
         existing = {r.get("key") for r in await self.kinde.list_roles()}
         for role in self.journal.roles(run.id):
-            if role["key"] not in existing:
+            for attempt in range(1, self.settings.max_attempts + 1):
+                if role["key"] in existing:
+                    break
                 try:
                     await self.kinde.create_role(json.loads(role["body"]))
+                    break
                 except ApiError as exc:
                     if exc.status not in (400, 409) and not exc.ambiguous:
                         raise
-                    if role["key"] not in {r.get("key") for r in await self.kinde.list_roles()}:
+                    existing = {r.get("key") for r in await self.kinde.list_roles()}
+                    # Not there: a 5xx or a lost answer that left nothing behind is worth another try.
+                    if role["key"] not in existing and (
+                        not (exc.retryable and exc.ambiguous) or attempt == self.settings.max_attempts
+                    ):
                         raise
             self.journal.db.execute(
                 "UPDATE roles SET state = 'done' WHERE run_id = ? AND key = ?", (run.id, role["key"])
@@ -973,15 +988,19 @@ class Migration:
 
     async def _create_organization(self, org: Any) -> str:
         body = json.loads(org["body"])
-        try:
-            return await self.kinde.create_organization(body)
-        except ApiError as exc:
-            if exc.status not in (400, 409) and not exc.ambiguous:
-                raise
-            for existing in await self.kinde.list_organizations():
-                if existing.get("external_id") == org["clerk_org_id"] and existing.get("code"):
-                    return existing["code"]
-            raise
+        for attempt in range(1, self.settings.max_attempts + 1):
+            try:
+                return await self.kinde.create_organization(body)
+            except ApiError as exc:
+                if exc.status not in (400, 409) and not exc.ambiguous:
+                    raise
+                for existing in await self.kinde.list_organizations():
+                    if existing.get("external_id") == org["clerk_org_id"] and existing.get("code"):
+                        return existing["code"]
+                # Not there: a 5xx or a lost answer that left nothing behind is worth another try.
+                if not (exc.retryable and exc.ambiguous) or attempt == self.settings.max_attempts:
+                    raise
+        raise AssertionError("unreachable")
 
     # == end ======================================================================================
     def _emit_pacing(self) -> None:

@@ -7,6 +7,8 @@ but the JSON document.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
@@ -65,6 +67,17 @@ class Renderer:
     def __exit__(self, *_: Any) -> None:
         if self.live:
             self.progress.stop()
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """Hold the live display while the operator reads the plan and answers."""
+        if self.live:
+            self.progress.stop()
+        try:
+            yield
+        finally:
+            if self.live:
+                self.progress.start()
 
     def _pacing_text(self) -> str:
         parts = []

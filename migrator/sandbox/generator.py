@@ -74,23 +74,9 @@ from typing import Any
 
 import phonenumbers
 
+from migrator.clerk.export import EXPORT_COLUMNS  # Clerk's 13 columns, in Clerk's order
 from migrator.sandbox.hashing import CLERK_HASHERS, make_clerk_digest
 
-EXPORT_COLUMNS: tuple[str, ...] = (
-    "id",
-    "first_name",
-    "last_name",
-    "username",
-    "primary_email_address",
-    "primary_phone_number",
-    "verified_email_addresses",
-    "unverified_email_addresses",
-    "verified_phone_numbers",
-    "unverified_phone_numbers",
-    "totp_secret",
-    "password_digest",
-    "password_hasher",
-)
 # The dashboard prefixes a TAB to any cell starting with one of these (clerk_go pkg/csvsafe).
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "\n", "＝", "＋", "－", "＠")
 MULTI_VALUE_SEPARATOR = "|"
