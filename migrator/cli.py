@@ -22,7 +22,7 @@ from migrator.connect import connect
 from migrator.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, ConfigError, MigratorError
 from migrator.events import Notice
 from migrator.journal import STEP_COLUMNS, Journal
-from migrator.pipeline import Migration, Plan, Summary
+from migrator.pipeline import Migration, Plan, Summary, skipped_users
 from migrator.render import Renderer, plan_table, summary_table
 
 app = typer.Typer(
@@ -104,6 +104,7 @@ def _execute(
     progress_console, out = _consoles(as_json)
     journal = Journal(settings.state_dir)
     try:
+        journal.acquire()
         with Renderer(progress_console, live=progress_console.is_terminal) as renderer:
 
             def on_retry(service: str, error: MigratorError, attempt: int) -> None:
@@ -144,6 +145,13 @@ def run(
         typer.Option("--clerk-export", help="Clerk dashboard CSV export (the only source of password digests)."),
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Read everything, write nothing; print the plan.")] = False,
+    without_export: Annotated[
+        bool,
+        typer.Option(
+            "--without-export",
+            help="Migrate without Clerk's CSV export: no password can be imported (policy unimportable_passwords).",
+        ),
+    ] = False,
     yes: YesOption = False,
     as_json: JsonOption = False,
     config: ConfigOption = None,
@@ -161,6 +169,10 @@ def run(
         migrator run --clerk-export users.csv --dry-run
 
         migrator run --clerk-export users.csv --yes
+
+    Exit codes: 0 every eligible user is in Kinde; 1 finished with failures (see `migrator status`);
+    2 bad configuration or input, nothing written; 3 stopped by the source or the target
+    (credentials, scope, answers that are not the API's); 130 interrupted (`migrator resume` continues).
     """
 
     def body() -> Summary:
@@ -172,6 +184,12 @@ def run(
             kinde_max_rps=max_rps,
             unimportable_passwords=unimportable_passwords,
         )
+        if settings.clerk_export is None and not (dry_run or without_export):
+            raise ConfigError(
+                "no Clerk export given: password digests come only from the dashboard CSV export, so every user"
+                " with a password would need a reset. Pass --clerk-export PATH (or CLERK_EXPORT), or"
+                " --without-export to go ahead without passwords"
+            )
         return _execute(
             settings,
             as_json,
@@ -255,11 +273,14 @@ def status(
         journal = Journal(settings.state_dir)
         try:
             the_run = journal.run(run_id)
+            run_status = the_run.status
+            if run_status == "running" and not journal.in_use():
+                run_status = "stopped"  # its process died: `migrator resume` continues it
             report = {
                 "run": {
                     "id": the_run.id,
                     "mode": the_run.mode,
-                    "status": the_run.status,
+                    "status": run_status,
                     "started_at": the_run.started_at,
                     "ended_at": the_run.ended_at,
                     "source_count": the_run.source_count,
@@ -268,6 +289,7 @@ def status(
                 "users": journal.staged_count(the_run.id),
                 "steps": journal.step_counts(the_run.id),
                 "skipped": journal.skip_counts(the_run.id),
+                "skipped_users": skipped_users(journal, the_run.id),
                 "memberships": journal.membership_counts(the_run.id),
                 "failures": [{"code": c, "message": m, "users": n} for c, m, n in journal.failure_groups(the_run.id)],
                 "problems": [dict(p) for p in journal.problems(the_run.id, limit=50)],
@@ -283,6 +305,8 @@ def status(
             f"Run {run_info['id']} ({run_info['mode']}): {run_info['status']}, started {run_info['started_at']}"
             + (f", ended {run_info['ended_at']}" if run_info["ended_at"] else "")
         )
+        if run_info["status"] in ("stopped", "interrupted", "failed", "cancelled"):
+            out.print(f"  its process is gone: `migrator resume {run_info['id']}` continues it")
         out.print(f"Users fetched: {report['users']} of {run_info['source_count']} in Clerk")
         for column in ("state", *STEP_COLUMNS):
             states = report["steps"].get(column, {})

@@ -37,16 +37,16 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def _checked_url(value: str, setting: str) -> str:
+def _checked_url(value: str) -> str:
     """Refuse plain http:// except on loopback (the sandbox), so secrets never cross a network in clear."""
     value = value.strip().rstrip("/")
     if "://" not in value:
         value = "https://" + value
     parts = urlsplit(value)
     if parts.scheme not in {"http", "https"} or not parts.hostname:
-        raise ValueError(f"{setting} must be an https:// URL, got a value that is not one")
+        raise ValueError("must be an https:// URL, got a value that is not one")
     if parts.scheme == "http" and not is_loopback(parts.hostname):
-        raise ValueError(f"{setting} uses plain http:// to a non-loopback host; use https://")
+        raise ValueError("uses plain http:// to a host that is not loopback; use https://")
     return value
 
 
@@ -84,20 +84,28 @@ class Settings(BaseSettings):
     # digests are imported only once the operator has checked one known password and set this.
     salted_hash_salt_position: Literal["prefix", "suffix"] | None = None
 
+    @field_validator("clerk_export", mode="before")
+    @classmethod
+    def _clerk_export(cls, value: Any) -> Any:
+        # Path("") is "." (the current directory): say what is wrong instead of "./ does not exist".
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("set but empty: give the path of Clerk's dashboard CSV export, or leave it unset")
+        return value
+
     @field_validator("clerk_api_url")
     @classmethod
     def _clerk_url(cls, value: str) -> str:
-        return _checked_url(value, "CLERK_API_URL")
+        return _checked_url(value)
 
     @field_validator("kinde_domain")
     @classmethod
     def _kinde_domain(cls, value: str | None) -> str | None:
-        return _checked_url(value, "KINDE_DOMAIN") if value else None
+        return _checked_url(value) if value else None
 
     @field_validator("kinde_audience")
     @classmethod
     def _kinde_audience(cls, value: str | None) -> str | None:
-        return _checked_url(value, "KINDE_AUDIENCE") if value else None
+        return _checked_url(value) if value else None
 
     @property
     def audience(self) -> str:

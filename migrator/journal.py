@@ -30,11 +30,12 @@ Schema (``SCHEMA_VERSION`` 1)::
     organizations(run_id, clerk_org_id, name, body JSON, kinde_code, state)
     roles(run_id, key, body JSON, state)
     memberships(run_id, clerk_user_id, clerk_org_id, role_key,
-                state 'pending'|'done'|'earlier'|'failed')   -- the per-user membership step
+                state 'pending'|'done'|'earlier'|'failed'|'n/a')   -- the per-user membership step
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import sqlite3
@@ -48,6 +49,7 @@ from migrator.errors import JournalError
 
 SCHEMA_VERSION = 1
 JOURNAL_FILE = "journal.sqlite3"
+LOCK_FILE = "lock"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -105,6 +107,8 @@ CREATE INDEX IF NOT EXISTS users_state ON users(run_id, state);
 CREATE INDEX IF NOT EXISTS users_email ON users(run_id, email_key);
 CREATE INDEX IF NOT EXISTS users_username ON users(run_id, username_key);
 CREATE INDEX IF NOT EXISTS users_phone ON users(run_id, phone_key);
+-- provenance: which earlier run created a given Kinde user (pipeline._adopt), without a table scan
+CREATE INDEX IF NOT EXISTS users_kinde ON users(kinde_id);
 CREATE TABLE IF NOT EXISTS problems(
     run_id INTEGER NOT NULL,
     clerk_id TEXT NOT NULL,
@@ -192,7 +196,48 @@ class Journal:
                 os.chmod(side, 0o600)
 
     def close(self) -> None:
+        self.release()
         self.db.close()
+
+    # -- one writer at a time ----------------------------------------------------------------------
+    _lock_fd: int | None = None
+
+    def acquire(self) -> None:
+        """Take the state directory for this process: two migrators on one journal could both
+        decide to create the same user. The OS drops the lock when the process dies, however."""
+        path = self.path.parent / LOCK_FILE
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise JournalError(
+                f"another migrator process (pid {holder}) is using {self.path.parent}: let it finish or stop it"
+                " first; two processes must never work on one journal"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._lock_fd = fd
+
+    def release(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def in_use(self) -> bool:
+        """True while some process holds the state directory (a 'running' run is really running)."""
+        path = self.path.parent / LOCK_FILE
+        if not path.exists():
+            return False
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+        return False
 
     # -- transactions --------------------------------------------------------------------------
     def transaction(self) -> _Transaction:
@@ -366,10 +411,14 @@ class Journal:
         return {r[0]: r[1] for r in rows}
 
     def failure_groups(self, run_id: int) -> list[tuple[str, str, int]]:
-        """Failed users grouped by (error code, message), commonest first."""
+        """Failed users grouped by error code, with one example message, commonest first.
+
+        Not by message: messages name the user's own details (a Kinde id, a username), so grouping
+        by them would list every failed user on a line of its own.
+        """
         rows = self.db.execute(
-            "SELECT COALESCE(error_code, ''), COALESCE(error_message, ''), COUNT(*) AS n FROM users"
-            " WHERE run_id = ? AND state = 'failed' GROUP BY 1, 2 ORDER BY n DESC",
+            "SELECT COALESCE(error_code, ''), MIN(COALESCE(error_message, '')), COUNT(*) AS n FROM users"
+            " WHERE run_id = ? AND state = 'failed' GROUP BY 1 ORDER BY n DESC, 1",
             (run_id,),
         )
         return [(r[0], r[1], r[2]) for r in rows]
@@ -438,6 +487,14 @@ class Journal:
             " AND m2.clerk_org_id = memberships.clerk_org_id AND m2.role_key = memberships.role_key"
             " AND m2.state IN ('done', 'earlier') AND u2.kinde_id = u.kinde_id)",
             (run_id,),
+        ).rowcount
+
+    def settle_unmigrated_memberships(self, run_id: int) -> int:
+        """Memberships of users this run will not migrate (skipped, not ours, never fetched): 'n/a'."""
+        return self.db.execute(
+            "UPDATE memberships SET state = 'n/a' WHERE run_id = ? AND state = 'pending' AND clerk_user_id NOT IN"
+            " (SELECT clerk_id FROM users WHERE run_id = ? AND state != 'skipped' AND created != 'existed')",
+            (run_id, run_id),
         ).rowcount
 
     def membership_counts(self, run_id: int) -> dict[str, int]:

@@ -15,19 +15,23 @@ from __future__ import annotations
 import asyncio
 import csv
 import hashlib
+import itertools
 import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from migrator import passwords
 from migrator.clerk.client import ClerkClient
-from migrator.clerk.export import ExportFile
+from migrator.clerk.export import ExportFile, row_problems
 from migrator.config import Settings
 from migrator.errors import (
+    EXIT_FAILURES,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
     AlreadyExists,
     ApiError,
     AuthError,
@@ -103,14 +107,19 @@ class Summary:
     memberships_added: int = 0
     memberships_failed: int = 0
     failures: list[tuple[str, str, int]] = field(default_factory=list)
+    skipped_users: list[dict[str, str | None]] = field(default_factory=list)
     reports: dict[str, str] = field(default_factory=dict)
     requests: dict[str, int] = field(default_factory=dict)
     throttled: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
 
+    cancelled: bool = False  # the operator declined to write
+
     @property
     def exit_code(self) -> int:
-        return 1 if self.failed or self.memberships_failed or self.pending else 0
+        if self.cancelled:
+            return EXIT_INTERRUPTED
+        return EXIT_FAILURES if self.failed or self.memberships_failed or self.pending else EXIT_OK
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -120,6 +129,14 @@ class Summary:
 
 
 Confirm = Callable[[Plan], bool]
+
+
+def skipped_users(journal: Journal, run_id: int) -> list[dict[str, str | None]]:
+    """Every skipped user of a run with its reason code and detail, in fetch order."""
+    return [
+        {"clerk_id": row["clerk_id"], "reason": row["skip_reason"], "detail": row["skip_detail"]}
+        for row in journal.iter_users(run_id, "state = 'skipped'")
+    ]
 
 
 def file_fingerprint(path: Path) -> str:
@@ -241,12 +258,18 @@ class Migration:
             await self._lookup(run)
             with self.journal.transaction():
                 self.journal.mark_memberships_done_earlier(run.id)
+                self.journal.settle_unmigrated_memberships(run.id)
             plan = self._plan(run)
             self._write_password_report(run)
             if run.dry_run:
                 return self._finish(run, plan, status="completed")
             if plan.writes_needed and not confirm(plan):
-                self.emit(Notice("nothing was written: the operator declined", level="warning"))
+                self.emit(
+                    Notice(
+                        f"nothing was written: the operator declined (`migrator resume {run.id}` asks again)",
+                        level="warning",
+                    )
+                )
                 return self._finish(run, plan, status="cancelled")
             await self._load(run)
             if self.settings.migrate_organizations:
@@ -353,6 +376,9 @@ class Migration:
         row = self._export_row(run_id, clerk_id)
         result = plan_user(user, row, self.options)
         problems: list[tuple[str, str, str]] = []
+        if row is not None and self.export is not None:
+            # Bad cells in the export (an address that is not an email, ...) are reported, never fatal.
+            problems.extend((clerk_id, "warning", f"{self.export.path}: {p}") for p in row_problems(row))
         base = {
             "clerk_id": clerk_id,
             "seq": seq,
@@ -360,14 +386,20 @@ class Migration:
         }
         if isinstance(result, Skip):
             problems.append((clerk_id, "skipped", f"{result.reason}: {result.detail}".rstrip(": ")))
+            password_problem = email_key = None
+            if result.reason == "password_not_importable":
+                # Still listed in the password report, with the address the team writes to.
+                password_problem = result.detail
+                kept = plan_user(user, row, replace(self.options, unimportable_passwords="reset"))
+                email_key = identity_keys(kept).get("email") if isinstance(kept, UserPlan) else None
             return {
                 **base,
                 "plan": None,
-                "email_key": None,
+                "email_key": email_key,
                 "username_key": None,
                 "phone_key": None,
                 "password_method": None,
-                "password_problem": None,
+                "password_problem": password_problem,
                 "state": "skipped",
                 "lookup": "n/a",
                 "created": "n/a",
@@ -594,7 +626,7 @@ class Migration:
             rows = self.journal.iter_users(
                 run.id, f"state = 'pending' AND lookup IN ('pending', 'recheck') AND {where}", batch=1000
             )
-            for row in [*rows, None]:
+            for row in itertools.chain(rows, [None]):  # lazily: never every user at once
                 if row is not None:
                     chunk.append(row)
                 if chunk and (row is None or len(chunk) >= 1000):
@@ -623,8 +655,8 @@ class Migration:
 
         * it carries our Clerk id and this run looked before and found nothing (``recheck``): this
           run created it just before a crash or a lost answer, so its steps continue;
-        * it carries our Clerk id and an earlier run of this journal created it: continue that run's
-          unfinished steps (nothing is done twice);
+        * it carries our Clerk id and an earlier run of this journal created it, or meant to and
+          died before recording it: continue that run's unfinished steps (nothing is done twice);
         * anything else existed before us (another tool, a CSV import, a real Kinde user): it is
           left untouched and reported.
         """
@@ -638,11 +670,19 @@ class Migration:
             " AND created IN ('created', 'earlier') ORDER BY run_id DESC LIMIT 1",
             (clerk_id, match.id, run.id),
         ).fetchone()
-        if ours and earlier is not None:
+        meant_to = (
+            earlier is None
+            and self.journal.db.execute(
+                "SELECT 1 FROM users u JOIN runs r ON r.id = u.run_id WHERE u.clerk_id = ? AND u.run_id != ?"
+                " AND r.mode = 'run' AND u.created = 'pending' AND u.lookup IN ('absent', 'recheck') LIMIT 1",
+                (clerk_id, run.id),
+            ).fetchone()
+        )
+        if ours and (earlier is not None or meant_to):
             fields: dict[str, Any] = {"lookup": "found", "created": "earlier", "kinde_id": match.id}
-            if earlier["password"] in ("set", "n/a") and row["password"] == "pending":
+            if earlier is not None and earlier["password"] in ("set", "n/a") and row["password"] == "pending":
                 fields["password"] = earlier["password"]
-            if earlier["flags"] in ("done", "n/a") and row["flags"] == "pending":
+            if earlier is not None and earlier["flags"] in ("done", "n/a") and row["flags"] == "pending":
                 fields["flags"] = earlier["flags"]
             if fields.get("password", row["password"]) != "pending" and fields.get("flags", row["flags"]) != "pending":
                 fields["state"] = "done"  # nothing left: costs no request at all
@@ -888,8 +928,16 @@ class Migration:
                     raise
                 # The create may have happened: look before trying again.
                 existing = await self._find(plan)
-                if existing is not None:
+                if existing is not None and existing.provided_id == plan.clerk_id:
                     return existing.id
+                if existing is not None:  # not ours: our create cannot have gone through
+                    raise AlreadyExists(
+                        f"Kinde user {existing.id} (provided_id {existing.provided_id}) already holds an identity of"
+                        f" this user; the create had no clear answer: {exc}",
+                        service="Kinde",
+                        status=exc.status,
+                        code=exc.code,
+                    ) from None
                 self.emit(Notice(f"{plan.clerk_id}: create had no clear answer and the user is not in Kinde: retrying"))
         raise AssertionError("unreachable")
 
@@ -1023,7 +1071,8 @@ class Migration:
         summary.already_present = self.journal.count(r, "created IN ('existed', 'earlier')")
         summary.skipped = self.journal.skip_counts(r)
         summary.failed = self.journal.count(r, "state = 'failed'")
-        summary.pending = 0 if run.dry_run or status == "cancelled" else self.journal.count(r, "state = 'pending'")
+        summary.cancelled = status == "cancelled"
+        summary.pending = 0 if run.dry_run or summary.cancelled else self.journal.count(r, "state = 'pending'")
         summary.passwords_set = {
             m: n
             for m, n in db.execute(
@@ -1036,6 +1085,7 @@ class Migration:
         summary.memberships_added = memberships.get("done", 0)
         summary.memberships_failed = memberships.get("failed", 0)
         summary.failures = self.journal.failure_groups(r)
+        summary.skipped_users = skipped_users(self.journal, r)
         summary.requests = {
             self.clerk.service: self.clerk.stats.requests,
             self.kinde.service: self.kinde.stats.requests,

@@ -116,3 +116,19 @@ def test_runs_accept_only_known_fields(journal: Journal) -> None:
     assert journal.run(run.id).status == "completed"
     with pytest.raises(ValueError):
         journal.set_run(run.id, config_fingerprint="sneaky")
+
+
+def test_one_process_at_a_time_and_the_lock_dies_with_its_holder(tmp_path) -> None:
+    first, second = Journal(tmp_path / "s"), Journal(tmp_path / "s")
+    try:
+        assert not second.in_use()
+        first.acquire()
+        assert second.in_use()
+        with pytest.raises(JournalError, match=f"pid {os.getpid()}"):
+            second.acquire()
+        first.release()
+        assert not second.in_use()
+        second.acquire()  # free again
+    finally:
+        first.close()
+        second.close()

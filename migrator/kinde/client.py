@@ -22,6 +22,7 @@ from migrator.limiter import AdaptiveLimiter
 
 TOKEN_RENEW_MARGIN = 60.0
 DEFAULT_LIFETIME = 3600.0
+TOKEN_ATTEMPTS = 4  # tries of one token request that met a transient failure
 MAX_PAGE = 500
 BATCH_ADD_LIMIT = 100  # Kinde: at most 100 objects per bulk request
 MAX_LOOKUP_QUERY = 3500  # characters of comma-joined values per lookup: keeps URLs well under 8 KB
@@ -75,13 +76,22 @@ class TokenManager:
             "client_secret": self._client_secret.get_secret_value(),
             "audience": self._audience,
         }
-        try:
-            response = await self._http.post("/oauth2/token", data=data)
-        except httpx.TransportError as exc:
-            raise ApiError(
-                f"Kinde POST /oauth2/token: cannot reach the Kinde domain ({type(exc).__name__}); check KINDE_DOMAIN",
-                service="Kinde",
-            ) from None
+        for attempt in range(1, TOKEN_ATTEMPTS + 1):
+            # A 5xx, a 429 or a dropped connection is worth another try: asking again is harmless.
+            try:
+                response = await self._http.post("/oauth2/token", data=data)
+            except httpx.TransportError as exc:
+                if attempt < TOKEN_ATTEMPTS:
+                    await asyncio.sleep(0.2 * 2**attempt)
+                    continue
+                raise ApiError(
+                    f"Kinde POST /oauth2/token: cannot reach the Kinde domain ({type(exc).__name__}); check KINDE_DOMAIN",
+                    service="Kinde",
+                ) from None
+            if (response.status_code == 429 or response.status_code >= 500) and attempt < TOKEN_ATTEMPTS:
+                await asyncio.sleep(0.2 * 2**attempt)
+                continue
+            break
         try:
             body = response.json()
         except ValueError:

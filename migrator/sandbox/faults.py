@@ -1,4 +1,5 @@
-"""Seeded network faults in front of a sandbox app: 5xx, 429, latency, resets, ambiguous writes.
+"""Seeded network faults in front of a sandbox app: 5xx, 429, latency, resets, ambiguous writes,
+garbage (non-JSON) and truncated answers.
 
 A migrator that only ever meets a perfect server proves nothing about its retries or its idempotency,
 so the sandbox apps can be wrapped in :class:`FaultMiddleware`, a pure ASGI middleware driven by a
@@ -38,6 +39,7 @@ WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 ERROR_STATUSES = (500, 502, 503)
 # A content-length no dropped response ever reaches, so the client always sees a short body.
 _PROMISED_LENGTH = 1 << 20
+GARBAGE_BODY = b"<html><head><title>502 Bad Gateway</title></head><body>upstream unavailable</body></html>"
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,11 @@ class FaultProfile:
     ``error_rate`` is split evenly over 500/502/503. ``reset_rate``: the connection drops before the
     handler runs (nothing changed). ``ambiguous_write_rate`` applies to POST/PUT/PATCH/DELETE only:
     the handler runs and commits, then the connection drops before the response, so the client
-    cannot tell whether its write happened.
+    cannot tell whether its write happened. ``garbage_rate``: the handler does not run; the answer
+    is a 200 whose body is an HTML page, not JSON (what a proxy or a captive portal sends).
+    ``truncated_rate``: the handler runs (a write commits) and its answer keeps its status, but the
+    body is cut to half, with a ``content-length`` matching what is sent: a complete HTTP message
+    holding JSON cut short.
     """
 
     error_rate: float = 0.0
@@ -55,9 +61,18 @@ class FaultProfile:
     latency: tuple[float, float] = (0.0, 0.0)
     reset_rate: float = 0.0
     ambiguous_write_rate: float = 0.0
+    garbage_rate: float = 0.0
+    truncated_rate: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("error_rate", "rate_limit_rate", "reset_rate", "ambiguous_write_rate"):
+        for name in (
+            "error_rate",
+            "rate_limit_rate",
+            "reset_rate",
+            "ambiguous_write_rate",
+            "garbage_rate",
+            "truncated_rate",
+        ):
             value = getattr(self, name)
             if not (0.0 <= value <= 1.0) or math.isnan(value):
                 raise ValueError(f"FaultProfile.{name} must be between 0 and 1, got {value!r}")
@@ -110,6 +125,8 @@ class _Plan:
     error_status: int | None
     rate_limited: bool
     ambiguous_write: bool
+    garbage: bool = False
+    truncated: bool = False
 
 
 async def _discard(message: Message) -> None:
@@ -143,7 +160,8 @@ class _RequestBody:
 class FaultMiddleware:
     """Pure ASGI middleware injecting the faults of a :class:`FaultProfile`.
 
-    Order for each (non-exempt) request: latency, reset, 5xx, 429, ambiguous write, else the app.
+    Order for each (non-exempt) request: latency, reset, 5xx, 429, garbage, truncated, ambiguous
+    write, else the app.
     ``error_body(status)`` renders the vendor's error body for the 5xx/429 it fabricates;
     ``retry_header`` names the header carrying ``retry_after_seconds`` on a 429 (empty: none).
     Paths under ``exempt_prefixes`` (the sandbox's own endpoints) pass untouched. Outcomes are
@@ -186,6 +204,8 @@ class FaultMiddleware:
             "rate_limited": 0,
             "reset": 0,
             "ambiguous_write": 0,
+            "garbage": 0,
+            "truncated": 0,
         }
         _hide_dropped_connections_in_uvicorn_log()
 
@@ -221,6 +241,17 @@ class FaultMiddleware:
             headers = [(self.retry_header.lower().encode(), str(self.retry_after_seconds).encode())]
             await self._send_error(send, 429, headers if self.retry_header else [])
             return
+        if plan.garbage:
+            self.stats["garbage"] += 1
+            await body.drain()
+            headers = [(b"content-type", b"text/html"), (b"content-length", str(len(GARBAGE_BODY)).encode())]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.body", "body": GARBAGE_BODY})
+            return
+        if plan.truncated:
+            self.stats["truncated"] += 1
+            await self._send_truncated(scope, body, send)
+            return
         if plan.ambiguous_write:
             self.stats["ambiguous_write"] += 1
             await self.app(scope, body, _discard)
@@ -238,12 +269,17 @@ class FaultMiddleware:
         error_status = ERROR_STATUSES[int(draw() * len(ERROR_STATUSES))]
         rate_limited = draw() < profile.rate_limit_rate
         ambiguous = draw() < profile.ambiguous_write_rate and method in WRITE_METHODS
+        # Drawn only when enabled, so profiles without them keep the random stream they always had.
+        garbage = profile.garbage_rate > 0 and draw() < profile.garbage_rate
+        truncated = profile.truncated_rate > 0 and draw() < profile.truncated_rate
         return _Plan(
             delay=delay,
             reset=reset,
             error_status=error_status if error else None,
             rate_limited=rate_limited,
             ambiguous_write=ambiguous,
+            garbage=garbage,
+            truncated=truncated,
         )
 
     async def _send_error(
@@ -253,6 +289,26 @@ class FaultMiddleware:
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": status, "headers": headers + (extra_headers or [])})
         await send({"type": "http.response.body", "body": body})
+
+    async def _send_truncated(self, scope: Scope, body: _RequestBody, send: Send) -> None:
+        """Let the app answer, then send its status and the first half of its body, honestly sized."""
+        start: Message = {"type": "http.response.start", "status": 200, "headers": []}
+        chunks: list[bytes] = []
+
+        async def capture(message: Message) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start":
+                start = message
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+
+        await self.app(scope, body, capture)
+        full = b"".join(chunks)
+        cut = full[: len(full) // 2]
+        headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+        headers.append((b"content-length", str(len(cut)).encode()))
+        await send({"type": "http.response.start", "status": start["status"], "headers": headers})
+        await send({"type": "http.response.body", "body": cut})
 
     async def _drop_connection(self, body: _RequestBody, send: Send, why: str) -> NoReturn:
         """Promise a body, deliver none of it, and raise (see the module docstring for why)."""
