@@ -22,8 +22,9 @@ from migrator.connect import connect
 from migrator.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, ConfigError, MigratorError
 from migrator.events import Notice
 from migrator.journal import STEP_COLUMNS, Journal
-from migrator.pipeline import Migration, Plan, Summary, skipped_users
+from migrator.pipeline import Migration
 from migrator.render import Renderer, plan_table, summary_table
+from migrator.reports import Plan, Summary, skipped_users
 
 app = typer.Typer(
     name="migrator",

@@ -13,14 +13,12 @@ Progress is reported through ``emit`` (see ``migrator.events``); nothing here pr
 from __future__ import annotations
 
 import asyncio
-import csv
 import hashlib
 import itertools
 import json
-import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +26,8 @@ from migrator import passwords
 from migrator.clerk.client import ClerkClient
 from migrator.clerk.export import ExportFile, row_problems
 from migrator.config import Settings
+from migrator.conflicts import resolve_conflicts
 from migrator.errors import (
-    EXIT_FAILURES,
-    EXIT_INTERRUPTED,
-    EXIT_OK,
     AlreadyExists,
     ApiError,
     AuthError,
@@ -55,6 +51,16 @@ from migrator.mapping import (
     role_body,
 )
 from migrator.models import PasswordImport, Skip, UserPlan, plan_from_record, plan_to_record
+from migrator.reconcile import key_of, record_lookup
+from migrator.reports import (
+    Plan,
+    Summary,
+    build_plan,
+    build_summary,
+    password_report_path,
+    plan_warnings,
+    write_password_report,
+)
 
 LOOKUP_CONCURRENCY = 4
 COMMIT_INTERVAL = 0.25  # seconds between journal commits in the load stage
@@ -62,81 +68,7 @@ COMMIT_BATCH = 500
 FATAL = (AuthError, ScopeError, ProtocolError)  # these stop the run: no other user would fare better
 
 
-@dataclass
-class Plan:
-    """What a run is about to do (the dry run's output, and the question a real run asks)."""
-
-    run_id: int
-    source_users: int | None = None
-    staged: int = 0
-    to_create: int = 0
-    already_present: int = 0
-    to_finish: int = 0  # created earlier (this or a previous run) with steps left
-    skipped: dict[str, int] = field(default_factory=dict)
-    failed: int = 0
-    password_imports: dict[str, int] = field(default_factory=dict)  # Kinde method -> users
-    password_resets: int = 0
-    without_password: int = 0
-    password_missing: int = 0  # password enabled in Clerk, no digest in the export
-    export_only: int = 0
-    api_only: int = 0
-    organizations: int = 0
-    memberships: int = 0
-
-    @property
-    def writes_needed(self) -> bool:
-        return bool(self.to_create or self.to_finish or self.memberships_pending)
-
-    memberships_pending: int = 0
-
-
-@dataclass
-class Summary:
-    """What a run did. ``exit_code`` follows the CLI's documented codes."""
-
-    run_id: int
-    mode: str
-    plan: Plan
-    created: int = 0
-    already_present: int = 0
-    skipped: dict[str, int] = field(default_factory=dict)
-    failed: int = 0
-    pending: int = 0
-    passwords_set: dict[str, int] = field(default_factory=dict)
-    password_resets: int = 0
-    memberships_added: int = 0
-    memberships_failed: int = 0
-    failures: list[tuple[str, str, int]] = field(default_factory=list)
-    skipped_users: list[dict[str, str | None]] = field(default_factory=list)
-    reports: dict[str, str] = field(default_factory=dict)
-    requests: dict[str, int] = field(default_factory=dict)
-    throttled: dict[str, int] = field(default_factory=dict)
-    seconds: float = 0.0
-
-    cancelled: bool = False  # the operator declined to write
-
-    @property
-    def exit_code(self) -> int:
-        if self.cancelled:
-            return EXIT_INTERRUPTED
-        return EXIT_FAILURES if self.failed or self.memberships_failed or self.pending else EXIT_OK
-
-    def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["failures"] = [{"code": c, "message": m, "users": n} for c, m, n in self.failures]
-        data["exit_code"] = self.exit_code
-        return data
-
-
 Confirm = Callable[[Plan], bool]
-
-
-def skipped_users(journal: Journal, run_id: int) -> list[dict[str, str | None]]:
-    """Every skipped user of a run with its reason code and detail, in fetch order."""
-    return [
-        {"clerk_id": row["clerk_id"], "reason": row["skip_reason"], "detail": row["skip_detail"]}
-        for row in journal.iter_users(run_id, "state = 'skipped'")
-    ]
 
 
 def file_fingerprint(path: Path) -> str:
@@ -253,14 +185,24 @@ class Migration:
                 if self.export is not None and self.journal.export_count(run.id) == 0:
                     self._index_export(run)
                 await self._fetch(run)
-                self._resolve_conflicts(run)
+                shared, skipped = resolve_conflicts(self.journal, run.id, self.settings.duplicate_identities)
+                if shared:
+                    self.emit(
+                        Notice(
+                            f"{shared} identities are shared by several Clerk users; {skipped} user(s) skipped"
+                            f" (policy {self.settings.duplicate_identities}); see `migrator status` for who",
+                            level="warning",
+                        )
+                    )
                 self.journal.set_run(run.id, fetch_done=1)
             await self._lookup(run)
             with self.journal.transaction():
                 self.journal.mark_memberships_done_earlier(run.id)
                 self.journal.settle_unmigrated_memberships(run.id)
-            plan = self._plan(run)
-            self._write_password_report(run)
+            plan = build_plan(self.journal, run.id, with_export=self.export is not None)
+            for warning in plan_warnings(self.journal, plan, policy=self.settings.unimportable_passwords):
+                self.emit(Notice(warning, level="warning"))
+            write_password_report(self.journal, run.id, self.settings.state_dir)
             if run.dry_run:
                 return self._finish(run, plan, status="completed")
             if plan.writes_needed and not confirm(plan):
@@ -497,94 +439,6 @@ class Migration:
                 self.journal.stage_membership(run.id, user_id, planned.clerk_org_id, planned.role_key)
             self.journal.add_problems(run.id, problems)
 
-    def _resolve_conflicts(self, run: Run) -> None:
-        """Before any write: identities several Clerk users share, settled by the configured policy.
-
-        A shared primary email or username cannot go to two Kinde users: under ``first`` the
-        earliest Clerk user keeps it and the others are skipped (reported); under ``skip-all`` every
-        holder is skipped. A shared extra email or phone is dropped from the later holders instead.
-        """
-        db = self.journal.db
-        db.execute("CREATE TEMP TABLE IF NOT EXISTS keys(key TEXT, clerk_id TEXT, seq INTEGER, essential INTEGER)")
-        db.execute("DELETE FROM temp.keys")
-        for row in self.journal.iter_users(run.id, "state = 'pending'"):
-            record = json.loads(row["plan"])
-            essential = {
-                row["email_key"] and f"email:{row['email_key']}",
-                row["username_key"] and f"username:{row['username_key']}",
-            }
-            if not row["email_key"] and not row["username_key"] and row["phone_key"]:
-                essential.add(f"phone:{row['phone_key']}")
-            db.executemany(
-                "INSERT INTO temp.keys VALUES (?, ?, ?, ?)",
-                [
-                    (f"{kind}:{value}", row["clerk_id"], row["seq"], int(f"{kind}:{value}" in essential))
-                    for kind, value in record["keys"]
-                ],
-            )
-        conflicts = db.execute(
-            "SELECT key, GROUP_CONCAT(clerk_id || ' ' || essential, ',') FROM"
-            " (SELECT * FROM temp.keys ORDER BY essential DESC, seq) GROUP BY key HAVING COUNT(DISTINCT clerk_id) > 1"
-        ).fetchall()
-        problems: list[tuple[str, str, str]] = []
-        skipped = 0
-        with self.journal.transaction():
-            for key, holders_text in conflicts:
-                holders = [(h.split(" ")[0], h.split(" ")[1] == "1") for h in holders_text.split(",")]
-                kind, value = key.split(":", 1)
-                keeper = holders[0][0] if self.settings.duplicate_identities == "first" else None
-                others = ", ".join(h for h, _ in holders)
-                for clerk_id, essential in holders:
-                    if clerk_id == keeper:
-                        continue
-                    current = self.journal.user(run.id, clerk_id)
-                    if current is None or current["state"] != "pending":
-                        continue
-                    if essential:
-                        reason = f"duplicate_{kind}"
-                        detail = f"{kind} {value} is shared by {others}" + (
-                            f"; kept by {keeper}" if keeper else "; policy skip-all"
-                        )
-                        self.journal.update_user(
-                            run.id,
-                            clerk_id,
-                            state="skipped",
-                            skip_reason=reason,
-                            skip_detail=detail,
-                            lookup="n/a",
-                            created="n/a",
-                            password="n/a",
-                            flags="n/a",
-                        )
-                        problems.append((clerk_id, "skipped", f"{reason}: {detail}"))
-                        skipped += 1
-                    else:
-                        self._drop_identity(run, clerk_id, kind, value)
-                        problems.append((clerk_id, "warning", f"{kind} {value} dropped: also used by {others}"))
-            self.journal.add_problems(run.id, problems)
-        if conflicts:
-            self.emit(
-                Notice(
-                    f"{len(conflicts)} identities are shared by several Clerk users; {skipped} user(s) skipped"
-                    f" (policy {self.settings.duplicate_identities}); see `migrator status` for who",
-                    level="warning",
-                )
-            )
-
-    def _drop_identity(self, run: Run, clerk_id: str, kind: str, value: str) -> None:
-        row = self.journal.user(run.id, clerk_id)
-        record = json.loads(row["plan"])
-        record["identities"] = [
-            i
-            for i in record["identities"]
-            if not (i["type"] == kind and (i["value"] if kind == "phone" else i["value"].lower()) == value)
-        ]
-        record["keys"] = [k for k in record["keys"] if k != [kind, value]]
-        fields: dict[str, Any] = {"plan": json.dumps(record)}
-        if kind == "phone" and row["phone_key"] == value:
-            fields["phone_key"] = None
-        self.journal.update_user(run.id, clerk_id, **fields)
-
     async def _lookup(self, run: Run) -> None:
         """Find users that already exist in Kinde, in batches, so that no run creates a second one."""
         todo = self.journal.count(run.id, "state = 'pending' AND lookup IN ('pending', 'recheck')")
@@ -601,7 +455,7 @@ class Migration:
                 found = await self.kinde.find_users(field_name, values)
             with self.journal.transaction():
                 for row in rows:
-                    self._record_lookup(run, row, field_name, found)
+                    record_lookup(self.journal, run.id, row, field_name, found)
             done += len(rows)
             self.emit(PhaseAdvanced("lookup", done, todo))
             self._emit_pacing()
@@ -638,160 +492,6 @@ class Migration:
                 if isinstance(result, BaseException):
                     raise result
         self.emit(PhaseFinished("lookup"))
-
-    def _record_lookup(self, run: Run, row: Any, field_name: str, found: list[KindeUser]) -> None:
-        key = row[f"{field_name}_key"]
-        clerk_id = row["clerk_id"]
-        match = next((u for u in found if u.provided_id == clerk_id), None)
-        if match is None:
-            match = next((u for u in found if _key_of(u, field_name) == key), None)
-        if match is None:
-            self.journal.update_user(run.id, clerk_id, lookup="absent")
-            return
-        self._adopt(run, row, match)
-
-    def _adopt(self, run: Run, row: Any, match: KindeUser) -> None:
-        """A Kinde user already holds this identity: decide whether its remaining steps are ours.
-
-        * it carries our Clerk id and this run looked before and found nothing (``recheck``): this
-          run created it just before a crash or a lost answer, so its steps continue;
-        * it carries our Clerk id and an earlier run of this journal created it, or meant to and
-          died before recording it: continue that run's unfinished steps (nothing is done twice);
-        * anything else existed before us (another tool, a CSV import, a real Kinde user): it is
-          left untouched and reported.
-        """
-        clerk_id = row["clerk_id"]
-        ours = match.provided_id == clerk_id
-        if ours and row["lookup"] == "recheck":
-            self.journal.update_user(run.id, clerk_id, lookup="found", created="created", kinde_id=match.id)
-            return
-        earlier = self.journal.db.execute(
-            "SELECT password, flags FROM users WHERE clerk_id = ? AND kinde_id = ? AND run_id != ?"
-            " AND created IN ('created', 'earlier') ORDER BY run_id DESC LIMIT 1",
-            (clerk_id, match.id, run.id),
-        ).fetchone()
-        meant_to = (
-            earlier is None
-            and self.journal.db.execute(
-                "SELECT 1 FROM users u JOIN runs r ON r.id = u.run_id WHERE u.clerk_id = ? AND u.run_id != ?"
-                " AND r.mode = 'run' AND u.created = 'pending' AND u.lookup IN ('absent', 'recheck') LIMIT 1",
-                (clerk_id, run.id),
-            ).fetchone()
-        )
-        if ours and (earlier is not None or meant_to):
-            fields: dict[str, Any] = {"lookup": "found", "created": "earlier", "kinde_id": match.id}
-            if earlier is not None and earlier["password"] in ("set", "n/a") and row["password"] == "pending":
-                fields["password"] = earlier["password"]
-            if earlier is not None and earlier["flags"] in ("done", "n/a") and row["flags"] == "pending":
-                fields["flags"] = earlier["flags"]
-            if fields.get("password", row["password"]) != "pending" and fields.get("flags", row["flags"]) != "pending":
-                fields["state"] = "done"  # nothing left: costs no request at all
-            self.journal.update_user(run.id, clerk_id, **fields)
-            return
-        if not ours:
-            note = (
-                f"Kinde user {match.id} already holds this user's identity with provided_id "
-                f"{match.provided_id or '(none)'}: left untouched"
-            )
-            self.journal.add_problems(run.id, [(clerk_id, "warning", note)])
-        self.journal.update_user(
-            run.id,
-            clerk_id,
-            lookup="found",
-            created="existed",
-            kinde_id=match.id,
-            state="done",
-            password="n/a",
-            flags="n/a",
-        )
-
-    def _plan(self, run: Run) -> Plan:
-        db = self.journal.db
-        r = run.id
-        plan = Plan(run_id=r, source_users=self.journal.run(r).source_count, staged=self.journal.staged_count(r))
-        plan.to_create = self.journal.count(r, "state = 'pending' AND created = 'pending'")
-        plan.already_present = self.journal.count(r, "created IN ('existed', 'earlier') AND state = 'done'")
-        plan.to_finish = self.journal.count(r, "state = 'pending' AND created IN ('created', 'earlier')")
-        plan.skipped = self.journal.skip_counts(r)
-        plan.failed = self.journal.count(r, "state = 'failed'")
-        plan.password_imports = {
-            m: n
-            for m, n in db.execute(
-                "SELECT password_method, COUNT(*) FROM users WHERE run_id = ? AND state = 'pending' AND password = 'pending'"
-                " AND password_method IS NOT NULL GROUP BY password_method",
-                (r,),
-            )
-        }
-        plan.password_resets = self.journal.count(r, "state = 'pending' AND password = 'reset' AND flags = 'pending'")
-        plan.without_password = self.journal.count(
-            r,
-            "state = 'pending' AND password_problem IS NOT NULL AND password = 'n/a'",
-        )
-        plan.password_missing = self.journal.count(r, "password_problem IS NOT NULL AND hasher IS NULL")
-        if self.export is not None:
-            plan.export_only = self.journal.count_export_only(r)
-            plan.api_only = db.execute(
-                "SELECT COUNT(*) FROM users u LEFT JOIN export_index e ON e.run_id = u.run_id AND e.user_id = u.clerk_id"
-                " WHERE u.run_id = ? AND e.user_id IS NULL",
-                (r,),
-            ).fetchone()[0]
-            if plan.export_only:
-                sample = ", ".join(self.journal.export_only_users(r, limit=5))
-                self.emit(
-                    Notice(
-                        f"{plan.export_only} user(s) are in the export but not in Clerk's API (e.g. {sample}):"
-                        " not migrated",
-                        level="warning",
-                    )
-                )
-            if plan.api_only:
-                self.emit(
-                    Notice(
-                        f"{plan.api_only} user(s) are in Clerk's API but not in the export: any password"
-                        " they have cannot be imported",
-                        level="warning",
-                    )
-                )
-        if plan.password_missing:
-            self.emit(
-                Notice(
-                    f"{plan.password_missing} user(s) have a password in Clerk but no digest in the export:"
-                    f" policy {self.settings.unimportable_passwords}",
-                    level="warning",
-                )
-            )
-        plan.organizations = len(self.journal.organizations(r))
-        plan.memberships = db.execute("SELECT COUNT(*) FROM memberships WHERE run_id = ?", (r,)).fetchone()[0]
-        plan.memberships_pending = db.execute(
-            "SELECT COUNT(*) FROM memberships m JOIN users u ON u.run_id = m.run_id AND u.clerk_id = m.clerk_user_id"
-            " WHERE m.run_id = ? AND m.state = 'pending' AND u.state != 'skipped' AND u.created != 'existed'",
-            (r,),
-        ).fetchone()[0]
-        return plan
-
-    def _reports_dir(self) -> Path:
-        path = self.settings.state_dir / "reports"
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-
-    def _write_password_report(self, run: Run) -> None:
-        """The users who cannot sign in with their Clerk password: for the team's user communication."""
-        path = self._reports_dir() / f"run-{run.id}-password-resets.csv"
-        tmp = path.with_suffix(".tmp")
-        with tmp.open("w", newline="", encoding="utf-8") as handle:
-            os.chmod(tmp, 0o600)
-            writer = csv.writer(handle)
-            writer.writerow(["clerk_id", "email", "hasher", "reason", "action"])
-            for row in self.journal.iter_users(run.id, "password_problem IS NOT NULL"):
-                action = {
-                    "reset": "password reset requested",
-                    "n/a": "created without a password",
-                }.get(row["password"], row["password"])
-                if row["state"] == "skipped":
-                    action = f"skipped ({row['skip_reason']})"
-                email = row["email_key"] or ""
-                writer.writerow([row["clerk_id"], email, row["hasher"] or "", row["password_problem"], action])
-        tmp.replace(path)
 
     # == load =====================================================================================
     async def _load(self, run: Run) -> None:
@@ -947,7 +647,7 @@ class Migration:
                 continue
             key = value if field_name == "phone" else value.lower()
             for user in await self.kinde.find_users(field_name, [value]):
-                if user.provided_id == plan.clerk_id or _key_of(user, field_name) == key:
+                if user.provided_id == plan.clerk_id or key_of(user, field_name) == key:
                     return user
         return None
 
@@ -1064,47 +764,12 @@ class Migration:
             )
 
     def _finish(self, run: Run, plan: Plan, *, status: str) -> Summary:
-        r = run.id
-        db = self.journal.db
-        summary = Summary(run_id=r, mode=run.mode, plan=plan)
-        summary.created = self.journal.count(r, "created = 'created' AND state = 'done'")
-        summary.already_present = self.journal.count(r, "created IN ('existed', 'earlier')")
-        summary.skipped = self.journal.skip_counts(r)
-        summary.failed = self.journal.count(r, "state = 'failed'")
-        summary.cancelled = status == "cancelled"
-        summary.pending = 0 if run.dry_run or summary.cancelled else self.journal.count(r, "state = 'pending'")
-        summary.passwords_set = {
-            m: n
-            for m, n in db.execute(
-                "SELECT password_method, COUNT(*) FROM users WHERE run_id = ? AND password = 'set' GROUP BY 1",
-                (r,),
-            )
-        }
-        summary.password_resets = self.journal.count(r, "password = 'reset' AND flags = 'done'")
-        memberships = self.journal.membership_counts(r)
-        summary.memberships_added = memberships.get("done", 0)
-        summary.memberships_failed = memberships.get("failed", 0)
-        summary.failures = self.journal.failure_groups(r)
-        summary.skipped_users = skipped_users(self.journal, r)
-        summary.requests = {
-            self.clerk.service: self.clerk.stats.requests,
-            self.kinde.service: self.kinde.stats.requests,
-        }
-        summary.throttled = {
-            self.clerk.service: self.clerk.stats.throttled,
-            self.kinde.service: self.kinde.stats.throttled,
-        }
+        summary = build_summary(self.journal, run.id, run.mode, plan, cancelled=status == "cancelled")
+        summary.requests = {client.service: client.stats.requests for client in (self.clerk, self.kinde)}
+        summary.throttled = {client.service: client.stats.throttled for client in (self.clerk, self.kinde)}
         summary.seconds = round(time.monotonic() - self._started, 3)
-        summary.reports = {"password_resets": str(self._reports_dir() / f"run-{r}-password-resets.csv")}
-        final = (
-            status if status != "completed" or not (summary.failed or summary.pending) else "completed-with-failures"
-        )
-        self.journal.set_run(r, status=final, ended_at=now_iso())
+        summary.reports = {"password_resets": str(password_report_path(self.settings.state_dir, run.id))}
+        unfinished = summary.failed or summary.pending
+        final = "completed-with-failures" if status == "completed" and unfinished else status
+        self.journal.set_run(run.id, status=final, ended_at=now_iso())
         return summary
-
-
-def _key_of(user: KindeUser, field_name: str) -> str | None:
-    value = getattr(user, field_name)
-    if not value:
-        return None
-    return value if field_name == "phone" else value.lower()

@@ -25,7 +25,7 @@ from rich.progress import (
 from rich.table import Table
 
 from migrator.events import PHASES, Event, Notice, Pacing, PhaseAdvanced, PhaseFinished, PhaseStarted
-from migrator.pipeline import Plan, Summary
+from migrator.reports import Plan, Summary
 
 PLAIN_INTERVAL = 2.0  # seconds between plain progress lines per phase
 

@@ -1,0 +1,206 @@
+"""What a run is about to do (``Plan``), what it did (``Summary``), and the files it leaves behind.
+
+Everything here is read from the journal: a plan or a summary can be rebuilt at any time, and the
+password report lists exactly the users the journal says cannot use their Clerk password.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from migrator.errors import EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK
+from migrator.journal import Journal
+
+PASSWORD_REPORT_COLUMNS = ("clerk_id", "email", "hasher", "reason", "action")
+
+
+@dataclass
+class Plan:
+    """What a run is about to do (the dry run's output, and the question a real run asks)."""
+
+    run_id: int
+    source_users: int | None = None
+    staged: int = 0
+    to_create: int = 0
+    already_present: int = 0
+    to_finish: int = 0  # created earlier (this or a previous run) with steps left
+    skipped: dict[str, int] = field(default_factory=dict)
+    failed: int = 0
+    password_imports: dict[str, int] = field(default_factory=dict)  # Kinde method -> users
+    password_resets: int = 0
+    without_password: int = 0
+    password_missing: int = 0  # password enabled in Clerk, no digest in the export
+    export_only: int = 0
+    api_only: int = 0
+    organizations: int = 0
+    memberships: int = 0
+    memberships_pending: int = 0
+
+    @property
+    def writes_needed(self) -> bool:
+        return bool(self.to_create or self.to_finish or self.memberships_pending)
+
+
+@dataclass
+class Summary:
+    """What a run did. ``exit_code`` follows the CLI's documented codes."""
+
+    run_id: int
+    mode: str
+    plan: Plan
+    created: int = 0
+    already_present: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+    failed: int = 0
+    pending: int = 0
+    passwords_set: dict[str, int] = field(default_factory=dict)
+    password_resets: int = 0
+    memberships_added: int = 0
+    memberships_failed: int = 0
+    failures: list[tuple[str, str, int]] = field(default_factory=list)
+    skipped_users: list[dict[str, str | None]] = field(default_factory=list)
+    reports: dict[str, str] = field(default_factory=dict)
+    requests: dict[str, int] = field(default_factory=dict)
+    throttled: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    cancelled: bool = False  # the operator declined to write
+
+    @property
+    def exit_code(self) -> int:
+        if self.cancelled:
+            return EXIT_INTERRUPTED
+        return EXIT_FAILURES if self.failed or self.memberships_failed or self.pending else EXIT_OK
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["failures"] = [{"code": c, "message": m, "users": n} for c, m, n in self.failures]
+        data["exit_code"] = self.exit_code
+        return data
+
+
+def skipped_users(journal: Journal, run_id: int) -> list[dict[str, str | None]]:
+    """Every skipped user of a run with its reason code and detail, in fetch order."""
+    return [
+        {"clerk_id": row["clerk_id"], "reason": row["skip_reason"], "detail": row["skip_detail"]}
+        for row in journal.iter_users(run_id, "state = 'skipped'")
+    ]
+
+
+def build_plan(journal: Journal, run_id: int, *, with_export: bool) -> Plan:
+    """Count what remains to be done, after the lookup, before any write."""
+    db = journal.db
+    r = run_id
+    plan = Plan(run_id=r, source_users=journal.run(r).source_count, staged=journal.staged_count(r))
+    plan.to_create = journal.count(r, "state = 'pending' AND created = 'pending'")
+    plan.already_present = journal.count(r, "created IN ('existed', 'earlier') AND state = 'done'")
+    plan.to_finish = journal.count(r, "state = 'pending' AND created IN ('created', 'earlier')")
+    plan.skipped = journal.skip_counts(r)
+    plan.failed = journal.count(r, "state = 'failed'")
+    plan.password_imports = dict(
+        db.execute(
+            "SELECT password_method, COUNT(*) FROM users WHERE run_id = ? AND state = 'pending' AND password = 'pending'"
+            " AND password_method IS NOT NULL GROUP BY password_method",
+            (r,),
+        ).fetchall()
+    )
+    plan.password_resets = journal.count(r, "state = 'pending' AND password = 'reset' AND flags = 'pending'")
+    plan.without_password = journal.count(r, "state = 'pending' AND password_problem IS NOT NULL AND password = 'n/a'")
+    plan.password_missing = journal.count(r, "password_problem IS NOT NULL AND hasher IS NULL")
+    if with_export:
+        plan.export_only = journal.count_export_only(r)
+        plan.api_only = db.execute(
+            "SELECT COUNT(*) FROM users u LEFT JOIN export_index e ON e.run_id = u.run_id AND e.user_id = u.clerk_id"
+            " WHERE u.run_id = ? AND e.user_id IS NULL",
+            (r,),
+        ).fetchone()[0]
+    plan.organizations = len(journal.organizations(r))
+    plan.memberships = db.execute("SELECT COUNT(*) FROM memberships WHERE run_id = ?", (r,)).fetchone()[0]
+    plan.memberships_pending = db.execute(
+        "SELECT COUNT(*) FROM memberships m JOIN users u ON u.run_id = m.run_id AND u.clerk_id = m.clerk_user_id"
+        " WHERE m.run_id = ? AND m.state = 'pending' AND u.state != 'skipped' AND u.created != 'existed'",
+        (r,),
+    ).fetchone()[0]
+    return plan
+
+
+def plan_warnings(journal: Journal, plan: Plan, *, policy: str) -> list[str]:
+    """What the operator must read before saying yes: data the plan cannot carry across."""
+    warnings = []
+    if plan.export_only:
+        sample = ", ".join(journal.export_only_users(plan.run_id, limit=5))
+        warnings.append(
+            f"{plan.export_only} user(s) are in the export but not in Clerk's API (e.g. {sample}): not migrated"
+        )
+    if plan.api_only:
+        warnings.append(
+            f"{plan.api_only} user(s) are in Clerk's API but not in the export: any password they have cannot be"
+            " imported"
+        )
+    if plan.password_missing:
+        warnings.append(
+            f"{plan.password_missing} user(s) have a password in Clerk but no digest in the export: policy {policy}"
+        )
+    return warnings
+
+
+def build_summary(journal: Journal, run_id: int, mode: str, plan: Plan, *, cancelled: bool) -> Summary:
+    """The outcome of a run, from the journal (request counts and timings are the caller's to add)."""
+    db = journal.db
+    r = run_id
+    summary = Summary(run_id=r, mode=mode, plan=plan, cancelled=cancelled)
+    summary.created = journal.count(r, "created = 'created' AND state = 'done'")
+    summary.already_present = journal.count(r, "created IN ('existed', 'earlier')")
+    summary.skipped = journal.skip_counts(r)
+    summary.failed = journal.count(r, "state = 'failed'")
+    summary.pending = 0 if mode == "dry-run" or cancelled else journal.count(r, "state = 'pending'")
+    summary.passwords_set = dict(
+        db.execute(
+            "SELECT password_method, COUNT(*) FROM users WHERE run_id = ? AND password = 'set' GROUP BY 1", (r,)
+        ).fetchall()
+    )
+    summary.password_resets = journal.count(r, "password = 'reset' AND flags = 'done'")
+    memberships = journal.membership_counts(r)
+    summary.memberships_added = memberships.get("done", 0)
+    summary.memberships_failed = memberships.get("failed", 0)
+    summary.failures = journal.failure_groups(r)
+    summary.skipped_users = skipped_users(journal, r)
+    return summary
+
+
+def reports_dir(state_dir: Path) -> Path:
+    path = state_dir / "reports"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def password_report_path(state_dir: Path, run_id: int) -> Path:
+    return reports_dir(state_dir) / f"run-{run_id}-password-resets.csv"
+
+
+def write_password_report(journal: Journal, run_id: int, state_dir: Path) -> Path:
+    """The users who cannot sign in with their Clerk password, for the team's user communication.
+
+    Written to a temporary file (mode 0600: it holds emails) and renamed, so a reader never sees a
+    half-written report.
+    """
+    path = password_report_path(state_dir, run_id)
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w", newline="", encoding="utf-8") as handle:
+        os.chmod(tmp, 0o600)
+        writer = csv.writer(handle)
+        writer.writerow(PASSWORD_REPORT_COLUMNS)
+        for row in journal.iter_users(run_id, "password_problem IS NOT NULL"):
+            action = {"reset": "password reset requested", "n/a": "created without a password"}.get(
+                row["password"], row["password"]
+            )
+            if row["state"] == "skipped":
+                action = f"skipped ({row['skip_reason']})"
+            writer.writerow(
+                [row["clerk_id"], row["email_key"] or "", row["hasher"] or "", row["password_problem"], action]
+            )
+    tmp.replace(path)
+    return path
