@@ -144,6 +144,16 @@ CREATE TABLE IF NOT EXISTS memberships(
 STEP_COLUMNS = ("lookup", "created", "password", "flags")
 
 
+class DuplicateExportRow(Exception):
+    """The same user id twice in the export: the caller names the file (``InputError``)."""
+
+    def __init__(self, user_id: str, row_number: int, first_row: int | None) -> None:
+        super().__init__(user_id)
+        self.user_id = user_id
+        self.row_number = row_number
+        self.first_row = first_row
+
+
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -301,12 +311,23 @@ class Journal:
         self.db.execute(f"UPDATE runs SET {assignments} WHERE id = ?", (*fields.values(), run_id))
 
     # -- export index ----------------------------------------------------------------------------
-    def add_export_entries(self, run_id: int, entries: Iterable[tuple[str, int, int, str | None, bool]]) -> None:
-        self.db.executemany(
-            "INSERT OR REPLACE INTO export_index(run_id, user_id, offset, row_number, hasher, has_digest)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            ((run_id, uid, off, row, hasher, int(has)) for uid, off, row, hasher, has in entries),
-        )
+    def add_export_entries(self, run_id: int, entries: Sequence[tuple[str, int, int, str | None, bool]]) -> None:
+        """Index export rows; a user id already indexed raises ``DuplicateExportRow`` (the export is corrupt)."""
+        sql = "INSERT INTO export_index(run_id, user_id, offset, row_number, hasher, has_digest) VALUES (?, ?, ?, ?, ?, ?)"
+        rows = [(run_id, uid, off, row, hasher, int(has)) for uid, off, row, hasher, has in entries]
+        self.db.execute("SAVEPOINT export_batch")
+        try:
+            self.db.executemany(sql, rows)
+        except sqlite3.IntegrityError:
+            self.db.execute("ROLLBACK TO export_batch")
+            for row in rows:  # find which one, to name both rows
+                try:
+                    self.db.execute(sql, row)
+                except sqlite3.IntegrityError:
+                    first = self.export_entry(run_id, row[1])
+                    raise DuplicateExportRow(row[1], row[3], first["row_number"] if first else None) from None
+        finally:
+            self.db.execute("RELEASE export_batch")
 
     def export_entry(self, run_id: int, user_id: str) -> sqlite3.Row | None:
         return self.db.execute(

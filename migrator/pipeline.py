@@ -38,7 +38,7 @@ from migrator.errors import (
     ScopeError,
 )
 from migrator.events import Emit, Notice, Pacing, PhaseAdvanced, PhaseFinished, PhaseStarted
-from migrator.journal import Journal, Run, now_iso
+from migrator.journal import DuplicateExportRow, Journal, Run, now_iso
 from migrator.kinde.client import BATCH_ADD_LIMIT, KindeClient, KindeUser, lookup_batches
 from migrator.mapping import (
     MappingOptions,
@@ -289,17 +289,24 @@ class Migration:
         batch: list[tuple[str, int, int, str | None, bool]] = []
         done = 0
         ticker = _Ticker()
-        with self.journal.transaction():
-            for entry in self.export.scan():
-                batch.append((entry.user_id, entry.offset, entry.row_number, entry.hasher, entry.has_digest))
-                if len(batch) >= 5000:
-                    self.journal.add_export_entries(run.id, batch)
-                    done += len(batch)
-                    batch.clear()
-                    if ticker.due():
-                        self.emit(PhaseAdvanced("export", done))
-            self.journal.add_export_entries(run.id, batch)
-            done += len(batch)
+        try:
+            with self.journal.transaction():
+                # Duplicate ids are caught by the journal's unique key: no set of a million ids here.
+                for entry in self.export.scan(check_duplicates=False):
+                    batch.append((entry.user_id, entry.offset, entry.row_number, entry.hasher, entry.has_digest))
+                    if len(batch) >= 5000:
+                        self.journal.add_export_entries(run.id, batch)
+                        done += len(batch)
+                        batch.clear()
+                        if ticker.due():
+                            self.emit(PhaseAdvanced("export", done))
+                self.journal.add_export_entries(run.id, batch)
+                done += len(batch)
+        except DuplicateExportRow as dup:
+            raise InputError(
+                f"{self.export.path}: row {dup.row_number}: user id {dup.user_id!r} already appears at row"
+                f" {dup.first_row}; the export is corrupt (export it again)"
+            ) from None
         self.emit(PhaseAdvanced("export", done, done))
         self.emit(PhaseFinished("export"))
 

@@ -238,6 +238,15 @@ def test_an_export_with_bad_quoting_is_refused_naming_the_row(clean: Sandbox, wo
     nothing_written(clean)
 
 
+def test_an_export_with_a_user_twice_is_refused_naming_both_rows(clean: Sandbox, workdir: Path) -> None:
+    lines = (workdir / "users.csv").read_text().splitlines()
+    lines.append(lines[12])  # row 13 again, at the end
+    (workdir / "twice.csv").write_text("\n".join(lines) + "\n")
+    result = run(workdir, cli_env(clean, **FAST), "--clerk-export", "twice.csv", "--yes")
+    failed(result, 2, "twice.csv", f"row {len(lines)}", "row 13", lines[12].split(",", 1)[0])
+    nothing_written(clean)
+
+
 def migrate(sandbox: Sandbox, workdir: Path, export: str = "users.csv") -> dict[str, Any]:
     """A real run that must succeed; returns ``migrator status --json``."""
     result = run(workdir, cli_env(sandbox, **FAST), "--clerk-export", export, "--yes", "--json")

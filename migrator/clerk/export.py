@@ -287,25 +287,28 @@ class ExportFile:
 
     # -- public ------------------------------------------------------------------------------
 
-    def scan(self) -> Iterator[ExportIndexEntry]:
+    def scan(self, *, check_duplicates: bool = True) -> Iterator[ExportIndexEntry]:
         """One streamed pass: where each user's record starts, checking the whole file's shape.
 
         Duplicate ids are found with a set of string hashes (a fraction of the memory of the
         ids themselves); a hash hit is confirmed by re-reading the file up to that point, which
-        also names the first row. That re-read only happens on the error path.
+        also names the first row. That re-read only happens on the error path. A caller that
+        stores the entries under a unique key (the journal) passes ``check_duplicates=False``
+        and keeps memory flat however large the export.
         """
         seen: set[int] = set()
         for record in self._records():
             user_id = self._user_id(record)
-            key = _id_key(user_id)
-            if key in seen:
+            key = _id_key(user_id) if check_duplicates else 0
+            if check_duplicates and key in seen:
                 first = self._first_row_of(user_id, before=record.offset)
                 if first is not None:
                     raise InputError(
                         f"{self.path}: row {record.row_number}: user id {user_id!r} already appears at "
                         f"row {first}; the export is corrupt (export it again)"
                     )
-            seen.add(key)
+            if check_duplicates:
+                seen.add(key)
             yield ExportIndexEntry(
                 user_id=user_id,
                 offset=record.offset,
