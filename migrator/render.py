@@ -7,6 +7,7 @@ but the JSON document.
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -28,6 +29,7 @@ from migrator.events import PHASES, Event, Notice, Pacing, PhaseAdvanced, PhaseF
 from migrator.reports import Plan, Summary
 
 PLAIN_INTERVAL = 2.0  # seconds between plain progress lines per phase
+RATE_WINDOW = 3.0  # seconds of request counts behind the live requests/s
 
 
 def _counts_text(counts: dict[str, int]) -> str:
@@ -41,6 +43,7 @@ class Renderer:
         self.console = console
         self.live = live
         self.pacing: dict[str, Pacing] = {}
+        self._samples: dict[str, deque[tuple[float, int]]] = {}  # (time, requests so far) per service
         self._tasks: dict[str, TaskID] = {}
         self._last_line: dict[str, float] = {}
         self._started: dict[str, float] = {}
@@ -80,10 +83,14 @@ class Renderer:
                 self.progress.start()
 
     def _pacing_text(self) -> str:
+        """Measured requests/s over the last few seconds, the limiter's pace, 429s, back-off."""
         parts = []
-        for pacing in self.pacing.values():
-            state = " backing off" if pacing.backing_off else ""
-            parts.append(f"{pacing.service} {pacing.rate:.0f} req/s, {pacing.throttled} x429{state}")
+        for service, pacing in self.pacing.items():
+            samples = self._samples[service]
+            (t0, r0), (t1, r1) = samples[0], samples[-1]
+            measured = (r1 - r0) / (t1 - t0) if t1 > t0 else 0.0
+            state = ", backing off" if pacing.backing_off else ""
+            parts.append(f"{service} {measured:.0f} req/s (pace {pacing.rate:.0f}), {pacing.throttled} x429{state}")
         return "; ".join(parts)
 
     def __call__(self, event: Event) -> None:
@@ -121,6 +128,11 @@ class Renderer:
                 self.console.print(f"{PHASES.get(event.phase, event.phase)}: done")
         elif isinstance(event, Pacing):
             self.pacing[event.service] = event
+            samples = self._samples.setdefault(event.service, deque())
+            now = time.monotonic()
+            samples.append((now, event.requests))
+            while len(samples) > 2 and now - samples[0][0] > RATE_WINDOW:
+                samples.popleft()
         elif isinstance(event, Notice):
             style = "yellow" if event.level == "warning" else "dim"
             prefix = "warning: " if event.level == "warning" else ""
