@@ -618,35 +618,32 @@ class Migration:
             try:
                 return await self.kinde.create_user(plan.create_body())
             except AlreadyExists as exc:
-                existing = await self._find(plan)
-                if existing is not None and existing.provided_id == plan.clerk_id:
-                    return existing.id  # ours: an earlier attempt went through after all
-                if existing is not None:
-                    raise AlreadyExists(
-                        f"Kinde user {existing.id} (provided_id {existing.provided_id}) already holds an identity of"
-                        f" this user: {exc}",
-                        service="Kinde",
-                        status=exc.status,
-                        code=exc.code,
-                    ) from None
-                raise
+                if (kinde_id := await self._own_user(plan, exc)) is None:
+                    raise
+                return kinde_id
             except ApiError as exc:
                 if not (exc.retryable and exc.ambiguous) or attempt == self.settings.max_attempts:
                     raise
-                # The create may have happened: look before trying again.
-                existing = await self._find(plan)
-                if existing is not None and existing.provided_id == plan.clerk_id:
-                    return existing.id
-                if existing is not None:  # not ours: our create cannot have gone through
-                    raise AlreadyExists(
-                        f"Kinde user {existing.id} (provided_id {existing.provided_id}) already holds an identity of"
-                        f" this user; the create had no clear answer: {exc}",
-                        service="Kinde",
-                        status=exc.status,
-                        code=exc.code,
-                    ) from None
+                if (kinde_id := await self._own_user(plan, exc)) is not None:  # it may have happened
+                    return kinde_id
                 self.emit(Notice(f"{plan.clerk_id}: create had no clear answer and the user is not in Kinde: retrying"))
         raise AssertionError("unreachable")
+
+    async def _own_user(self, plan: UserPlan, exc: ApiError) -> str | None:
+        """After "already exists" or no clear answer, look: our user's Kinde id, or None if nobody
+        holds the identity. Someone else holding it raises: that user is not ours to touch."""
+        existing = await self._find(plan)
+        if existing is not None and existing.provided_id == plan.clerk_id:
+            return existing.id  # an earlier attempt went through after all
+        if existing is not None:  # not ours: our create cannot have gone through
+            raise AlreadyExists(
+                f"Kinde user {existing.id} (provided_id {existing.provided_id}) already holds an identity of"
+                f" this user: {exc}",
+                service="Kinde",
+                status=exc.status,
+                code=exc.code,
+            ) from None
+        return None
 
     async def _find(self, plan: UserPlan) -> KindeUser | None:
         for field_name, value in (("email", plan.email), ("username", plan.username), ("phone", plan.phone)):
