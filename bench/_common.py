@@ -228,3 +228,17 @@ def api_requests(log: dict[str, Any]) -> tuple[int, int, dict[str, int]]:
 
 def migrated_users(summary: dict[str, Any]) -> int:
     return int(summary["created"])
+
+
+def sandbox_settings(env: dict[str, str], **overrides: Any) -> Any:
+    """Settings pointing at a running sandbox (its ``export`` lines), for in-process clients."""
+    from migrator.config import Settings
+
+    return Settings(
+        clerk_api_url=env["CLERK_API_URL"],
+        clerk_secret_key=env["CLERK_SECRET_KEY"],
+        kinde_domain=env["KINDE_DOMAIN"],
+        kinde_management_client_id=env["KINDE_MANAGEMENT_CLIENT_ID"],
+        kinde_management_client_secret=env["KINDE_MANAGEMENT_CLIENT_SECRET"],
+        **overrides,
+    )

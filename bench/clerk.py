@@ -32,21 +32,14 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import machine, run_migrator, sandbox, show
+from _common import machine, run_migrator, sandbox, sandbox_settings, show
 
 from migrator.config import Settings
 from migrator.connect import connect
 
 
 async def pull(env: dict[str, str], clerk_max_rps: float) -> tuple[int, float]:
-    settings = Settings(
-        clerk_api_url=env["CLERK_API_URL"],
-        clerk_secret_key=env["CLERK_SECRET_KEY"],
-        kinde_domain=env["KINDE_DOMAIN"],
-        kinde_management_client_id=env["KINDE_MANAGEMENT_CLIENT_ID"],
-        kinde_management_client_secret=env["KINDE_MANAGEMENT_CLIENT_SECRET"],
-        clerk_max_rps=clerk_max_rps,
-    )
+    settings = sandbox_settings(env, clerk_max_rps=clerk_max_rps)
     users = 0
     async with connect(settings) as (clerk, _kinde):
         started = time.monotonic()

@@ -21,23 +21,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import machine, sandbox
+from _common import machine, sandbox, sandbox_settings
 
-from migrator.config import Settings
 from migrator.connect import connect
 
 
 async def drive(env: dict[str, str], mode: str, requests: int, concurrency: int) -> float:
-    settings = Settings(
-        clerk_api_url=env["CLERK_API_URL"],
-        clerk_secret_key=env["CLERK_SECRET_KEY"],
-        kinde_domain=env["KINDE_DOMAIN"],
-        kinde_management_client_id=env["KINDE_MANAGEMENT_CLIENT_ID"],
-        kinde_management_client_secret=env["KINDE_MANAGEMENT_CLIENT_SECRET"],
-        kinde_max_rps=1e6,
-        kinde_initial_rps=1e6,
-        concurrency=concurrency,
-    )
+    settings = sandbox_settings(env, kinde_max_rps=1e6, kinde_initial_rps=1e6, concurrency=concurrency)
     async with connect(settings) as (_clerk, kinde):
         token = await kinde.tokens.token()
         left = requests

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -20,6 +17,7 @@ from starlette.routing import Route
 
 from migrator.sandbox.faults import PROFILES, ConnectionDropped, FaultMiddleware, FaultProfile
 from migrator.sandbox.kinde_app import KindeSandboxConfig, build_kinde_app, make_error_body
+from migrator.sandbox.server import serving
 
 
 @pytest.fixture
@@ -77,22 +75,7 @@ def in_process(app: Any) -> Iterator[httpx.AsyncClient]:
     yield httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://testserver")
 
 
-@contextmanager
-def uvicorn_server(app: Any) -> Iterator[str]:
-    """The app on 127.0.0.1, an ephemeral port, uvicorn in a daemon thread."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 15
-        while not server.started:
-            assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.005)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+uvicorn_server = serving  # the app on loopback, uvicorn in a daemon thread
 
 
 @pytest.fixture

@@ -11,7 +11,8 @@ import json
 import secrets
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -58,8 +59,8 @@ def _clerk_error(status: int) -> bytes:
     ).encode()
 
 
-class _Server:
-    """One uvicorn server in a daemon thread, on an ephemeral or given port."""
+class BackgroundServer:
+    """One uvicorn server in a daemon thread, on an ephemeral or given port (``url`` once started)."""
 
     def __init__(self, app: Any, host: str, port: int) -> None:
         config = uvicorn.Config(
@@ -79,6 +80,16 @@ class _Server:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+
+
+@contextmanager
+def serving(app: Any, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+    """``with serving(app) as url:``: the app on loopback for the duration of the block."""
+    server = BackgroundServer(app, host, port)
+    try:
+        yield server.url
+    finally:
+        server.stop()
 
 
 class Sandbox:
@@ -107,9 +118,9 @@ class Sandbox:
             error_body=make_error_body(self.kinde_config),
             retry_header="RateLimit-Reset",
         )
-        self._clerk = _Server(self.clerk_faults, self.options.host, self.options.clerk_port)
+        self._clerk = BackgroundServer(self.clerk_faults, self.options.host, self.options.clerk_port)
         try:
-            self._kinde = _Server(self.kinde_faults, self.options.host, self.options.kinde_port)
+            self._kinde = BackgroundServer(self.kinde_faults, self.options.host, self.options.kinde_port)
         except BaseException:
             self._clerk.stop()
             raise
