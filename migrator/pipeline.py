@@ -50,7 +50,7 @@ from migrator.mapping import (
     plan_user,
     role_body,
 )
-from migrator.models import PasswordImport, Skip, UserPlan, plan_from_record, plan_to_record
+from migrator.models import ExportRow, PasswordImport, Skip, UserPlan, plan_from_record, plan_to_record
 from migrator.reconcile import key_of, record_lookup
 from migrator.reports import (
     Plan,
@@ -310,7 +310,7 @@ class Migration:
         self.emit(PhaseAdvanced("export", done, done))
         self.emit(PhaseFinished("export"))
 
-    def _export_row(self, run_id: int, clerk_id: str):  # -> ExportRow | None
+    def _export_row(self, run_id: int, clerk_id: str) -> ExportRow | None:
         if self.export is None:
             return None
         entry = self.journal.export_entry(run_id, clerk_id)
