@@ -242,3 +242,10 @@ def sandbox_settings(env: dict[str, str], **overrides: Any) -> Any:
         kinde_management_client_secret=env["KINDE_MANAGEMENT_CLIENT_SECRET"],
         **overrides,
     )
+
+
+def add_run_options(parser: Any) -> None:
+    """The options every end-to-end benchmark shares: data seed, progress log, JSON figures."""
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--log", type=Path, help="keep the migrator's progress output (stderr) here")
+    parser.add_argument("--json", action="store_true", help="print the figures as one JSON line at the end")

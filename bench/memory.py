@@ -20,15 +20,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import machine, run_migrator, sandbox
+from _common import add_run_options, machine, run_migrator, sandbox
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, required=True)
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--log", type=Path, help="keep the migrator's progress output (stderr) here")
-    parser.add_argument("--json", action="store_true", help="print the figures as one JSON line at the end")
+    add_run_options(parser)
     args = parser.parse_args()
 
     print(f"# machine: {machine()}")

@@ -22,20 +22,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import api_requests, machine, migrated_users, run_migrator, sandbox
+from _common import add_run_options, api_requests, machine, migrated_users, run_migrator, sandbox
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rps", type=float, required=True, help="R: the sandbox Kinde's limit, requests/s")
     parser.add_argument("--users", type=int, required=True)
-    parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--max-rps-factor", type=float, default=5.0, help="KINDE_MAX_RPS = factor * R (default 5)")
     parser.add_argument("--initial-rps", type=float, default=None, help="KINDE_INITIAL_RPS (default: the setting's)")
     parser.add_argument("--concurrency", type=int, default=None, help="CONCURRENCY (default: the setting's)")
     parser.add_argument("--trace", action="store_true", help="print Kinde's answers per 5 s (2xx / 429)")
-    parser.add_argument("--log", type=Path, help="keep the migrator's progress output (stderr) here")
-    parser.add_argument("--json", action="store_true", help="print the figures as one JSON line at the end")
+    add_run_options(parser)
     args = parser.parse_args()
     rps = args.rps
 
