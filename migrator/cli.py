@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -18,13 +19,11 @@ import typer
 from rich.console import Console
 
 from migrator.config import Settings, load_settings
-from migrator.connect import connect
 from migrator.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, ConfigError, MigratorError
-from migrator.events import Notice
-from migrator.journal import STEP_COLUMNS, Journal
-from migrator.pipeline import Migration
+from migrator.journal import JOURNAL_FILE, STEP_COLUMNS, Journal
+from migrator.pipeline import Resume, Start, run_migration
 from migrator.render import Renderer, plan_table, summary_table
-from migrator.reports import Plan, Summary, skipped_users
+from migrator.reports import Plan, Summary, status_report
 
 app = typer.Typer(
     name="migrator",
@@ -37,6 +36,24 @@ sandbox_app = typer.Typer(help="Local emulators of the Clerk and Kinde APIs, for
 app.add_typer(sandbox_app, name="sandbox")
 
 T = TypeVar("T")
+
+
+class PasswordPolicy(StrEnum):
+    reset = "reset"
+    no_password = "no-password"
+    skip = "skip"
+
+
+class FaultProfileName(StrEnum):
+    none = "none"
+    light = "light"
+    chaos = "chaos"
+
+
+class DuplicateStatus(StrEnum):
+    bad_request = "400"
+    conflict = "409"
+
 
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", help="TOML settings file (default: config/migrator.toml if present).")
@@ -66,6 +83,8 @@ def _run_command(body: Callable[[], T]) -> T:
         return body()
     except MigratorError as exc:
         err.print(f"[bold red]error:[/bold red] {exc}", highlight=False, soft_wrap=True)
+        if exc.hint:
+            err.print(exc.hint, highlight=False, soft_wrap=True)
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
         err.print("[yellow]interrupted: the journal is saved; `migrator resume` continues where this stopped[/yellow]")
@@ -92,31 +111,17 @@ def _require_confirmation_possible(yes: bool, dry_run: bool = False) -> None:
         raise ConfigError("refusing to write to Kinde without confirmation: no terminal to ask, pass --yes")
 
 
-def _execute(
-    settings: Settings,
-    as_json: bool,
-    action: Callable[[Migration, Callable[[Plan], bool]], Coroutine[Any, Any, Summary]],
-    *,
-    yes: bool,
-    dry_run: bool = False,
-) -> Summary:
-    """Check confirmation is possible, open journal and clients, run ``action``, show the result."""
-    _require_confirmation_possible(yes, dry_run)
+def _execute(settings: Settings, as_json: bool, action: Start | Resume, *, yes: bool) -> Summary:
+    """Check confirmation is possible, open the journal, run ``action``, show the result."""
+    _require_confirmation_possible(yes, isinstance(action, Start) and action.dry_run)
     progress_console, out = _consoles(as_json)
     journal = Journal(settings.state_dir)
     try:
         journal.acquire()
         with Renderer(progress_console, live=progress_console.is_terminal) as renderer:
-
-            def on_retry(service: str, error: MigratorError, attempt: int) -> None:
-                renderer(Notice(f"{service}: retry {attempt} after: {error}"))
-
-            async def main() -> Summary:
-                async with connect(settings, on_retry=on_retry) as (clerk, kinde):
-                    migration = Migration(settings, journal, clerk, kinde, renderer)
-                    return await action(migration, _confirmer(yes, renderer))
-
-            summary = asyncio.run(main())
+            summary = asyncio.run(
+                run_migration(settings, journal, action, on_event=renderer, confirm=_confirmer(yes, renderer))
+            )
     finally:
         journal.close()
     _show_summary(summary, out, as_json)
@@ -133,6 +138,8 @@ def _show_summary(summary: Summary, out: Console, as_json: bool) -> None:
         out.print(summary_table(summary))
         for code, message, count in summary.failures[:10]:
             out.print(f"[red]{count} user(s) failed[/red]: {message} [{code}]", highlight=False)
+        for note in summary.unaccounted:
+            out.print(f"[red]not accounted for[/red]: {note}", highlight=False)
         if summary.failed:
             out.print(f"Retry them with: migrator retry-failed {summary.run_id}")
     for name, path in summary.reports.items():
@@ -160,7 +167,7 @@ def run(
     concurrency: Annotated[int | None, typer.Option(help="Users migrated at once.")] = None,
     max_rps: Annotated[float | None, typer.Option("--max-rps", help="Ceiling on requests/s to Kinde.")] = None,
     unimportable_passwords: Annotated[
-        str | None, typer.Option(help="For passwords Kinde cannot verify: reset | no-password | skip.")
+        PasswordPolicy | None, typer.Option(help="For passwords Kinde cannot verify.")
     ] = None,
 ) -> None:
     """Start a new migration run (prints its id), or a dry run.
@@ -183,7 +190,7 @@ def run(
             state_dir=state_dir,
             concurrency=concurrency,
             kinde_max_rps=max_rps,
-            unimportable_passwords=unimportable_passwords,
+            unimportable_passwords=unimportable_passwords.value if unimportable_passwords else None,
         )
         if settings.clerk_export is None and not (dry_run or without_export):
             raise ConfigError(
@@ -191,13 +198,7 @@ def run(
                 " with a password would need a reset. Pass --clerk-export PATH (or CLERK_EXPORT), or"
                 " --without-export to go ahead without passwords"
             )
-        return _execute(
-            settings,
-            as_json,
-            lambda migration, confirm: migration.start(dry_run=dry_run, confirm=confirm),
-            yes=yes,
-            dry_run=dry_run,
-        )
+        return _execute(settings, as_json, Start(dry_run=dry_run), yes=yes)
 
     summary = _run_command(body)
     raise typer.Exit(summary.exit_code)
@@ -220,12 +221,7 @@ def resume(
     """
 
     def body() -> Summary:
-        return _execute(
-            _settings(config, state_dir=state_dir),
-            as_json,
-            lambda migration, confirm: migration.resume(run_id, allow_changed=allow_changed, confirm=confirm),
-            yes=yes,
-        )
+        return _execute(_settings(config, state_dir=state_dir), as_json, Resume(run_id, allow_changed), yes=yes)
 
     raise typer.Exit(_run_command(body).exit_code)
 
@@ -245,12 +241,8 @@ def retry_failed(
     """
 
     def body() -> Summary:
-        return _execute(
-            _settings(config, state_dir=state_dir),
-            as_json,
-            lambda migration, confirm: migration.retry_failed(run_id, allow_changed=allow_changed, confirm=confirm),
-            yes=yes,
-        )
+        action = Resume(run_id, allow_changed, failed_only=True)
+        return _execute(_settings(config, state_dir=state_dir), as_json, action, yes=yes)
 
     raise typer.Exit(_run_command(body).exit_code)
 
@@ -269,32 +261,11 @@ def status(
 
     def body() -> None:
         settings = load_settings(config, state_dir=state_dir)
-        if not (settings.state_dir / "journal.sqlite3").exists():
+        if not (settings.state_dir / JOURNAL_FILE).exists():
             raise ConfigError(f"no journal in {settings.state_dir}: nothing has run here yet (see --state-dir)")
         journal = Journal(settings.state_dir)
         try:
-            the_run = journal.run(run_id)
-            run_status = the_run.status
-            if run_status == "running" and not journal.in_use():
-                run_status = "stopped"  # its process died: `migrator resume` continues it
-            report = {
-                "run": {
-                    "id": the_run.id,
-                    "mode": the_run.mode,
-                    "status": run_status,
-                    "started_at": the_run.started_at,
-                    "ended_at": the_run.ended_at,
-                    "source_count": the_run.source_count,
-                    "fetch_done": the_run.fetch_done,
-                },
-                "users": journal.staged_count(the_run.id),
-                "steps": journal.step_counts(the_run.id),
-                "skipped": journal.skip_counts(the_run.id),
-                "skipped_users": skipped_users(journal, the_run.id),
-                "memberships": journal.membership_counts(the_run.id),
-                "failures": [{"code": c, "message": m, "users": n} for c, m, n in journal.failure_groups(the_run.id)],
-                "problems": [dict(p) for p in journal.problems(the_run.id, limit=50)],
-            }
+            report = status_report(journal, run_id)
         finally:
             journal.close()
         out = Console()
@@ -317,6 +288,11 @@ def status(
         for failure in report["failures"]:
             out.print(
                 f"[red]failed ({failure['users']})[/red]: {failure['message']} [{failure['code']}]", highlight=False
+            )
+        for member in report["failed_memberships"]:
+            out.print(
+                f"[red]membership failed[/red]: {member['clerk_user_id']} in {member['clerk_org_id']}: {member['error']}",
+                highlight=False,
             )
 
     _run_command(body)
@@ -344,10 +320,12 @@ def sandbox_serve(
     clerk_port: Annotated[int, typer.Option(help="Port of the Clerk emulator (0: any free port).")] = 0,
     kinde_port: Annotated[int, typer.Option(help="Port of the Kinde emulator (0: any free port).")] = 0,
     export_csv: Annotated[Path | None, typer.Option(help="Also write Clerk's dashboard CSV export here.")] = None,
-    faults: Annotated[str, typer.Option(help="Fault profile for both APIs: none | light | chaos.")] = "none",
+    faults: Annotated[FaultProfileName, typer.Option(help="Fault profile for both APIs.")] = FaultProfileName.none,
     kinde_rps: Annotated[float | None, typer.Option(help="Kinde rate limit, requests/s (default: none).")] = None,
     clerk_rps: Annotated[int | None, typer.Option(help="Clerk rate limit, requests per 10 s (default 1000).")] = 1000,
-    duplicate_status: Annotated[int, typer.Option(help="Kinde status for a duplicate identity: 400 or 409.")] = 400,
+    duplicate_status: Annotated[
+        DuplicateStatus, typer.Option(help="Kinde status for a duplicate identity.")
+    ] = DuplicateStatus.bad_request,
 ) -> None:
     """Serve the Clerk and Kinde emulators on loopback until interrupted.
 
@@ -365,10 +343,10 @@ def sandbox_serve(
                 clerk_port=clerk_port,
                 kinde_port=kinde_port,
                 export_csv=export_csv,
-                faults=faults,
+                faults=faults.value,
                 kinde_rps=kinde_rps,
                 clerk_rps=clerk_rps,
-                duplicate_status=duplicate_status,
+                duplicate_status=int(duplicate_status.value),
             )
         )
     )

@@ -20,9 +20,8 @@ from rich.console import Console
 from rich.table import Table
 
 from migrator.config import Settings
-from migrator.connect import connect
 from migrator.journal import Journal
-from migrator.pipeline import Migration
+from migrator.pipeline import Start, run_migration
 from migrator.render import Renderer, summary_table
 from migrator.sandbox.kinde_app import KindeSandboxConfig
 from migrator.sandbox.server import Sandbox, SandboxOptions, profile
@@ -53,12 +52,9 @@ def run_demo(*, users: int, seed: int, sign_ins: int) -> int:
         try:
             with Renderer(console, live=console.is_terminal) as renderer:
 
-                async def migrate():
-                    async with connect(settings) as (clerk, kinde):
-                        migration = Migration(settings, journal, clerk, kinde, renderer)
-                        return await migration.start(dry_run=False, confirm=lambda plan: True)
-
-                summary = asyncio.run(migrate())
+                summary = asyncio.run(
+                    run_migration(settings, journal, Start(), on_event=renderer, confirm=lambda plan: True)
+                )
             console.print(summary_table(summary))
             ok = _sign_in_sample(console, sandbox, journal, summary.run_id, sign_ins)
         finally:
@@ -69,7 +65,7 @@ def run_demo(*, users: int, seed: int, sign_ins: int) -> int:
 def _sign_in_sample(console: Console, sandbox: Sandbox, journal: Journal, run_id: int, per_method: int) -> bool:
     """Sign in up to ``per_method`` users of each imported hash method with their Clerk password."""
     by_method: dict[str, list[tuple[str, str]]] = {}
-    for row in journal.iter_users(run_id, "password = 'set'"):
+    for row in journal.users_with_password_set(run_id):
         method = row["password_method"]
         if len(by_method.setdefault(method, [])) < per_method:
             email = next((i["value"] for i in json.loads(row["plan"])["identities"] if i["type"] == "email"), None)

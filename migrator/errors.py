@@ -10,7 +10,8 @@ Exit codes (documented in README and ``migrator run --help``):
 * 0 every eligible user is in Kinde
 * 1 the run finished, but some users failed
 * 2 bad configuration or input; nothing was written
-* 3 stopped by the source or the target (credentials, scope, a server answering garbage)
+* 3 stopped by the source or the target (credentials, scope, a server answering garbage), or by
+  the journal's disk
 * 130 interrupted by the operator
 """
 
@@ -24,9 +25,11 @@ EXIT_INTERRUPTED = 130
 
 
 class MigratorError(Exception):
-    """Base class. ``str(error)`` is a complete message for the operator: what and where."""
+    """Base class. ``str(error)`` is a complete message for the operator: what and where; ``hint``,
+    when set, what to do next (the pipeline adds `migrator resume N` to errors that stop a run)."""
 
     exit_code = EXIT_STOPPED
+    hint: str | None = None
 
 
 class ConfigError(MigratorError):
@@ -42,9 +45,15 @@ class InputError(MigratorError):
 
 
 class JournalError(MigratorError):
-    """The run journal is missing, belongs to another configuration, or cannot be opened."""
+    """The run journal is missing, belongs to another configuration, or cannot be opened (exit 2);
+    or it failed while the run was writing to it (``writing``: a full disk, a locked file; exit 3)."""
 
     exit_code = EXIT_BAD_INPUT
+
+    def __init__(self, message: str, *, writing: bool = False) -> None:
+        super().__init__(message)
+        if writing:
+            self.exit_code = EXIT_STOPPED
 
 
 class ApiError(MigratorError):
@@ -102,6 +111,16 @@ class ScopeError(ApiError):
 
 class AlreadyExists(ApiError):
     """Kinde refused a create because the email/username/phone is taken (400 or 409, any code)."""
+
+
+class IdentityRefused(MigratorError):
+    """Kinde created the user but not all of its identities (``identities[].result.created: false``).
+
+    A per-user failure: the user is not counted as migrated, and ``retry-failed`` adds the missing
+    identities to the same Kinde user."""
+
+    exit_code = EXIT_FAILURES
+    code = "IDENTITY_NOT_CREATED"
 
 
 class NotFound(ApiError):

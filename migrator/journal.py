@@ -6,31 +6,30 @@ often; a crash loses only steps in flight, and those are recovered by looking us
 (never by creating again). The journal is also the staging area between the stages, which is what
 keeps memory flat: fetched users are written here, not held in lists.
 
+This is the only module that holds SQL. Every other module calls a method named for what it does
+(``mark_for_recheck``, ``reset_failed``, ``record_outcomes``), and every ``sqlite3`` error becomes a
+:class:`~migrator.errors.JournalError` here, so a full disk or a locked file gives a message and an
+exit code, never a traceback.
+
 It never holds a secret or a password digest: digests are re-read from the Clerk CSV export by byte
 offset when a password is about to be set. File mode 0600: it does hold emails.
 
-Schema (``SCHEMA_VERSION`` 1)::
+Schema (``SCHEMA_VERSION`` 2; version 1 journals gain the ``identities`` columns on open)::
 
-    runs(id, started_at, ended_at, mode 'run'|'dry-run', status 'running'|'completed'|'failed'|
-         'interrupted', config_fingerprint, config_summary JSON, export_path, export_fingerprint,
-         source_count, fetch_done, fetch_cursor)
+    runs(id, started_at, ended_at, mode 'run'|'dry-run', status RunStatus, config_fingerprint,
+         config_summary JSON, export_path, export_fingerprint, source_count, fetch_done, fetch_cursor,
+         fetch_cursor_at)
     export_index(run_id, user_id, offset, row_number, hasher, has_digest)      -- CSV row locations
     users(run_id, clerk_id, seq, plan JSON (no password material), email_key, username_key,
           phone_key, hasher, password_method, password_problem,
-          state    'pending'|'done'|'skipped'|'failed',      -- overall
-          lookup   'pending'|'recheck'|'found'|'absent'|'n/a', -- 'recheck': absent before, maybe
-                                                       created since by this run (a crash, a timeout)
-          created  'pending'|'created'|'earlier'|'existed'|'n/a', -- 'created' by this run;
-                   'earlier': by an earlier run of this journal; 'existed': in Kinde, not ours
-          password 'pending'|'set'|'reset'|'n/a',        -- 'n/a': nothing to do
-          flags    'pending'|'done'|'n/a',                   -- reset request / suspension
+          state UserState, lookup Lookup, created Created, password PasswordStep, flags FlagsStep,
+          identities IdentitiesStep, missing_identities JSON,   -- identities Kinde refused in a create
           kinde_id, skip_reason, skip_detail, attempts,
           error_code, error_message, error_retryable, updated_at)
     problems(run_id, clerk_id, kind, message)                 -- per-user warnings for the report
-    organizations(run_id, clerk_org_id, name, body JSON, kinde_code, state)
+    organizations(run_id, clerk_org_id, body JSON, kinde_code, state)
     roles(run_id, key, body JSON, state)
-    memberships(run_id, clerk_user_id, clerk_org_id, role_key,
-                state 'pending'|'done'|'earlier'|'failed'|'n/a')   -- the per-user membership step
+    memberships(run_id, clerk_user_id, clerk_org_id, role_key, state MembershipState, error)
 """
 
 from __future__ import annotations
@@ -42,14 +41,91 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from migrator.errors import JournalError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 JOURNAL_FILE = "journal.sqlite3"
 LOCK_FILE = "lock"
+
+
+class RunStatus(StrEnum):
+    RUNNING = "running"
+    COMPLETED = "completed"
+    COMPLETED_WITH_FAILURES = "completed-with-failures"
+    FAILED = "failed"  # stopped by an error; `resume` continues
+    INTERRUPTED = "interrupted"  # Ctrl-C; `resume` continues
+    CANCELLED = "cancelled"  # the operator declined to write; `resume` asks again
+
+
+class UserState(StrEnum):
+    """A user's overall state in a run."""
+
+    PENDING = "pending"
+    DONE = "done"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+
+
+class Lookup(StrEnum):
+    PENDING = "pending"
+    RECHECK = "recheck"  # absent before, maybe created since by this run (a crash, a timeout)
+    FOUND = "found"
+    ABSENT = "absent"
+    NA = "n/a"
+
+
+class Created(StrEnum):
+    PENDING = "pending"
+    CREATED = "created"  # by this run
+    EARLIER = "earlier"  # by an earlier run of this journal
+    EXISTED = "existed"  # in Kinde, not ours: left untouched
+    NA = "n/a"
+
+
+class PasswordStep(StrEnum):
+    PENDING = "pending"
+    SET = "set"
+    RESET = "reset"  # no importable password: a reset is requested (flags step)
+    NA = "n/a"
+
+
+class FlagsStep(StrEnum):
+    """Password-reset request and suspension."""
+
+    PENDING = "pending"
+    DONE = "done"
+    NA = "n/a"
+
+
+class IdentitiesStep(StrEnum):
+    """Identities Kinde did not create inside a successful create, added again one by one."""
+
+    PENDING = "pending"
+    DONE = "done"
+    NA = "n/a"
+
+
+class MembershipState(StrEnum):
+    PENDING = "pending"
+    DONE = "done"
+    EARLIER = "earlier"  # added by an earlier run for the same Kinde user
+    FAILED = "failed"
+    NA = "n/a"  # the user is not migrated by this run
+
+
+class StepState(StrEnum):
+    """Organizations and roles: created (or found) in Kinde, or not yet."""
+
+    PENDING = "pending"
+    DONE = "done"
+
+
+STEP_COLUMNS = ("lookup", "created", "password", "flags", "identities")
+LOOKUP_FIELDS = ("email", "username", "phone")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -65,7 +141,8 @@ CREATE TABLE IF NOT EXISTS runs(
     export_fingerprint TEXT,
     source_count INTEGER,
     fetch_done INTEGER NOT NULL DEFAULT 0,
-    fetch_cursor TEXT
+    fetch_cursor TEXT,
+    fetch_cursor_at INTEGER
 );
 CREATE TABLE IF NOT EXISTS export_index(
     run_id INTEGER NOT NULL,
@@ -100,6 +177,8 @@ CREATE TABLE IF NOT EXISTS users(
     error_message TEXT,
     error_retryable INTEGER,
     updated_at TEXT,
+    identities TEXT NOT NULL DEFAULT 'n/a',
+    missing_identities TEXT,
     PRIMARY KEY (run_id, clerk_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS users_seq ON users(run_id, seq);
@@ -107,7 +186,7 @@ CREATE INDEX IF NOT EXISTS users_state ON users(run_id, state);
 CREATE INDEX IF NOT EXISTS users_email ON users(run_id, email_key);
 CREATE INDEX IF NOT EXISTS users_username ON users(run_id, username_key);
 CREATE INDEX IF NOT EXISTS users_phone ON users(run_id, phone_key);
--- provenance: which earlier run created a given Kinde user (pipeline._adopt), without a table scan
+-- provenance: which earlier run created a given Kinde user (Journal.earlier_steps), without a table scan
 CREATE INDEX IF NOT EXISTS users_kinde ON users(kinde_id);
 CREATE TABLE IF NOT EXISTS problems(
     run_id INTEGER NOT NULL,
@@ -137,11 +216,32 @@ CREATE TABLE IF NOT EXISTS memberships(
     clerk_org_id TEXT NOT NULL,
     role_key TEXT NOT NULL,
     state TEXT NOT NULL DEFAULT 'pending',
+    error TEXT,
     PRIMARY KEY (run_id, clerk_user_id, clerk_org_id)
 ) WITHOUT ROWID;
 """
 
-STEP_COLUMNS = ("lookup", "created", "password", "flags")
+# Columns added after version 1: (table, column, declaration). Added on open when missing.
+_ADDED_COLUMNS = (
+    ("users", "identities", "TEXT NOT NULL DEFAULT 'n/a'"),
+    ("users", "missing_identities", "TEXT"),
+    ("memberships", "error", "TEXT"),
+    ("runs", "fetch_cursor_at", "INTEGER"),
+)
+
+_LOOKUP_WHERE = {
+    "email": "email_key IS NOT NULL",
+    "username": "email_key IS NULL AND username_key IS NOT NULL",
+    "phone": "email_key IS NULL AND username_key IS NULL AND phone_key IS NOT NULL",
+}
+_USER_FIELDS = frozenset(
+    {
+        "plan", "phone_key", "state", "lookup", "created", "password", "flags", "identities",
+        "missing_identities", "kinde_id", "skip_reason", "skip_detail", "attempts", "error_code",
+        "error_message", "error_retryable",
+    }
+)  # fmt: skip
+_RUN_FIELDS = frozenset({"ended_at", "status", "source_count", "fetch_done", "fetch_cursor", "fetch_cursor_at"})
 
 
 class DuplicateExportRow(Exception):
@@ -171,33 +271,42 @@ class Run:
     export_fingerprint: str | None
     source_count: int | None
     fetch_done: bool
-    fetch_cursor: str | None
+    fetch_cursor: str | None  # the last user staged, where a resumed fetch continues (None: from the start)
+    fetch_cursor_at: int | None  # that user's created_at: a page "after" it holding older users ignored it
 
     @property
     def dry_run(self) -> bool:
         return self.mode == "dry-run"
 
 
+@dataclass(frozen=True)
+class SharedIdentity:
+    """One identity key held by several staged users, keeper first (essential holders, then oldest)."""
+
+    key: str  # "email:a@b.c", "username:ann", "phone:+1..."
+    holders: tuple[tuple[str, bool], ...]  # (clerk_id, essential to that user)
+
+
 class Journal:
-    """Thin, typed access to the journal database. One instance per process; not thread-safe."""
+    """Typed access to the journal database. One instance per process; not thread-safe."""
 
     def __init__(self, state_dir: Path) -> None:
         self.path = state_dir / JOURNAL_FILE
+        self._depth = 0
+        self._lock_fd: int | None = None
         try:
             state_dir.mkdir(parents=True, exist_ok=True)
             if not self.path.exists():
                 fd = os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600)
                 os.close(fd)
             os.chmod(self.path, 0o600)
-            self.db = sqlite3.connect(self.path, isolation_level=None)
-            self.db.row_factory = sqlite3.Row
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.execute("PRAGMA busy_timeout=5000")
-            self.db.executescript(_SCHEMA)
-            self.db.execute(
-                "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
-            )
+            self._db = sqlite3.connect(self.path, isolation_level=None)
+            self._db.row_factory = sqlite3.Row
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA busy_timeout=5000")
+            self._db.executescript(_SCHEMA)
+            self._upgrade()
         except (OSError, sqlite3.Error) as exc:
             raise JournalError(f"cannot open the run journal {self.path}: {exc}") from None
         for suffix in ("-wal", "-shm"):
@@ -205,13 +314,56 @@ class Journal:
             if side.exists():
                 os.chmod(side, 0o600)
 
+    def _upgrade(self) -> None:
+        for table, column, declaration in _ADDED_COLUMNS:
+            present = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            if column not in present:
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+        self._db.execute(
+            "INSERT INTO meta(key, value) VALUES ('schema_version', ?)"
+            " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (str(SCHEMA_VERSION),),
+        )
+
     def close(self) -> None:
         self.release()
-        self.db.close()
+        self._db.close()
+
+    # -- the one place sqlite3 errors become JournalError ------------------------------------------
+    def _exec(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> sqlite3.Cursor:
+        try:
+            return self._db.execute(sql, params)
+        except sqlite3.IntegrityError:
+            raise
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
+
+    def _many(self, sql: str, rows: Iterable[Sequence[Any] | dict[str, Any]]) -> sqlite3.Cursor:
+        try:
+            return self._db.executemany(sql, rows)
+        except sqlite3.IntegrityError:
+            raise
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        try:
+            return self._db.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
+
+    def _scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        rows = self._rows(sql, params)
+        return rows[0][0] if rows else None
+
+    def _error(self, exc: sqlite3.Error) -> JournalError:
+        return JournalError(
+            f"the run journal {self.path} failed: {exc} (a full disk or another program holding the file?);"
+            " nothing after the last completed step was lost: fix the cause, then `migrator resume`",
+            writing=True,
+        )
 
     # -- one writer at a time ----------------------------------------------------------------------
-    _lock_fd: int | None = None
-
     def acquire(self) -> None:
         """Take the state directory for this process: two migrators on one journal could both
         decide to create the same user. The OS drops the lock when the process dies, however."""
@@ -249,11 +401,16 @@ class Journal:
             os.close(fd)
         return False
 
-    # -- transactions --------------------------------------------------------------------------
+    # -- transactions ------------------------------------------------------------------------------
     def transaction(self) -> _Transaction:
-        return _Transaction(self.db)
+        """``with journal.transaction():`` one commit for many statements; nested blocks join the outer one."""
+        return _Transaction(self)
 
-    # -- runs ------------------------------------------------------------------------------------
+    def sqlite_mode(self) -> str:
+        """The journal mode in force (``wal``), for tests and diagnostics."""
+        return str(self._scalar("PRAGMA journal_mode"))
+
+    # -- runs --------------------------------------------------------------------------------------
     def start_run(
         self,
         *,
@@ -263,12 +420,13 @@ class Journal:
         export_path: str | None,
         export_fingerprint: str | None,
     ) -> Run:
-        cursor = self.db.execute(
+        cursor = self._exec(
             "INSERT INTO runs(started_at, mode, status, config_fingerprint, config_summary, export_path,"
-            " export_fingerprint) VALUES (?, ?, 'running', ?, ?, ?, ?)",
+            " export_fingerprint) VALUES (?, ?, ?, ?, ?, ?, ?)",
             (
                 now_iso(),
                 mode,
+                RunStatus.RUNNING,
                 fingerprint,
                 json.dumps(summary, sort_keys=True),
                 export_path,
@@ -280,84 +438,86 @@ class Journal:
     def run(self, run_id: int | None = None) -> Run:
         """The run with this id, or the latest one."""
         if run_id is None:
-            row = self.db.execute("SELECT * FROM runs ORDER BY id DESC LIMIT 1").fetchone()
-            if row is None:
+            rows = self._rows("SELECT * FROM runs ORDER BY id DESC LIMIT 1")
+            if not rows:
                 raise JournalError(f"no run recorded in {self.path}: start one with `migrator run`")
         else:
-            row = self.db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
-            if row is None:
+            rows = self._rows("SELECT * FROM runs WHERE id = ?", (run_id,))
+            if not rows:
                 raise JournalError(f"no run {run_id} in {self.path}")
-        return Run(
-            id=row["id"],
-            started_at=row["started_at"],
-            ended_at=row["ended_at"],
-            mode=row["mode"],
-            status=row["status"],
-            config_fingerprint=row["config_fingerprint"],
-            config_summary=json.loads(row["config_summary"]),
-            export_path=row["export_path"],
-            export_fingerprint=row["export_fingerprint"],
-            source_count=row["source_count"],
-            fetch_done=bool(row["fetch_done"]),
-            fetch_cursor=row["fetch_cursor"],
-        )
+        return _run_from_row(rows[0])
 
-    def set_run(self, run_id: int, **fields: Any) -> None:
-        allowed = {"ended_at", "status", "source_count", "fetch_done", "fetch_cursor"}
-        unknown = set(fields) - allowed
+    def _set_run(self, run_id: int, **fields: Any) -> None:
+        unknown = set(fields) - _RUN_FIELDS
         if unknown:
             raise ValueError(f"not run fields: {sorted(unknown)}")
         assignments = ", ".join(f"{name} = ?" for name in fields)
-        self.db.execute(f"UPDATE runs SET {assignments} WHERE id = ?", (*fields.values(), run_id))
+        self._exec(f"UPDATE runs SET {assignments} WHERE id = ?", (*fields.values(), run_id))
 
-    # -- export index ----------------------------------------------------------------------------
+    def reopen_run(self, run_id: int) -> None:
+        """A resumed or retried run is running again, with no end time."""
+        self._set_run(run_id, status=RunStatus.RUNNING, ended_at=None)
+
+    def end_run(self, run_id: int, status: RunStatus) -> None:
+        self._set_run(run_id, status=status, ended_at=now_iso())
+
+    def mark_run(self, run_id: int, status: RunStatus) -> None:
+        """Stopped (failed, interrupted) without an end: `resume` continues it."""
+        self._set_run(run_id, status=status)
+
+    def record_source_count(self, run_id: int, count: int) -> None:
+        self._set_run(run_id, source_count=count)
+
+    def record_fetch_cursor(self, run_id: int, cursor: str, created_at: int | None) -> None:
+        self._set_run(run_id, fetch_cursor=cursor, fetch_cursor_at=created_at)
+
+    def record_fetch_done(self, run_id: int, done: bool = True) -> None:
+        """``done=False`` with the cursor cleared: the next resume fetches everything again (a gap was found)."""
+        if done:
+            self._set_run(run_id, fetch_done=1)
+        else:
+            self._set_run(run_id, fetch_done=0, fetch_cursor=None, fetch_cursor_at=None)
+
+    # -- export index ------------------------------------------------------------------------------
     def add_export_entries(self, run_id: int, entries: Sequence[tuple[str, int, int, str | None, bool]]) -> None:
         """Index export rows; a user id already indexed raises ``DuplicateExportRow`` (the export is corrupt)."""
         sql = "INSERT INTO export_index(run_id, user_id, offset, row_number, hasher, has_digest) VALUES (?, ?, ?, ?, ?, ?)"
         rows = [(run_id, uid, off, row, hasher, int(has)) for uid, off, row, hasher, has in entries]
-        self.db.execute("SAVEPOINT export_batch")
+        self._exec("SAVEPOINT export_batch")
         try:
-            self.db.executemany(sql, rows)
+            self._many(sql, rows)
         except sqlite3.IntegrityError:
-            self.db.execute("ROLLBACK TO export_batch")
+            self._exec("ROLLBACK TO export_batch")
             for row in rows:  # find which one, to name both rows
                 try:
-                    self.db.execute(sql, row)
+                    self._exec(sql, row)
                 except sqlite3.IntegrityError:
                     first = self.export_entry(run_id, row[1])
                     raise DuplicateExportRow(row[1], row[3], first["row_number"] if first else None) from None
         finally:
-            self.db.execute("RELEASE export_batch")
+            self._exec("RELEASE export_batch")
 
     def export_entry(self, run_id: int, user_id: str) -> sqlite3.Row | None:
-        return self.db.execute(
-            "SELECT * FROM export_index WHERE run_id = ? AND user_id = ?", (run_id, user_id)
-        ).fetchone()
+        rows = self._rows("SELECT * FROM export_index WHERE run_id = ? AND user_id = ?", (run_id, user_id))
+        return rows[0] if rows else None
 
     def export_count(self, run_id: int) -> int:
-        return self.db.execute("SELECT COUNT(*) FROM export_index WHERE run_id = ?", (run_id,)).fetchone()[0]
+        return self._scalar("SELECT COUNT(*) FROM export_index WHERE run_id = ?", (run_id,))
 
     def export_only_users(self, run_id: int, limit: int = 1000) -> list[str]:
         """Ids in the CSV export that the API did not return (deleted since the export?)."""
-        rows = self.db.execute(
+        rows = self._rows(
             "SELECT e.user_id FROM export_index e LEFT JOIN users u ON u.run_id = e.run_id AND u.clerk_id = e.user_id"
             " WHERE e.run_id = ? AND u.clerk_id IS NULL ORDER BY e.row_number LIMIT ?",
             (run_id, limit),
         )
         return [r[0] for r in rows]
 
-    def count_export_only(self, run_id: int) -> int:
-        return self.db.execute(
-            "SELECT COUNT(*) FROM export_index e LEFT JOIN users u ON u.run_id = e.run_id AND u.clerk_id = e.user_id"
-            " WHERE e.run_id = ? AND u.clerk_id IS NULL",
-            (run_id,),
-        ).fetchone()[0]
-
-    # -- users -----------------------------------------------------------------------------------
+    # -- staging users -----------------------------------------------------------------------------
     def stage_users(self, run_id: int, rows: Sequence[dict[str, Any]]) -> int:
         """Insert fetched users; an id seen before (a page shifted) is ignored. Returns new rows."""
-        before = self.db.total_changes
-        self.db.executemany(
+        before = self._db.total_changes
+        self._many(
             "INSERT OR IGNORE INTO users(run_id, clerk_id, seq, plan, email_key, username_key, phone_key, hasher,"
             " password_method, password_problem, state, lookup, created, password, flags,"
             " skip_reason, skip_detail, updated_at)"
@@ -366,68 +526,184 @@ class Journal:
             " :skip_reason, :skip_detail, :updated_at)",
             [{"run_id": run_id, "updated_at": now_iso(), **row} for row in rows],
         )
-        return self.db.total_changes - before
+        return self._db.total_changes - before
 
     def staged_count(self, run_id: int) -> int:
-        return self.db.execute("SELECT COUNT(*) FROM users WHERE run_id = ?", (run_id,)).fetchone()[0]
+        return self._scalar("SELECT COUNT(*) FROM users WHERE run_id = ?", (run_id,))
+
+    def is_staged(self, run_id: int, clerk_id: str) -> bool:
+        return self._scalar("SELECT 1 FROM users WHERE run_id = ? AND clerk_id = ?", (run_id, clerk_id)) is not None
 
     def last_staged(self, run_id: int) -> tuple[str | None, int]:
-        row = self.db.execute(
-            "SELECT clerk_id, seq FROM users WHERE run_id = ? ORDER BY seq DESC LIMIT 1", (run_id,)
-        ).fetchone()
-        return (row[0], row[1] + 1) if row else (None, 0)
+        """(clerk id of the last staged user, next seq): where a resumed fetch continues."""
+        rows = self._rows("SELECT clerk_id, seq FROM users WHERE run_id = ? ORDER BY seq DESC LIMIT 1", (run_id,))
+        return (rows[0][0], rows[0][1] + 1) if rows else (None, 0)
 
-    def update_user(self, run_id: int, clerk_id: str, **fields: Any) -> None:
-        fields["updated_at"] = now_iso()
-        assignments = ", ".join(f"{name} = ?" for name in fields)
-        self.db.execute(
-            f"UPDATE users SET {assignments} WHERE run_id = ? AND clerk_id = ?",
-            (*fields.values(), run_id, clerk_id),
-        )
-
-    def update_users(self, run_id: int, updates: Sequence[tuple[str, dict[str, Any]]]) -> None:
-        """Apply many per-user updates in one transaction (the load stage batches its commits)."""
-        with self.transaction():
-            for clerk_id, fields in updates:
-                self.update_user(run_id, clerk_id, **fields)
-
-    def iter_users(
-        self, run_id: int, where: str = "1", params: Sequence[Any] = (), batch: int = 500
+    # -- reading users -----------------------------------------------------------------------------
+    def _iter_users(
+        self, run_id: int, where: str, params: Sequence[Any] = (), batch: int = 500
     ) -> Iterator[sqlite3.Row]:
         """Users in fetch order, read in batches by seq so memory stays flat and updates are safe."""
         last = -1
         while True:
-            rows = self.db.execute(
+            rows = self._rows(
                 f"SELECT * FROM users WHERE run_id = ? AND seq > ? AND ({where}) ORDER BY seq LIMIT ?",
                 (run_id, last, *params, batch),
-            ).fetchall()
+            )
             if not rows:
                 return
             yield from rows
             last = rows[-1]["seq"]
 
+    def pending_users(self, run_id: int) -> Iterator[sqlite3.Row]:
+        return self._iter_users(run_id, "state = ?", (UserState.PENDING,))
+
+    def users_to_look_up(self, run_id: int, field: str) -> Iterator[sqlite3.Row]:
+        """Pending users not yet looked up (or to look up again), whose lookup key is ``field``:
+        email when they have one, else username, else phone."""
+        return self._iter_users(
+            run_id,
+            f"state = ? AND lookup IN (?, ?) AND {_LOOKUP_WHERE[field]}",
+            (UserState.PENDING, Lookup.PENDING, Lookup.RECHECK),
+            batch=1000,
+        )
+
+    def skipped_users(self, run_id: int) -> Iterator[sqlite3.Row]:
+        return self._iter_users(run_id, "state = ?", (UserState.SKIPPED,))
+
+    def failed_users(self, run_id: int) -> Iterator[sqlite3.Row]:
+        return self._iter_users(run_id, "state = ?", (UserState.FAILED,))
+
+    def users_with_password_problem(self, run_id: int) -> Iterator[sqlite3.Row]:
+        return self._iter_users(run_id, "password_problem IS NOT NULL")
+
+    def users_with_password_set(self, run_id: int) -> Iterator[sqlite3.Row]:
+        return self._iter_users(run_id, "password = ?", (PasswordStep.SET,))
+
+    def all_users(self, run_id: int, batch: int = 500) -> Iterator[sqlite3.Row]:
+        return self._iter_users(run_id, "1", batch=batch)
+
     def user(self, run_id: int, clerk_id: str) -> sqlite3.Row | None:
-        return self.db.execute("SELECT * FROM users WHERE run_id = ? AND clerk_id = ?", (run_id, clerk_id)).fetchone()
+        rows = self._rows("SELECT * FROM users WHERE run_id = ? AND clerk_id = ?", (run_id, clerk_id))
+        return rows[0] if rows else None
 
-    def count(self, run_id: int, where: str = "1", params: Sequence[Any] = ()) -> int:
-        return self.db.execute(
-            f"SELECT COUNT(*) FROM users WHERE run_id = ? AND ({where})", (run_id, *params)
-        ).fetchone()[0]
+    def pending_count(self, run_id: int) -> int:
+        return self._scalar("SELECT COUNT(*) FROM users WHERE run_id = ? AND state = ?", (run_id, UserState.PENDING))
 
+    def to_look_up_count(self, run_id: int) -> int:
+        return self._scalar(
+            "SELECT COUNT(*) FROM users WHERE run_id = ? AND state = ? AND lookup IN (?, ?)",
+            (run_id, UserState.PENDING, Lookup.PENDING, Lookup.RECHECK),
+        )
+
+    # -- writing users -----------------------------------------------------------------------------
+    def update_user(self, run_id: int, clerk_id: str, **fields: Any) -> None:
+        unknown = set(fields) - _USER_FIELDS
+        if unknown:
+            raise ValueError(f"not user fields: {sorted(unknown)}")
+        fields["updated_at"] = now_iso()
+        assignments = ", ".join(f"{name} = ?" for name in fields)
+        self._exec(
+            f"UPDATE users SET {assignments} WHERE run_id = ? AND clerk_id = ?", (*fields.values(), run_id, clerk_id)
+        )
+
+    def record_outcomes(self, run_id: int, updates: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        """Apply many per-user step results in one commit (the load stage batches its commits)."""
+        with self.transaction():
+            for clerk_id, fields in updates:
+                self.update_user(run_id, clerk_id, **fields)
+
+    def record_absent(self, run_id: int, clerk_id: str) -> None:
+        self.update_user(run_id, clerk_id, lookup=Lookup.ABSENT)
+
+    def skip_user(self, run_id: int, clerk_id: str, reason: str, detail: str) -> None:
+        self.update_user(
+            run_id,
+            clerk_id,
+            state=UserState.SKIPPED,
+            skip_reason=reason,
+            skip_detail=detail,
+            lookup=Lookup.NA,
+            created=Created.NA,
+            password=PasswordStep.NA,
+            flags=FlagsStep.NA,
+        )
+
+    def mark_for_recheck(self, run_id: int) -> int:
+        """Users whose create may have been in flight when the run died: look them up again."""
+        return self._exec(
+            "UPDATE users SET lookup = ? WHERE run_id = ? AND state = ? AND created = ? AND lookup = ?",
+            (Lookup.RECHECK, run_id, UserState.PENDING, Created.PENDING, Lookup.ABSENT),
+        ).rowcount
+
+    def reset_failed(self, run_id: int) -> int:
+        """Failed users back to pending (a create that may have happened is looked up first); returns how many."""
+        return self._exec(
+            "UPDATE users SET state = ?, error_code = NULL, error_message = NULL, error_retryable = NULL,"
+            " lookup = CASE WHEN created = ? AND lookup = ? THEN ? ELSE lookup END WHERE run_id = ? AND state = ?",
+            (UserState.PENDING, Created.PENDING, Lookup.ABSENT, Lookup.RECHECK, run_id, UserState.FAILED),
+        ).rowcount
+
+    # -- provenance (reconcile) --------------------------------------------------------------------
+    def earlier_steps(self, run_id: int, clerk_id: str, kinde_id: str) -> sqlite3.Row | None:
+        """The password and flags steps of the latest other run of this journal that created this Kinde user."""
+        rows = self._rows(
+            "SELECT password, flags, identities, missing_identities FROM users WHERE clerk_id = ? AND kinde_id = ?"
+            " AND run_id != ? AND created IN (?, ?) ORDER BY run_id DESC LIMIT 1",
+            (clerk_id, kinde_id, run_id, Created.CREATED, Created.EARLIER),
+        )
+        return rows[0] if rows else None
+
+    def earlier_run_meant_to_create(self, run_id: int, clerk_id: str) -> bool:
+        """Another (real) run looked this user up, found nothing and may have died mid-create."""
+        return (
+            self._scalar(
+                "SELECT 1 FROM users u JOIN runs r ON r.id = u.run_id WHERE u.clerk_id = ? AND u.run_id != ?"
+                " AND r.mode = 'run' AND u.created = ? AND u.lookup IN (?, ?) LIMIT 1",
+                (clerk_id, run_id, Created.PENDING, Lookup.ABSENT, Lookup.RECHECK),
+            )
+            is not None
+        )
+
+    # -- shared identities (conflicts) -------------------------------------------------------------
+    def shared_identities(self, run_id: int, keys: Iterable[tuple[str, str, int, bool]]) -> list[SharedIdentity]:
+        """Among ``keys`` (identity key, clerk id, seq, essential), those held by more than one user.
+
+        Counted in a temporary table, not in memory: a million users' keys do not fit in a dict cheaply.
+        """
+        self._exec("CREATE TEMP TABLE IF NOT EXISTS keys(key TEXT, clerk_id TEXT, seq INTEGER, essential INTEGER)")
+        self._exec("DELETE FROM temp.keys")
+        batch: list[tuple[str, str, int, int]] = []
+        for key, clerk_id, seq, essential in keys:  # ``keys`` may read this database: insert in batches
+            batch.append((key, clerk_id, seq, int(essential)))
+            if len(batch) >= 1000:
+                self._many("INSERT INTO temp.keys VALUES (?, ?, ?, ?)", batch)
+                batch.clear()
+        self._many("INSERT INTO temp.keys VALUES (?, ?, ?, ?)", batch)
+        rows = self._rows(
+            "SELECT key, GROUP_CONCAT(clerk_id || ' ' || essential, ',') FROM"
+            " (SELECT * FROM temp.keys ORDER BY essential DESC, seq) GROUP BY key HAVING COUNT(DISTINCT clerk_id) > 1"
+        )
+        self._exec("DELETE FROM temp.keys")
+        return [
+            SharedIdentity(key, tuple((h.split(" ")[0], h.split(" ")[1] == "1") for h in holders.split(",")))
+            for key, holders in rows
+        ]
+
+    # -- counts for plans, summaries and status ----------------------------------------------------
     def step_counts(self, run_id: int) -> dict[str, dict[str, int]]:
         counts: dict[str, dict[str, int]] = {}
         for column in ("state", *STEP_COLUMNS):
-            rows = self.db.execute(
-                f"SELECT {column}, COUNT(*) FROM users WHERE run_id = ? GROUP BY {column} ORDER BY {column}",
-                (run_id,),
+            rows = self._rows(
+                f"SELECT {column}, COUNT(*) FROM users WHERE run_id = ? GROUP BY {column} ORDER BY {column}", (run_id,)
             )
             counts[column] = {r[0]: r[1] for r in rows}
         return counts
 
     def skip_counts(self, run_id: int) -> dict[str, int]:
-        rows = self.db.execute(
-            "SELECT skip_reason, COUNT(*) FROM users WHERE run_id = ? AND state = 'skipped' GROUP BY skip_reason",
-            (run_id,),
+        rows = self._rows(
+            "SELECT skip_reason, COUNT(*) FROM users WHERE run_id = ? AND state = ? GROUP BY skip_reason",
+            (run_id, UserState.SKIPPED),
         )
         return {r[0]: r[1] for r in rows}
 
@@ -437,100 +713,211 @@ class Journal:
         Not by message: messages name the user's own details (a Kinde id, a username), so grouping
         by them would list every failed user on a line of its own.
         """
-        rows = self.db.execute(
+        rows = self._rows(
             "SELECT COALESCE(error_code, ''), MIN(COALESCE(error_message, '')), COUNT(*) AS n FROM users"
-            " WHERE run_id = ? AND state = 'failed' GROUP BY 1 ORDER BY n DESC, 1",
-            (run_id,),
+            " WHERE run_id = ? AND state = ? GROUP BY 1 ORDER BY n DESC, 1",
+            (run_id, UserState.FAILED),
         )
         return [(r[0], r[1], r[2]) for r in rows]
 
-    # -- problems ---------------------------------------------------------------------------------
+    def plan_counts(self, run_id: int) -> dict[str, Any]:
+        """What remains to be done after the lookup, before any write (``reports.Plan``)."""
+        p, s = UserState.PENDING, PasswordStep
+        count = self._count_users
+        return {
+            "staged": self.staged_count(run_id),
+            "to_create": count(run_id, "state = ? AND created = ?", (p, Created.PENDING)),
+            "already_present": count(
+                run_id, "created IN (?, ?) AND state = ?", (Created.EXISTED, Created.EARLIER, UserState.DONE)
+            ),
+            "to_finish": count(run_id, "state = ? AND created IN (?, ?)", (p, Created.CREATED, Created.EARLIER)),
+            "failed": count(run_id, "state = ?", (UserState.FAILED,)),
+            "password_imports": dict(
+                self._rows(
+                    "SELECT password_method, COUNT(*) FROM users WHERE run_id = ? AND state = ? AND password = ?"
+                    " AND password_method IS NOT NULL GROUP BY password_method",
+                    (run_id, p, s.PENDING),
+                )
+            ),
+            "password_resets": count(
+                run_id, "state = ? AND password = ? AND flags = ?", (p, s.RESET, FlagsStep.PENDING)
+            ),
+            "without_password": count(run_id, "state = ? AND password_problem IS NOT NULL AND password = ?", (p, s.NA)),
+            "password_missing": count(run_id, "password_problem IS NOT NULL AND hasher IS NULL"),
+            "export_only": self._scalar(
+                "SELECT COUNT(*) FROM export_index e LEFT JOIN users u ON u.run_id = e.run_id"
+                " AND u.clerk_id = e.user_id WHERE e.run_id = ? AND u.clerk_id IS NULL",
+                (run_id,),
+            ),
+            "api_only": self._scalar(
+                "SELECT COUNT(*) FROM users u LEFT JOIN export_index e ON e.run_id = u.run_id"
+                " AND e.user_id = u.clerk_id WHERE u.run_id = ? AND e.user_id IS NULL",
+                (run_id,),
+            ),
+            "organizations": self._scalar("SELECT COUNT(*) FROM organizations WHERE run_id = ?", (run_id,)),
+            "memberships": self._scalar("SELECT COUNT(*) FROM memberships WHERE run_id = ?", (run_id,)),
+            "memberships_pending": self._scalar(
+                "SELECT COUNT(*) FROM memberships m JOIN users u ON u.run_id = m.run_id AND u.clerk_id = m.clerk_user_id"
+                " WHERE m.run_id = ? AND m.state IN (?, ?) AND u.state != ? AND u.created != ?",
+                (run_id, MembershipState.PENDING, MembershipState.FAILED, UserState.SKIPPED, Created.EXISTED),
+            ),
+        }
+
+    def outcome_counts(self, run_id: int) -> dict[str, Any]:
+        """What a run did (``reports.Summary``)."""
+        count = self._count_users
+        return {
+            "created": count(run_id, "created = ? AND state = ?", (Created.CREATED, UserState.DONE)),
+            "already_present": count(run_id, "created IN (?, ?)", (Created.EXISTED, Created.EARLIER)),
+            "failed": count(run_id, "state = ?", (UserState.FAILED,)),
+            "pending": count(run_id, "state = ?", (UserState.PENDING,)),
+            "passwords_set": dict(
+                self._rows(
+                    "SELECT password_method, COUNT(*) FROM users WHERE run_id = ? AND password = ? GROUP BY 1",
+                    (run_id, PasswordStep.SET),
+                )
+            ),
+            "password_resets": count(run_id, "password = ? AND flags = ?", (PasswordStep.RESET, FlagsStep.DONE)),
+        }
+
+    def _count_users(self, run_id: int, where: str, params: Sequence[Any] = ()) -> int:
+        return self._scalar(f"SELECT COUNT(*) FROM users WHERE run_id = ? AND ({where})", (run_id, *params))
+
+    # -- problems ----------------------------------------------------------------------------------
     def add_problems(self, run_id: int, problems: Iterable[tuple[str, str, str]]) -> None:
-        self.db.executemany(
+        self._many(
             "INSERT INTO problems(run_id, clerk_id, kind, message) VALUES (?, ?, ?, ?)",
             ((run_id, cid, kind, msg) for cid, kind, msg in problems),
         )
 
     def problems(self, run_id: int, limit: int | None = None) -> list[sqlite3.Row]:
         sql = "SELECT clerk_id, kind, message FROM problems WHERE run_id = ? ORDER BY rowid"
-        params: tuple[Any, ...] = (run_id,)
-        if limit is not None:
-            sql += " LIMIT ?"
-            params = (run_id, limit)
-        return self.db.execute(sql, params).fetchall()
+        if limit is None:
+            return self._rows(sql, (run_id,))
+        return self._rows(sql + " LIMIT ?", (run_id, limit))
 
-    # -- organizations, roles, memberships -------------------------------------------------------
+    # -- organizations, roles, memberships ---------------------------------------------------------
     def stage_organization(self, run_id: int, clerk_org_id: str, body: dict[str, Any]) -> None:
-        self.db.execute(
+        self._exec(
             "INSERT OR IGNORE INTO organizations(run_id, clerk_org_id, body) VALUES (?, ?, ?)",
             (run_id, clerk_org_id, json.dumps(body)),
         )
 
     def stage_role(self, run_id: int, key: str, body: dict[str, Any]) -> None:
-        self.db.execute(
-            "INSERT OR IGNORE INTO roles(run_id, key, body) VALUES (?, ?, ?)", (run_id, key, json.dumps(body))
-        )
+        self._exec("INSERT OR IGNORE INTO roles(run_id, key, body) VALUES (?, ?, ?)", (run_id, key, json.dumps(body)))
 
     def stage_membership(self, run_id: int, clerk_user_id: str, clerk_org_id: str, role_key: str) -> None:
-        self.db.execute(
+        self._exec(
             "INSERT OR IGNORE INTO memberships(run_id, clerk_user_id, clerk_org_id, role_key) VALUES (?, ?, ?, ?)",
             (run_id, clerk_user_id, clerk_org_id, role_key),
         )
 
     def organizations(self, run_id: int) -> list[sqlite3.Row]:
-        return self.db.execute(
-            "SELECT * FROM organizations WHERE run_id = ? ORDER BY clerk_org_id", (run_id,)
-        ).fetchall()
+        return self._rows("SELECT * FROM organizations WHERE run_id = ? ORDER BY clerk_org_id", (run_id,))
 
     def roles(self, run_id: int) -> list[sqlite3.Row]:
-        return self.db.execute("SELECT * FROM roles WHERE run_id = ? ORDER BY key", (run_id,)).fetchall()
+        return self._rows("SELECT * FROM roles WHERE run_id = ? ORDER BY key", (run_id,))
+
+    def record_organization(self, run_id: int, clerk_org_id: str, kinde_code: str) -> None:
+        self._exec(
+            "UPDATE organizations SET kinde_code = ?, state = ? WHERE run_id = ? AND clerk_org_id = ?",
+            (kinde_code, StepState.DONE, run_id, clerk_org_id),
+        )
+
+    def record_role(self, run_id: int, key: str) -> None:
+        self._exec("UPDATE roles SET state = ? WHERE run_id = ? AND key = ?", (StepState.DONE, run_id, key))
 
     def pending_memberships(self, run_id: int) -> list[sqlite3.Row]:
         """Memberships still to add whose user and organization both exist in Kinde."""
-        return self.db.execute(
+        return self._rows(
             "SELECT m.clerk_user_id, m.clerk_org_id, m.role_key, u.kinde_id, o.kinde_code FROM memberships m"
             " JOIN users u ON u.run_id = m.run_id AND u.clerk_id = m.clerk_user_id AND u.kinde_id IS NOT NULL"
-            " AND u.created IN ('created', 'earlier')"
+            " AND u.created IN (?, ?)"
             " JOIN organizations o ON o.run_id = m.run_id AND o.clerk_org_id = m.clerk_org_id"
             " AND o.kinde_code IS NOT NULL"
-            " WHERE m.run_id = ? AND m.state = 'pending' ORDER BY m.clerk_org_id, m.clerk_user_id",
-            (run_id,),
-        ).fetchall()
+            " WHERE m.run_id = ? AND m.state = ? ORDER BY m.clerk_org_id, m.clerk_user_id",
+            (Created.CREATED, Created.EARLIER, run_id, MembershipState.PENDING),
+        )
+
+    def record_memberships(
+        self, run_id: int, members: Sequence[tuple[str, str]], state: MembershipState, error: str | None = None
+    ) -> None:
+        """The outcome of adding ``members`` ((clerk user id, clerk org id) pairs), in one commit."""
+        with self.transaction():
+            self._many(
+                "UPDATE memberships SET state = ?, error = ? WHERE run_id = ? AND clerk_user_id = ? AND clerk_org_id = ?",
+                [(state, error, run_id, user_id, org_id) for user_id, org_id in members],
+            )
+
+    def reset_failed_memberships(self, run_id: int) -> int:
+        return self._exec(
+            "UPDATE memberships SET state = ?, error = NULL WHERE run_id = ? AND state = ?",
+            (MembershipState.PENDING, run_id, MembershipState.FAILED),
+        ).rowcount
 
     def mark_memberships_done_earlier(self, run_id: int) -> int:
         """Memberships an earlier run of this journal already added for the same Kinde user."""
-        return self.db.execute(
-            "UPDATE memberships SET state = 'earlier' WHERE run_id = ? AND state = 'pending' AND EXISTS ("
+        return self._exec(
+            "UPDATE memberships SET state = ? WHERE run_id = ? AND state = ? AND EXISTS ("
             " SELECT 1 FROM memberships m2"
             " JOIN users u2 ON u2.run_id = m2.run_id AND u2.clerk_id = m2.clerk_user_id"
             " JOIN users u ON u.run_id = memberships.run_id AND u.clerk_id = memberships.clerk_user_id"
             " WHERE m2.run_id < memberships.run_id AND m2.clerk_user_id = memberships.clerk_user_id"
             " AND m2.clerk_org_id = memberships.clerk_org_id AND m2.role_key = memberships.role_key"
-            " AND m2.state IN ('done', 'earlier') AND u2.kinde_id = u.kinde_id)",
-            (run_id,),
+            " AND m2.state IN (?, ?) AND u2.kinde_id = u.kinde_id)",
+            (MembershipState.EARLIER, run_id, MembershipState.PENDING, MembershipState.DONE, MembershipState.EARLIER),
         ).rowcount
 
     def settle_unmigrated_memberships(self, run_id: int) -> int:
         """Memberships of users this run will not migrate (skipped, not ours, never fetched): 'n/a'."""
-        return self.db.execute(
-            "UPDATE memberships SET state = 'n/a' WHERE run_id = ? AND state = 'pending' AND clerk_user_id NOT IN"
-            " (SELECT clerk_id FROM users WHERE run_id = ? AND state != 'skipped' AND created != 'existed')",
-            (run_id, run_id),
+        return self._exec(
+            "UPDATE memberships SET state = ? WHERE run_id = ? AND state = ? AND clerk_user_id NOT IN"
+            " (SELECT clerk_id FROM users WHERE run_id = ? AND state != ? AND created != ?)",
+            (MembershipState.NA, run_id, MembershipState.PENDING, run_id, UserState.SKIPPED, Created.EXISTED),
         ).rowcount
 
     def membership_counts(self, run_id: int) -> dict[str, int]:
-        rows = self.db.execute("SELECT state, COUNT(*) FROM memberships WHERE run_id = ? GROUP BY state", (run_id,))
+        rows = self._rows("SELECT state, COUNT(*) FROM memberships WHERE run_id = ? GROUP BY state", (run_id,))
         return {r[0]: r[1] for r in rows}
+
+    def failed_memberships(self, run_id: int) -> list[sqlite3.Row]:
+        return self._rows(
+            "SELECT clerk_user_id, clerk_org_id, role_key, error FROM memberships WHERE run_id = ? AND state = ?"
+            " ORDER BY clerk_org_id, clerk_user_id",
+            (run_id, MembershipState.FAILED),
+        )
+
+
+def _run_from_row(row: sqlite3.Row) -> Run:
+    return Run(
+        id=row["id"],
+        started_at=row["started_at"],
+        ended_at=row["ended_at"],
+        mode=row["mode"],
+        status=row["status"],
+        config_fingerprint=row["config_fingerprint"],
+        config_summary=json.loads(row["config_summary"]),
+        export_path=row["export_path"],
+        export_fingerprint=row["export_fingerprint"],
+        source_count=row["source_count"],
+        fetch_done=bool(row["fetch_done"]),
+        fetch_cursor=row["fetch_cursor"],
+        fetch_cursor_at=row["fetch_cursor_at"],
+    )
 
 
 class _Transaction:
-    """``with journal.transaction():`` groups statements into one commit (or none on error)."""
+    """One BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error); inner blocks join the outermost one."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self.db = db
+    def __init__(self, journal: Journal) -> None:
+        self.journal = journal
 
     def __enter__(self) -> None:
-        self.db.execute("BEGIN IMMEDIATE")
+        if self.journal._depth == 0:
+            self.journal._exec("BEGIN IMMEDIATE")
+        self.journal._depth += 1
 
     def __exit__(self, exc_type: Any, *_: Any) -> None:
-        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+        self.journal._depth -= 1
+        if self.journal._depth == 0:
+            self.journal._exec("ROLLBACK" if exc_type else "COMMIT")

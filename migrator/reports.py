@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from migrator.errors import EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK
-from migrator.journal import Journal
+from migrator.journal import Journal, RunStatus
 
 PASSWORD_REPORT_COLUMNS = ("clerk_id", "email", "hasher", "reason", "action")
 
@@ -68,12 +68,14 @@ class Summary:
     throttled: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     cancelled: bool = False  # the operator declined to write
+    unaccounted: list[str] = field(default_factory=list)  # Clerk users not accounted for (a fetch gap)
 
     @property
     def exit_code(self) -> int:
         if self.cancelled:
             return EXIT_INTERRUPTED
-        return EXIT_FAILURES if self.failed or self.memberships_failed or self.pending else EXIT_OK
+        unfinished = self.failed or self.memberships_failed or self.pending or self.unaccounted
+        return EXIT_FAILURES if unfinished else EXIT_OK
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -86,45 +88,18 @@ def skipped_users(journal: Journal, run_id: int) -> list[dict[str, str | None]]:
     """Every skipped user of a run with its reason code and detail, in fetch order."""
     return [
         {"clerk_id": row["clerk_id"], "reason": row["skip_reason"], "detail": row["skip_detail"]}
-        for row in journal.iter_users(run_id, "state = 'skipped'")
+        for row in journal.skipped_users(run_id)
     ]
 
 
 def build_plan(journal: Journal, run_id: int, *, with_export: bool) -> Plan:
     """Count what remains to be done, after the lookup, before any write."""
-    db = journal.db
-    r = run_id
-    plan = Plan(run_id=r, source_users=journal.run(r).source_count, staged=journal.staged_count(r))
-    plan.to_create = journal.count(r, "state = 'pending' AND created = 'pending'")
-    plan.already_present = journal.count(r, "created IN ('existed', 'earlier') AND state = 'done'")
-    plan.to_finish = journal.count(r, "state = 'pending' AND created IN ('created', 'earlier')")
-    plan.skipped = journal.skip_counts(r)
-    plan.failed = journal.count(r, "state = 'failed'")
-    plan.password_imports = dict(
-        db.execute(
-            "SELECT password_method, COUNT(*) FROM users WHERE run_id = ? AND state = 'pending' AND password = 'pending'"
-            " AND password_method IS NOT NULL GROUP BY password_method",
-            (r,),
-        ).fetchall()
+    counts = journal.plan_counts(run_id)
+    if not with_export:
+        counts["export_only"] = counts["api_only"] = 0
+    return Plan(
+        run_id=run_id, source_users=journal.run(run_id).source_count, skipped=journal.skip_counts(run_id), **counts
     )
-    plan.password_resets = journal.count(r, "state = 'pending' AND password = 'reset' AND flags = 'pending'")
-    plan.without_password = journal.count(r, "state = 'pending' AND password_problem IS NOT NULL AND password = 'n/a'")
-    plan.password_missing = journal.count(r, "password_problem IS NOT NULL AND hasher IS NULL")
-    if with_export:
-        plan.export_only = journal.count_export_only(r)
-        plan.api_only = db.execute(
-            "SELECT COUNT(*) FROM users u LEFT JOIN export_index e ON e.run_id = u.run_id AND e.user_id = u.clerk_id"
-            " WHERE u.run_id = ? AND e.user_id IS NULL",
-            (r,),
-        ).fetchone()[0]
-    plan.organizations = len(journal.organizations(r))
-    plan.memberships = db.execute("SELECT COUNT(*) FROM memberships WHERE run_id = ?", (r,)).fetchone()[0]
-    plan.memberships_pending = db.execute(
-        "SELECT COUNT(*) FROM memberships m JOIN users u ON u.run_id = m.run_id AND u.clerk_id = m.clerk_user_id"
-        " WHERE m.run_id = ? AND m.state = 'pending' AND u.state != 'skipped' AND u.created != 'existed'",
-        (r,),
-    ).fetchone()[0]
-    return plan
 
 
 def plan_warnings(journal: Journal, plan: Plan, *, policy: str) -> list[str]:
@@ -149,26 +124,22 @@ def plan_warnings(journal: Journal, plan: Plan, *, policy: str) -> list[str]:
 
 def build_summary(journal: Journal, run_id: int, mode: str, plan: Plan, *, cancelled: bool) -> Summary:
     """The outcome of a run, from the journal (request counts and timings are the caller's to add)."""
-    db = journal.db
-    r = run_id
-    summary = Summary(run_id=r, mode=mode, plan=plan, cancelled=cancelled)
-    summary.created = journal.count(r, "created = 'created' AND state = 'done'")
-    summary.already_present = journal.count(r, "created IN ('existed', 'earlier')")
-    summary.skipped = journal.skip_counts(r)
-    summary.failed = journal.count(r, "state = 'failed'")
-    summary.pending = 0 if mode == "dry-run" or cancelled else journal.count(r, "state = 'pending'")
-    summary.passwords_set = dict(
-        db.execute(
-            "SELECT password_method, COUNT(*) FROM users WHERE run_id = ? AND password = 'set' GROUP BY 1", (r,)
-        ).fetchall()
+    counts = journal.outcome_counts(run_id)
+    if mode == "dry-run" or cancelled:
+        counts["pending"] = 0
+    memberships = journal.membership_counts(run_id)
+    return Summary(
+        run_id=run_id,
+        mode=mode,
+        plan=plan,
+        cancelled=cancelled,
+        skipped=journal.skip_counts(run_id),
+        memberships_added=memberships.get("done", 0),
+        memberships_failed=memberships.get("failed", 0),
+        failures=journal.failure_groups(run_id),
+        skipped_users=skipped_users(journal, run_id),
+        **counts,
     )
-    summary.password_resets = journal.count(r, "password = 'reset' AND flags = 'done'")
-    memberships = journal.membership_counts(r)
-    summary.memberships_added = memberships.get("done", 0)
-    summary.memberships_failed = memberships.get("failed", 0)
-    summary.failures = journal.failure_groups(r)
-    summary.skipped_users = skipped_users(journal, r)
-    return summary
 
 
 def reports_dir(state_dir: Path) -> Path:
@@ -193,7 +164,7 @@ def write_password_report(journal: Journal, run_id: int, state_dir: Path) -> Pat
         os.chmod(tmp, 0o600)
         writer = csv.writer(handle)
         writer.writerow(PASSWORD_REPORT_COLUMNS)
-        for row in journal.iter_users(run_id, "password_problem IS NOT NULL"):
+        for row in journal.users_with_password_problem(run_id):
             action = {"reset": "password reset requested", "n/a": "created without a password"}.get(
                 row["password"], row["password"]
             )
@@ -204,3 +175,30 @@ def write_password_report(journal: Journal, run_id: int, state_dir: Path) -> Pat
             )
     tmp.replace(path)
     return path
+
+
+def status_report(journal: Journal, run_id: int | None) -> dict[str, Any]:
+    """What `migrator status` shows: the run, counts per step, skips and failures (journal only)."""
+    run = journal.run(run_id)
+    status = run.status
+    if status == RunStatus.RUNNING and not journal.in_use():
+        status = "stopped"  # its process died: `migrator resume` continues it
+    return {
+        "run": {
+            "id": run.id,
+            "mode": run.mode,
+            "status": status,
+            "started_at": run.started_at,
+            "ended_at": run.ended_at,
+            "source_count": run.source_count,
+            "fetch_done": run.fetch_done,
+        },
+        "users": journal.staged_count(run.id),
+        "steps": journal.step_counts(run.id),
+        "skipped": journal.skip_counts(run.id),
+        "skipped_users": skipped_users(journal, run.id),
+        "memberships": journal.membership_counts(run.id),
+        "failures": [{"code": c, "message": m, "users": n} for c, m, n in journal.failure_groups(run.id)],
+        "failed_memberships": [dict(m) for m in journal.failed_memberships(run.id)],
+        "problems": [dict(p) for p in journal.problems(run.id, limit=50)],
+    }

@@ -8,7 +8,7 @@ import stat
 import pytest
 
 from migrator.errors import JournalError
-from migrator.journal import Journal
+from migrator.journal import Journal, RunStatus
 
 
 def staged(clerk_id: str, seq: int, **fields) -> dict:
@@ -47,7 +47,7 @@ def new_run(journal: Journal):
 
 def test_file_is_private_and_in_wal_mode(journal: Journal) -> None:
     assert stat.S_IMODE(os.stat(journal.path).st_mode) == 0o600
-    assert journal.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert journal.sqlite_mode() == "wal"
 
 
 def test_runs_are_numbered_and_the_latest_is_the_default(journal: Journal) -> None:
@@ -85,17 +85,18 @@ def test_iter_users_streams_in_fetch_order_and_tolerates_updates(journal: Journa
     run = new_run(journal)
     journal.stage_users(run.id, [staged(f"u{i}", i) for i in range(1200)])
     seen = []
-    for row in journal.iter_users(run.id, "state = 'pending'", batch=100):
+    for row in journal.pending_users(run.id):
         seen.append(row["clerk_id"])
         journal.update_user(run.id, row["clerk_id"], state="done")
     assert seen == [f"u{i}" for i in range(1200)]
-    assert journal.count(run.id, "state = 'done'") == 1200
+    assert journal.pending_count(run.id) == 0
+    assert journal.step_counts(run.id)["state"] == {"done": 1200}
 
 
 def test_step_counts_and_failure_groups(journal: Journal) -> None:
     run = new_run(journal)
     journal.stage_users(run.id, [staged(f"u{i}", i) for i in range(5)])
-    journal.update_users(
+    journal.record_outcomes(
         run.id,
         [
             ("u0", {"state": "failed", "error_code": "E1", "error_message": "boom"}),
@@ -110,12 +111,15 @@ def test_step_counts_and_failure_groups(journal: Journal) -> None:
     assert journal.failure_groups(run.id) == [("E1", "boom", 2), ("E2", "bang", 1)]
 
 
-def test_runs_accept_only_known_fields(journal: Journal) -> None:
+def test_runs_and_users_accept_only_known_fields(journal: Journal) -> None:
     run = new_run(journal)
-    journal.set_run(run.id, status="completed", fetch_done=1)
+    journal.end_run(run.id, RunStatus.COMPLETED)
+    journal.record_fetch_done(run.id)
     assert journal.run(run.id).status == "completed"
+    assert journal.run(run.id).fetch_done
+    journal.stage_users(run.id, [staged("u1", 0)])
     with pytest.raises(ValueError):
-        journal.set_run(run.id, config_fingerprint="sneaky")
+        journal.update_user(run.id, "u1", seq=99)
 
 
 def test_one_process_at_a_time_and_the_lock_dies_with_its_holder(tmp_path) -> None:

@@ -2,13 +2,13 @@
 
 Users are paged 500 at a time ordered ``+created_at`` so that sign-ups during the export land at the
 end instead of shifting pages. The cursor (``starting_after``) is used when the server honours it,
-and offset paging otherwise: the first cursor page is checked for overlap with the previous one,
-since an older API that ignores the parameter would silently return page one again.
+and offset paging otherwise: every first cursor page is checked (see ``iter_user_pages``), since an
+older API that ignores the parameter would silently return page one again.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
@@ -53,22 +53,34 @@ class ClerkClient(ApiClient):
         return page
 
     async def iter_user_pages(
-        self, *, start_after: str | None = None, start_offset: int = 0
+        self,
+        *,
+        start_after: str | None = None,
+        start_after_created: int | None = None,
+        start_offset: int = 0,
+        already_have: Callable[[str], bool] | None = None,
     ) -> AsyncIterator[list[dict[str, Any]]]:
-        """Yield pages of users, oldest first, until a short page. Duplicates are the caller's to drop."""
+        """Yield pages of users, oldest first, until a short page. Duplicates are the caller's to drop.
+
+        The cursor (``starting_after``, new in the 2026-08 API) is used while the server honours it.
+        A 400/422 to it, or a page that shows it was ignored (it starts at the cursor, holds a user
+        older than the cursor, repeats the previous page, or, on a resumed fetch, starts with a user
+        ``already_have`` knows), switches to offsets from the same position, for good.
+        """
         base = {"limit": PAGE_SIZE, "order_by": ORDER_OLDEST_FIRST}
         use_cursor = True
         offset = start_offset
+        cursor, cursor_created = start_after, start_after_created
         previous_ids: set[str] = set()
-        cursor = start_after
         while True:
+            page = None
             if use_cursor and cursor:
-                page = await self._user_page({**base, "starting_after": cursor})
-                if page and page[0]["id"] in previous_ids:
-                    use_cursor = False  # the server ignored the cursor: fall back to offsets
-                    page = await self._user_page({**base, "offset": offset})
-            else:
-                page = await self._user_page({**base, "offset": offset} if offset or not use_cursor else base)
+                page = await self._cursor_page(base, cursor)
+                if page is not None and _cursor_ignored(page, cursor, cursor_created, previous_ids, already_have):
+                    page = None
+                use_cursor = page is not None
+            if page is None:
+                page = await self._user_page({**base, "offset": offset} if offset else base)
             if not page:
                 return
             yield page
@@ -76,7 +88,17 @@ class ClerkClient(ApiClient):
                 return
             offset += len(page)
             previous_ids = {user["id"] for user in page}
-            cursor = page[-1]["id"]
+            cursor, cursor_created = page[-1]["id"], _created_at(page[-1])
+            already_have = None  # only the first page of a resumed fetch may start with known users
+
+    async def _cursor_page(self, base: dict[str, Any], cursor: str) -> list[dict[str, Any]] | None:
+        """A page after ``cursor``, or None when the server refuses the parameter (older API versions)."""
+        try:
+            return await self._user_page({**base, "starting_after": cursor})
+        except ApiError as exc:
+            if exc.status in (400, 422):
+                return None
+            raise
 
     async def _iter_list(self, path: str) -> AsyncIterator[dict[str, Any]]:
         offset = 0
@@ -101,3 +123,26 @@ class ClerkClient(ApiClient):
 
     def iter_roles(self) -> AsyncIterator[dict[str, Any]]:
         return self._iter_list("/organization_roles")
+
+
+def _created_at(user: dict[str, Any]) -> int | None:
+    value = user.get("created_at")
+    return value if isinstance(value, int) else None
+
+
+def _cursor_ignored(
+    page: list[dict[str, Any]],
+    cursor: str,
+    cursor_created: int | None,
+    previous_ids: set[str],
+    already_have: Callable[[str], bool] | None,
+) -> bool:
+    """Does this page, asked for after ``cursor``, show that the server ignored the cursor?"""
+    if not page:
+        return False
+    first = page[0]["id"]
+    if first == cursor or first in previous_ids or (already_have is not None and already_have(first)):
+        return True
+    if cursor_created is not None:
+        return any((created := _created_at(user)) is not None and created < cursor_created for user in page)
+    return False

@@ -39,6 +39,39 @@ class KindeUser:
     phone: str | None
 
 
+@dataclass(frozen=True)
+class CreatedUser:
+    """A user Kinde created; ``refused`` indexes the request's identities Kinde did not create."""
+
+    id: str
+    refused: tuple[int, ...] = ()
+
+
+def refused_identities(sent: list[dict[str, Any]], answered: Any) -> tuple[int, ...]:
+    """Which identities of a create Kinde reports as not created (``identities[].result.created``).
+
+    The answer names only each identity's type, so the n-th answered identity of a type is taken
+    for the n-th sent identity of that type. An answer without the list says nothing was refused.
+    """
+    if not isinstance(answered, list):
+        return ()
+    by_type: dict[str, list[int]] = {}
+    for index, identity in enumerate(sent):
+        by_type.setdefault(str(identity.get("type")), []).append(index)
+    refused: list[int] = []
+    for item in answered:
+        if not isinstance(item, dict):
+            continue
+        indexes = by_type.get(str(item.get("type")))
+        if not indexes:
+            continue
+        index = indexes.pop(0)
+        result = item.get("result")
+        if isinstance(result, dict) and result.get("created") is False:
+            refused.append(index)
+    return tuple(sorted(refused))
+
+
 class TokenManager:
     """Client-credentials token, cached and renewed before expiry; safe under concurrency."""
 
@@ -177,20 +210,47 @@ class KindeClient(ApiClient):
                 return found
             params = {**params, "next_token": next_token}
 
-    async def create_user(self, body: dict[str, Any]) -> str:
-        """POST /api/v1/user; returns the Kinde id. 400/409 become AlreadyExists-or-ApiError for reconciling."""
-        try:
-            result = await self.call("POST", "/api/v1/user", json=body, scope="create:users", idempotent=False)
-        except ApiError as exc:
-            if exc.status in (400, 409):
-                raise AlreadyExists(str(exc), service=self.service, status=exc.status, code=exc.code) from None
-            raise
+    async def create_user(self, body: dict[str, Any]) -> CreatedUser:
+        """POST /api/v1/user. 400/409 become ``AlreadyExists`` (reconciled by lookup); a user created
+        without some of its identities says which (``CreatedUser.refused``)."""
+        result = await self._create("POST", "/api/v1/user", body, "create:users")
         user_id = result.get("id")
         if not isinstance(user_id, str):
             raise ProtocolError(
                 "Kinde POST /api/v1/user answered without a user id", service=self.service, ambiguous=True
             )
-        return user_id
+        if result.get("created") is False:
+            raise AlreadyExists(
+                f"Kinde POST /api/v1/user answered created: false for user {user_id}", service=self.service
+            )
+        return CreatedUser(user_id, refused_identities(body.get("identities") or [], result.get("identities")))
+
+    async def _create(self, method: str, path: str, body: dict[str, Any], scope: str) -> dict[str, Any]:
+        """A create: never re-sent after an ambiguous failure; 400/409 mean "may already exist"."""
+        try:
+            return await self.call(method, path, json=body, scope=scope, idempotent=False)
+        except ApiError as exc:
+            if exc.status in (400, 409) and not isinstance(exc, AlreadyExists):
+                raise AlreadyExists(str(exc), service=self.service, status=exc.status, code=exc.code) from None
+            raise
+
+    async def add_identity(self, kinde_id: str, identity: dict[str, Any]) -> None:
+        """POST /api/v1/users/{id}/identities: one identity a create did not carry across."""
+        await self._create("POST", f"/api/v1/users/{kinde_id}/identities", identity, "create:user_identities")
+
+    async def user_organizations(self, kinde_id: str) -> list[str] | None:
+        """The codes of the organizations a user belongs to (None: Kinde did not say)."""
+        body = await self.call(
+            "GET",
+            "/api/v1/users",
+            params={"user_id": kinde_id, "expand": "organizations", "page_size": MAX_PAGE},
+            scope="read:users",
+        )
+        users = body.get("users")
+        for user in users if isinstance(users, list) else []:
+            if isinstance(user, dict) and user.get("id") == kinde_id and isinstance(user.get("organizations"), list):
+                return [code for code in user["organizations"] if isinstance(code, str)]
+        return None
 
     async def set_password(self, kinde_id: str, fields: dict[str, Any]) -> None:
         await self.call("PUT", f"/api/v1/users/{kinde_id}/password", json=fields, scope="update:user_passwords")
@@ -217,15 +277,13 @@ class KindeClient(ApiClient):
         return await self._paged("/api/v1/roles", "roles", "read:roles")
 
     async def create_role(self, body: dict[str, Any]) -> None:
-        await self.call("POST", "/api/v1/roles", json=body, scope="create:roles", idempotent=False)
+        await self._create("POST", "/api/v1/roles", body, "create:roles")
 
     async def list_organizations(self) -> list[dict[str, Any]]:
         return await self._paged("/api/v1/organizations", "organizations", "read:organizations")
 
     async def create_organization(self, body: dict[str, Any]) -> str:
-        result = await self.call(
-            "POST", "/api/v1/organization", json=body, scope="create:organizations", idempotent=False
-        )
+        result = await self._create("POST", "/api/v1/organization", body, "create:organizations")
         org = result.get("organization")
         code = org.get("code") if isinstance(org, dict) else None
         if not isinstance(code, str):

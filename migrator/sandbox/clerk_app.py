@@ -28,7 +28,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import islice
-from typing import Any
+from typing import Any, Literal
 
 from starlette.applications import Starlette
 from starlette.datastructures import Headers, QueryParams
@@ -471,18 +471,50 @@ class _Gate:
                 self.counts["statuses"][str(statuses[0] if statuses else 500)] += 1
 
 
+@dataclass
+class ClerkBehaviour:
+    """Answers the real Clerk may give that the spec leaves open, switchable while serving (a test
+    can end an outage mid-run by setting a field).
+
+    ``cursor``: ``starting_after`` is honoured (the 2026-08 spec), ignored (an older API version
+    answers page one again) or rejected with a 422 (a version that does not know the parameter).
+    ``outage_after_pages``: after that many user pages, every ``GET /v1/users`` fails with
+    ``outage_status`` until the field is set back to ``None``.
+    """
+
+    cursor: Literal["honoured", "ignored", "rejected"] = "honoured"
+    outage_after_pages: int | None = None
+    outage_status: int = 503
+    pages_served: int = 0
+
+
 def build_clerk_app(
     dataset: Dataset,
     *,
     secret_key: str,
     requests_per_10s: int | None = 1000,
     clock: Callable[[], float] = time.monotonic,
+    behaviour: ClerkBehaviour | None = None,
 ) -> Starlette:
     """A Starlette app serving ``dataset`` as Clerk would; ``requests_per_10s=None`` disables
-    the rate limit. ``app.state.request_counts`` holds ``{"requests": ..., "statuses": ...}``."""
+    the rate limit. ``app.state.request_counts`` holds ``{"requests": ..., "statuses": ...}``;
+    ``app.state.behaviour`` the :class:`ClerkBehaviour` switches."""
+    behaviour = behaviour or ClerkBehaviour()
 
     async def list_users(request: Request) -> Response:
         params = request.query_params
+        if behaviour.outage_after_pages is not None and behaviour.pages_served >= behaviour.outage_after_pages:
+            raise ClerkApiError(
+                behaviour.outage_status,
+                "internal_clerk_error",
+                "Oops, an unexpected error occurred",
+                "There was an internal error on our servers. We've been notified.",
+            )
+        behaviour.pages_served += 1
+        if _first(params, "starting_after") and behaviour.cursor == "rejected":
+            raise _unsupported("starting_after")
+        if behaviour.cursor == "ignored":
+            params = QueryParams([(k, v) for k, v in params.multi_items() if k != "starting_after"])
         limit, offset = _paging(params)
         field, descending = _order_param(params, USER_ORDER_FIELDS)
         selection = _select_users(dataset, params)
@@ -591,6 +623,7 @@ def build_clerk_app(
         limiter = FixedWindowRateLimiter(requests_per_10s, clock=clock)
     counts: dict[str, Counter[str]] = {"requests": Counter(), "statuses": Counter()}
     app.state.dataset = dataset
+    app.state.behaviour = behaviour
     app.state.rate_limiter = limiter
     app.state.request_counts = counts
     app.add_middleware(_Gate, routes=routes, secret_key=secret_key, limiter=limiter, counts=counts)

@@ -19,7 +19,7 @@ from typing import Any
 
 import uvicorn
 
-from migrator.sandbox.clerk_app import build_clerk_app
+from migrator.sandbox.clerk_app import ClerkBehaviour, build_clerk_app
 from migrator.sandbox.faults import PROFILES, FaultMiddleware, FaultProfile
 from migrator.sandbox.generator import Dataset
 from migrator.sandbox.kinde_app import KindeSandboxConfig, build_kinde_app, make_error_body
@@ -33,6 +33,7 @@ class SandboxOptions:
     seed: int = 1
     hasher_weights: Mapping[str, float] | None = None
     clerk_requests_per_10s: int | None = 1000
+    clerk: ClerkBehaviour = field(default_factory=ClerkBehaviour)
     clerk_faults: FaultProfile = field(default_factory=FaultProfile)
     kinde_faults: FaultProfile = field(default_factory=FaultProfile)
     kinde: KindeSandboxConfig = field(default_factory=KindeSandboxConfig)
@@ -101,7 +102,10 @@ class Sandbox:
         self.secret_key = "sk_test_sandbox_" + secrets.token_urlsafe(24)
         self.kinde_config = replace(self.options.kinde, client_secret="sandbox-secret-" + secrets.token_urlsafe(24))
         self.clerk_app = build_clerk_app(
-            self.dataset, secret_key=self.secret_key, requests_per_10s=self.options.clerk_requests_per_10s
+            self.dataset,
+            secret_key=self.secret_key,
+            requests_per_10s=self.options.clerk_requests_per_10s,
+            behaviour=self.options.clerk,
         )
         self.kinde_app = build_kinde_app(self.kinde_config)
         self.clerk_faults = FaultMiddleware(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from migrator.journal import Journal
+from migrator.journal import Created, FlagsStep, IdentitiesStep, Journal, Lookup, PasswordStep, UserState
 from migrator.kinde.client import KindeUser
 
 
@@ -28,7 +28,7 @@ def record_lookup(journal: Journal, run_id: int, row: Any, field_name: str, foun
     if match is None:
         match = next((u for u in found if key_of(u, field_name) == row[f"{field_name}_key"]), None)
     if match is None:
-        journal.update_user(run_id, clerk_id, lookup="absent")
+        journal.record_absent(run_id, clerk_id)
     else:
         adopt(journal, run_id, row, match)
 
@@ -45,31 +45,12 @@ def adopt(journal: Journal, run_id: int, row: Any, match: KindeUser) -> None:
     """
     clerk_id = row["clerk_id"]
     ours = match.provided_id == clerk_id
-    if ours and row["lookup"] == "recheck":
-        journal.update_user(run_id, clerk_id, lookup="found", created="created", kinde_id=match.id)
+    if ours and row["lookup"] == Lookup.RECHECK:
+        journal.update_user(run_id, clerk_id, lookup=Lookup.FOUND, created=Created.CREATED, kinde_id=match.id)
         return
-    earlier = journal.db.execute(
-        "SELECT password, flags FROM users WHERE clerk_id = ? AND kinde_id = ? AND run_id != ?"
-        " AND created IN ('created', 'earlier') ORDER BY run_id DESC LIMIT 1",
-        (clerk_id, match.id, run_id),
-    ).fetchone()
-    meant_to = (
-        earlier is None
-        and journal.db.execute(
-            "SELECT 1 FROM users u JOIN runs r ON r.id = u.run_id WHERE u.clerk_id = ? AND u.run_id != ?"
-            " AND r.mode = 'run' AND u.created = 'pending' AND u.lookup IN ('absent', 'recheck') LIMIT 1",
-            (clerk_id, run_id),
-        ).fetchone()
-    )
-    if ours and (earlier is not None or meant_to):
-        fields: dict[str, Any] = {"lookup": "found", "created": "earlier", "kinde_id": match.id}
-        if earlier is not None and earlier["password"] in ("set", "n/a") and row["password"] == "pending":
-            fields["password"] = earlier["password"]
-        if earlier is not None and earlier["flags"] in ("done", "n/a") and row["flags"] == "pending":
-            fields["flags"] = earlier["flags"]
-        if fields.get("password", row["password"]) != "pending" and fields.get("flags", row["flags"]) != "pending":
-            fields["state"] = "done"  # nothing left: costs no request at all
-        journal.update_user(run_id, clerk_id, **fields)
+    earlier = journal.earlier_steps(run_id, clerk_id, match.id)
+    if ours and (earlier is not None or journal.earlier_run_meant_to_create(run_id, clerk_id)):
+        journal.update_user(run_id, clerk_id, **_continue_earlier(row, earlier, match.id))
         return
     if not ours:
         note = (
@@ -80,10 +61,31 @@ def adopt(journal: Journal, run_id: int, row: Any, match: KindeUser) -> None:
     journal.update_user(
         run_id,
         clerk_id,
-        lookup="found",
-        created="existed",
+        lookup=Lookup.FOUND,
+        created=Created.EXISTED,
         kinde_id=match.id,
-        state="done",
-        password="n/a",
-        flags="n/a",
+        state=UserState.DONE,
+        password=PasswordStep.NA,
+        flags=FlagsStep.NA,
     )
+
+
+def _continue_earlier(row: Any, earlier: Any, kinde_id: str) -> dict[str, Any]:
+    """This run's steps for a user an earlier run created: whatever that run finished is not redone."""
+    fields: dict[str, Any] = {"lookup": Lookup.FOUND, "created": Created.EARLIER, "kinde_id": kinde_id}
+    if earlier is not None:
+        if earlier["password"] in (PasswordStep.SET, PasswordStep.NA) and row["password"] == PasswordStep.PENDING:
+            fields["password"] = earlier["password"]
+        if earlier["flags"] in (FlagsStep.DONE, FlagsStep.NA) and row["flags"] == FlagsStep.PENDING:
+            fields["flags"] = earlier["flags"]
+        if earlier["identities"] == IdentitiesStep.PENDING:
+            fields["identities"] = IdentitiesStep.PENDING  # identities Kinde refused are still missing
+            fields["missing_identities"] = earlier["missing_identities"]
+    left = (
+        fields.get("password", row["password"]) == PasswordStep.PENDING
+        or fields.get("flags", row["flags"]) == FlagsStep.PENDING
+        or fields.get("identities") == IdentitiesStep.PENDING
+    )
+    if not left:
+        fields["state"] = UserState.DONE  # nothing left: costs no request at all
+    return fields

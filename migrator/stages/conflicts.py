@@ -1,0 +1,84 @@
+"""Stage: identities several Clerk users share, found and settled before anything is written to Kinde.
+
+Kinde keeps an email, a username (ignoring case) and a phone unique; Clerk data imported from
+elsewhere may not. Settling it up front means the plan shows every casualty, instead of the run
+discovering them one 400 at a time.
+
+Reads: the staged plans of pending users. Writes: skips, dropped identities, problems.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any, Literal
+
+from migrator.journal import Journal
+
+Policy = Literal["first", "skip-all"]
+
+
+def resolve_conflicts(journal: Journal, run_id: int, policy: Policy) -> tuple[int, int]:
+    """Settle shared identities among the run's pending users; returns (shared identities, users skipped).
+
+    A shared primary email or username cannot go to two Kinde users: under ``first`` the earliest
+    Clerk user keeps it and the others are skipped (reported); under ``skip-all`` every holder is
+    skipped. A shared extra email or phone is dropped from the later holders instead.
+    """
+    shared = journal.shared_identities(run_id, _identity_keys(journal, run_id))
+    problems: list[tuple[str, str, str]] = []
+    skipped = 0
+    with journal.transaction():
+        for conflict in shared:
+            kind, value = conflict.key.split(":", 1)
+            keeper = conflict.holders[0][0] if policy == "first" else None
+            others = ", ".join(holder for holder, _ in conflict.holders)
+            for clerk_id, essential in conflict.holders:
+                current = journal.user(run_id, clerk_id)
+                if clerk_id == keeper or current is None or current["state"] != "pending":
+                    continue
+                if essential:
+                    reason = f"duplicate_{kind}"
+                    detail = f"{kind} {value} is shared by {others}" + (
+                        f"; kept by {keeper}" if keeper else "; policy skip-all"
+                    )
+                    journal.skip_user(run_id, clerk_id, reason, detail)
+                    problems.append((clerk_id, "skipped", f"{reason}: {detail}"))
+                    skipped += 1
+                else:
+                    _drop_identity(journal, run_id, current, kind, value)
+                    problems.append((clerk_id, "warning", f"{kind} {value} dropped: also used by {others}"))
+        journal.add_problems(run_id, problems)
+    return len(shared), skipped
+
+
+def _identity_keys(journal: Journal, run_id: int) -> Iterator[tuple[str, str, int, bool]]:
+    """(identity key, clerk id, seq, essential) for every identity of every pending user.
+
+    Essential: the user's primary email and username, or the phone of a phone-only user: what the
+    user signs in with. Keepers are chosen among essential holders first.
+    """
+    for row in journal.pending_users(run_id):
+        essential = {
+            row["email_key"] and f"email:{row['email_key']}",
+            row["username_key"] and f"username:{row['username_key']}",
+        }
+        if not row["email_key"] and not row["username_key"] and row["phone_key"]:
+            essential.add(f"phone:{row['phone_key']}")  # a phone-only user's only way in
+        for kind, value in json.loads(row["plan"])["keys"]:
+            key = f"{kind}:{value}"
+            yield key, row["clerk_id"], row["seq"], key in essential
+
+
+def _drop_identity(journal: Journal, run_id: int, row: Any, kind: str, value: str) -> None:
+    record = json.loads(row["plan"])
+    record["identities"] = [
+        i
+        for i in record["identities"]
+        if not (i["type"] == kind and (i["value"] if kind == "phone" else i["value"].lower()) == value)
+    ]
+    record["keys"] = [k for k in record["keys"] if k != [kind, value]]
+    fields: dict[str, Any] = {"plan": json.dumps(record)}
+    if kind == "phone" and row["phone_key"] == value:
+        fields["phone_key"] = None
+    journal.update_user(run_id, row["clerk_id"], **fields)

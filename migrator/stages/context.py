@@ -1,0 +1,95 @@
+"""What every stage is handed: the run, its journal, both API clients, the mapping options and ``emit``.
+
+Stages are plain async functions over a :class:`RunContext`; each reads its input from the journal
+and writes its result there, so any of them can be the first to run after a crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from migrator.clerk.client import ClerkClient
+from migrator.clerk.export import ExportFile
+from migrator.config import Settings
+from migrator.errors import MigratorError
+from migrator.events import Emit, Pacing
+from migrator.journal import Journal, Run
+from migrator.kinde.client import KindeClient
+from migrator.mapping import MappingOptions
+from migrator.models import ExportRow
+
+
+@dataclass
+class RunContext:
+    settings: Settings
+    journal: Journal
+    clerk: ClerkClient
+    kinde: KindeClient
+    emit: Emit
+    run: Run
+    options: MappingOptions
+    export: ExportFile | None = None
+    notes: list[str] = field(default_factory=list)  # end-of-run findings that make the exit non-zero
+
+    def export_row(self, clerk_id: str) -> ExportRow | None:
+        """The user's row of the CSV export, read again at its indexed offset (digests are never stored)."""
+        if self.export is None:
+            return None
+        entry = self.journal.export_entry(self.run.id, clerk_id)
+        if entry is None:
+            return None
+        return self.export.row_at(entry["offset"], entry["row_number"], expected_id=clerk_id)
+
+    def emit_pacing(self) -> None:
+        for client in (self.clerk, self.kinde):
+            self.emit(
+                Pacing(
+                    service=client.service,
+                    rate=client.limiter.rate,
+                    requests=client.stats.requests,
+                    throttled=client.stats.throttled,
+                    backing_off=client.limiter.backing_off,
+                )
+            )
+
+
+class Ticker:
+    """Rate-limits progress events to ~10 a second."""
+
+    def __init__(self, interval: float = 0.1) -> None:
+        self.interval = interval
+        self._last = 0.0
+
+    def due(self) -> bool:
+        now = time.monotonic()
+        if now - self._last >= self.interval:
+            self._last = now
+            return True
+        return False
+
+
+@asynccontextmanager
+async def task_group() -> AsyncIterator[asyncio.TaskGroup]:
+    """``asyncio.TaskGroup`` that re-raises the failure itself rather than an ExceptionGroup.
+
+    One failure cancels every partner (no task waits on a queue its failed producer will never
+    fill); the CLI then maps the error to its message and exit code. A ``MigratorError`` wins over
+    other errors raised by partners in the same moment.
+    """
+    try:
+        async with asyncio.TaskGroup() as group:
+            yield group
+    except BaseExceptionGroup as failures:
+        leaves = _leaves(failures)
+        raise next((e for e in leaves if isinstance(e, MigratorError)), leaves[0]) from None
+
+
+def _leaves(group: BaseExceptionGroup) -> list[BaseException]:
+    found: list[BaseException] = []
+    for exc in group.exceptions:
+        found.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
+    return found

@@ -1,0 +1,44 @@
+"""Stage: index Clerk's CSV export.
+
+Reads the export once and writes ``(user id, byte offset, row number, hasher)`` to the journal.
+Digests are never stored: they are read again from the file at the offset when a password is set.
+Emits: the ``export`` phase.
+"""
+
+from __future__ import annotations
+
+from migrator.errors import InputError
+from migrator.events import PhaseAdvanced, PhaseFinished, PhaseStarted
+from migrator.journal import DuplicateExportRow
+from migrator.stages.context import RunContext, Ticker
+
+BATCH = 5000
+
+
+def index_export(ctx: RunContext) -> None:
+    export, journal, run_id = ctx.export, ctx.journal, ctx.run.id
+    assert export is not None
+    ctx.emit(PhaseStarted("export"))
+    batch: list[tuple[str, int, int, str | None, bool]] = []
+    done = 0
+    ticker = Ticker()
+    try:
+        with journal.transaction():
+            # Duplicate ids are caught by the journal's unique key: no set of a million ids here.
+            for entry in export.scan(check_duplicates=False):
+                batch.append((entry.user_id, entry.offset, entry.row_number, entry.hasher, entry.has_digest))
+                if len(batch) >= BATCH:
+                    journal.add_export_entries(run_id, batch)
+                    done += len(batch)
+                    batch.clear()
+                    if ticker.due():
+                        ctx.emit(PhaseAdvanced("export", done))
+            journal.add_export_entries(run_id, batch)
+            done += len(batch)
+    except DuplicateExportRow as dup:
+        raise InputError(
+            f"{export.path}: row {dup.row_number}: user id {dup.user_id!r} already appears at row"
+            f" {dup.first_row}; the export is corrupt (export it again)"
+        ) from None
+    ctx.emit(PhaseAdvanced("export", done, done))
+    ctx.emit(PhaseFinished("export"))

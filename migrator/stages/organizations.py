@@ -1,0 +1,128 @@
+"""Stage: roles, then organizations, then memberships in batches.
+
+Reads: staged roles, organizations and the memberships whose user and organization are in Kinde.
+Writes: each role and organization when it exists in Kinde, each membership's outcome.
+Emits: the ``organizations`` phase.
+
+A refused batch of members is split in halves until the member Kinde refuses is alone, so one
+bad member never fails ninety-nine good ones; a member Kinde says is already in the organization
+is a success, not a failure.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from migrator.errors import ApiError, AuthError, ProtocolError, ScopeError
+from migrator.events import Notice, PhaseAdvanced, PhaseFinished, PhaseStarted
+from migrator.journal import MembershipState, StepState
+from migrator.kinde.client import BATCH_ADD_LIMIT
+from migrator.stages.context import RunContext
+from migrator.stages.creates import create_settled
+
+FATAL = (AuthError, ScopeError, ProtocolError)
+
+
+async def organizations(ctx: RunContext) -> None:
+    journal, run_id = ctx.journal, ctx.run.id
+    orgs = journal.organizations(run_id)
+    todo = [o for o in orgs if o["kinde_code"] is None]
+    roles_left = any(r["state"] == StepState.PENDING for r in journal.roles(run_id))
+    if not todo and not roles_left and not (orgs and journal.pending_memberships(run_id)):
+        return
+    ctx.emit(PhaseStarted("organizations", len(todo)))
+    await _ensure_roles(ctx)
+    existing = {o.get("external_id"): o.get("code") for o in await ctx.kinde.list_organizations()}
+    for done, org in enumerate(todo, start=1):
+        code = existing.get(org["clerk_org_id"]) or await _create_organization(ctx, org)
+        journal.record_organization(run_id, org["clerk_org_id"], code)
+        ctx.emit(PhaseAdvanced("organizations", done, len(todo)))
+    added, failed = await _add_memberships(ctx)
+    ctx.emit(PhaseAdvanced("organizations", len(todo), len(todo), {"memberships": added, "failed": failed}))
+    ctx.emit(PhaseFinished("organizations"))
+
+
+async def _ensure_roles(ctx: RunContext) -> None:
+    existing = {r.get("key") for r in await ctx.kinde.list_roles()}
+    for role in ctx.journal.roles(ctx.run.id):
+        if role["key"] not in existing:
+            await _create_role(ctx, role["key"], json.loads(role["body"]))
+        ctx.journal.record_role(ctx.run.id, role["key"])
+
+
+async def _create_role(ctx: RunContext, key: str, body: dict[str, Any]) -> None:
+    async def create() -> bool:
+        await ctx.kinde.create_role(body)
+        return True
+
+    async def find_role(_: ApiError) -> bool | None:
+        return True if key in {r.get("key") for r in await ctx.kinde.list_roles()} else None
+
+    await create_settled(create, find_role, attempts=ctx.settings.max_attempts)
+
+
+async def _create_organization(ctx: RunContext, org: Any) -> str:
+    clerk_org_id = org["clerk_org_id"]
+
+    async def find_organization(_: ApiError) -> str | None:
+        for existing in await ctx.kinde.list_organizations():
+            if existing.get("external_id") == clerk_org_id and existing.get("code"):
+                return str(existing["code"])
+        return None
+
+    body = json.loads(org["body"])
+    return await create_settled(
+        lambda: ctx.kinde.create_organization(body), find_organization, attempts=ctx.settings.max_attempts
+    )
+
+
+async def _add_memberships(ctx: RunContext) -> tuple[int, int]:
+    by_org: dict[str, list[Any]] = {}
+    for member in ctx.journal.pending_memberships(ctx.run.id):
+        by_org.setdefault(member["kinde_code"], []).append(member)
+    added = failed = 0
+    for code, members in by_org.items():
+        for start in range(0, len(members), BATCH_ADD_LIMIT):
+            ok, refused = await _add_batch(ctx, code, members[start : start + BATCH_ADD_LIMIT])
+            added, failed = added + ok, failed + refused
+    return added, failed
+
+
+async def _add_batch(ctx: RunContext, code: str, batch: Sequence[Any]) -> tuple[int, int]:
+    """Add ``batch`` to organization ``code``; a refused batch is halved until the refused member is
+    alone. Returns (added, failed)."""
+    try:
+        await ctx.kinde.add_organization_users(code, [{"id": m["kinde_id"], "roles": [m["role_key"]]} for m in batch])
+    except FATAL:
+        raise
+    except ApiError as exc:
+        if len(batch) > 1 and not exc.retryable:
+            middle = len(batch) // 2
+            first, second = await _add_batch(ctx, code, batch[:middle]), await _add_batch(ctx, code, batch[middle:])
+            return first[0] + second[0], first[1] + second[1]
+        if len(batch) == 1 and await _already_member(ctx, code, batch[0]):
+            _record(ctx, batch, MembershipState.DONE)
+            return 1, 0
+        _record(ctx, batch, MembershipState.FAILED, str(exc))
+        who = batch[0]["clerk_user_id"] if len(batch) == 1 else f"{len(batch)} member(s)"
+        ctx.emit(Notice(f"adding {who} to organization {code} failed: {exc}", level="warning"))
+        return 0, len(batch)
+    _record(ctx, batch, MembershipState.DONE)
+    return len(batch), 0
+
+
+async def _already_member(ctx: RunContext, code: str, member: Any) -> bool:
+    """Was the refusal Kinde's way of saying the user is already a member?"""
+    try:
+        codes = await ctx.kinde.user_organizations(member["kinde_id"])
+    except FATAL:
+        raise
+    except ApiError:
+        return False
+    return codes is not None and code in codes
+
+
+def _record(ctx: RunContext, batch: Sequence[Any], state: MembershipState, error: str | None = None) -> None:
+    ctx.journal.record_memberships(ctx.run.id, [(m["clerk_user_id"], m["clerk_org_id"]) for m in batch], state, error)
