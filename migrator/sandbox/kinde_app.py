@@ -90,6 +90,7 @@ ALL_SCOPES: frozenset[str] = frozenset(
         "delete:users",
         "update:user_passwords",
         "update:user_properties",
+        "create:user_identities",
         "create:organizations",
         "read:organizations",
         "create:organization_users",
@@ -128,6 +129,13 @@ class KindeSandboxConfig:
     clock: Callable[[], float] = time.monotonic
     # GUESS: the spec lists no 404 for user-id operations (400 is the only client error it names).
     unknown_user_status: int = 404
+    # A create whose identity Kinde refuses (in use, or against its rules) may still create the user
+    # and answer that identity with ``result.created: false``: phones starting with one of these
+    # prefixes are refused that way, and (``partial_duplicates``) so is an email/username/phone in use.
+    refused_phone_prefixes: tuple[str, ...] = ()
+    partial_duplicates: bool = False
+    # GUESS: adding a user already in an organization is accepted (merged); 400 plays the other reading.
+    existing_member_status: int = 200
 
 
 class KindeError(Exception):
@@ -663,6 +671,9 @@ class _KindeApi:
             _Operation("DELETE", "/api/v1/user", self.delete_user, "delete:users"),
             _Operation("PUT", "/api/v1/users/{user_id}/password", self.set_password, "update:user_passwords", "json"),
             _Operation(
+                "POST", "/api/v1/users/{user_id}/identities", self.add_identity, "create:user_identities", "json"
+            ),
+            _Operation(
                 "PATCH",
                 "/api/v1/users/{user_id}/properties",
                 self.set_user_properties,
@@ -792,7 +803,7 @@ class _KindeApi:
         )
         provided_id = body.text("provided_id")
         org_code = body.text("organization_code")
-        identities = self._parse_identities(body)
+        identities, refused = self._parse_identities(body)
         if org_code is not None and org_code not in self.store.organizations:
             raise KindeError(400, "ORGANIZATION_NOT_FOUND", f"No organization with code {org_code}.")
 
@@ -804,10 +815,10 @@ class _KindeApi:
             given_name=given_name,
             family_name=family_name,
             picture=picture,
-            identities=identities,
+            identities=[i for n, i in enumerate(identities) if n not in refused],
         )
         self.store.users[user.id] = user
-        for identity in identities:
+        for identity in user.identities:
             self._index(identity, user.id)
         if org_code is not None:
             self.store.organizations[org_code].members.setdefault(user.id, _Membership())
@@ -817,13 +828,31 @@ class _KindeApi:
             {
                 "id": user.id,
                 "created": True,
-                "identities": [{"type": i.type, "result": {"created": True}} for i in identities],
+                "identities": [
+                    {"type": i.type, "result": {"created": n not in refused}} for n, i in enumerate(identities)
+                ],
             }
         )
 
-    def _parse_identities(self, body: _Body) -> list[_Identity]:
-        """Validate every identity and its uniqueness before anything is stored."""
+    def add_identity(self, call: _Call) -> Response:
+        """POST /api/v1/users/{user_id}/identities: email, phone or username (no social connections here)."""
+        user = self._user(call.path_params["user_id"])
+        identity_type = call.body.choice("type", ("email", "phone", "username"), required=True)
+        value = call.body.required_text("value")
+        call.body.text("phone_country_id")
+        assert identity_type is not None
+        identity = self._checked_identity(identity_type, value, False, set())
+        if identity_type == "phone" and value.startswith(self.config.refused_phone_prefixes or ("\0",)):
+            raise KindeError(400, "INVALID_PHONE", f"{value} is not accepted for this business.")
+        user.identities.append(identity)
+        self._index(identity, user.id)
+        return _ok({**_SUCCESS, "identity": {"id": f"identity_{uuid.uuid4().hex}"}}, status=201)
+
+    def _parse_identities(self, body: _Body) -> tuple[list[_Identity], set[int]]:
+        """Validate every identity and its uniqueness before anything is stored; also which ones
+        a partial create leaves out (``refused_phone_prefixes``, ``partial_duplicates``)."""
         identities: list[_Identity] = []
+        refused: set[int] = set()
         seen: set[tuple[str, str]] = set()
         for index, raw in enumerate(body.array("identities") or []):
             if not isinstance(raw, dict):
@@ -834,23 +863,37 @@ class _KindeApi:
             details = item.obj("details", required=True)
             assert details is not None
             value = details.required_text(identity_type)
-            if identity_type == "email":
-                local, at, domain = value.partition("@")
-                if not (local and at and "." in domain):
-                    raise KindeError(400, "INVALID_EMAIL", f"{value} is not a valid email address.")
-                key, index_of, label = value.lower(), self.store.emails, "Email"
-            elif identity_type == "phone":
+            if identity_type == "phone":
                 details.text("phone_country_id")
-                if not _E164.match(value):
-                    raise KindeError(400, "INVALID_PHONE", f"{value} is not an E.164 phone number.")
-                key, index_of, label = value, self.store.phones, "Phone"
-            else:
-                key, index_of, label = value.lower(), self.store.usernames, "Username"
-            if key in index_of or (identity_type, key) in seen:
-                raise self._duplicate(label, value)
-            seen.add((identity_type, key))
-            identities.append(_Identity(identity_type, value, bool(item.flag("is_verified"))))
-        return identities
+            try:
+                identities.append(self._checked_identity(identity_type, value, bool(item.flag("is_verified")), seen))
+            except KindeError as error:
+                if not (self.config.partial_duplicates and error.status == self.config.duplicate_status):
+                    raise
+                identities.append(_Identity(identity_type, value, bool(item.flag("is_verified"))))
+                refused.add(index)
+            if identity_type == "phone" and value.startswith(self.config.refused_phone_prefixes or ("\0",)):
+                refused.add(index)
+        return identities, refused
+
+    def _checked_identity(
+        self, identity_type: str, value: str, verified: bool, seen: set[tuple[str, str]]
+    ) -> _Identity:
+        if identity_type == "email":
+            local, at, domain = value.partition("@")
+            if not (local and at and "." in domain):
+                raise KindeError(400, "INVALID_EMAIL", f"{value} is not a valid email address.")
+            key, index_of, label = value.lower(), self.store.emails, "Email"
+        elif identity_type == "phone":
+            if not _E164.match(value):
+                raise KindeError(400, "INVALID_PHONE", f"{value} is not an E.164 phone number.")
+            key, index_of, label = value, self.store.phones, "Phone"
+        else:
+            key, index_of, label = value.lower(), self.store.usernames, "Username"
+        if key in index_of or (identity_type, key) in seen:
+            raise self._duplicate(label, value)
+        seen.add((identity_type, key))
+        return _Identity(identity_type, value, verified)
 
     def _index(self, identity: _Identity, user_id: str) -> None:
         if identity.type == "email":
@@ -1077,6 +1120,14 @@ class _KindeApi:
                 if self.store.permission_by_key(key) is None:
                     raise KindeError(400, "PERMISSION_NOT_FOUND", f"No permission with key {key}.")
             parsed.append((user_id, roles, permissions))
+        if self.config.existing_member_status != 200:
+            for user_id, _roles, _permissions in parsed:
+                if user_id in org.members:
+                    raise KindeError(
+                        self.config.existing_member_status,
+                        "USER_ALREADY_IN_ORGANIZATION",
+                        f"User {user_id} is already a member of {org.code}.",
+                    )
         added: list[str] = []
         for user_id, roles, permissions in parsed:
             membership = org.members.get(user_id)
