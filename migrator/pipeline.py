@@ -117,6 +117,7 @@ class Migration:
             role_map=settings.role_map,
             default_phone_region=settings.default_phone_region,
             salt_position=settings.salted_hash_salt_position,
+            export_time=settings.export_time,
         )
         self.export: ExportFile | None = None
         self._started = time.monotonic()
@@ -234,6 +235,9 @@ class Migration:
         self.export = ExportFile(path)
 
     def _check_unchanged(self, run: Run, allow_changed: bool) -> None:
+        # Unless set again, the export time is the one the run began with (in its recorded settings).
+        self.settings = self.settings.keeping_export_time(run.config_summary)
+        self.options = replace(self.options, export_time=self.settings.export_time)
         changes = []
         if run.config_fingerprint != self.settings.fingerprint():
             now = self.settings.mapping_summary()
