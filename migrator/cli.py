@@ -169,6 +169,14 @@ def run(
     unimportable_passwords: Annotated[
         PasswordPolicy | None, typer.Option(help="For passwords Kinde cannot verify.")
     ] = None,
+    export_time: Annotated[
+        str | None,
+        typer.Option(
+            "--export-time",
+            help="When Clerk made the export, ISO 8601 with timezone (default: the file's modification time);"
+            " passwords changed since then are not imported.",
+        ),
+    ] = None,
 ) -> None:
     """Start a new migration run (prints its id), or a dry run.
 
@@ -191,6 +199,7 @@ def run(
             concurrency=concurrency,
             kinde_max_rps=max_rps,
             unimportable_passwords=unimportable_passwords.value if unimportable_passwords else None,
+            clerk_export_time=export_time,
         )
         if settings.clerk_export is None and not (dry_run or without_export):
             raise ConfigError(

@@ -10,11 +10,13 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -83,6 +85,10 @@ class Settings(BaseSettings):
     # Where Clerk's md5_salted / sha256_salted put the salt: Clerk does not document it, so those
     # digests are imported only once the operator has checked one known password and set this.
     salted_hash_salt_position: Literal["prefix", "suffix"] | None = None
+    # When Clerk made the export (--export-time): a password Clerk says changed at or after it is not in
+    # the export, so its digest is not imported. Unset: the export file's modification time.
+    clerk_export_time: datetime | None = None
+    _export_time_default: datetime | None = PrivateAttr(default=None)
 
     @field_validator("clerk_export", mode="before")
     @classmethod
@@ -91,6 +97,35 @@ class Settings(BaseSettings):
         if isinstance(value, str) and not value.strip():
             raise ValueError("set but empty: give the path of Clerk's dashboard CSV export, or leave it unset")
         return value
+
+    @field_validator("clerk_export_time", mode="before")
+    @classmethod
+    def _clerk_export_time(cls, value: Any) -> Any:
+        expected = (
+            "must be an ISO 8601 date and time with a timezone, e.g. 2025-06-01T12:00:00Z or"
+            " 2025-06-01T14:00:00+02:00 (--export-time / CLERK_EXPORT_TIME)"
+        )
+        if value is None:
+            return None
+        if isinstance(value, str):
+            if not value.strip():
+                raise ValueError(f"set but empty: {expected}, or leave it unset to use the export file's time")
+            try:
+                value = datetime.fromisoformat(value.strip())
+            except ValueError:
+                raise ValueError(f"{expected}; got a value that is not one") from None
+        if not isinstance(value, datetime):
+            raise ValueError(expected)
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"has no timezone: {expected}")
+        return value.astimezone(UTC)
+
+    @model_validator(mode="after")
+    def _export_time_from_file(self) -> Settings:
+        # Read once, here, so the run uses and fingerprints one value even if the file is touched later.
+        if self.clerk_export_time is None and self.clerk_export is not None and self.clerk_export.is_file():
+            self._export_time_default = datetime.fromtimestamp(self.clerk_export.stat().st_mtime, UTC)
+        return self
 
     @field_validator("clerk_api_url")
     @classmethod
@@ -106,6 +141,27 @@ class Settings(BaseSettings):
     @classmethod
     def _kinde_audience(cls, value: str | None) -> str | None:
         return _checked_url(value) if value else None
+
+    @property
+    def export_time(self) -> datetime | None:
+        """When the export's digests were read out of Clerk: the setting, else the file's time."""
+        return self.clerk_export_time or self._export_time_default
+
+    def keeping_export_time(self, recorded: Mapping[str, Any]) -> Settings:
+        """For resume: unless the operator sets the export time again, keep the one the run began with.
+
+        The file's time is not read again: a copy or a ``touch`` changes it, not the digests (the
+        export's bytes are checked on their own).
+        """
+        if self.clerk_export_time is not None:
+            return self
+        kept = self.model_copy()
+        value = recorded.get("clerk_export_time")
+        try:
+            kept._export_time_default = datetime.fromisoformat(value) if isinstance(value, str) else None
+        except ValueError:  # not ours: the comparison then reports the setting as changed
+            kept._export_time_default = None
+        return kept
 
     @property
     def audience(self) -> str:
@@ -136,7 +192,10 @@ class Settings(BaseSettings):
 
     def mapping_summary(self) -> dict[str, Any]:
         """The fingerprinted settings, for telling an operator what changed between runs."""
+        # Only with a value, so runs begun before the setting existed keep their fingerprint.
+        export_time = {"clerk_export_time": self.export_time.isoformat()} if self.export_time else {}
         return {
+            **export_time,
             "clerk_api_url": self.clerk_api_url,
             "kinde_domain": self.kinde_domain,
             "unimportable_passwords": self.unimportable_passwords,
@@ -185,4 +244,6 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         raise ConfigError(f"invalid configuration: {problems}") from None
     except ValueError as exc:  # e.g. malformed TOML
         raise ConfigError(f"cannot read configuration {path}: {exc}") from None
-    return Settings.model_construct(**{k: getattr(settings, k) for k in Settings.model_fields})
+    resolved = Settings.model_construct(**{k: getattr(settings, k) for k in Settings.model_fields})
+    resolved._export_time_default = settings._export_time_default
+    return resolved

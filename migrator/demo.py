@@ -51,7 +51,6 @@ def run_demo(*, users: int, seed: int, sign_ins: int) -> int:
         journal = Journal(settings.state_dir)
         try:
             with Renderer(console, live=console.is_terminal) as renderer:
-
                 summary = asyncio.run(
                     run_migration(settings, journal, Start(), on_event=renderer, confirm=lambda plan: True)
                 )

@@ -744,6 +744,13 @@ class Journal:
             ),
             "without_password": count(run_id, "state = ? AND password_problem IS NOT NULL AND password = ?", (p, s.NA)),
             "password_missing": count(run_id, "password_problem IS NOT NULL AND hasher IS NULL"),
+            "password_problems": dict(
+                self._rows(
+                    "SELECT password_problem, COUNT(*) FROM users WHERE run_id = ? AND password_problem IS NOT NULL"
+                    " GROUP BY 1 ORDER BY 2 DESC, 1",
+                    (run_id,),
+                )
+            ),
             "export_only": self._scalar(
                 "SELECT COUNT(*) FROM export_index e LEFT JOIN users u ON u.run_id = e.run_id"
                 " AND u.clerk_id = e.user_id WHERE e.run_id = ? AND u.clerk_id IS NULL",

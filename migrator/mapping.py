@@ -11,8 +11,10 @@ of an exception.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import phonenumbers
@@ -34,6 +36,15 @@ BannedPolicy = Literal["suspend", "skip"]
 SaltPosition = Literal["prefix", "suffix"]
 
 NO_DIGEST_REASON = "password enabled in Clerk but no digest in the export"
+STALE_DIGEST_REASON = "password changed after the export"
+UNREADABLE_UPDATE_REASON = (
+    "password_last_updated_at is not a Unix timestamp, so whether the password changed after the export cannot be told"
+)
+# Clerk's timestamps are Unix milliseconds; a value below this reads as seconds instead (1e11 ms is
+# March 1973, 1e11 s is the year 5138), so either unit gives the same answer.
+SECONDS_BELOW = 10**11
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 
 @dataclass(frozen=True)
@@ -49,6 +60,9 @@ class MappingOptions:
     # Where md5_salted / sha256_salted digests put the salt; Clerk does not say, so None keeps
     # those digests unimportable (see passwords.translate).
     salt_position: SaltPosition | None = None
+    # When the export's digests were read out of Clerk (timezone-aware). A password Clerk says was
+    # updated at or after it is not in the export: the digest there is the old one. None: no check.
+    export_time: datetime | None = None
 
 
 # -- identifier validation (shared with the export reader so its warnings predict the mapping) --
@@ -223,6 +237,10 @@ def _password(
             # Importing it would bring back a credential the user (or an admin) took away.
             notes.append("password_digest: not imported, password_enabled is false in Clerk now")
             return None, None
+        stale = _stale_digest(user.get("password_last_updated_at"), options.export_time)
+        if stale is not None:
+            name = (hasher or "").strip().lower()
+            return None, PasswordUnimportable(name if name in passwords.KNOWN_HASHERS else None, stale)
         result = passwords.translate(hasher, digest, salt_position=options.salt_position)
         if isinstance(result, PasswordImport):
             return result, None
@@ -231,6 +249,40 @@ def _password(
     if enabled is True:
         return None, PasswordUnimportable(None, NO_DIGEST_REASON)
     return None, None
+
+
+def password_updated_at(value: Any) -> datetime | None:
+    """Clerk's ``password_last_updated_at`` as a UTC datetime; None when absent or null.
+
+    Unix milliseconds, or seconds when the number is too small to be milliseconds of any date Clerk
+    has seen (see ``SECONDS_BELOW``). Raises ValueError for anything that is not such a number.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+        raise ValueError("not a Unix timestamp")
+    microseconds = value * 1_000_000 if value < SECONDS_BELOW else value * 1_000
+    try:
+        return _EPOCH + _MICROSECOND * round(microseconds)
+    except OverflowError:
+        raise ValueError("not a Unix timestamp") from None
+
+
+def _stale_digest(updated_at: Any, export_time: datetime | None) -> str | None:
+    """Why the export's digest must not be imported, judged by when Clerk last saw the password change.
+
+    At or after the export time counts as after: a reset can be undone by the user, a stale password
+    brought back cannot. Absent or null (the user never changed it, or the API does not say) passes.
+    """
+    if export_time is None:
+        return None
+    try:
+        changed = password_updated_at(updated_at)
+    except ValueError:
+        return UNREADABLE_UPDATE_REASON
+    if changed is not None and changed >= export_time:
+        return STALE_DIGEST_REASON
+    return None
 
 
 # -- users ------------------------------------------------------------------------------------------

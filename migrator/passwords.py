@@ -83,7 +83,7 @@ _EXPECTED_FORMAT: Mapping[str, str] = MappingProxyType(
         "bcrypt": "expected $2a$/$2b$/$2y$, cost 04-31, 53 characters of salt and hash",
         "md5": "expected 32 hexadecimal characters",
         "sha256": "expected 64 hexadecimal characters",
-        "md5_salted": "expected <salt>$<32 hexadecimal characters>",
+        "md5_salted": "expected <salt>$<32 hexadecimal characters> or the reverse",
         "sha256_salted": "expected <salt>$<64 hexadecimal characters> or the reverse",
         "pbkdf2_sha256": "expected pbkdf2_sha256$<iterations>$<base64 salt>$<base64 hash>",
         "pbkdf2_sha256_django": "expected pbkdf2_sha256$<iterations>$<salt>$<base64 hash>",
@@ -196,7 +196,13 @@ def _salted(name: str, digest: str, salt_position: SaltPosition | None) -> dict[
 
 
 def _split_salt_and_hash(name: str, digest: str, length: int) -> tuple[str, str]:
-    """``salt$hash`` (Clerk's docs); ``sha256_salted`` also ``hash$salt`` (Clerk's older spec)."""
+    """(salt, hash hex) of a salted digest, for ``md5_salted`` and ``sha256_salted`` alike.
+
+    Clerk's docs write ``salt$hash``; an older Clerk spec writes ``hash$salt`` (for sha256_salted, and
+    nothing says md5_salted differs). The hash part is the one of the hasher's hex length. When both
+    parts are, the digest cannot tell which is the salt: refused rather than guessed, because a wrong
+    guess imports without an error and locks the user out.
+    """
 
     def is_hash(text: str) -> bool:
         return len(text) == length and _HEX.fullmatch(text) is not None
@@ -204,9 +210,13 @@ def _split_salt_and_hash(name: str, digest: str, length: int) -> tuple[str, str]
     salt_first = digest.rpartition("$")
     hash_first = digest.partition("$")
     salt_then_hash = bool(salt_first[1] and salt_first[0] and is_hash(salt_first[2]))
-    hash_then_salt = name == "sha256_salted" and bool(hash_first[1] and hash_first[2] and is_hash(hash_first[0]))
+    hash_then_salt = bool(hash_first[1] and hash_first[2] and is_hash(hash_first[0]))
     if salt_then_hash and hash_then_salt:
-        raise _Rejected(f"{name} digest is ambiguous: both of its parts look like a hash", malformed=False)
+        raise _Rejected(
+            f"{name} digest is ambiguous: both of its parts look like a hash ({length} hexadecimal characters),"
+            " so which one is the salt cannot be told; not guessed",
+            malformed=False,
+        )
     if salt_then_hash:
         return salt_first[0], salt_first[2]
     if hash_then_salt:

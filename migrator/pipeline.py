@@ -15,10 +15,9 @@ go through it.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import httpx
@@ -49,6 +48,7 @@ from migrator.stages.load import load
 from migrator.stages.lookup import lookup
 from migrator.stages.organizations import organizations
 from migrator.stages.preflight import preflight
+from migrator.stages.unchanged import check_unchanged, file_fingerprint
 
 Confirm = Callable[[Plan], bool]
 
@@ -95,15 +95,6 @@ async def run_migration(
         return await migration.resume(action.run_id, allow_changed=action.allow_changed, confirm=confirm)
 
 
-def file_fingerprint(path: Path) -> str:
-    """sha256 of the export's bytes: resume refuses a changed export unless told otherwise."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 class Migration:
     """One migration run over a journal: the run's lifecycle around the order of the stages."""
 
@@ -115,6 +106,7 @@ class Migration:
             role_map=settings.role_map,
             default_phone_region=settings.default_phone_region,
             salt_position=settings.salted_hash_salt_position,
+            export_time=settings.export_time,
         )
         self._started = time.monotonic()
 
@@ -154,7 +146,10 @@ class Migration:
         run = self.journal.run(run_id)
         if run.dry_run:
             raise JournalError(f"run {run.id} was a dry run: {why_not_dry}")
-        self._check_unchanged(run, allow_changed)
+        self.settings, changes = check_unchanged(self.settings, run, allow_changed=allow_changed)
+        self.options = replace(self.options, export_time=self.settings.export_time)
+        for change in changes:
+            self.emit(Notice(f"continuing although {change}", level="warning"))
         return run
 
     async def _drive(self, run: Run, confirm: Confirm) -> Summary:
@@ -216,27 +211,6 @@ class Migration:
                     level="warning",
                 )
             )
-
-    def _check_unchanged(self, run: Run, allow_changed: bool) -> None:
-        changes = []
-        if run.config_fingerprint != self.settings.fingerprint():
-            now = self.settings.mapping_summary()
-            differing = sorted(k for k in now if run.config_summary.get(k) != now[k])
-            changes.append("settings changed: " + ", ".join(differing or ["(unknown)"]))
-        if run.export_path:
-            path = Path(run.export_path)
-            if not path.is_file():
-                changes.append(f"the export {path} is gone")
-            elif file_fingerprint(path) != run.export_fingerprint:
-                changes.append(f"the export {path} changed since the run began")
-        if changes and not allow_changed:
-            raise JournalError(
-                f"run {run.id} cannot resume as is: "
-                + "; ".join(changes)
-                + ". Re-run with --allow-changed to continue anyway"
-            )
-        for change in changes:
-            self.emit(Notice(f"continuing although {change}", level="warning"))
 
     def _finish(self, ctx: RunContext, plan: Plan, status: RunStatus) -> Summary:
         cancelled = status == RunStatus.CANCELLED

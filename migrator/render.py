@@ -160,6 +160,8 @@ def plan_table(plan: Plan, *, title: str) -> Table:
         rows.append(("Created without password (policy)", plan.without_password))
     if plan.password_missing:
         rows.append(("Password in Clerk, no digest in export", plan.password_missing))
+    for reason, count in plan.password_problems.items():
+        rows.append((f"  Clerk password unusable: {reason}", count))
     if plan.export_only:
         rows.append(("Only in the CSV export (not migrated)", plan.export_only))
     if plan.api_only:

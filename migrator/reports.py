@@ -14,6 +14,7 @@ from typing import Any
 
 from migrator.errors import EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK
 from migrator.journal import Journal, RunStatus
+from migrator.mapping import STALE_DIGEST_REASON
 
 PASSWORD_REPORT_COLUMNS = ("clerk_id", "email", "hasher", "reason", "action")
 
@@ -34,6 +35,7 @@ class Plan:
     password_resets: int = 0
     without_password: int = 0
     password_missing: int = 0  # password enabled in Clerk, no digest in the export
+    password_problems: dict[str, int] = field(default_factory=dict)  # why not importable -> users
     export_only: int = 0
     api_only: int = 0
     organizations: int = 0
@@ -118,6 +120,11 @@ def plan_warnings(journal: Journal, plan: Plan, *, policy: str) -> list[str]:
     if plan.password_missing:
         warnings.append(
             f"{plan.password_missing} user(s) have a password in Clerk but no digest in the export: policy {policy}"
+        )
+    if stale := plan.password_problems.get(STALE_DIGEST_REASON):
+        warnings.append(
+            f"{stale} user(s) changed their password after the export was made: policy {policy}"
+            " (a newer export would carry their new password)"
         )
     return warnings
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -13,6 +15,7 @@ from hypothesis import strategies as st
 from migrator import mapping, passwords
 from migrator.mapping import (
     NO_DIGEST_REASON,
+    STALE_DIGEST_REASON,
     MappingOptions,
     ParsedPhone,
     all_identity_keys,
@@ -685,6 +688,139 @@ def test_translate_saying_no_password_while_clerk_says_enabled_is_the_no_digest_
     plan = planned(clerk_user(password_enabled=True), export_row(None, ""))
 
     assert plan.password_problem == PasswordUnimportable(None, NO_DIGEST_REASON)
+
+
+# -- stale digests: the password changed after the export --------------------------------------------
+
+EXPORT_TIME = datetime(2025, 6, 1, 12, 0, 0, 250_000, tzinfo=UTC)
+EXPORT_MS = 1_748_779_200_250  # EXPORT_TIME in Unix milliseconds
+STALE = PasswordUnimportable("bcrypt", STALE_DIGEST_REASON)
+DAY_MS = 86_400_000
+# Any instant a Clerk user can have, as Unix ms: 2001 (first 13-digit ms) to 2286.
+instants_ms = st.integers(min_value=10**12, max_value=10**13 - 1)
+
+
+def updated_at(value: Any) -> dict[str, Any]:
+    """A password user whose password_last_updated_at is ``value`` (``...``: the key is absent)."""
+    user = clerk_user(password_enabled=True, password_last_updated_at=value)
+    if value is ...:
+        del user["password_last_updated_at"]
+    return user
+
+
+def test_export_time_constant_is_the_same_instant_in_ms() -> None:
+    assert mapping.password_updated_at(EXPORT_MS) == EXPORT_TIME
+
+
+@settings(max_examples=300)
+@given(updated_ms=instants_ms, as_seconds=st.booleans(), as_float=st.booleans())
+def test_a_password_changed_at_or_after_the_export_is_stale_in_ms_or_seconds(
+    updated_ms: int, as_seconds: bool, as_float: bool
+) -> None:
+    value: int | float = updated_ms
+    if as_seconds:  # the other plausible reading of "Unix timestamp": whole seconds
+        updated_ms -= updated_ms % 1000
+        value = updated_ms // 1000
+    value = float(value) if as_float else value
+    plan = planned(updated_at(value), export_row(), export_time=EXPORT_TIME)
+    changed = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=updated_ms)
+
+    if changed >= EXPORT_TIME:
+        assert (plan.password, plan.password_problem, plan.request_password_reset) == (None, STALE, True)
+    else:
+        assert isinstance(plan.password, PasswordImport) and plan.password_problem is None
+
+
+@pytest.mark.parametrize(
+    ("value", "stale"),
+    [
+        (EXPORT_MS - 1, False),
+        (EXPORT_MS, True),  # equal counts as after: a reset is recoverable, a stale password is not
+        (EXPORT_MS + 1, True),
+        (EXPORT_MS // 1000, False),  # seconds: 12:00:00.000 is before 12:00:00.250
+        (EXPORT_MS // 1000 + 1, True),
+        (EXPORT_MS - DAY_MS, False),
+        (EXPORT_MS + DAY_MS, True),
+        (0, False),  # the epoch, in either unit
+    ],
+    ids=["1ms-before", "equal", "1ms-after", "seconds-before", "seconds-after", "day-before", "day-after", "zero"],
+)
+def test_stale_boundaries(fake_translate: list, value: int, stale: bool) -> None:
+    plan = planned(updated_at(value), export_row(), export_time=EXPORT_TIME)
+    assert (plan.password_problem == STALE) is stale
+    assert isinstance(plan.password, PasswordImport) is not stale
+
+
+@pytest.mark.parametrize("value", [None, ...], ids=["null", "absent"])
+def test_without_a_password_update_time_the_digest_is_imported(fake_translate: list, value: Any) -> None:
+    plan = planned(updated_at(value), export_row(), export_time=EXPORT_TIME)
+    assert isinstance(plan.password, PasswordImport) and plan.password_problem is None
+
+
+@settings(max_examples=200)
+@given(
+    value=st.one_of(
+        st.text(),
+        st.booleans(),
+        st.integers(max_value=-1),
+        st.floats(max_value=-1e-9),
+        st.sampled_from([math.nan, math.inf, -math.inf, 1e300, 10**30]),
+        st.lists(st.integers(), max_size=2),
+        st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+    )
+)
+def test_a_password_update_time_that_is_not_a_timestamp_is_not_trusted(value: Any) -> None:
+    plan = planned(updated_at(value), export_row(), export_time=EXPORT_TIME)
+    assert plan.password is None
+    assert plan.password_problem == PasswordUnimportable("bcrypt", mapping.UNREADABLE_UPDATE_REASON)
+
+
+@given(value=st.one_of(st.none(), instants_ms, st.text()))
+def test_without_an_export_time_nothing_is_judged_stale(value: Any) -> None:
+    plan = planned(updated_at(value), export_row())
+    assert isinstance(plan.password, PasswordImport)
+
+
+@pytest.mark.parametrize(
+    ("policy", "reset"),
+    [("reset", True), ("no-password", False)],
+)
+def test_a_stale_digest_follows_the_unimportable_password_policy(
+    fake_translate: list, policy: str, reset: bool
+) -> None:
+    plan = planned(updated_at(EXPORT_MS + 5), export_row(), export_time=EXPORT_TIME, unimportable_passwords=policy)
+    assert (plan.password, plan.password_problem, plan.request_password_reset) == (None, STALE, reset)
+
+
+def test_a_stale_digest_under_skip_is_a_skip_with_the_reason(fake_translate: list) -> None:
+    result = plan_user(
+        updated_at(EXPORT_MS + 5),
+        export_row(),
+        MappingOptions(unimportable_passwords="skip", export_time=EXPORT_TIME),
+    )
+    assert result == Skip(USER_ID, "password_not_importable", STALE_DIGEST_REASON)
+
+
+def test_a_stale_digest_of_an_unimportable_hasher_says_it_is_stale(fake_translate: list) -> None:
+    # A fresh export would carry the new digest (Clerk hashes new passwords with bcrypt): the more useful reason.
+    plan = planned(updated_at(EXPORT_MS + 5), export_row("argon2id", "$argon2id$..."), export_time=EXPORT_TIME)
+    assert plan.password_problem == PasswordUnimportable("argon2id", STALE_DIGEST_REASON)
+
+
+def test_a_hasher_that_is_not_a_name_is_not_echoed_in_a_stale_problem(fake_translate: list) -> None:
+    plan = planned(updated_at(EXPORT_MS + 5), export_row(BCRYPT, BCRYPT), export_time=EXPORT_TIME)
+    assert plan.password_problem == PasswordUnimportable(None, STALE_DIGEST_REASON)
+
+
+def test_the_removed_password_and_missing_digest_rules_come_before_staleness(fake_translate: list) -> None:
+    removed = planned(
+        clerk_user(password_enabled=False, password_last_updated_at=EXPORT_MS + 5),
+        export_row(),
+        export_time=EXPORT_TIME,
+    )
+    assert (removed.password, removed.password_problem) == (None, None)
+    missing = planned(updated_at(EXPORT_MS + 5), export_row(None, None), export_time=EXPORT_TIME)
+    assert missing.password_problem == PasswordUnimportable(None, NO_DIGEST_REASON)
 
 
 def test_an_export_row_of_another_user_is_a_caller_bug() -> None:

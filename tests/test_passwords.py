@@ -6,7 +6,7 @@ import base64
 import hashlib
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from migrator.models import PasswordImport, PasswordUnimportable
@@ -142,18 +142,66 @@ def test_hex_digests_are_sent_lowercase(hasher: str) -> None:
     }
 
 
-def test_sha256_salted_accepts_both_orders_of_clerk_docs() -> None:
-    hash_hex = hashlib.sha256(b"pepperpassword").hexdigest()
-    for digest in (f"pepper${hash_hex}", f"{hash_hex}$pepper"):
-        result = imported(translate("sha256_salted", digest, salt_position="prefix"))
-        assert result.fields["salt"] == "pepper"
-        assert verify_kinde_password(result.fields, "password")
+SALTED = {"md5_salted": (hashlib.md5, 32), "sha256_salted": (hashlib.sha256, 64)}
+# Salts that can never pass for a hash: any text without "$" whose length or alphabet differs from the hash's.
+salts = st.text(st.characters(codec="ascii", exclude_characters="$"), min_size=1, max_size=80)
 
 
-def test_sha256_salted_with_two_hash_shaped_parts_is_ambiguous() -> None:
-    both = hashlib.sha256(b"a").hexdigest() + "$" + hashlib.sha256(b"b").hexdigest()
-    result = refused(translate("sha256_salted", both, salt_position="prefix"), malformed=False)
-    assert "ambiguous" in result.reason
+def salted_digest(hasher: str, plaintext: str, salt: str, position: str, order: str) -> str:
+    """A digest in either field order: ``salt$hash`` (Clerk's docs) or ``hash$salt`` (its older spec)."""
+    function, _length = SALTED[hasher]
+    data = salt + plaintext if position == "prefix" else plaintext + salt
+    hash_hex = function(data.encode()).hexdigest()
+    return f"{salt}${hash_hex}" if order == "salt-first" else f"{hash_hex}${salt}"
+
+
+def hash_shaped(text: str, length: int) -> bool:
+    return len(text) == length and all(c in "0123456789abcdefABCDEF" for c in text)
+
+
+@pytest.mark.parametrize("hasher", sorted(SALTED))
+@pytest.mark.parametrize("order", ["salt-first", "hash-first"])
+@pytest.mark.parametrize("position", ["prefix", "suffix"])
+@FUZZ
+@given(plaintext=plaintexts, salt=salts)
+def test_salted_digests_are_read_in_either_field_order(
+    hasher: str, order: str, position: str, plaintext: str, salt: str
+) -> None:
+    assume(not hash_shaped(salt, SALTED[hasher][1]))
+    digest = salted_digest(hasher, plaintext, salt, position, order)
+    result = imported(translate(hasher, digest, salt_position=position))  # type: ignore[arg-type]
+    assert result.fields["salt"] == salt
+    assert result.fields["hashing_method"] == hasher.removesuffix("_salted")
+    assert validate_kinde_password_body(result.fields) is None
+    assert verify_kinde_password(result.fields, plaintext)
+    assert not verify_kinde_password(result.fields, wrong(plaintext))
+
+
+@pytest.mark.parametrize("hasher", sorted(SALTED))
+@pytest.mark.parametrize("order", ["salt-first", "hash-first"])
+@pytest.mark.parametrize("position", ["prefix", "suffix", None])
+@FUZZ
+@given(plaintext=plaintexts, salt_bytes=st.binary(min_size=32, max_size=32), upper=st.booleans())
+def test_salted_digest_whose_salt_looks_like_a_hash_is_refused_not_guessed(
+    hasher: str, order: str, position: str | None, plaintext: str, salt_bytes: bytes, upper: bool
+) -> None:
+    salt = salt_bytes.hex()[: SALTED[hasher][1]]
+    salt = salt.upper() if upper else salt
+    digest = salted_digest(hasher, plaintext, salt, position or "prefix", order)
+    result = refused(translate(hasher, digest, salt_position=position), malformed=False)  # type: ignore[arg-type]
+    assert result.hasher == hasher
+    assert f"{hasher} digest is ambiguous" in result.reason
+    assert "which one is the salt cannot be told" in result.reason
+    assert salt.lower() not in result.reason.lower()  # digest text never goes into a reason
+
+
+@pytest.mark.parametrize("hasher", sorted(SALTED))
+def test_a_salt_of_hash_length_that_is_not_hex_is_not_ambiguous(hasher: str) -> None:
+    salt = "g" * SALTED[hasher][1]
+    for order in ("salt-first", "hash-first"):
+        result = imported(translate(hasher, salted_digest(hasher, "pw", salt, "suffix", order), salt_position="suffix"))
+        assert result.fields["salt"] == salt
+        assert verify_kinde_password(result.fields, "pw")
 
 
 def test_django_vector_translates_to_fusionauth_encoding() -> None:

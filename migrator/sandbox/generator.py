@@ -27,6 +27,12 @@ Trait mix (fractions of users, each drawn independently per user unless nested):
   from ``hasher_weights`` (default 80% bcrypt, 20% spread evenly over every other hasher in
   ``CLERK_HASHERS``); digests come from a pool of ``POOL_SIZE`` precomputed (plaintext, digest)
   pairs per hasher. 6% of password users have TOTP (half also backup codes).
+* password history (``PasswordHistory``): the export is written at ``export_time_ms`` (a day after the
+  last sign-up; ``write_export_csv`` gives the file that time). 3 in 10 password users changed their
+  password between sign-up and then; ``changed_after_export`` users changed it after (their export
+  digest is the old password, ``plaintext`` the new one, ``exported_plaintext`` the old one).
+  ``password_last_updated_at`` is Unix ms by default, or per ``PasswordHistory.timestamps``.
+  ``salted_order="hash-first"`` writes md5_salted / sha256_salted digests as ``hash$salt``.
 * 2% banned, 1% locked (``lockout_expires_in_seconds`` 60..3600), 10% ``external_id``, 50% public,
   30% private, 10% unsafe metadata, 25% ``has_image``, 3% a passkey, 1% a web3 wallet besides
   their email, 10% never signed in, 30% a locale.
@@ -63,6 +69,7 @@ import bisect
 import csv
 import hashlib
 import json
+import os
 import random
 import re
 import unicodedata
@@ -70,7 +77,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import phonenumbers
 
@@ -86,6 +93,40 @@ USER_SPACING_MS = 60_000  # user i is created in [base + i*spacing, base + i*spa
 DAY_MS = 86_400_000
 POOL_SIZE = 8  # precomputed (plaintext, digest) pairs per hasher
 MAX_USERS = 4_000_000  # phone numbers stay unique up to here (8M values in the +1 regions)
+NEW_PASSWORD_SUFFIX = "~changed"  # a password changed after the export: the old one plus this
+SALTED_HASHERS = frozenset({"md5_salted", "sha256_salted"})
+
+TimestampReading = Literal["ms", "seconds", "null-until-changed", "absent"]
+SaltedOrder = Literal["salt-first", "hash-first"]
+
+
+@dataclass(frozen=True)
+class PasswordHistory:
+    """When passwords changed, and how Clerk's API says so: the sandbox's switches for stale digests.
+
+    ``changed_after_export``: users whose password changed after the export was written (their digest
+    in the export is the old one, ``password_last_updated_at`` is after the export's time, and their
+    plaintext is the new one). An int is a number of users (the first digest holders by index), a
+    float a fraction of digest holders (chosen by a hash of the index).
+    ``timestamps``: how ``password_last_updated_at`` reads. Clerk's spec only says "Unix timestamp":
+    ``ms`` (like every other Clerk timestamp; set at sign-up, the default), ``seconds``,
+    ``null-until-changed`` (null unless changed since sign-up), ``absent`` (not in the JSON at all).
+    """
+
+    changed_after_export: int | float = 0
+    timestamps: TimestampReading = "ms"
+
+    def __post_init__(self) -> None:
+        changed = self.changed_after_export
+        if isinstance(changed, bool) or not isinstance(changed, int | float):
+            raise ValueError("changed_after_export must be a number of users (int) or a fraction (float)")
+        if isinstance(changed, float) and not 0.0 <= changed <= 1.0:
+            raise ValueError(f"changed_after_export as a fraction must be within 0..1, got {changed}")
+        if isinstance(changed, int) and changed < 0:
+            raise ValueError(f"changed_after_export must not be negative, got {changed}")
+        if self.timestamps not in get_args(TimestampReading):
+            raise ValueError(f"timestamps must be one of {get_args(TimestampReading)}, got {self.timestamps!r}")
+
 
 PROBLEM_USERS_MIN_N = 50
 WEB3_ONLY_USER = 7
@@ -404,11 +445,20 @@ class Dataset:
         seed: int = 1,
         *,
         hasher_weights: Mapping[str, float] | None = None,
+        password_history: PasswordHistory | None = None,
+        salted_order: SaltedOrder = "salt-first",
     ) -> None:
         if not 1 <= users <= MAX_USERS:
             raise ValueError(f"users must be between 1 and {MAX_USERS}, got {users}")
+        if salted_order not in get_args(SaltedOrder):
+            raise ValueError(f"salted_order must be one of {get_args(SaltedOrder)}, got {salted_order!r}")
         self.n = users
         self.seed = seed
+        self.password_history = password_history or PasswordHistory()
+        self.salted_order = salted_order
+        # The export is written a day after the last sign-up, a whole second (so either unit compares right).
+        self.export_time_ms = BASE_CREATED_AT_MS + users * USER_SPACING_MS + DAY_MS
+        self._changed_first: frozenset[int] | None = None  # for a count: the chosen indexes (that many ints)
         self.hasher_weights = self._normalised_weights(hasher_weights)
         self._hasher_rows = tuple((h, w) for h, w in self.hasher_weights.items() if w > 0)
         self._id_mul = ((_hash_int(seed, "user-id-mul") << 32) | 1) & _ID_MASK
@@ -688,7 +738,11 @@ class Dataset:
             else:
                 plaintext = f"{word_a}{word_b}{number}{symbol}"
             salt = _hash_int(self.seed, "salt", hasher, slot).to_bytes(16, "big")
-            entry = (plaintext, make_clerk_digest(hasher, plaintext, salt=salt))
+            digest = make_clerk_digest(hasher, plaintext, salt=salt)
+            if hasher in SALTED_HASHERS and self.salted_order == "hash-first":
+                salt_text, _, hash_hex = digest.rpartition("$")
+                digest = f"{hash_hex}${salt_text}"  # the field order of Clerk's older spec
+            entry = (plaintext, digest)
             self._pool[key] = entry
         return entry
 
@@ -700,7 +754,7 @@ class Dataset:
         hasher, slot = p.password
         return hasher, self._pool_entry(hasher, slot)[1]
 
-    def plaintext(self, user_id: str) -> str | None:
+    def exported_plaintext(self, user_id: str) -> str | None:
         """The password that verifies against the user's exported digest (None: no digest)."""
         i = self.index_of(user_id)
         if i is None:
@@ -709,6 +763,63 @@ class Dataset:
         if p.password is None or not p.digest_exported:
             return None
         return self._pool_entry(*p.password)[0]
+
+    def plaintext(self, user_id: str) -> str | None:
+        """The user's password in Clerk now: the exported one, unless it changed after the export."""
+        exported = self.exported_plaintext(user_id)
+        if exported is None:
+            return None
+        i = self.index_of(user_id)
+        return exported + NEW_PASSWORD_SUFFIX if i is not None and self.changed_after_export(i) else exported
+
+    # ----------------------------------------------------------------------------- password history
+
+    def changed_after_export(self, i: int) -> bool:
+        """True when user i changed their password after the export was written (see PasswordHistory)."""
+        p = self._profile(i)
+        if p.password is None or not p.digest_exported:
+            return False
+        changed = self.password_history.changed_after_export
+        if isinstance(changed, float):
+            return _hash_int(self.seed, "changed-after-export", i) % 1_000_000 < changed * 1_000_000
+        if self._changed_first is None:
+            chosen: set[int] = set()
+            for index in range(self.n):
+                if len(chosen) >= changed:
+                    break
+                q = self._profile(index)
+                if q.password is not None and q.digest_exported:
+                    chosen.add(index)
+            self._changed_first = frozenset(chosen)
+        return i in self._changed_first
+
+    def password_updated_at(self, i: int) -> int | None:
+        """When user i last set a password, Unix ms; None when never changed since sign-up.
+
+        3 in 10 password users changed it between sign-up and the export; the users of
+        ``changed_after_export`` changed it 1 s to 30 days after the export.
+        """
+        p = self._profile(i)
+        if not p.password_enabled:
+            return None
+        if self.changed_after_export(i):
+            return self.export_time_ms + 1000 + _hash_int(self.seed, "changed-at", i) % (30 * DAY_MS)
+        roll = _hash_int(self.seed, "password-updated", i)
+        if roll % 10 < 3:
+            return p.created_at + (roll >> 8) % max(1, self.export_time_ms - p.created_at)
+        return None
+
+    def _password_last_updated_json(self, i: int) -> int | None:
+        """``password_last_updated_at`` as the API serves it under the chosen reading."""
+        p = self._profile(i)
+        if not p.password_enabled:
+            return None
+        changed = self.password_updated_at(i)
+        reading = self.password_history.timestamps
+        if reading == "null-until-changed":
+            return changed
+        value = p.created_at if changed is None else changed
+        return value // 1000 if reading == "seconds" else value
 
     # ----------------------------------------------------------------------------- user JSON
 
@@ -893,7 +1004,7 @@ class Dataset:
             )
         mfa_at = p.created_at + DAY_MS if p.totp_secret else None
         last_active = None if p.last_sign_in_at is None else p.last_sign_in_at - p.last_sign_in_at % DAY_MS
-        return {
+        user = {
             "id": p.user_id,
             "object": "user",
             "external_id": p.external_id,
@@ -920,7 +1031,7 @@ class Dataset:
             "backup_code_enabled": p.backup_codes,
             "mfa_enabled_at": mfa_at,
             "mfa_disabled_at": None,
-            "password_last_updated_at": p.created_at if p.password_enabled else None,
+            "password_last_updated_at": self._password_last_updated_json(i),
             "external_accounts": external_accounts,
             "saml_accounts": [],
             "enterprise_accounts": [],
@@ -941,6 +1052,9 @@ class Dataset:
             # "scim" is left out: the spec's ``nullable`` + ``allOf`` does not admit null, and the
             # spec says the object only comes with directory-provisioned users on webhooks.
         }
+        if self.password_history.timestamps == "absent":
+            del user["password_last_updated_at"]
+        return user
 
     def identifiers(self, i: int) -> dict[str, Any]:
         """Cheap lookup data for filters and sorting: every email, phone, the username, ..."""
@@ -995,12 +1109,18 @@ class Dataset:
         return {column: formula_guard(cells[column]) for column in EXPORT_COLUMNS}
 
     def write_export_csv(self, path: str | Path) -> int:
-        """Write the dashboard export (header in Clerk's order), one user at a time; rows written."""
+        """Write the dashboard export (header in Clerk's order), one user at a time; rows written.
+
+        The file's modification time is set to ``export_time_ms``: the time the migrator reads as
+        the export's by default, which ``password_last_updated_at`` values are placed around.
+        """
         with open(path, "w", newline="", encoding="utf-8") as handle:
             writer = csv.DictWriter(handle, fieldnames=EXPORT_COLUMNS, lineterminator="\n")
             writer.writeheader()
             for i in range(self.n):
                 writer.writerow(self.export_row(i))
+        export_ns = self.export_time_ms * 1_000_000
+        os.utime(path, ns=(export_ns, export_ns))
         return self.n
 
     # ----------------------------------------------------------------------------- expectations

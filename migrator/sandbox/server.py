@@ -21,7 +21,7 @@ import uvicorn
 
 from migrator.sandbox.clerk_app import ClerkBehaviour, build_clerk_app
 from migrator.sandbox.faults import PROFILES, FaultMiddleware, FaultProfile
-from migrator.sandbox.generator import Dataset
+from migrator.sandbox.generator import Dataset, PasswordHistory, SaltedOrder
 from migrator.sandbox.kinde_app import KindeSandboxConfig, build_kinde_app, make_error_body
 
 
@@ -32,6 +32,8 @@ class SandboxOptions:
     users: int = 1000
     seed: int = 1
     hasher_weights: Mapping[str, float] | None = None
+    password_history: PasswordHistory = field(default_factory=PasswordHistory)
+    salted_order: SaltedOrder = "salt-first"
     clerk_requests_per_10s: int | None = 1000
     clerk: ClerkBehaviour = field(default_factory=ClerkBehaviour)
     clerk_faults: FaultProfile = field(default_factory=FaultProfile)
@@ -98,7 +100,13 @@ class Sandbox:
 
     def __init__(self, options: SandboxOptions | None = None) -> None:
         self.options = options or SandboxOptions()
-        self.dataset = Dataset(self.options.users, self.options.seed, hasher_weights=self.options.hasher_weights)
+        self.dataset = Dataset(
+            self.options.users,
+            self.options.seed,
+            hasher_weights=self.options.hasher_weights,
+            password_history=self.options.password_history,
+            salted_order=self.options.salted_order,
+        )
         self.secret_key = "sk_test_sandbox_" + secrets.token_urlsafe(24)
         self.kinde_config = replace(self.options.kinde, client_secret="sandbox-secret-" + secrets.token_urlsafe(24))
         self.clerk_app = build_clerk_app(
