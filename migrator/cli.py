@@ -65,6 +65,15 @@ JsonOption = Annotated[
     bool, typer.Option("--json", help="Print the result as JSON on stdout (progress goes to stderr).")
 ]
 YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation before writing to Kinde.")]
+PasswordPolicyOption = Annotated[PasswordPolicy | None, typer.Option(help="For passwords Kinde cannot verify.")]
+ExportTimeOption = Annotated[
+    str | None,
+    typer.Option(
+        "--export-time",
+        help="When Clerk made the export, ISO 8601 with timezone (default: the file's modification time);"
+        " passwords changed since then are not imported.",
+    ),
+]
 AllowChangedOption = Annotated[
     bool, typer.Option("--allow-changed", help="Continue although the export or the mapping settings changed.")
 ]
@@ -104,6 +113,15 @@ def _confirmer(yes: bool, renderer: Renderer) -> Callable[[Plan], bool]:
             return yes or typer.confirm("Proceed?", default=False)
 
     return confirm
+
+
+def _require_export(settings: Settings, excused: bool) -> None:
+    if settings.clerk_export is None and not excused:
+        raise ConfigError(
+            "no Clerk export given: password digests come only from the dashboard CSV export, so every user"
+            " with a password would need a reset. Pass --clerk-export PATH (or CLERK_EXPORT), or"
+            " --without-export to go ahead without passwords"
+        )
 
 
 def _require_confirmation_possible(yes: bool, dry_run: bool = False) -> None:
@@ -166,17 +184,8 @@ def run(
     state_dir: StateDirOption = None,
     concurrency: Annotated[int | None, typer.Option(help="Users migrated at once.")] = None,
     max_rps: Annotated[float | None, typer.Option("--max-rps", help="Ceiling on requests/s to Kinde.")] = None,
-    unimportable_passwords: Annotated[
-        PasswordPolicy | None, typer.Option(help="For passwords Kinde cannot verify.")
-    ] = None,
-    export_time: Annotated[
-        str | None,
-        typer.Option(
-            "--export-time",
-            help="When Clerk made the export, ISO 8601 with timezone (default: the file's modification time);"
-            " passwords changed since then are not imported.",
-        ),
-    ] = None,
+    unimportable_passwords: PasswordPolicyOption = None,
+    export_time: ExportTimeOption = None,
 ) -> None:
     """Start a new migration run (prints its id), or a dry run.
 
@@ -201,12 +210,7 @@ def run(
             unimportable_passwords=unimportable_passwords.value if unimportable_passwords else None,
             clerk_export_time=export_time,
         )
-        if settings.clerk_export is None and not (dry_run or without_export):
-            raise ConfigError(
-                "no Clerk export given: password digests come only from the dashboard CSV export, so every user"
-                " with a password would need a reset. Pass --clerk-export PATH (or CLERK_EXPORT), or"
-                " --without-export to go ahead without passwords"
-            )
+        _require_export(settings, dry_run or without_export)
         return _execute(settings, as_json, Start(dry_run=dry_run), yes=yes)
 
     summary = _run_command(body)

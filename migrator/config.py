@@ -1,4 +1,5 @@
-"""Settings: environment, `.env`, `config/migrator.toml`, command-line flags (in rising priority).
+"""Settings from command-line flags, the environment, `.env` and `config/migrator.toml`, in that order of
+precedence (a flag beats the environment, which beats `.env`, which beats the TOML file).
 
 The names are the ones the vendors' own SDKs read (``CLERK_SECRET_KEY``, ``KINDE_DOMAIN``, ...), so
 an operator's existing environment just works. Secrets are ``SecretStr`` and never printed; a

@@ -62,6 +62,3 @@ class Notice:
 Event = PhaseStarted | PhaseAdvanced | PhaseFinished | Pacing | Notice
 Emit = Callable[[Event], None]
 
-
-def discard(_: Event) -> None:
-    """An ``emit`` that shows nothing (library use, tests)."""

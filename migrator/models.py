@@ -99,7 +99,6 @@ class UserPlan:
     # True when the user must choose a new password at first sign-in (policy "reset").
     request_password_reset: bool = False
     suspended: bool = False  # banned in Clerk
-    memberships: tuple[Membership, ...] = ()
     properties: dict[str, str] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()  # per-user notes: dropped invalid phone, unverified extra email...
 

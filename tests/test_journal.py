@@ -136,3 +136,16 @@ def test_one_process_at_a_time_and_the_lock_dies_with_its_holder(tmp_path) -> No
     finally:
         first.close()
         second.close()
+
+
+def test_a_full_disk_mid_run_is_a_journal_error_that_stops_the_run(journal: Journal) -> None:
+    """SQLITE_FULL (played with max_page_count) becomes JournalError, exit 3, naming the file."""
+    run = new_run(journal)
+    pages = journal._scalar("PRAGMA page_count")
+    journal._exec(f"PRAGMA max_page_count = {pages + 2}")
+    with pytest.raises(JournalError) as caught:
+        for start in range(0, 20000, 500):
+            journal.stage_users(run.id, [staged(f"u{i}", i, plan="x" * 500) for i in range(start, start + 500)])
+    assert caught.value.exit_code == 3
+    assert str(journal.path) in str(caught.value) and "full" in str(caught.value)
+    assert "migrator resume" in str(caught.value)
