@@ -60,9 +60,7 @@ def stage(
     """Stage ``(seq, clerk user)`` pairs as the fetch stage does, with their problems."""
     rows, problems = [], []
     for seq, user in users:
-        staged, user_problems = staged_row(
-            user, seq, (export or {}).get(user["id"]), options or MappingOptions(), None
-        )
+        staged, user_problems = staged_row(user, seq, (export or {}).get(user["id"]), options or MappingOptions(), None)
         rows.append(staged)
         problems.extend(user_problems)
     journal.stage_users(run_id, rows)

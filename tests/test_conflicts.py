@@ -131,9 +131,14 @@ def test_dropping_an_extra_phone_keeps_a_different_phone_key(journal: Journal) -
     journal.stage_users(
         run.id,
         [
-            row("u0", 0, email="z@example.com", phone_key=PHONE, plan=json.dumps(
-                {"identities": [{"type": "phone", "value": PHONE}], "keys": [["phone", PHONE]]}
-            ), email_key=None),
+            row(
+                "u0",
+                0,
+                email="z@example.com",
+                phone_key=PHONE,
+                plan=json.dumps({"identities": [{"type": "phone", "value": PHONE}], "keys": [["phone", PHONE]]}),
+                email_key=None,
+            ),
             row("u1", 1, email="a@example.com", phone_key=OTHER_PHONE, plan=plan),
         ],
     )
@@ -165,9 +170,7 @@ def test_a_shared_extra_email_goes_to_the_user_whose_primary_it_is(journal: Jour
     assert [i["value"] for i in plan["identities"]] == ["a@example.com"]
     assert journal.user(run.id, "u1")["email_key"] == "a@example.com"
     assert plan_of(journal, run.id, "u2")["keys"] == [["email", "shared@example.com"]]
-    assert problems(journal, run.id) == [
-        ("u1", "warning", "email shared@example.com dropped: also used by u2, u1")
-    ]
+    assert problems(journal, run.id) == [("u1", "warning", "email shared@example.com dropped: also used by u2, u1")]
 
 
 def test_a_shared_extra_email_is_dropped_from_later_holders_only(journal: Journal) -> None:
@@ -207,7 +210,13 @@ def test_skip_all_skips_every_holder_of_a_shared_primary_email_and_username(jour
 
     assert resolve_conflicts(journal, run.id, "skip-all") == (2, 4)
 
-    assert states(journal, run.id) == {"u1": "skipped", "u2": "skipped", "u3": "skipped", "u4": "skipped", "u5": "pending"}
+    assert states(journal, run.id) == {
+        "u1": "skipped",
+        "u2": "skipped",
+        "u3": "skipped",
+        "u4": "skipped",
+        "u5": "pending",
+    }
     assert journal.user(run.id, "u1")["skip_detail"] == "email ann@example.com is shared by u1, u2; policy skip-all"
     assert {p[0] for p in problems(journal, run.id) if p[1] == "skipped"} == {"u1", "u2", "u3", "u4"}
 
@@ -217,7 +226,10 @@ def test_skip_all_leaves_a_shared_extra_email_to_nobody_but_skips_no_one_for_it(
     stage(
         journal,
         run.id,
-        [(0, clerk_user("u1", "a@example.com", "s@example.com")), (1, clerk_user("u2", "b@example.com", "s@example.com"))],
+        [
+            (0, clerk_user("u1", "a@example.com", "s@example.com")),
+            (1, clerk_user("u2", "b@example.com", "s@example.com")),
+        ],
     )
 
     assert resolve_conflicts(journal, run.id, "skip-all") == (1, 0)
@@ -312,7 +324,10 @@ primary_emails = st.lists(
 def test_under_first_exactly_the_oldest_holder_of_each_primary_email_stays(journal: Journal, case) -> None:
     emails, seqs = case
     run = new_run(journal)  # one run per example: runs never see each other's users
-    users = [(seq, clerk_user(f"u{n}", recased(email, flips))) for n, ((email, flips), seq) in enumerate(zip(emails, seqs, strict=True))]
+    users = [
+        (seq, clerk_user(f"u{n}", recased(email, flips)))
+        for n, ((email, flips), seq) in enumerate(zip(emails, seqs, strict=True))
+    ]
     stage(journal, run.id, users)
     holders: dict[str, list[tuple[int, str]]] = defaultdict(list)
     for seq, user in users:
