@@ -67,6 +67,17 @@ def stage(
     journal.add_problems(run_id, problems)
 
 
+STAGED_LATER = ("kinde_id", "identities", "missing_identities", "attempts", "error_code", "error_message")
+
+
+def put(journal: Journal, run_id: int, clerk_id: str, seq: int, **fields: Any) -> None:
+    """Stage ``row(clerk_id, seq, **fields)``, then set the columns staging never writes (a Kinde id, ...)."""
+    later = {name: fields.pop(name) for name in STAGED_LATER if name in fields}
+    journal.stage_users(run_id, [row(clerk_id, seq, **fields)])
+    if later:
+        journal.update_user(run_id, clerk_id, **later)
+
+
 def row(clerk_id: str, seq: int, **fields: Any) -> dict[str, Any]:
     """A pending journal row with an email plan; ``fields`` override any column stage_users writes."""
     email = fields.pop("email", f"{clerk_id}@example.com")
