@@ -221,6 +221,23 @@ def test_skip_all_skips_every_holder_of_a_shared_primary_email_and_username(jour
     assert {p[0] for p in problems(journal, run.id) if p[1] == "skipped"} == {"u1", "u2", "u3", "u4"}
 
 
+def test_skip_all_skips_a_user_sharing_two_identities_once(journal: Journal) -> None:
+    run = new_run(journal)
+    stage(
+        journal,
+        run.id,
+        [
+            (0, clerk_user("u1", "ann@example.com", username="ann")),
+            (1, clerk_user("u2", "ANN@example.com", username="Ann")),
+        ],
+    )
+
+    assert resolve_conflicts(journal, run.id, "skip-all") == (2, 2)
+
+    assert sorted(p[0] for p in problems(journal, run.id)) == ["u1", "u2"]
+    assert journal.user(run.id, "u1")["skip_reason"] == "duplicate_email"  # the first conflict named is kept
+
+
 def test_skip_all_leaves_a_shared_extra_email_to_nobody_but_skips_no_one_for_it(journal: Journal) -> None:
     run = new_run(journal)
     stage(
@@ -382,9 +399,12 @@ def test_after_resolution_no_two_pending_users_share_any_identity(journal: Journ
         users.append((n, clerk_user(f"u{n}", *emails, username=username)))
     stage(journal, run.id, users)
 
-    resolve_conflicts(journal, run.id, policy)
+    _, skipped = resolve_conflicts(journal, run.id, policy)
 
     pending = [r for r in journal.all_users(run.id) if r["state"] == "pending"]
+    skipped_ids = sorted(r["clerk_id"] for r in journal.all_users(run.id) if r["state"] == "skipped")
+    assert skipped == len(skipped_ids)
+    assert sorted(p[0] for p in problems(journal, run.id) if p[1] == "skipped") == skipped_ids  # once each
     owners: dict[str, str] = {}
     for r in pending:
         for kind, value in json.loads(r["plan"])["keys"]:
