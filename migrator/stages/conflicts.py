@@ -10,10 +10,11 @@ Reads: the staged plans of pending users. Writes: skips, dropped identities, pro
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any, Literal
 
-from migrator.journal import Journal
+from migrator.journal import Journal, SharedIdentity
 
 Policy = Literal["first", "skip-all"]
 
@@ -26,17 +27,20 @@ def resolve_conflicts(journal: Journal, run_id: int, policy: Policy) -> tuple[in
     skipped. A shared extra email or phone is dropped from the later holders instead.
     """
     shared = journal.shared_identities(run_id, _identity_keys(journal, run_id))
+    keepers, lost = _keepers(journal, run_id, shared) if policy == "first" else ({}, {})
     problems: list[tuple[str, str, str]] = []
     skipped = 0
     with journal.transaction():
         for conflict in shared:
             kind, value = conflict.key.split(":", 1)
-            keeper = conflict.holders[0][0] if policy == "first" else None
+            keeper = keepers.get(conflict.key)
             others = ", ".join(holder for holder, _ in conflict.holders)
             for clerk_id, essential in conflict.holders:
                 current = journal.user(run_id, clerk_id)
                 if clerk_id == keeper or current is None or current["state"] != "pending":
                     continue
+                if essential and lost.get(clerk_id, conflict.key) != conflict.key:
+                    continue  # skipped for the key it lost to an older user, reported there
                 if essential:
                     reason = f"duplicate_{kind}"
                     detail = f"{kind} {value} is shared by {others}" + (
@@ -50,6 +54,33 @@ def resolve_conflicts(journal: Journal, run_id: int, policy: Policy) -> tuple[in
                     problems.append((clerk_id, "warning", f"{kind} {value} dropped: also used by {others}"))
         journal.add_problems(run_id, problems)
     return len(shared), skipped
+
+
+def _keepers(journal: Journal, run_id: int, shared: list[SharedIdentity]) -> tuple[dict[str, str], dict[str, str]]:
+    """Under ``first``: who keeps each shared key, and the key each other essential holder loses.
+
+    Oldest first, a user keeps its shared essential keys unless an older kept user holds one of them
+    already: it is skipped for that key. So nobody is skipped for a user that is skipped itself, and a
+    key no kept user holds goes to its first holder that is not skipped.
+    """
+    essential: dict[str, list[str]] = defaultdict(list)  # clerk id -> its shared essential keys
+    for conflict in shared:
+        for clerk_id, is_essential in conflict.holders:
+            if is_essential:
+                essential[clerk_id].append(conflict.key)
+    keepers: dict[str, str] = {}
+    lost: dict[str, str] = {}
+    for clerk_id in sorted(essential, key=lambda holder: journal.user(run_id, holder)["seq"]):
+        taken = next((key for key in essential[clerk_id] if key in keepers), None)
+        if taken is None:
+            keepers.update(dict.fromkeys(essential[clerk_id], clerk_id))
+        else:
+            lost[clerk_id] = taken
+    for conflict in shared:
+        free = [holder for holder, _ in conflict.holders if holder not in lost]
+        if conflict.key not in keepers and free:
+            keepers[conflict.key] = free[0]
+    return keepers, lost
 
 
 def _identity_keys(journal: Journal, run_id: int) -> Iterator[tuple[str, str, int, bool]]:
