@@ -87,6 +87,7 @@ def test_the_plan_counts_each_situation_once(journal: Journal) -> None:
         password_resets=2,
         without_password=1,
         password_missing=1,
+        password_problems={"argon2": 2, "password enabled in Clerk but no digest in the export": 1},
         export_only=2,
         api_only=10,
         organizations=1,
