@@ -40,6 +40,7 @@ from migrator.errors import (
 from migrator.events import Emit, Notice, Pacing, PhaseAdvanced, PhaseFinished, PhaseStarted
 from migrator.journal import DuplicateExportRow, Journal, Run, now_iso
 from migrator.kinde.client import BATCH_ADD_LIMIT, KindeClient, KindeUser, lookup_batches
+from migrator.kinde.scopes import check_scopes, required_scopes
 from migrator.mapping import (
     MappingOptions,
     all_identity_keys,
@@ -257,29 +258,7 @@ class Migration:
     async def _preflight(self, run: Run) -> None:
         """Prove both sets of credentials before anything else happens."""
         await self.kinde.tokens.token()
-        granted = self.kinde.tokens.scopes
-        if granted is not None:
-            needed = {"read:users"}
-            if not run.dry_run:
-                needed |= {"create:users", "update:users", "update:user_passwords"}
-                if self.settings.migrate_organizations:
-                    needed |= {
-                        "read:roles",
-                        "create:roles",
-                        "read:organizations",
-                        "create:organizations",
-                        "create:organization_users",
-                    }
-            missing = sorted(needed - granted)
-            if missing:
-                raise ScopeError(
-                    "the Kinde M2M application lacks scope(s) "
-                    + ", ".join(missing)
-                    + ": grant them in Kinde (Settings > Applications > your M2M app > APIs > Kinde Management API > Scopes)",
-                    scope=missing[0],
-                    service="Kinde",
-                    status=403,
-                )
+        check_scopes(self.kinde.tokens.scopes, required_scopes(run.dry_run, self.settings.migrate_organizations))
         count = await self.clerk.count_users()
         self.journal.set_run(run.id, source_count=count)
 
