@@ -5,6 +5,7 @@ and every switch for what real Kinde leaves open (which claims carry the scopes,
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 from typing import Any
 
@@ -71,6 +72,8 @@ async def test_a_token_signed_elsewhere_or_tampered_with_is_refused(make_kinde: 
         [header, base64.urlsafe_b64encode(json.dumps(widened).encode()).decode().rstrip("="), signature]
     )
     for token in (forged, tampered):
+        # Even a token the store knew would be refused: the signature is checked, not only the record.
+        kinde.store.tokens[token] = dataclasses.replace(kinde.store.tokens[good], signature_checked=False)
         response = await kinde.client.get("/api/v1/users", headers={"authorization": f"Bearer {token}"})
         assert_envelope(response, 401, "TOKEN_INVALID")
 

@@ -298,6 +298,7 @@ class _Token:
     expires_at: float
     uses: int = 0
     refused_as_expired: bool = False
+    signature_checked: bool = False  # these exact bytes verified once (50 us a check; the store keys them)
 
 
 @dataclass
@@ -730,8 +731,9 @@ class _KindeApi:
         if scheme.lower() != "bearer" or not credential:
             raise KindeError(refuse, "TOKEN_REQUIRED", "A bearer access token is required.")
         token = self.store.tokens.get(credential)
-        if token is None or not self._signed_here(credential, request):
+        if token is None or not (token.signature_checked or self._signed_here(credential, request)):
             raise KindeError(refuse, "TOKEN_INVALID", "The access token is not valid.")
+        token.signature_checked = True
         used_up = self.config.token_max_uses is not None and token.uses >= self.config.token_max_uses
         if used_up or self.config.clock() >= token.expires_at:
             token.refused_as_expired = True
