@@ -186,8 +186,41 @@ def test_a_request_refused_with_an_already_replaced_token_reuses_the_new_one() -
         second = await api.tokens.renew(first)
         return second, await api.tokens.renew(first)  # a latecomer refused with t1
 
-    assert asyncio.run(scenario()) == ("t2", "t2")
+    assert asyncio.run(scenario()) == (("t2", True), ("t2", False))
     assert tokens_issued == 2
+
+
+def test_a_latecomer_whose_borrowed_replacement_is_refused_too_renews_it_itself() -> None:
+    """A request sent with t1 is answered late, after another request replaced t1 by t2 and the
+    server has stopped accepting t2 as well: the latecomer first reuses t2 (no second renewal of
+    t1), and when t2 is refused, renews it (t3) and succeeds."""
+    sent: list[str] = []
+    issued: list[str] = []
+    t2_issued = asyncio.Event()
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/oauth2/token":
+            issued.append(f"t{len(issued) + 1}")
+            return token_answer(issued[-1], expires_in=3600)
+        sent.append(bearer(request))
+        if bearer(request) == "t1":
+            await t2_issued.wait()  # the answer to t1 arrives after t2 was issued
+        if bearer(request) in ("t1", "t2"):
+            return httpx.Response(401, json={"errors": [{"code": "TOKEN_EXPIRED"}]})
+        return httpx.Response(200, json={"roles": [{"key": "admin"}]})
+
+    async def scenario() -> list[dict]:
+        api = kinde(handler)
+        first = await api.tokens.token()
+        latecomer = asyncio.ensure_future(api.list_roles())
+        while not sent:
+            await asyncio.sleep(0)
+        assert await api.tokens.renew(first) == ("t2", True)  # another request renewed t1
+        t2_issued.set()
+        return await latecomer
+
+    assert asyncio.run(scenario()) == [{"key": "admin"}]
+    assert sent == ["t1", "t2", "t3"] and issued == ["t1", "t2", "t3"]
 
 
 @pytest.mark.parametrize("status", [401, 403])

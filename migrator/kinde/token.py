@@ -1,5 +1,5 @@
 """Kinde's M2M access token: what a token answer grants, one cached token shared by every request,
-and the ``httpx.Auth`` that puts it on each request and renews it once when Kinde refuses it.
+and the ``httpx.Auth`` that puts it on each request and renews it when Kinde refuses it.
 
 What the scopes are is read from the token's own claims (``scope``: space-separated, ``scp``: an
 array; Kinde's "Token structure and claims for M2M applications"), else from the answer's optional
@@ -13,7 +13,7 @@ import asyncio
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import jwt
@@ -22,7 +22,9 @@ from migrator.errors import ApiError
 
 DEFAULT_LIFETIME = 3600.0  # what Kinde's docs and Python SDK assume when ``expires_in`` is missing
 RENEW_MARGIN = 60.0  # renew this long before expiry (a tenth of the lifetime for short-lived tokens)
+_T = TypeVar("_T")
 REFUSED = (401, 403)  # Kinde's spec calls 403 "invalid credentials"; its docs use 401 for an expired token
+MAX_SENDS = 3  # one request, sent at most this often: a refusal is believed once a token fetched for it is refused
 
 
 @dataclass(frozen=True)
@@ -108,13 +110,14 @@ class TokenManager:
         async with self._lock:
             return self._current() or await self._refresh()
 
-    async def renew(self, refused: str) -> str:
-        """A new token after ``refused`` was refused, unless another request already replaced it."""
+    async def renew(self, refused: str) -> tuple[str, bool]:
+        """A new token after ``refused`` was refused, unless another request already replaced it;
+        and whether this call fetched it (else it is the replacement another request fetched)."""
         async with self._lock:
             current = self._current()
             if current is not None and current != refused:
-                return current
-            return await self._refresh()
+                return current, False
+            return await self._refresh(), True
 
     async def _refresh(self) -> str:
         grant = await self._fetch()
@@ -127,9 +130,10 @@ class TokenManager:
 
 
 class BearerAuth(httpx.Auth):
-    """Kinde's bearer token on every request; on a 401 or 403 the token is renewed once and the
-    request repeated, as httpx's own auth flows repeat a request after a challenge. A second refusal
-    goes back to the caller, which then knows the token was fresh."""
+    """Kinde's bearer token on every request; on a 401 or 403 the token is renewed and the request
+    repeated, as httpx's own auth flows repeat a request after a challenge. Each refused token is
+    renewed once, by the first request to report it; the others reuse its replacement. A refusal of
+    a token fetched for this very request goes back to the caller, which then knows it was fresh."""
 
     def __init__(self, tokens: TokenManager) -> None:
         self.tokens = tokens
@@ -141,14 +145,17 @@ class BearerAuth(httpx.Auth):
         token = await self._token(self.tokens.token())
         request.headers["Authorization"] = f"Bearer {token}"
         response = yield request
-        if response.status_code in REFUSED:
+        fetched_for_this_request = False
+        for _ in range(MAX_SENDS - 1):
+            if response.status_code not in REFUSED or fetched_for_this_request:
+                return
             await response.aread()  # frees its connection for the token request
-            token = await self._token(self.tokens.renew(token))
+            token, fetched_for_this_request = await self._token(self.tokens.renew(token))
             request.headers["Authorization"] = f"Bearer {token}"
-            yield request
+            response = yield request
 
     @staticmethod
-    async def _token(pending: Awaitable[str]) -> str:
+    async def _token(pending: Awaitable[_T]) -> _T:
         """The token request already had its own retries, and the request it was for was never
         sent: its failure must not be retried again, nor taken for a write that may have happened."""
         try:
