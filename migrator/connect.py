@@ -1,4 +1,4 @@
-"""Build the two API clients from settings: transports, limiters, token manager.
+"""Build the two API clients from settings: transports, limiters, Kinde's M2M credentials.
 
 Kept apart from the pipeline so tests and benchmarks can hand it other transports (an in-process
 ``httpx.ASGITransport``) and the pipeline never knows what it talks to.
@@ -15,7 +15,7 @@ from migrator import __version__
 from migrator.clerk.client import ClerkClient
 from migrator.config import Settings
 from migrator.errors import ApiError
-from migrator.kinde.client import KindeClient, TokenManager
+from migrator.kinde.client import KindeClient, M2MCredentials
 from migrator.limiter import AdaptiveLimiter
 
 USER_AGENT = f"clerk-to-kinde-migrator/{__version__}"
@@ -58,8 +58,7 @@ async def connect(
             max_attempts=settings.max_attempts,
             on_retry=on_retry,
         )
-        tokens = TokenManager(
-            kinde_http,
+        credentials = M2MCredentials(
             client_id=settings.kinde_management_client_id or "",
             client_secret=settings.kinde_management_client_secret,
             audience=settings.audience,
@@ -67,7 +66,7 @@ async def connect(
         kinde = KindeClient(
             kinde_http,
             AdaptiveLimiter(initial_rate=settings.kinde_initial_rps, max_rate=settings.kinde_max_rps),
-            tokens,
+            credentials,
             max_attempts=settings.max_attempts,
             on_retry=on_retry,
         )

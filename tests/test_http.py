@@ -25,7 +25,8 @@ from migrator.errors import (
     TransientError,
 )
 from migrator.http import ApiClient, error_details, parse_retry_after
-from migrator.kinde.client import KindeClient, TokenManager, lookup_batches
+from migrator.kinde.client import KindeClient, M2MCredentials, lookup_batches
+from migrator.kinde.token import TokenManager
 from migrator.limiter import AdaptiveLimiter
 
 BASE = "https://api.example.test"
@@ -204,8 +205,9 @@ def test_clerk_cursor_ignored_by_the_server_falls_back_to_offsets() -> None:
 def kinde(token_responses, *, clock=time.monotonic) -> tuple[KindeClient, TokenManager]:
     http = httpx.AsyncClient(base_url=BASE)
     respx.post(f"{BASE}/oauth2/token").mock(side_effect=token_responses)
-    tokens = TokenManager(http, client_id="id", client_secret=SecretStr("s3cret"), audience=f"{BASE}/api", clock=clock)
-    return KindeClient(http, fast_limiter(), tokens, backoff_cap=0.001), tokens
+    credentials = M2MCredentials(client_id="id", client_secret=SecretStr("s3cret"), audience=f"{BASE}/api")
+    api = KindeClient(http, fast_limiter(), credentials, clock=clock, backoff_cap=0.001)
+    return api, api.tokens
 
 
 def token(value: str, expires_in: int = 3600) -> httpx.Response:
@@ -242,11 +244,14 @@ def test_a_401_renews_the_token_once_then_stops_with_a_clear_error() -> None:
 
 @respx.mock
 def test_403_names_the_missing_scope() -> None:
-    api, _ = kinde([token("t")])
-    respx.post(f"{BASE}/api/v1/user").mock(return_value=httpx.Response(403, json={"errors": [{"code": "FORBIDDEN"}]}))
+    api, tokens = kinde([token("t"), token("t2")])
+    route = respx.post(f"{BASE}/api/v1/user").mock(
+        return_value=httpx.Response(403, json={"errors": [{"code": "FORBIDDEN"}]})
+    )
     with pytest.raises(ScopeError, match="create:users") as caught:
         run(api.create_user({"provided_id": "u"}))
     assert caught.value.scope == "create:users"
+    assert tokens.fetched == 2 and route.calls.call_count == 2  # believed only after a fresh token
 
 
 @respx.mock

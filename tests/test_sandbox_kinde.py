@@ -174,7 +174,9 @@ async def test_token_endpoint_is_outside_the_spec(kinde: Kinde, kinde_spec: Cont
 
 
 async def test_token_answers_the_oauth2_shape(make_kinde: MakeKinde) -> None:
-    kinde = await make_kinde(token_lifetime=120, scopes=frozenset({"read:users", "create:users"}))
+    kinde = await make_kinde(
+        token_lifetime=120, scopes=frozenset({"read:users", "create:users"}), answer_scope="present"
+    )
     response = await kinde.token()
     assert response.status_code == 200
     body = response.json()

@@ -1,13 +1,12 @@
-"""Kinde Management API: M2M token, user lookup/create/password/update, organizations, roles.
+"""Kinde Management API: user lookup/create/password/update, organizations, roles.
 
-Each call names the scope it needs, so a 403 becomes a message that says which scope to grant.
-The token is cached, renewed a minute before it expires, and renewed once more if the API answers
-401 anyway (Kinde's documented lifetime is uncertain: 1 h or 24 h; we trust ``expires_in``).
+Each call names the scope it needs, so a refusal says which scope to grant. The M2M token
+(``migrator.kinde.token``) is requested through the same limiter, retry policy and error mapping as
+every other call, and put on each API request by an ``httpx.Auth`` that renews it once on a 401/403.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -16,13 +15,13 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from migrator.errors import AlreadyExists, ApiError, AuthError, ProtocolError
+from migrator.errors import AlreadyExists, ApiError, AuthError, ProtocolError, ScopeError
 from migrator.http import ApiClient, error_details
+from migrator.kinde.scopes import WHERE_TO_GRANT
+from migrator.kinde.token import BearerAuth, Grant, TokenManager, read_grant
 from migrator.limiter import AdaptiveLimiter
 
-TOKEN_RENEW_MARGIN = 60.0
-DEFAULT_LIFETIME = 3600.0
-TOKEN_ATTEMPTS = 4  # tries of one token request that met a transient failure
+TOKEN_PATH = "/oauth2/token"
 MAX_PAGE = 500
 BATCH_ADD_LIMIT = 100  # Kinde: at most 100 objects per bulk request
 MAX_LOOKUP_QUERY = 3500  # characters of comma-joined values per lookup: keeps URLs well under 8 KB
@@ -72,114 +71,87 @@ def refused_identities(sent: list[dict[str, Any]], answered: Any) -> tuple[int, 
     return tuple(sorted(refused))
 
 
-class TokenManager:
-    """Client-credentials token, cached and renewed before expiry; safe under concurrency."""
+@dataclass(frozen=True)
+class M2MCredentials:
+    """The M2M application's client credentials and the Management API's audience."""
 
-    def __init__(
-        self,
-        http: httpx.AsyncClient,
-        *,
-        client_id: str,
-        client_secret: SecretStr,
-        audience: str,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._http = http
-        self._client_id = client_id
-        self._client_secret = client_secret
-        self._audience = audience
-        self._clock = clock
-        self._token: str | None = None
-        self._expires_at = 0.0
-        self._lock = asyncio.Lock()
-        self.scopes: frozenset[str] | None = None
-
-    async def token(self, *, force: bool = False, stale: str | None = None) -> str:
-        async with self._lock:
-            if force and stale is not None and self._token != stale:
-                return self._token or await self._fetch()  # another request already renewed it
-            if force or self._token is None or self._clock() >= self._expires_at:
-                return await self._fetch()
-            return self._token
-
-    async def _fetch(self) -> str:
-        data = {
-            "grant_type": "client_credentials",
-            "client_id": self._client_id,
-            "client_secret": self._client_secret.get_secret_value(),
-            "audience": self._audience,
-        }
-        for attempt in range(1, TOKEN_ATTEMPTS + 1):
-            # A 5xx, a 429 or a dropped connection is worth another try: asking again is harmless.
-            try:
-                response = await self._http.post("/oauth2/token", data=data)
-            except httpx.TransportError as exc:
-                if attempt < TOKEN_ATTEMPTS:
-                    await asyncio.sleep(0.2 * 2**attempt)
-                    continue
-                raise ApiError(
-                    f"Kinde POST /oauth2/token: cannot reach the Kinde domain ({type(exc).__name__}); check KINDE_DOMAIN",
-                    service="Kinde",
-                ) from None
-            if (response.status_code == 429 or response.status_code >= 500) and attempt < TOKEN_ATTEMPTS:
-                await asyncio.sleep(0.2 * 2**attempt)
-                continue
-            break
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if response.status_code in (400, 401, 403):
-            code, message = error_details(body)
-            raise AuthError(
-                f"Kinde refused the token request ({response.status_code} {code or ''}".rstrip()
-                + (f": {message}" if message else "")
-                + "): check KINDE_MANAGEMENT_CLIENT_ID, KINDE_MANAGEMENT_CLIENT_SECRET and the audience "
-                f"{self._audience} (KINDE_DOMAIN / KINDE_AUDIENCE)",
-                service="Kinde",
-                status=response.status_code,
-                code=code,
-            )
-        if not response.is_success or not isinstance(body, dict) or not isinstance(body.get("access_token"), str):
-            raise ProtocolError(
-                f"Kinde POST /oauth2/token answered {response.status_code} without an access token",
-                service="Kinde",
-                status=response.status_code,
-                retryable=response.status_code >= 500,
-            )
-        lifetime = body.get("expires_in")
-        lifetime = float(lifetime) if isinstance(lifetime, int | float) and lifetime > 0 else DEFAULT_LIFETIME
-        margin = min(TOKEN_RENEW_MARGIN, lifetime / 10)
-        self._token = body["access_token"]
-        self._expires_at = self._clock() + lifetime - margin
-        scope = body.get("scope")
-        self.scopes = frozenset(scope.split()) if isinstance(scope, str) else None
-        return self._token
+    client_id: str
+    client_secret: SecretStr
+    audience: str
 
 
 class KindeClient(ApiClient):
     service = "Kinde"
 
-    def __init__(self, http: httpx.AsyncClient, limiter: AdaptiveLimiter, tokens: TokenManager, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        limiter: AdaptiveLimiter,
+        credentials: M2MCredentials,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(http, limiter, **kwargs)
-        self.tokens = tokens
+        self.credentials = credentials
+        self.tokens = TokenManager(self._request_token, clock=clock)
+        self.auth = BearerAuth(self.tokens)
 
     async def call(self, method: str, path: str, **kwargs: Any) -> Any:  # type: ignore[override]
-        """Authenticated call; on a 401 the token is renewed once and the call repeated."""
-        token = await self.tokens.token()
-        try:
-            return await super().call(method, path, headers={"Authorization": f"Bearer {token}"}, **kwargs)
-        except AuthError:
-            token = await self.tokens.token(force=True, stale=token)
-            try:
-                return await super().call(method, path, headers={"Authorization": f"Bearer {token}"}, **kwargs)
-            except AuthError as exc:
-                raise AuthError(
-                    f"{exc} even with a fresh token: check the M2M application's access to the Kinde Management API",
-                    service=self.service,
-                    status=exc.status,
-                    code=exc.code,
-                ) from None
+        """An API call with the M2M token (renewed once if Kinde refuses it)."""
+        return await super().call(method, path, auth=self.auth, **kwargs)
+
+    async def _request_token(self) -> Grant:
+        """client_credentials, paced and retried like any call (asking again is harmless)."""
+        form = {
+            "grant_type": "client_credentials",
+            "client_id": self.credentials.client_id,
+            "client_secret": self.credentials.client_secret.get_secret_value(),
+            "audience": self.credentials.audience,
+        }
+        answer = await super().call("POST", TOKEN_PATH, data=form, auth=None)
+        grant = read_grant(answer)
+        if grant is None:
+            raise ProtocolError(
+                f"{self._where('POST', TOKEN_PATH)} answered without an access token", service=self.service
+            )
+        return grant
+
+    def classify(self, response: httpx.Response, method: str, path: str, body: Any, scope: str | None) -> ApiError:
+        """Kinde's refinements: a refused token request names the settings to check; a 401/403 that
+        reaches here was answered to a fresh token, so it names the scope the endpoint needs."""
+        status = response.status_code
+        if status not in (400, 401, 403) or (status == 400 and path != TOKEN_PATH):
+            return super().classify(response, method, path, body, scope)
+        code, message = error_details(body)
+        detail = f"{status}" + (f" {code}" if code else "") + (f": {message}" if message else "")
+        if path == TOKEN_PATH:
+            return AuthError(
+                f"Kinde refused the token request ({detail}): check KINDE_MANAGEMENT_CLIENT_ID, "
+                f"KINDE_MANAGEMENT_CLIENT_SECRET and the audience {self.credentials.audience} "
+                "(KINDE_DOMAIN / KINDE_AUDIENCE)",
+                service=self.service,
+                status=status,
+                code=code,
+            )
+        where = self._where(method, path)
+        if status == 403:
+            needs = f"the M2M application needs the scope {scope}; grant it in Kinde ({WHERE_TO_GRANT})"
+            return ScopeError(
+                f"{where} is not allowed ({detail}) even with a fresh token: "
+                + (needs if scope else "check the M2M application's access to the Kinde Management API"),
+                scope=scope,
+                service=self.service,
+                status=status,
+                code=code,
+            )
+        return AuthError(
+            f"{where} was refused ({detail}) even with a fresh token: check the M2M application is authorized "
+            "for the Kinde Management API" + (f" and has the scope {scope} ({WHERE_TO_GRANT})" if scope else ""),
+            service=self.service,
+            status=status,
+            code=code,
+        )
 
     # -- users -------------------------------------------------------------------------------
     @staticmethod
@@ -230,7 +202,7 @@ class KindeClient(ApiClient):
         try:
             return await self.call(method, path, json=body, scope=scope, idempotent=False)
         except ApiError as exc:
-            if exc.status in (400, 409) and not isinstance(exc, AlreadyExists):
+            if exc.status in (400, 409) and not isinstance(exc, AlreadyExists | AuthError):  # AuthError: the token
                 raise AlreadyExists(str(exc), service=self.service, status=exc.status, code=exc.code) from None
             raise
 

@@ -10,14 +10,21 @@ Behaviours worth knowing (details at each handler):
 
 * ``POST /oauth2/token``: client_credentials only, form-encoded; client id/secret in the body or
   HTTP Basic; ``audience`` must be ``<this server's base URL>/api``. Errors use the OAuth2 shape
-  ``{"error", "error_description"}`` (RFC 6749 §5.2), not Kinde's envelope. Tokens are opaque random
-  strings mapped server side to (scopes, expiry); the optional ``scope`` parameter narrows them.
-  (Real Kinde issues JWTs carrying ``scope``/``scp`` claims; a client must not rely on decoding ours.)
+  ``{"error", "error_description"}`` (RFC 6749 §5.2), not Kinde's envelope. The optional ``scope``
+  parameter narrows the grant. Tokens are JWTs as Kinde's "Token structure and claims for M2M
+  applications" shows them (``aud``, ``azp``, ``exp``, ``gty``, ``iat``, ``iss``, ``jti``, scopes in
+  ``scope`` and/or ``scp``: ``scope_claims``), signed HS256 with this app's own key, which every API
+  call checks; ``token_format="opaque"`` issues random strings instead. The answer's ``scope`` field
+  (optional in RFC 6749 §5.1, absent from Kinde's documented example) is ``answer_scope``: absent,
+  present or empty. Each token is also recorded server side (scopes, expiry, uses).
 * Every ``/api/`` error is Kinde's envelope ``{"errors": [{"code", "message"}]}``, or
   ``{"errors": {"code", "message"}}`` when ``error_shape="object"``. Every 404 uses the object form,
   because that is the spec's ``not_found_response`` (code ``ROUTE_NOT_FOUND`` for unknown routes).
-* 401 for a missing, unknown or expired token; 403 naming the missing scope. Authentication and
-  scope are checked before the body is parsed, so a bad token never learns about a bad body.
+* A missing, unknown, badly signed or expired token is refused with ``bad_token_status`` (401, as
+  Kinde's docs say; 403 as its spec, which lists no 401, has it); a missing scope with
+  ``missing_scope_status`` (403) naming the scope. ``token_max_uses`` makes a token expire after that
+  many API calls, so a test can have one expire mid-run without waiting. Authentication and scope
+  are checked before the body is parsed, so a bad token never learns about a bad body.
 * Rate limit (``rate_limit_rps``): a token bucket refilled at ``rps`` tokens per second, capacity
   ``max(1, rps)`` (one second's burst), full at start, checked before authentication for every
   ``/api/`` and ``/oauth2/`` request. A rejected request consumes nothing. The 429 carries
@@ -69,6 +76,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 from urllib.parse import parse_qs
 
+import jwt
 from starlette.applications import Starlette
 from starlette.datastructures import QueryParams
 from starlette.exceptions import HTTPException
@@ -136,6 +144,17 @@ class KindeSandboxConfig:
     partial_duplicates: bool = False
     # GUESS: adding a user already in an organization is accepted (merged); 400 plays the other reading.
     existing_member_status: int = 200
+    # Tokens: JWTs as Kinde issues them, or opaque strings as some authorization servers do.
+    token_format: Literal["jwt", "opaque"] = "jwt"
+    # Which claims carry the scopes: Kinde's docs show both (``scp`` only "in newer tokens").
+    scope_claims: Literal["scope", "scp", "both", "none"] = "both"
+    # The token answer's ``scope`` field: optional (RFC 6749 §5.1); Kinde's documented answer has none.
+    answer_scope: Literal["absent", "present", "empty"] = "absent"
+    # GUESS: Kinde's docs refuse a bad or expired token with 401, its spec lists only 403 for every call.
+    bad_token_status: Literal[401, 403] = 401
+    missing_scope_status: Literal[401, 403] = 403
+    # A token expires after this many API calls (None: only its lifetime ends it).
+    token_max_uses: int | None = None
 
 
 class KindeError(Exception):
@@ -285,6 +304,9 @@ class _PropertyDefinition:
 class _Token:
     scopes: frozenset[str]
     expires_at: float
+    uses: int = 0
+    refused_as_expired: bool = False
+    signature_checked: bool = False  # these exact bytes verified once (50 us a check; the store keys them)
 
 
 @dataclass
@@ -442,7 +464,13 @@ class KindeStore:
                 "creations_by_provided_id": dict(self.creations_by_provided_id),
                 "duplicate_creations": sorted(pid for pid, n in self.creations_by_provided_id.items() if n > 1),
                 "tokens_issued": self.tokens_issued,
+                "tokens_refused_as_expired": sum(t.refused_as_expired for t in self.tokens.values()),
             }
+
+
+def _audience(request: Request) -> str:
+    """The Management API's audience: this server's base URL + ``/api``."""
+    return str(request.base_url).rstrip("/") + "/api"
 
 
 def _password_method(record: Mapping[str, Any] | None) -> str | None:
@@ -660,6 +688,7 @@ class _KindeApi:
     def __init__(self, config: KindeSandboxConfig, store: KindeStore) -> None:
         self.config = config
         self.store = store
+        self.signing_key = secrets.token_bytes(32)  # this app's own HS256 key for the tokens it issues
 
     def operations(self) -> list[_Operation]:
         return [
@@ -708,15 +737,61 @@ class _KindeApi:
     def authorize(self, request: Request, scope: str) -> None:
         header = request.headers.get("authorization", "")
         scheme, _, credential = header.partition(" ")
-        if scheme.lower() != "bearer" or not credential.strip():
-            raise KindeError(401, "TOKEN_REQUIRED", "A bearer access token is required.")
-        token = self.store.tokens.get(credential.strip())
-        if token is None:
-            raise KindeError(401, "TOKEN_INVALID", "The access token is not valid.")
-        if self.config.clock() >= token.expires_at:
-            raise KindeError(401, "TOKEN_EXPIRED", "The access token has expired.")
+        credential = credential.strip()
+        refuse = self.config.bad_token_status
+        if scheme.lower() != "bearer" or not credential:
+            raise KindeError(refuse, "TOKEN_REQUIRED", "A bearer access token is required.")
+        token = self.store.tokens.get(credential)
+        if token is None or not (token.signature_checked or self._signed_here(credential)):
+            raise KindeError(refuse, "TOKEN_INVALID", "The access token is not valid.")
+        token.signature_checked = True
+        used_up = self.config.token_max_uses is not None and token.uses >= self.config.token_max_uses
+        if used_up or self.config.clock() >= token.expires_at:
+            token.refused_as_expired = True
+            raise KindeError(refuse, "TOKEN_EXPIRED", "The access token has expired.")
+        token.uses += 1
         if scope not in token.scopes:
-            raise KindeError(403, "FORBIDDEN", f"The access token is missing the required scope: {scope}")
+            raise KindeError(
+                self.config.missing_scope_status,
+                "FORBIDDEN",
+                f"The access token is missing the required scope: {scope}",
+            )
+
+    def _signed_here(self, credential: str) -> bool:
+        """A JWT signed with this app's key. Expiry is the record's (its clock is injectable); the
+        audience is not checked: the same app may answer on several ports or behind a proxy."""
+        if self.config.token_format == "opaque":
+            return True
+        try:
+            jwt.decode(
+                credential,
+                self.signing_key,
+                algorithms=["HS256"],
+                options={"verify_exp": False, "verify_iat": False, "verify_aud": False},
+            )
+        except jwt.InvalidTokenError:
+            return False
+        return True
+
+    def _new_token(self, request: Request, client_id: str, granted: frozenset[str]) -> str:
+        if self.config.token_format == "opaque":
+            return secrets.token_urlsafe(32)
+        issued_at = int(time.time())  # wall clock, as JWT claims are; expiry is enforced by the record
+        claims: dict[str, Any] = {
+            "aud": [_audience(request)],
+            "azp": client_id,
+            "exp": issued_at + self.config.token_lifetime,
+            "gty": ["client_credentials"],
+            "iat": issued_at,
+            "iss": str(request.base_url).rstrip("/"),
+            "jti": str(uuid.uuid4()),
+        }
+        scopes = sorted(granted)
+        if self.config.scope_claims in ("scope", "both"):
+            claims["scope"] = " ".join(scopes)
+        if self.config.scope_claims in ("scp", "both"):
+            claims["scp"] = scopes
+        return jwt.encode(claims, self.signing_key, algorithm="HS256")
 
     def issue_token(self, call: _Call) -> Response:
         """client_credentials as Kinde's docs and SDKs use it; errors in RFC 6749's shape."""
@@ -742,7 +817,7 @@ class _KindeApi:
             and secrets.compare_digest(client_secret.encode(), self.config.client_secret.encode())
         ):
             raise KindeError(401, "invalid_client", "Client authentication failed.", oauth=True)
-        expected_audience = str(call.request.base_url).rstrip("/") + "/api"
+        expected_audience = _audience(call.request)
         audience = form.get("audience")
         if not audience:
             raise oauth_error(400, "invalid_request", "audience is required.")
@@ -753,18 +828,17 @@ class _KindeApi:
             unknown = " ".join(sorted(requested - self.config.scopes))
             raise oauth_error(400, "invalid_scope", f"Scopes not granted to this application: {unknown}")
         granted = requested or self.config.scopes
-        access_token = secrets.token_urlsafe(32)
+        access_token = self._new_token(call.request, client_id, granted)
         self.store.tokens[access_token] = _Token(granted, self.config.clock() + self.config.token_lifetime)
         self.store.tokens_issued += 1
-        return JSONResponse(
-            {
-                "access_token": access_token,
-                "token_type": "Bearer",
-                "expires_in": self.config.token_lifetime,
-                "scope": " ".join(sorted(granted)),
-            },
-            headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
-        )
+        answer: dict[str, Any] = {
+            "access_token": access_token,
+            "token_type": "Bearer",
+            "expires_in": self.config.token_lifetime,
+        }
+        if self.config.answer_scope != "absent":
+            answer["scope"] = " ".join(sorted(granted)) if self.config.answer_scope == "present" else ""
+        return JSONResponse(answer, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
 
     @staticmethod
     def _client_credentials(request: Request, form: Mapping[str, str]) -> tuple[str, str]:
@@ -1450,6 +1524,8 @@ def build_kinde_app(config: KindeSandboxConfig | None = None) -> Starlette:
     config = config or KindeSandboxConfig()
     if config.rate_limit_rps is not None and not config.rate_limit_rps > 0:
         raise ValueError(f"rate_limit_rps must be positive, or None for no limit; got {config.rate_limit_rps!r}")
+    if config.token_max_uses is not None and config.token_max_uses < 1:
+        raise ValueError(f"token_max_uses must be at least 1, or None; got {config.token_max_uses!r}")
     store = KindeStore()
     api = _KindeApi(config, store)
     renderer = _Renderer(config)

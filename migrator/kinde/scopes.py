@@ -1,0 +1,45 @@
+"""Which Management API scopes a run needs, and the preflight check that refuses only on scopes it
+*knows* are missing (a token whose scopes are unknown is let through: each call's 403 names its scope)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from migrator.errors import ScopeError
+
+WHERE_TO_GRANT = "Settings > Applications > your M2M application > APIs > Kinde Management API > Manage scopes"
+
+READ = frozenset({"read:users"})
+WRITE_USERS = frozenset({"create:users", "update:users", "update:user_passwords"})
+ORGANIZATIONS = frozenset(
+    {"read:roles", "create:roles", "read:organizations", "create:organizations", "create:organization_users"}
+)
+
+
+def required_scopes(dry_run: bool, migrate_organizations: bool) -> set[str]:
+    """A dry run only looks users up; a real run writes users, and organizations unless turned off."""
+    needed = set(READ)
+    if not dry_run:
+        needed |= WRITE_USERS
+        if migrate_organizations:
+            needed |= ORGANIZATIONS
+    return needed
+
+
+def check_scopes(granted: Iterable[str] | None, needed: Iterable[str]) -> None:
+    """Raise ScopeError naming every needed scope the token is known not to have (None: unknown).
+
+    ``ScopeError.scope`` holds them space-separated, as OAuth writes a list of scopes.
+    """
+    if granted is None:
+        return
+    missing = sorted(set(needed) - set(granted))
+    if missing:
+        raise ScopeError(
+            f"the Kinde M2M application's token lacks the scope{'s' if len(missing) > 1 else ''} "
+            + ", ".join(missing)
+            + f": grant {'them' if len(missing) > 1 else 'it'} in Kinde ({WHERE_TO_GRANT})",
+            scope=" ".join(missing),
+            service="Kinde",
+            status=403,
+        )
