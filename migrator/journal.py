@@ -583,6 +583,11 @@ class Journal:
     def all_users(self, run_id: int, batch: int = 500) -> Iterator[sqlite3.Row]:
         return self._iter_users(run_id, "1", batch=batch)
 
+    def id_map(self, run_id: int) -> Iterator[tuple[str, str, str | None]]:
+        """(clerk id, Kinde id, email) of every user this run placed in Kinde or found there."""
+        for row in self._iter_users(run_id, "kinde_id IS NOT NULL AND state != ?", (UserState.SKIPPED,)):
+            yield row["clerk_id"], row["kinde_id"], row["email_key"]
+
     def user(self, run_id: int, clerk_id: str) -> sqlite3.Row | None:
         rows = self._rows("SELECT * FROM users WHERE run_id = ? AND clerk_id = ?", (run_id, clerk_id))
         return rows[0] if rows else None
