@@ -113,9 +113,7 @@ def write_failures(journal: Journal, run_id: int, folder: Path) -> Path:
 
 
 def write_skipped(journal: Journal, run_id: int, folder: Path) -> Path:
-    rows = (
-        (u["clerk_id"], u["email_key"], u["skip_reason"], u["skip_detail"]) for u in journal.skipped_users(run_id)
-    )
+    rows = ((u["clerk_id"], u["email_key"], u["skip_reason"], u["skip_detail"]) for u in journal.skipped_users(run_id))
     return write_rows(folder / SKIPPED, SKIPPED_COLUMNS, rows)
 
 
