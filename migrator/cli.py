@@ -299,6 +299,9 @@ def status(
         if run_info["status"] in ("stopped", "interrupted", "failed", "cancelled"):
             out.print(f"  its process is gone: `migrator resume {run_info['id']}` continues it")
         out.print(f"Users fetched: {report['users']} of {run_info['source_count']} in Clerk")
+        if checked := report["verify"]:
+            counts = ", ".join(f"{kind} {n}" for kind, n in checked["counts"].items())
+            out.print(f"Last verify ({checked['ended_at']}): {checked['verdict']}: {counts}", highlight=False)
         for column in ("state", *STEP_COLUMNS):
             states = report["steps"].get(column, {})
             out.print(f"  {column:<12} " + ", ".join(f"{k} {v}" for k, v in states.items()))

@@ -192,4 +192,5 @@ def status_report(journal: Journal, run_id: int | None) -> dict[str, Any]:
         "failures": [{"code": c, "message": m, "users": n} for c, m, n in journal.failure_groups(run.id)],
         "failed_memberships": [dict(m) for m in journal.failed_memberships(run.id)],
         "problems": [dict(p) for p in journal.problems(run.id, limit=50)],
+        "verify": journal.last_verification(run.id),
     }
