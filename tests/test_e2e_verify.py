@@ -157,3 +157,17 @@ def test_no_report_holds_a_secret_or_a_digest(world: Any) -> None:
     assert {oct(p.stat().st_mode & 0o777) for p in folder.rglob("*") if p.is_file()} == {"0o600"}
     assert not [p for p in folder.rglob(".*.tmp")]
     assert os.stat(folder / "1").st_mode & 0o077 == 0
+
+
+def test_identities_paged_one_by_one_still_verify_clean(tmp_path: Path) -> None:
+    """Kinde's identities endpoint has no documented page size: one per page must still be read whole."""
+    config = KindeSandboxConfig(identities_page_size=1)
+    with Sandbox(SandboxOptions(users=40, kinde=config)) as sandbox:
+        sandbox.write_export(tmp_path / "users.csv")
+        assert cli(sandbox, tmp_path, "run", "--clerk-export", "users.csv", "--yes").returncode == 0
+        code, result = verify_json(sandbox, tmp_path)
+        state = kinde_state(sandbox)
+    assert code == 0, result
+    held = sum(len(user["identities"]) for user in state["users"])
+    assert held > len(state["users"])  # some users do need a second page
+    assert state["requests"]["by_route"]["GET /api/v1/users/{user_id}/identities"]["total"] == held
