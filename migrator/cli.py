@@ -20,10 +20,14 @@ from rich.console import Console
 
 from migrator.config import Settings, load_settings
 from migrator.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, ConfigError, MigratorError
+from migrator.id_map_sql import Dialect, id_map_sql, parse_target
 from migrator.journal import JOURNAL_FILE, STEP_COLUMNS, Journal
 from migrator.pipeline import Resume, Start, run_migration
 from migrator.render import Renderer, plan_table, summary_table
+from migrator.render_verify import show_verification
 from migrator.reports import Plan, Summary, status_report
+from migrator.stages.verify import Verification
+from migrator.verification import run_verification
 
 app = typer.Typer(
     name="migrator",
@@ -34,6 +38,8 @@ app = typer.Typer(
 )
 sandbox_app = typer.Typer(help="Local emulators of the Clerk and Kinde APIs, for rehearsals.", no_args_is_help=True)
 app.add_typer(sandbox_app, name="sandbox")
+report_app = typer.Typer(help="Reports for the application team's cutover.", no_args_is_help=True)
+app.add_typer(report_app, name="report")
 
 T = TypeVar("T")
 
@@ -293,6 +299,9 @@ def status(
         if run_info["status"] in ("stopped", "interrupted", "failed", "cancelled"):
             out.print(f"  its process is gone: `migrator resume {run_info['id']}` continues it")
         out.print(f"Users fetched: {report['users']} of {run_info['source_count']} in Clerk")
+        if checked := report["verify"]:
+            counts = ", ".join(f"{kind} {n}" for kind, n in checked["counts"].items())
+            out.print(f"Last verify ({checked['ended_at']}): {checked['verdict']}: {counts}", highlight=False)
         for column in ("state", *STEP_COLUMNS):
             states = report["steps"].get(column, {})
             out.print(f"  {column:<12} " + ", ".join(f"{k} {v}" for k, v in states.items()))
@@ -309,6 +318,72 @@ def status(
             )
 
     _run_command(body)
+
+
+@app.command()
+def verify(
+    run_id: Annotated[int | None, typer.Argument(help="Run to verify (default: the latest).")] = None,
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+    state_dir: StateDirOption = None,
+) -> None:
+    """Read every Kinde user back and compare it with the run's plans: missing, duplicated, unexpected,
+    drift, incomplete. Writes verify.csv and summary.json into the run's report folder.
+
+    Exit codes: 0 nothing missing, duplicated or incomplete; 1 otherwise; 3 stopped by Kinde.
+
+    Example: migrator verify --json
+    """
+
+    def body() -> Verification:
+        settings = _settings(config, state_dir=state_dir)
+        _require_journal(settings)
+        progress_console, out = _consoles(as_json)
+        journal = Journal(settings.state_dir)
+        try:
+            journal.acquire()
+            with Renderer(progress_console, live=progress_console.is_terminal) as renderer:
+                result = asyncio.run(run_verification(settings, journal, run_id, on_event=renderer))
+        finally:
+            journal.close()
+        show_verification(result, out, as_json)
+        return result
+
+    raise typer.Exit(_run_command(body).exit_code)
+
+
+@report_app.command("id-map")
+def report_id_map(
+    sql: Annotated[str, typer.Option("--sql", help="TABLE.COLUMN holding Clerk user ids in your database.")],
+    dialect: Annotated[Dialect, typer.Option(help="SQL dialect of your database.")] = Dialect.postgres,
+    run_id: Annotated[int | None, typer.Option("--run", help="Run whose id map to use (default: the latest).")] = None,
+    config: ConfigOption = None,
+    state_dir: StateDirOption = None,
+) -> None:
+    """Print SQL that rewrites Clerk user ids to Kinde ids in your application's table (one UPDATE).
+
+    Example: migrator report id-map --sql accounts.clerk_user_id --dialect postgres > cutover.sql
+    """
+
+    def body() -> None:
+        settings = load_settings(config, state_dir=state_dir)
+        _require_journal(settings)
+        parse_target(sql)
+        journal = Journal(settings.state_dir)
+        try:
+            run = journal.run(run_id)
+            pairs = ((clerk_id, kinde_id) for clerk_id, kinde_id, _ in journal.id_map(run.id))
+            for statement in id_map_sql(sql, dialect, pairs):
+                sys.stdout.write(statement + "\n")
+        finally:
+            journal.close()
+
+    _run_command(body)
+
+
+def _require_journal(settings: Settings) -> None:
+    if not (settings.state_dir / JOURNAL_FILE).exists():
+        raise ConfigError(f"no journal in {settings.state_dir}: nothing has run here yet (see --state-dir)")
 
 
 @app.command()

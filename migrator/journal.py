@@ -188,6 +188,8 @@ CREATE INDEX IF NOT EXISTS users_username ON users(run_id, username_key);
 CREATE INDEX IF NOT EXISTS users_phone ON users(run_id, phone_key);
 -- provenance: which earlier run created a given Kinde user (Journal.earlier_steps), without a table scan
 CREATE INDEX IF NOT EXISTS users_kinde ON users(kinde_id);
+-- verify: is a Kinde user's Clerk-shaped provided_id known to this journal (any run)?
+CREATE INDEX IF NOT EXISTS users_clerk ON users(clerk_id);
 CREATE TABLE IF NOT EXISTS problems(
     run_id INTEGER NOT NULL,
     clerk_id TEXT NOT NULL,
@@ -219,6 +221,52 @@ CREATE TABLE IF NOT EXISTS memberships(
     error TEXT,
     PRIMARY KEY (run_id, clerk_user_id, clerk_org_id)
 ) WITHOUT ROWID;
+-- verify: Kinde as read back (kinde_users, kinde_members: only the latest verify's rows are kept),
+-- which Kinde user answers for which Clerk user, and every difference found
+CREATE TABLE IF NOT EXISTS verifications(
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id INTEGER NOT NULL,
+    started_at TEXT NOT NULL,
+    ended_at TEXT,
+    counts TEXT
+);
+CREATE TABLE IF NOT EXISTS kinde_users(
+    verify_id INTEGER NOT NULL,
+    kinde_id TEXT NOT NULL,
+    provided_id TEXT,
+    email_key TEXT,
+    first_name TEXT,
+    last_name TEXT,
+    is_suspended INTEGER,
+    identities TEXT,
+    PRIMARY KEY (verify_id, kinde_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS kinde_users_provided ON kinde_users(verify_id, provided_id);
+CREATE INDEX IF NOT EXISTS kinde_users_email ON kinde_users(verify_id, email_key);
+CREATE TABLE IF NOT EXISTS kinde_members(
+    verify_id INTEGER NOT NULL,
+    kinde_id TEXT NOT NULL,
+    org_code TEXT NOT NULL,
+    roles TEXT NOT NULL,
+    PRIMARY KEY (verify_id, kinde_id, org_code)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS verify_matches(
+    verify_id INTEGER NOT NULL,
+    clerk_id TEXT NOT NULL,
+    kinde_id TEXT NOT NULL,
+    PRIMARY KEY (verify_id, clerk_id, kinde_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS verify_matches_kinde ON verify_matches(verify_id, kinde_id);
+CREATE TABLE IF NOT EXISTS verify_findings(
+    verify_id INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    clerk_id TEXT,
+    kinde_id TEXT,
+    field TEXT,
+    expected TEXT,
+    found TEXT
+);
+CREATE INDEX IF NOT EXISTS verify_findings_kind ON verify_findings(verify_id, kind);
 """
 
 # Columns added after version 1: (table, column, declaration). Added on open when missing.
@@ -583,6 +631,11 @@ class Journal:
     def all_users(self, run_id: int, batch: int = 500) -> Iterator[sqlite3.Row]:
         return self._iter_users(run_id, "1", batch=batch)
 
+    def id_map(self, run_id: int) -> Iterator[tuple[str, str, str | None]]:
+        """(clerk id, Kinde id, email) of every user this run placed in Kinde or found there."""
+        for row in self._iter_users(run_id, "kinde_id IS NOT NULL AND state != ?", (UserState.SKIPPED,)):
+            yield row["clerk_id"], row["kinde_id"], row["email_key"]
+
     def user(self, run_id: int, clerk_id: str) -> sqlite3.Row | None:
         rows = self._rows("SELECT * FROM users WHERE run_id = ? AND clerk_id = ?", (run_id, clerk_id))
         return rows[0] if rows else None
@@ -893,6 +946,194 @@ class Journal:
             " ORDER BY clerk_org_id, clerk_user_id",
             (run_id, MembershipState.FAILED),
         )
+
+    # -- verify: Kinde read back, compared in SQL (flat memory at a million users) ------------------
+    def start_verification(self, run_id: int) -> int:
+        """A new verify of ``run_id``; the Kinde snapshots of earlier verifies are dropped (they are large)."""
+        with self.transaction():
+            for table in ("kinde_users", "kinde_members", "verify_matches"):
+                self._exec(f"DELETE FROM {table}")
+            cursor = self._exec("INSERT INTO verifications(run_id, started_at) VALUES (?, ?)", (run_id, now_iso()))
+        return int(cursor.lastrowid or 0)
+
+    def end_verification(self, verify_id: int, counts: dict[str, Any]) -> None:
+        self._exec(
+            "UPDATE verifications SET ended_at = ?, counts = ? WHERE id = ?",
+            (now_iso(), json.dumps(counts, sort_keys=True), verify_id),
+        )
+
+    def last_verification(self, run_id: int) -> dict[str, Any] | None:
+        """The latest finished verify of a run: id, times and counts (``status`` shows its verdict)."""
+        rows = self._rows(
+            "SELECT id, started_at, ended_at, counts FROM verifications WHERE run_id = ? AND ended_at IS NOT NULL"
+            " ORDER BY id DESC LIMIT 1",
+            (run_id,),
+        )
+        if not rows:
+            return None
+        row = rows[0]
+        return {
+            "id": row["id"],
+            "started_at": row["started_at"],
+            "ended_at": row["ended_at"],
+            **json.loads(row["counts"]),
+        }
+
+    def store_kinde_users(self, verify_id: int, users: Sequence[tuple[str, Any, Any, Any, Any, Any]]) -> None:
+        """(kinde id, provided_id, email, first name, last name, suspended) of one page of Kinde users."""
+        with self.transaction():
+            self._many(
+                "INSERT OR REPLACE INTO kinde_users(verify_id, kinde_id, provided_id, email_key, first_name, last_name,"
+                " is_suspended) VALUES (?, ?, ?, LOWER(?), ?, ?, ?)",
+                [(verify_id, *user) for user in users],
+            )
+
+    def store_kinde_members(self, verify_id: int, org_code: str, members: Sequence[tuple[str, list[str]]]) -> None:
+        with self.transaction():
+            self._many(
+                "INSERT OR REPLACE INTO kinde_members(verify_id, kinde_id, org_code, roles) VALUES (?, ?, ?, ?)",
+                [(verify_id, kinde_id, org_code, json.dumps(roles)) for kinde_id, roles in members],
+            )
+
+    def match_kinde_users(self, verify_id: int, run_id: int) -> None:
+        """Which Kinde users answer for each Clerk user of the run: ``provided_id`` = Clerk id, or the Kinde
+        id the journal recorded (a user found by email that was not ours)."""
+        with self.transaction():
+            self._exec(
+                "INSERT OR IGNORE INTO verify_matches SELECT ?, u.clerk_id, k.kinde_id FROM users u"
+                " JOIN kinde_users k ON k.verify_id = ? AND k.provided_id = u.clerk_id WHERE u.run_id = ? AND u.state != ?",
+                (verify_id, verify_id, run_id, UserState.SKIPPED),
+            )
+            self._exec(
+                "INSERT OR IGNORE INTO verify_matches SELECT ?, u.clerk_id, k.kinde_id FROM users u"
+                " JOIN kinde_users k ON k.verify_id = ? AND k.kinde_id = u.kinde_id WHERE u.run_id = ? AND u.state != ?",
+                (verify_id, verify_id, run_id, UserState.SKIPPED),
+            )
+
+    def record_findings(self, verify_id: int, findings: Iterable[tuple[str, Any, Any, Any, Any, Any]]) -> None:
+        """(kind, clerk id, kinde id, field, expected, found) rows."""
+        with self.transaction():
+            self._many(
+                "INSERT INTO verify_findings(verify_id, kind, clerk_id, kinde_id, field, expected, found)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                ((verify_id, *finding) for finding in findings),
+            )
+
+    def find_missing_duplicated_unexpected(self, verify_id: int, run_id: int) -> None:
+        """The three findings that need no per-user read, written by SQL alone."""
+        v, r = verify_id, run_id
+        with self.transaction():
+            self._exec(
+                "INSERT INTO verify_findings(verify_id, kind, clerk_id, kinde_id, field, expected, found)"
+                " SELECT ?, 'missing', u.clerk_id, u.kinde_id, 'user', COALESCE(u.email_key, u.username_key,"
+                " u.phone_key), NULL FROM users u WHERE u.run_id = ? AND u.state != ? AND NOT EXISTS"
+                " (SELECT 1 FROM verify_matches m WHERE m.verify_id = ? AND m.clerk_id = u.clerk_id) ORDER BY u.seq",
+                (v, r, UserState.SKIPPED, v),
+            )
+            self._exec(
+                "INSERT INTO verify_findings(verify_id, kind, clerk_id, kinde_id, field, expected, found)"
+                " SELECT ?, 'duplicated', clerk_id, GROUP_CONCAT(kinde_id, ' '), 'clerk_id', 1, COUNT(*)"
+                " FROM verify_matches WHERE verify_id = ? GROUP BY clerk_id HAVING COUNT(*) > 1",
+                (v, v),
+            )
+            self._exec(
+                "INSERT INTO verify_findings(verify_id, kind, clerk_id, kinde_id, field, expected, found)"
+                " SELECT ?, 'duplicated', u.clerk_id, GROUP_CONCAT(k.kinde_id, ' '), 'email', 1, COUNT(*)"
+                " FROM kinde_users k JOIN users u ON u.run_id = ? AND u.email_key = k.email_key AND u.state != ?"
+                " WHERE k.verify_id = ? AND k.email_key IS NOT NULL GROUP BY k.email_key HAVING COUNT(*) > 1",
+                (v, r, UserState.SKIPPED, v),
+            )
+            self._exec(
+                "INSERT INTO verify_findings(verify_id, kind, clerk_id, kinde_id, field, expected, found)"
+                " SELECT ?, 'unexpected', k.provided_id, k.kinde_id, 'provided_id', NULL, k.provided_id"
+                " FROM kinde_users k WHERE k.verify_id = ? AND k.provided_id LIKE 'user\\_%' ESCAPE '\\'"
+                " AND NOT EXISTS (SELECT 1 FROM users u WHERE u.clerk_id = k.provided_id)",
+                (v, v),
+            )
+
+    def users_to_read_back(
+        self, verify_id: int, run_id: int, after: tuple[str, str] = ("", ""), limit: int = 500
+    ) -> list[sqlite3.Row]:
+        """The next matched users of this run (by Clerk id) created by this journal, with their plan, state
+        and the Kinde record as listed: what per-user reads and the drift comparison need."""
+        return self._rows(
+            "SELECT u.clerk_id, u.plan, u.state, u.created, u.flags, k.kinde_id, k.first_name, k.last_name,"
+            " k.is_suspended, k.identities FROM verify_matches m"
+            " JOIN users u ON u.run_id = ? AND u.clerk_id = m.clerk_id"
+            " JOIN kinde_users k ON k.verify_id = m.verify_id AND k.kinde_id = m.kinde_id"
+            " WHERE m.verify_id = ? AND u.created IN (?, ?) AND (m.clerk_id, m.kinde_id) > (?, ?)"
+            " ORDER BY m.clerk_id, m.kinde_id LIMIT ?",
+            (run_id, verify_id, Created.CREATED, Created.EARLIER, *after, limit),
+        )
+
+    def store_identities(self, verify_id: int, identities: Sequence[tuple[str, list[Any] | None]]) -> None:
+        """(kinde id, [(type, value, confirmed)...]); None: the user vanished between the list and the read."""
+        with self.transaction():
+            for kinde_id, found in identities:
+                if found is None:
+                    self._exec("DELETE FROM kinde_users WHERE verify_id = ? AND kinde_id = ?", (verify_id, kinde_id))
+                    self._exec("DELETE FROM verify_matches WHERE verify_id = ? AND kinde_id = ?", (verify_id, kinde_id))
+                else:
+                    self._exec(
+                        "UPDATE kinde_users SET identities = ? WHERE verify_id = ? AND kinde_id = ?",
+                        (json.dumps(found), verify_id, kinde_id),
+                    )
+
+    def membership_comparison(
+        self, verify_id: int, run_id: int, after: tuple[str, str] = ("", ""), limit: int = 1000
+    ) -> list[sqlite3.Row]:
+        """Planned memberships of users this journal created, beside what Kinde lists (roles NULL: absent)."""
+        return self._rows(
+            "SELECT m.clerk_user_id, m.clerk_org_id, m.role_key, m.state, o.kinde_code, vm.kinde_id, km.roles"
+            " FROM memberships m JOIN users u ON u.run_id = m.run_id AND u.clerk_id = m.clerk_user_id"
+            " JOIN organizations o ON o.run_id = m.run_id AND o.clerk_org_id = m.clerk_org_id"
+            " JOIN verify_matches vm ON vm.verify_id = ? AND vm.clerk_id = m.clerk_user_id"
+            " LEFT JOIN kinde_members km ON km.verify_id = vm.verify_id AND km.kinde_id = vm.kinde_id"
+            " AND km.org_code = o.kinde_code"
+            " WHERE m.run_id = ? AND u.created IN (?, ?) AND (m.clerk_user_id, m.clerk_org_id) > (?, ?)"
+            " ORDER BY m.clerk_user_id, m.clerk_org_id LIMIT ?",
+            (verify_id, run_id, Created.CREATED, Created.EARLIER, *after, limit),
+        )
+
+    def find_extra_memberships(self, verify_id: int, run_id: int) -> None:
+        """Kinde memberships in the run's organizations that no plan of this run asked for: drift."""
+        self._exec(
+            "INSERT INTO verify_findings(verify_id, kind, clerk_id, kinde_id, field, expected, found)"
+            " SELECT ?, 'drift', vm.clerk_id, km.kinde_id, 'membership', NULL, km.org_code FROM kinde_members km"
+            " JOIN verify_matches vm ON vm.verify_id = km.verify_id AND vm.kinde_id = km.kinde_id"
+            " JOIN organizations o ON o.run_id = ? AND o.kinde_code = km.org_code"
+            " WHERE km.verify_id = ? AND NOT EXISTS (SELECT 1 FROM memberships m WHERE m.run_id = ?"
+            " AND m.clerk_user_id = vm.clerk_id AND m.clerk_org_id = o.clerk_org_id)",
+            (verify_id, run_id, verify_id, run_id),
+        )
+
+    def finding_counts(self, verify_id: int) -> dict[str, int]:
+        rows = self._rows("SELECT kind, COUNT(*) FROM verify_findings WHERE verify_id = ? GROUP BY kind", (verify_id,))
+        return {r[0]: r[1] for r in rows}
+
+    def findings(self, verify_id: int, kind: str | None = None, limit: int = -1) -> Iterator[sqlite3.Row]:
+        """Findings in the order they were found, read in batches (there may be a million)."""
+        last = 0
+        while True:
+            rows = self._rows(
+                "SELECT rowid, kind, clerk_id, kinde_id, field, expected, found FROM verify_findings"
+                " WHERE verify_id = ? AND rowid > ? AND (? IS NULL OR kind = ?) ORDER BY rowid LIMIT ?",
+                (verify_id, last, kind, kind, 1000 if limit < 0 else min(limit, 1000)),
+            )
+            if not rows:
+                return
+            yield from rows
+            last = rows[-1]["rowid"]
+            if limit >= 0:
+                limit -= len(rows)
+                if limit <= 0:
+                    return
+
+    def kinde_user_count(self, verify_id: int) -> int:
+        return self._scalar("SELECT COUNT(*) FROM kinde_users WHERE verify_id = ?", (verify_id,))
+
+    def expected_user_count(self, run_id: int) -> int:
+        return self._count_users(run_id, "state != ?", (UserState.SKIPPED,))
 
 
 def _run_from_row(row: sqlite3.Row) -> Run:

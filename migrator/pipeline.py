@@ -31,12 +31,12 @@ from migrator.events import Emit, Notice
 from migrator.journal import Journal, Run, RunStatus
 from migrator.kinde.client import KindeClient
 from migrator.mapping import MappingOptions
+from migrator.report_files import write_run_reports
 from migrator.reports import (
     Plan,
     Summary,
     build_plan,
     build_summary,
-    password_report_path,
     plan_warnings,
     write_password_report,
 )
@@ -219,7 +219,7 @@ class Migration:
         summary.requests = {client.service: client.stats.requests for client in (self.clerk, self.kinde)}
         summary.throttled = {client.service: client.stats.throttled for client in (self.clerk, self.kinde)}
         summary.seconds = round(time.monotonic() - self._started, 3)
-        summary.reports = {"password_resets": str(password_report_path(self.settings.state_dir, ctx.run.id))}
+        summary.reports = write_run_reports(self.journal, ctx.run.id, self.settings.state_dir, summary.to_json())
         unfinished = summary.failed or summary.pending or summary.unaccounted
         final = RunStatus.COMPLETED_WITH_FAILURES if status == RunStatus.COMPLETED and unfinished else status
         self.journal.end_run(ctx.run.id, final)

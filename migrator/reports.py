@@ -6,8 +6,7 @@ password report lists exactly the users the journal says cannot use their Clerk 
 
 from __future__ import annotations
 
-import csv
-import os
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 from migrator.errors import EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK
 from migrator.journal import Journal, RunStatus
 from migrator.mapping import STALE_DIGEST_REASON
+from migrator.report_files import PASSWORD_RESETS, run_dir, write_rows
 
 PASSWORD_REPORT_COLUMNS = ("clerk_id", "email", "hasher", "reason", "action")
 
@@ -149,39 +149,23 @@ def build_summary(journal: Journal, run_id: int, mode: str, plan: Plan, *, cance
     )
 
 
-def reports_dir(state_dir: Path) -> Path:
-    path = state_dir / "reports"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
 def password_report_path(state_dir: Path, run_id: int) -> Path:
-    return reports_dir(state_dir) / f"run-{run_id}-password-resets.csv"
+    return run_dir(state_dir, run_id) / PASSWORD_RESETS
 
 
 def write_password_report(journal: Journal, run_id: int, state_dir: Path) -> Path:
-    """The users who cannot sign in with their Clerk password, for the team's user communication.
+    """The users who cannot sign in with their Clerk password, for the team's user communication."""
 
-    Written to a temporary file (mode 0600: it holds emails) and renamed, so a reader never sees a
-    half-written report.
-    """
-    path = password_report_path(state_dir, run_id)
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("w", newline="", encoding="utf-8") as handle:
-        os.chmod(tmp, 0o600)
-        writer = csv.writer(handle)
-        writer.writerow(PASSWORD_REPORT_COLUMNS)
+    def rows() -> Iterator[list[str]]:
         for row in journal.users_with_password_problem(run_id):
             action = {"reset": "password reset requested", "n/a": "created without a password"}.get(
                 row["password"], row["password"]
             )
             if row["state"] == "skipped":
                 action = f"skipped ({row['skip_reason']})"
-            writer.writerow(
-                [row["clerk_id"], row["email_key"] or "", row["hasher"] or "", row["password_problem"], action]
-            )
-    tmp.replace(path)
-    return path
+            yield [row["clerk_id"], row["email_key"] or "", row["hasher"] or "", row["password_problem"], action]
+
+    return write_rows(password_report_path(state_dir, run_id), PASSWORD_REPORT_COLUMNS, rows())
 
 
 def status_report(journal: Journal, run_id: int | None) -> dict[str, Any]:
@@ -208,4 +192,5 @@ def status_report(journal: Journal, run_id: int | None) -> dict[str, Any]:
         "failures": [{"code": c, "message": m, "users": n} for c, m, n in journal.failure_groups(run.id)],
         "failed_memberships": [dict(m) for m in journal.failed_memberships(run.id)],
         "problems": [dict(p) for p in journal.problems(run.id, limit=50)],
+        "verify": journal.last_verification(run.id),
     }

@@ -117,7 +117,7 @@ def migrate(sandbox: Sandbox, http: httpx.Client, cwd: Path, *args: str, **env: 
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout)
     report_path = (cwd / summary["reports"]["password_resets"]).resolve()
-    assert report_path.parent == (cwd / ".migrator" / "reports").resolve()
+    assert report_path == (cwd / ".migrator" / "runs" / str(summary["run_id"]) / "password-resets.csv").resolve()
     with report_path.open(newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
         assert reader.fieldnames == REPORT_COLUMNS

@@ -494,7 +494,7 @@ def test_journal_is_private_in_wal_mode_and_holds_no_password_digest(make_world)
     assert done.returncode == 0, done.stdout + done.stderr
     files = journal_files(world)
     assert {f.name: oct(f.stat().st_mode & 0o777) for f in files} == {f.name: "0o600" for f in files}
-    report = world.cwd / ".migrator" / "reports" / "run-1-password-resets.csv"
+    report = world.cwd / ".migrator" / "runs" / "1" / "password-resets.csv"
     assert oct(report.stat().st_mode & 0o777) == "0o600"
     blob = b"".join(f.read_bytes() for f in files).lower()
     assert [n for n in needles if n in blob] == []

@@ -145,7 +145,7 @@ def test_no_secret_is_printed_or_written(sandbox_factory: Callable[..., Sandbox]
     assert min(map(len, secrets.values())) >= 20  # long enough that a match is never a coincidence
 
     written = files_under(work)
-    assert {".migrator/journal.sqlite3", ".migrator/reports/run-2-password-resets.csv"} <= set(written)
+    assert {".migrator/journal.sqlite3", ".migrator/runs/2/password-resets.csv"} <= set(written)
     assert clean.dataset.user_id(0).encode() in written[".migrator/journal.sqlite3"]  # the scan reads its content
     assert leaks({**capture.outputs, **written}, secrets) == []
 

@@ -252,6 +252,8 @@ OPERATIONS: list[tuple[str, str, str, dict[str, Any] | None]] = [
     ("DELETE", "/api/v1/user?id=kp_unknown", "delete:users", None),
     ("PUT", "/api/v1/users/kp_unknown/password", "update:user_passwords", {"hashed_password": "x"}),
     ("POST", "/api/v1/users/kp_unknown/identities", "create:user_identities", {"type": "email", "value": "a@b.co"}),
+    ("GET", "/api/v1/users/kp_unknown/identities", "read:user_identities", None),
+    ("GET", "/api/v1/organizations/org_unknown/users", "read:organization_users", None),
     ("PATCH", "/api/v1/users/kp_unknown/properties", "update:user_properties", {"properties": {}}),
     ("POST", "/api/v1/organization", "create:organizations", {"name": "Acme"}),
     ("GET", "/api/v1/organizations", "read:organizations", None),

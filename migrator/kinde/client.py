@@ -8,7 +8,7 @@ every other call, and put on each API request by an ``httpx.Auth`` that renews i
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -223,6 +223,59 @@ class KindeClient(ApiClient):
             if isinstance(user, dict) and user.get("id") == kinde_id and isinstance(user.get("organizations"), list):
                 return [code for code in user["organizations"] if isinstance(code, str)]
         return None
+
+    # -- reading everything back (``migrator verify``) ----------------------------------------
+    async def user_pages(self) -> AsyncIterator[list[dict[str, Any]]]:
+        """Every Kinde user, 500 a page, following ``next_token``; each item has a string ``id``."""
+        async for page in self._pages("/api/v1/users", "users", "read:users"):
+            yield [user for user in page if isinstance(user.get("id"), str)]
+
+    async def organization_member_pages(self, org_code: str) -> AsyncIterator[list[dict[str, Any]]]:
+        """The members of one organization with their role keys, 500 a page."""
+        path = f"/api/v1/organizations/{org_code}/users"
+        async for page in self._pages(path, "organization_users", "read:organization_users"):
+            yield [member for member in page if isinstance(member.get("id"), str)]
+
+    async def _pages(self, path: str, key: str, scope: str) -> AsyncIterator[list[dict[str, Any]]]:
+        params: dict[str, Any] = {"page_size": MAX_PAGE}
+        seen_tokens: set[str] = set()
+        while True:
+            body = await self.call("GET", path, params=params, scope=scope)
+            page = body.get(key) if isinstance(body, dict) else None
+            if page is None:
+                page = []
+            if not isinstance(page, list):
+                raise ProtocolError(f"Kinde GET {path} answered {key} that is not a list", service=self.service)
+            yield [item for item in page if isinstance(item, dict)]
+            next_token = body.get("next_token")
+            if not next_token or not page:
+                return
+            if not isinstance(next_token, str) or next_token in seen_tokens:
+                raise ProtocolError(
+                    f"Kinde GET {path} answered a next_token it had already given: its paging goes round in a circle",
+                    service=self.service,
+                )
+            seen_tokens.add(next_token)
+            params = {**params, "next_token": next_token}
+
+    async def user_identities(self, kinde_id: str) -> list[tuple[str, str, bool | None]]:
+        """(type, value, is_confirmed) of each identity of a user, following ``has_more``."""
+        path = f"/api/v1/users/{kinde_id}/identities"
+        found: list[tuple[str, str, bool | None]] = []
+        params: dict[str, Any] = {}
+        while True:
+            body = await self.call("GET", path, params=params, scope="read:user_identities")
+            items = body.get("identities") if isinstance(body, dict) else None
+            if not isinstance(items, list):
+                raise ProtocolError(f"Kinde GET {path} answered without a list of identities", service=self.service)
+            for item in items:
+                if isinstance(item, dict) and isinstance(item.get("type"), str) and isinstance(item.get("name"), str):
+                    confirmed = item.get("is_confirmed")
+                    found.append((item["type"], item["name"], confirmed if isinstance(confirmed, bool) else None))
+            last = items[-1].get("id") if items and isinstance(items[-1], dict) else None
+            if body.get("has_more") is not True or not isinstance(last, str) or last == params.get("starting_after"):
+                return found
+            params = {"starting_after": last}
 
     async def set_password(self, kinde_id: str, fields: dict[str, Any]) -> None:
         await self.call("PUT", f"/api/v1/users/{kinde_id}/password", json=fields, scope="update:user_passwords")

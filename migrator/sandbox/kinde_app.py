@@ -54,7 +54,11 @@ Behaviours worth knowing (details at each handler):
 Sandbox-only endpoints (outside the real API paths, never rate limited):
 ``POST /_sandbox/sign-in`` ``{"email", "password"}`` -> 200 / 401 / 404, verifying against the stored
 hash with :func:`migrator.sandbox.hashing.verify_kinde_password`; ``GET /_sandbox/state`` -> every
-user, organization, role, permission, property and request count.
+user, organization, role, permission, property and request count. To change Kinde behind the
+migrator's back (tests of ``migrator verify``): ``DELETE /_sandbox/users/{id}``; ``POST
+/_sandbox/users/{id}/duplicate`` (a second user with the same identities, uniqueness bypassed;
+``{"provided_id": ...}`` optional); ``PATCH /_sandbox/users/{id}`` (names, flags, ``provided_id``,
+``remove_identities``, ``unverify``, ``leave_organizations``, ``roles``).
 """
 
 from __future__ import annotations
@@ -99,6 +103,8 @@ ALL_SCOPES: frozenset[str] = frozenset(
         "update:user_passwords",
         "update:user_properties",
         "create:user_identities",
+        "read:user_identities",
+        "read:organization_users",
         "create:organizations",
         "read:organizations",
         "create:organization_users",
@@ -155,6 +161,12 @@ class KindeSandboxConfig:
     missing_scope_status: Literal[401, 403] = 403
     # A token expires after this many API calls (None: only its lifetime ends it).
     token_max_uses: int | None = None
+    # GUESS: the spec gives GET /api/v1/users/{id}/identities no page size; it pages with
+    # starting_after/has_more. A small value here proves the migrator follows has_more.
+    identities_page_size: int = 10
+    # GUESS: whether Kinde puts every new user in the business's default organization is not
+    # documented; True plays the reading where it does (verify must not call that drift).
+    default_org_joins_new_users: bool = False
 
 
 class KindeError(Exception):
@@ -218,6 +230,7 @@ class _Identity:
     type: str
     value: str
     is_verified: bool
+    id: str = field(default_factory=lambda: f"identity_{uuid.uuid4().hex}")
 
 
 @dataclass
@@ -728,7 +741,14 @@ class _KindeApi:
             _Operation(
                 "POST", "/api/v1/property_categories", self.create_category, "create:property_categories", "json"
             ),
+            _Operation("GET", "/api/v1/users/{user_id}/identities", self.list_identities, "read:user_identities"),
+            _Operation(
+                "GET", "/api/v1/organizations/{org_code}/users", self.list_organization_users, "read:organization_users"
+            ),
             _Operation("POST", "/_sandbox/sign-in", self.sign_in, None, "json"),
+            _Operation("DELETE", "/_sandbox/users/{user_id}", self.tamper_delete),
+            _Operation("PATCH", "/_sandbox/users/{user_id}", self.tamper_alter, None, "json"),
+            _Operation("POST", "/_sandbox/users/{user_id}/duplicate", self.tamper_duplicate, None, "optional_json"),
             _Operation("GET", "/_sandbox/state", self.state),
         ]
 
@@ -896,6 +916,9 @@ class _KindeApi:
             self._index(identity, user.id)
         if org_code is not None:
             self.store.organizations[org_code].members.setdefault(user.id, _Membership())
+        if self.config.default_org_joins_new_users:
+            default = next(org for org in self.store.organizations.values() if org.is_default)
+            default.members.setdefault(user.id, _Membership())
         if provided_id is not None:
             self.store.creations_by_provided_id[provided_id] += 1
         return _ok(
@@ -1370,6 +1393,132 @@ class _KindeApi:
 
     def state(self, call: _Call) -> Response:
         return _ok(self.store.snapshot())
+
+    # ---- reading back (what `migrator verify` reads) ---------------------------------------
+
+    def list_identities(self, call: _Call) -> Response:
+        """GET /api/v1/users/{user_id}/identities: ``is_confirmed`` is the ``is_verified`` sent."""
+        user = self._user(call.path_params["user_id"])
+        size = self.config.identities_page_size
+        ids = [i.id for i in user.identities]
+        after = call.query.get("starting_after")
+        if after and after not in ids:
+            raise _invalid("'starting_after' is not a known id")
+        start = ids.index(after) + 1 if after else 0
+        window = user.identities[start:]
+        primary = {kind: user.first(kind) for kind in ("email", "phone", "username")}
+        items = [
+            _without_none(
+                {
+                    "id": i.id,
+                    "type": i.type,
+                    "is_confirmed": i.is_verified,
+                    "name": i.value,
+                    "email": i.value if i.type == "email" else None,
+                    "is_primary": primary.get(i.type) == i.value,
+                    "created_on": user.created_on,
+                    "total_logins": 0,
+                }
+            )
+            for i in window[:size]
+        ]
+        return _ok({**_SUCCESS, "identities": items, "has_more": len(window) > size})
+
+    def list_organization_users(self, call: _Call) -> Response:
+        """GET /api/v1/organizations/{org_code}/users: members in the order they joined, with role keys."""
+        org = self.store.organizations.get(call.path_params["org_code"])
+        if org is None:
+            raise KindeError(
+                400, "ORGANIZATION_NOT_FOUND", f"No organization with code {call.path_params['org_code']}."
+            )
+        _sort_order(call.query, ("name_asc", "name_desc", "email_asc", "email_desc", "id_asc", "id_desc"))
+        order = {user_id: n for n, user_id in enumerate(org.members)}
+        page, next_token = _paginate(
+            (uid for uid in org.members if uid in self.store.users), lambda uid: (order[uid],), call.query
+        )
+        items = []
+        for user_id in page:
+            user = self.store.users[user_id]
+            full_name = " ".join(n for n in (user.given_name, user.family_name) if n)
+            items.append(
+                _without_none(
+                    {
+                        "id": user.id,
+                        "email": user.first("email"),
+                        "full_name": full_name,
+                        "first_name": user.given_name,
+                        "last_name": user.family_name,
+                        "joined_on": user.created_on,
+                        "is_suspended": user.is_suspended,
+                        "roles": list(org.members[user_id].roles),
+                    }
+                )
+            )
+        payload: dict[str, Any] = {**_SUCCESS, "organization_users": items}
+        if next_token:
+            payload["next_token"] = next_token
+        return _ok(payload)
+
+    # ---- sandbox only: change a user behind the migrator's back (tests of `verify`) --------
+
+    def tamper_delete(self, call: _Call) -> Response:
+        user = self._user(call.path_params["user_id"])
+        self._forget(user)
+        return _ok(_SUCCESS)
+
+    def _forget(self, user: _User) -> None:
+        del self.store.users[user.id]
+        for index in (self.store.emails, self.store.usernames, self.store.phones):
+            for key in [k for k, owner in index.items() if owner == user.id]:
+                del index[key]
+        for org in self.store.organizations.values():
+            org.members.pop(user.id, None)
+
+    def tamper_duplicate(self, call: _Call) -> Response:
+        """A second user with the same identities, bypassing uniqueness (as an import by another tool might)."""
+        source = self._user(call.path_params["user_id"])
+        copy = _User(
+            id=self.store.new_user_id(),
+            seq=self.store.next_seq(),
+            created_on=_now_iso(),
+            provided_id=call.body.text("provided_id") if "provided_id" in call.body.data else source.provided_id,
+            given_name=source.given_name,
+            family_name=source.family_name,
+            identities=[_Identity(i.type, i.value, i.is_verified) for i in source.identities],
+        )
+        self.store.users[copy.id] = copy
+        return _ok({**_SUCCESS, "id": copy.id})
+
+    def tamper_alter(self, call: _Call) -> Response:
+        """Profile fields and flags; ``remove_identities`` (values), ``unverify`` (values),
+        ``leave_organizations`` (codes), ``roles`` ({org code: [role keys]})."""
+        user = self._user(call.path_params["user_id"])
+        body = call.body
+        for name in ("given_name", "family_name", "provided_id"):
+            if name in body.data:
+                setattr(user, name, body.text(name))
+        for name in ("is_suspended", "is_password_reset_requested"):
+            if (flag := body.flag(name)) is not None:
+                setattr(user, name, flag)
+        removed = set(body.text_list("remove_identities"))
+        for identity in [i for i in user.identities if i.value in removed]:
+            user.identities.remove(identity)
+            index = {"email": self.store.emails, "phone": self.store.phones}.get(identity.type, self.store.usernames)
+            key = identity.value if identity.type == "phone" else identity.value.lower()
+            if index.get(key) == user.id:
+                del index[key]
+        for identity in user.identities:
+            if identity.value in set(body.text_list("unverify")):
+                identity.is_verified = False
+        for code in body.text_list("leave_organizations"):
+            if code in self.store.organizations:
+                self.store.organizations[code].members.pop(user.id, None)
+        roles = body.obj("roles")
+        for code in roles.data if roles else {}:
+            member = self.store.organizations[code].members.get(user.id) if code in self.store.organizations else None
+            if member is not None:
+                member.roles = roles.text_list(code) if roles else []
+        return _ok(_SUCCESS)
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,0 +1,261 @@
+"""Stage (``migrator verify``): read every Kinde user back and compare it with what the run planned.
+
+The verdict comes from Kinde's answers, never from the journal's belief: every Kinde user is listed
+(500 a page), each user this journal created has its identities read (the list carries no verified
+flags), and each organization of the run has its members and their roles listed. Kinde's answers
+are streamed into journal tables and compared in SQL, or in batches of 500, so memory stays flat at
+a million users. Findings, each a row of ``verify.csv``:
+
+* ``missing``: a Clerk user that should be in Kinde (not skipped) and is not;
+* ``duplicated``: two Kinde users for one Clerk id, or for one email;
+* ``unexpected``: a Kinde user with a Clerk-shaped ``provided_id`` this journal does not know;
+* ``drift``: name, emails, phones, username, verified flags, suspension, memberships or roles that
+  differ from the plan (users found in Kinde but not ours are only checked for presence);
+* ``incomplete``: the journal says done, but Kinde lacks an identity or a membership we sent.
+
+Not checked: the password-reset request. Kinde's API has no read of ``is_password_reset_requested``
+(only ``PATCH /api/v1/user`` answers it), so it cannot be proven from Kinde's answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from migrator.errors import EXIT_FAILURES, EXIT_OK, ApiError
+from migrator.events import Notice, PhaseAdvanced, PhaseFinished, PhaseStarted
+from migrator.journal import MembershipState, UserState
+from migrator.report_files import VERIFY, run_dir, write_rows, write_summary
+from migrator.stages.context import RunContext, Ticker, task_group
+
+KINDS = ("missing", "duplicated", "unexpected", "drift", "incomplete")
+BLOCKING = ("missing", "duplicated", "incomplete")  # any of these: exit 1
+NOT_CHECKED = {"password_reset_requested": "Kinde's API does not return it for a user"}
+VERIFY_COLUMNS = ("kind", "clerk_id", "kinde_id", "field", "expected", "found")
+READ_PHASE, IDENTITIES_PHASE, MEMBERS_PHASE = "Read Kinde users", "Read identities", "Read memberships"
+BATCH = 500
+EXAMPLES = 10
+
+Finding = tuple[str, str | None, str | None, str, str, str]  # kind, clerk id, kinde id, field, expected, found
+
+
+@dataclass
+class Verification:
+    """The verdict of one verify, from Kinde's answers."""
+
+    verify_id: int
+    run_id: int
+    kinde_users: int
+    expected_users: int
+    counts: dict[str, int]
+    examples: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    not_checked: dict[str, str] = field(default_factory=lambda: dict(NOT_CHECKED))
+    reports: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return not any(self.counts.get(kind) for kind in BLOCKING)
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_OK if self.passed else EXIT_FAILURES
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "verify_id": self.verify_id,
+            "run_id": self.run_id,
+            "verdict": "passed" if self.passed else "failed",
+            "kinde_users": self.kinde_users,
+            "expected_users": self.expected_users,
+            "counts": self.counts,
+            "examples": self.examples,
+            "not_checked": self.not_checked,
+            "reports": self.reports,
+            "exit_code": self.exit_code,
+        }
+
+
+async def verify(ctx: RunContext) -> Verification:
+    """Read Kinde back, compare, record the findings and write verify.csv and summary.json."""
+    journal, run = ctx.journal, ctx.run
+    verify_id = journal.start_verification(run.id)
+    await _read_users(ctx, verify_id)
+    journal.match_kinde_users(verify_id, run.id)
+    await _read_identities_and_compare(ctx, verify_id)
+    await _read_members(ctx, verify_id)
+    _compare_memberships(ctx, verify_id)
+    journal.find_extra_memberships(verify_id, run.id)
+    journal.find_missing_duplicated_unexpected(verify_id, run.id)
+    counts = {kind: 0 for kind in KINDS} | journal.finding_counts(verify_id)
+    result = Verification(
+        verify_id=verify_id,
+        run_id=run.id,
+        kinde_users=journal.kinde_user_count(verify_id),
+        expected_users=journal.expected_user_count(run.id),
+        counts=counts,
+        examples={kind: [dict(row) for row in journal.findings(verify_id, kind, EXAMPLES)] for kind in KINDS},
+    )
+    for example in (e for kind in result.examples.values() for e in kind):
+        example.pop("rowid", None)
+    journal.end_verification(verify_id, {"verdict": result.to_json()["verdict"], "counts": counts})
+    folder = run_dir(ctx.settings.state_dir, run.id)
+    rows = ([row[name] for name in VERIFY_COLUMNS] for row in journal.findings(verify_id))
+    result.reports["verify"] = str(write_rows(folder / VERIFY, VERIFY_COLUMNS, rows))
+    summary = {k: v for k, v in result.to_json().items() if k not in ("examples", "reports")}
+    result.reports["summary"] = str(write_summary(folder, verify=summary))
+    return result
+
+
+async def _read_users(ctx: RunContext, verify_id: int) -> None:
+    """Every Kinde user, page by page, into the journal."""
+    total = ctx.journal.expected_user_count(ctx.run.id)
+    ctx.emit(PhaseStarted(READ_PHASE, total))
+    read, ticker = 0, Ticker()
+    async for page in ctx.kinde.user_pages():
+        ctx.journal.store_kinde_users(
+            verify_id,
+            [
+                (
+                    user["id"],
+                    _text(user.get("provided_id")),
+                    _text(user.get("email")),
+                    _text(user.get("first_name")),
+                    _text(user.get("last_name")),
+                    int(user.get("is_suspended") is True),
+                )
+                for user in page
+            ],
+        )
+        read += len(page)
+        if ticker.due():
+            ctx.emit(PhaseAdvanced(READ_PHASE, read, total))
+            ctx.emit_pacing()
+    ctx.emit(PhaseAdvanced(READ_PHASE, read, total))
+    ctx.emit(PhaseFinished(READ_PHASE))
+
+
+async def _read_identities_and_compare(ctx: RunContext, verify_id: int) -> None:
+    """Per user this journal created: read its identities (paced by the limiter), compare it with its plan."""
+    ctx.emit(PhaseStarted(IDENTITIES_PHASE, ctx.journal.expected_user_count(ctx.run.id)))
+    gate = asyncio.Semaphore(ctx.settings.concurrency)
+    after, done, ticker = ("", ""), 0, Ticker()
+    while rows := ctx.journal.users_to_read_back(verify_id, ctx.run.id, after, BATCH):
+        after = (rows[-1]["clerk_id"], rows[-1]["kinde_id"])
+        found = await _read_batch(ctx, [row["kinde_id"] for row in rows], gate)
+        vanished = [(kinde_id, None) for kinde_id, identities in found.items() if identities is None]
+        ctx.journal.store_identities(verify_id, vanished)
+        findings = [f for row in rows if found[row["kinde_id"]] is not None for f in _user_findings(row, found)]
+        ctx.journal.record_findings(verify_id, findings)
+        done += len(rows)
+        if ticker.due():
+            ctx.emit(PhaseAdvanced(IDENTITIES_PHASE, done))
+            ctx.emit_pacing()
+    ctx.emit(PhaseAdvanced(IDENTITIES_PHASE, done))
+    ctx.emit(PhaseFinished(IDENTITIES_PHASE))
+
+
+async def _read_batch(
+    ctx: RunContext, kinde_ids: list[str], gate: asyncio.Semaphore
+) -> dict[str, list[tuple[str, str, bool | None]] | None]:
+    """The identities of a batch of users, read side by side (one failure ends them all)."""
+    found: dict[str, list[tuple[str, str, bool | None]] | None] = {}
+
+    async def read(kinde_id: str) -> None:
+        async with gate:
+            found[kinde_id] = await _identities_or_none(ctx, kinde_id)
+
+    async with task_group() as group:
+        for kinde_id in kinde_ids:
+            group.create_task(read(kinde_id))
+    return found
+
+
+async def _identities_or_none(ctx: RunContext, kinde_id: str) -> list[tuple[str, str, bool | None]] | None:
+    """None when the user was deleted between the list and this read (it then counts as missing)."""
+    try:
+        return await ctx.kinde.user_identities(kinde_id)
+    except ApiError as exc:
+        if exc.status in (400, 404) and "USER" in (exc.code or "USER_NOT_FOUND").upper():
+            ctx.emit(Notice(f"Kinde user {kinde_id} vanished while being verified: {exc}", level="warning"))
+            return None
+        raise
+
+
+def _user_findings(row: Any, found: dict[str, Any]) -> list[Finding]:
+    kinde_id, clerk_id = row["kinde_id"], row["clerk_id"]
+    return [
+        (kind, clerk_id, kinde_id, name, expected, got)
+        for kind, name, expected, got in user_differences(
+            json.loads(row["plan"]), row["state"] == UserState.DONE, row, found[kinde_id] or []
+        )
+    ]
+
+
+def user_differences(
+    plan: dict[str, Any], done: bool, kinde: Any, identities: Sequence[tuple[str, str, bool | None]]
+) -> list[tuple[str, str, str, str]]:
+    """(kind, field, expected, found) for one user: drift, or incomplete when the journal says done
+    and an identity we sent is absent. ``kinde`` has first_name, last_name and is_suspended."""
+    differences: list[tuple[str, str, str, str]] = []
+    for name, expected, got in (
+        ("given_name", plan.get("given_name"), kinde["first_name"]),
+        ("family_name", plan.get("family_name"), kinde["last_name"]),
+    ):
+        if (expected or "") != (got or ""):
+            differences.append(("drift", name, expected or "", got or ""))
+    if bool(plan.get("suspended")) != bool(kinde["is_suspended"]):
+        differences.append(("drift", "suspended", str(bool(plan.get("suspended"))), str(bool(kinde["is_suspended"]))))
+    for kind in ("email", "phone", "username"):
+        wanted = {_key(kind, i["value"]): bool(i["is_verified"]) for i in plan["identities"] if i["type"] == kind}
+        held = {_key(kind, value): confirmed for type_, value, confirmed in identities if type_ == kind}
+        for value in sorted(wanted.keys() - held.keys()):
+            differences.append(("incomplete" if done else "drift", kind, value, ""))
+        for value in sorted(held.keys() - wanted.keys()):
+            differences.append(("drift", kind, "", value))
+        for value in sorted(wanted.keys() & held.keys()):
+            confirmed = held[value]
+            if kind != "username" and confirmed is not None and confirmed != wanted[value]:
+                differences.append(("drift", f"{kind}_verified", f"{value}: {wanted[value]}", f"{value}: {confirmed}"))
+    return differences
+
+
+def _key(kind: str, value: str) -> str:
+    return value if kind == "phone" else value.lower()
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+async def _read_members(ctx: RunContext, verify_id: int) -> None:
+    """The members (and their roles) of each organization of the run that exists in Kinde."""
+    codes = [org["kinde_code"] for org in ctx.journal.organizations(ctx.run.id) if org["kinde_code"]]
+    ctx.emit(PhaseStarted(MEMBERS_PHASE, len(codes)))
+    for done, code in enumerate(codes, 1):
+        async for page in ctx.kinde.organization_member_pages(code):
+            members = [(m["id"], [r for r in m.get("roles") or [] if isinstance(r, str)]) for m in page]
+            ctx.journal.store_kinde_members(verify_id, code, members)
+        ctx.emit(PhaseAdvanced(MEMBERS_PHASE, done, len(codes)))
+    ctx.emit(PhaseFinished(MEMBERS_PHASE))
+
+
+def _compare_memberships(ctx: RunContext, verify_id: int) -> None:
+    """Planned memberships of users we created against Kinde's member lists, in batches."""
+    after = ("", "")
+    while rows := ctx.journal.membership_comparison(verify_id, ctx.run.id, after):
+        after = (rows[-1]["clerk_user_id"], rows[-1]["clerk_org_id"])
+        findings: list[Finding] = []
+        for row in rows:
+            sent = row["state"] in (MembershipState.DONE, MembershipState.EARLIER)
+            ids = (row["clerk_user_id"], row["kinde_id"])
+            if row["roles"] is None:
+                findings.append(("incomplete" if sent else "drift", *ids, "membership", row["kinde_code"], ""))
+                continue
+            roles = sorted(json.loads(row["roles"]))
+            if roles != sorted({row["role_key"]} - {""}):
+                where = f"{row['kinde_code']}: "
+                findings.append(("drift", *ids, "roles", where + row["role_key"], where + ",".join(roles)))
+        ctx.journal.record_findings(verify_id, findings)
