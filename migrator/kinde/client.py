@@ -274,6 +274,95 @@ class KindeClient(ApiClient):
             scope="create:organization_users",
         )
 
+    # -- properties, identities, permissions (metadata, social sign-in, role permissions) ---------
+    async def _cursor_list(self, path: str, key: str, scope: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        """Lists paged by ``starting_after`` + ``has_more`` (properties, categories, identities)."""
+        items: list[dict[str, Any]] = []
+        params = {**params, "page_size": MAX_PAGE} if "identities" not in path else dict(params)
+        while True:
+            body = await self.call("GET", path, params=params, scope=scope)
+            page = body.get(key) or []
+            if not isinstance(page, list):
+                raise ProtocolError(f"Kinde GET {path} answered {key} that is not a list", service=self.service)
+            items.extend(item for item in page if isinstance(item, dict))
+            last = page[-1].get("id") if page and isinstance(page[-1], dict) else None
+            if body.get("has_more") is not True or not isinstance(last, str):
+                return items
+            params = {**params, "starting_after": last}
+
+    async def list_properties(self, context: str) -> list[dict[str, Any]]:
+        return await self._cursor_list("/api/v1/properties", "properties", "read:properties", {"context": context})
+
+    async def create_property(self, body: dict[str, Any]) -> None:
+        await self._create("POST", "/api/v1/properties", body, "create:properties")
+
+    async def list_property_categories(self, context: str) -> list[dict[str, Any]]:
+        return await self._cursor_list(
+            "/api/v1/property_categories", "categories", "read:property_categories", {"context": context}
+        )
+
+    async def create_property_category(self, body: dict[str, Any]) -> str:
+        result = await self._create("POST", "/api/v1/property_categories", body, "create:property_categories")
+        category = result.get("category")
+        category_id = category.get("id") if isinstance(category, dict) else None
+        if not isinstance(category_id, str):
+            raise ProtocolError("Kinde POST /api/v1/property_categories answered without an id", service=self.service)
+        return category_id
+
+    async def _property_values(self, path: str, scope: str) -> dict[str, str | None]:
+        body = await self.call("GET", path, scope=scope)
+        values = body.get("properties")
+        if not isinstance(values, list):
+            raise ProtocolError(f"Kinde GET {path} answered properties that are not a list", service=self.service)
+        return {
+            item["key"]: item.get("value") if isinstance(item.get("value"), str) else None
+            for item in values
+            if isinstance(item, dict) and isinstance(item.get("key"), str)
+        }
+
+    async def user_properties(self, kinde_id: str) -> dict[str, str | None]:
+        """The user's property values by key (what a re-run compares before writing)."""
+        return await self._property_values(f"/api/v1/users/{kinde_id}/properties", "read:user_properties")
+
+    async def set_user_properties(self, kinde_id: str, values: dict[str, str]) -> None:
+        await self.call(
+            "PATCH", f"/api/v1/users/{kinde_id}/properties", json={"properties": values}, scope="update:user_properties"
+        )
+
+    async def organization_properties(self, org_code: str) -> dict[str, str | None]:
+        return await self._property_values(
+            f"/api/v1/organizations/{org_code}/properties", "read:organization_properties"
+        )
+
+    async def set_organization_properties(self, org_code: str, values: dict[str, str]) -> None:
+        await self.call(
+            "PATCH",
+            f"/api/v1/organizations/{org_code}/properties",
+            json={"properties": values},
+            scope="update:organization_properties",
+        )
+
+    async def user_identities(self, kinde_id: str) -> list[dict[str, Any]]:
+        return await self._cursor_list(f"/api/v1/users/{kinde_id}/identities", "identities", "read:user_identities", {})
+
+    async def list_permissions(self) -> list[dict[str, Any]]:
+        return await self._paged("/api/v1/permissions", "permissions", "read:permissions")
+
+    async def create_permission(self, body: dict[str, Any]) -> None:
+        await self._create("POST", "/api/v1/permissions", body, "create:permissions")
+
+    async def role_permissions(self, role_id: str) -> list[dict[str, Any]]:
+        return await self._paged(f"/api/v1/roles/{role_id}/permissions", "permissions", "read:role_permissions")
+
+    async def add_role_permissions(self, role_id: str, permission_ids: Sequence[str]) -> None:
+        """PATCH /api/v1/roles/{id}/permissions: attach (never remove) these permissions."""
+        await self.call(
+            "PATCH",
+            f"/api/v1/roles/{role_id}/permissions",
+            json={"permissions": [{"id": permission_id} for permission_id in permission_ids]},
+            scope="update:role_permissions",
+        )
+
 
 def lookup_batches(
     values: Sequence[str], *, max_chars: int = MAX_LOOKUP_QUERY, max_items: int = 100
