@@ -981,9 +981,7 @@ class Journal:
         )
 
     def record_role_permissions(self, run_id: int, key: str) -> None:
-        self._exec(
-            "UPDATE roles SET permissions = ? WHERE run_id = ? AND key = ?", (PermissionsStep.DONE, run_id, key)
-        )
+        self._exec("UPDATE roles SET permissions = ? WHERE run_id = ? AND key = ?", (PermissionsStep.DONE, run_id, key))
 
     def stage_organization_properties(self, run_id: int, clerk_org_id: str, values: dict[str, str]) -> None:
         self._exec(

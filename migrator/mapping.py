@@ -58,6 +58,8 @@ class PropertySpec:
     type: PropertyType = "single_line_text"
     name: str | None = None
     is_private: bool = True
+
+
 _MICROSECOND = timedelta(microseconds=1)
 
 
@@ -327,13 +329,15 @@ def value_at(source: Mapping[str, Any], path: str) -> Any:
 def property_text(value: Any) -> str | None:
     """A Clerk value as Kinde stores properties (strings): text as is, anything else as compact JSON.
 
-    None (absent, null) and empty text are None: nothing to write. Objects are JSON with sorted keys,
+    None (absent, null), empty text and empty objects are None: nothing to write. Objects are JSON with sorted keys,
     so the same metadata always gives the same string and a re-run can compare before writing.
     """
     if value is None:
         return None
     if isinstance(value, str):
         return value if value.strip() else None
+    if isinstance(value, dict | list) and not value:
+        return None
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 

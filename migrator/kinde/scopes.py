@@ -14,7 +14,9 @@ WRITE_USERS = frozenset({"create:users", "update:users", "update:user_passwords"
 ORGANIZATIONS = frozenset(
     {"read:roles", "create:roles", "read:organizations", "create:organizations", "create:organization_users"}
 )
-ROLE_PERMISSIONS = frozenset({"read:permissions", "create:permissions", "read:role_permissions", "update:role_permissions"})
+ROLE_PERMISSIONS = frozenset(
+    {"read:permissions", "create:permissions", "read:role_permissions", "update:role_permissions"}
+)
 PROPERTY_DEFINITIONS = frozenset({"read:properties"})
 CREATE_PROPERTIES = frozenset({"create:properties", "read:property_categories", "create:property_categories"})
 USER_PROPERTIES = frozenset({"read:user_properties", "update:user_properties"})
