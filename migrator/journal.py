@@ -24,11 +24,12 @@ Schema (``SCHEMA_VERSION`` 2; version 1 journals gain the ``identities`` columns
           phone_key, hasher, password_method, password_problem,
           state UserState, lookup Lookup, created Created, password PasswordStep, flags FlagsStep,
           identities IdentitiesStep, missing_identities JSON,   -- identities Kinde refused in a create
+          properties PropertiesStep, social SocialStep, mfa 0|1,  -- issue 14: values, social identities
           kinde_id, skip_reason, skip_detail, attempts,
           error_code, error_message, error_retryable, updated_at)
     problems(run_id, clerk_id, kind, message)                 -- per-user warnings for the report
-    organizations(run_id, clerk_org_id, body JSON, kinde_code, state)
-    roles(run_id, key, body JSON, state)
+    organizations(run_id, clerk_org_id, body JSON, kinde_code, state, property_values JSON, properties)
+    roles(run_id, key, body JSON, state, permission_bodies JSON, permissions PermissionsStep)
     memberships(run_id, clerk_user_id, clerk_org_id, role_key, state MembershipState, error)
 """
 
