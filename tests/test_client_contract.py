@@ -173,8 +173,8 @@ def contract_problems(exchanges: list[httpx.Response], contract: Contract) -> li
     return problems
 
 
-def migrate(tmp_path: Path) -> Recording:
-    """One real run, in-process, over both sandbox apps; returns the summary and the recordings."""
+def migrate(tmp_path: Path, runs: int = 1) -> Recording:
+    """Real runs, in-process, over both sandbox apps; the last run's summary and exchanges."""
     dataset = Dataset(USERS, hasher_weights=dict.fromkeys(CLERK_HASHERS, 1.0))
     export = tmp_path / "clerk-export.csv"
     dataset.write_export_csv(export)
@@ -205,7 +205,10 @@ def migrate(tmp_path: Path) -> Recording:
             return await migration.start(dry_run=False, confirm=lambda plan: True)
 
     try:
-        summary = asyncio.run(run())
+        for _ in range(runs):
+            clerk.exchanges.clear()
+            kinde.exchanges.clear()
+            summary = asyncio.run(run())
     finally:
         journal.close()
     return Recording(summary, clerk.exchanges, kinde.exchanges)
@@ -216,6 +219,24 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Recording:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(clerk_client, "PAGE_SIZE", PAGE_SIZE)
         return migrate(tmp_path_factory.mktemp("contract"))
+
+
+@pytest.fixture(scope="module")
+def rerun(tmp_path_factory: pytest.TempPathFactory) -> Recording:
+    """A second run over the same Kinde: everything is found, compared, and nothing is written."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(clerk_client, "PAGE_SIZE", PAGE_SIZE)
+        return migrate(tmp_path_factory.mktemp("contract-rerun"), runs=2)
+
+
+def test_a_rerun_compares_with_requests_the_spec_allows_and_writes_nothing(
+    kinde_spec: Contract, rerun: Recording
+) -> None:
+    operations = {operation(e) for e in rerun.kinde}
+    assert KINDE_COMPARE_OPERATIONS | {"GET /api/v1/roles/{role_id}/permissions"} <= operations
+    assert {o for o in operations if not o.startswith("GET ")} == {"POST /oauth2/token"}
+    assert rerun.summary.exit_code == 0
+    assert contract_problems(rerun.kinde, kinde_spec) == []
 
 
 def test_the_run_did_everything_it_should(recorded: Recording) -> None:
