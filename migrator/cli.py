@@ -192,6 +192,13 @@ def run(
     max_rps: Annotated[float | None, typer.Option("--max-rps", help="Ceiling on requests/s to Kinde.")] = None,
     unimportable_passwords: PasswordPolicyOption = None,
     export_time: ExportTimeOption = None,
+    no_create_properties: Annotated[
+        bool,
+        typer.Option(
+            "--no-create-properties",
+            help="Refuse to run when Kinde lacks a property definition [properties] maps to (listed in the plan).",
+        ),
+    ] = False,
 ) -> None:
     """Start a new migration run (prints its id), or a dry run.
 
@@ -215,6 +222,7 @@ def run(
             kinde_max_rps=max_rps,
             unimportable_passwords=unimportable_passwords.value if unimportable_passwords else None,
             clerk_export_time=export_time,
+            create_properties=False if no_create_properties else None,
         )
         _require_export(settings, dry_run or without_export)
         return _execute(settings, as_json, Start(dry_run=dry_run), yes=yes)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, PrivateAttr, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -53,6 +53,27 @@ def _checked_url(value: str) -> str:
     return value
 
 
+PROPERTY_KEY = r"^[A-Za-z][A-Za-z0-9_]{0,127}$"
+
+
+class PropertyMapping(BaseModel):
+    """One ``[properties]`` entry: the Kinde property a Clerk value lands in, and its Kinde type."""
+
+    model_config = {"extra": "forbid"}
+
+    key: str = Field(pattern=PROPERTY_KEY)
+    type: Literal["single_line_text", "multi_line_text"] = "single_line_text"
+    name: str | None = None
+    is_private: bool = True
+
+    @field_validator("key")
+    @classmethod
+    def _not_kinde_builtin(cls, value: str) -> str:
+        if value.lower().startswith(("kp_", "kp-")):
+            raise ValueError("keys starting with kp_ are Kinde's own properties")
+        return value
+
+
 class Settings(BaseSettings):
     """Everything a run needs. See ``config/migrator.example.toml`` for each setting explained."""
 
@@ -86,6 +107,13 @@ class Settings(BaseSettings):
     # Where Clerk's md5_salted / sha256_salted put the salt: Clerk does not document it, so those
     # digests are imported only once the operator has checked one known password and set this.
     salted_hash_salt_position: Literal["prefix", "suffix"] | None = None
+    # Clerk path (``public_metadata.plan``, ``external_id``, ``private_metadata``) -> Kinde property.
+    properties: dict[str, PropertyMapping] = Field(default_factory=dict)
+    organization_properties: dict[str, PropertyMapping] = Field(default_factory=dict)
+    # Missing property definitions are created, unless this is off (--no-create-properties).
+    create_properties: bool = True
+    # Clerk OAuth provider (``oauth_google``) -> Kinde connection id (``conn_...``).
+    social_connections: dict[str, str] = Field(default_factory=dict)
     # When Clerk made the export (--export-time): a password Clerk says changed at or after it is not in
     # the export, so its digest is not imported. Unset: the export file's modification time.
     clerk_export_time: datetime | None = None
@@ -127,6 +155,28 @@ class Settings(BaseSettings):
         if self.clerk_export_time is None and self.clerk_export is not None and self.clerk_export.is_file():
             self._export_time_default = datetime.fromtimestamp(self.clerk_export.stat().st_mtime, UTC)
         return self
+
+    @field_validator("properties", "organization_properties")
+    @classmethod
+    def _property_paths(cls, value: dict[str, PropertyMapping]) -> dict[str, PropertyMapping]:
+        keys: dict[str, str] = {}
+        for path, mapping in value.items():
+            if not path.strip() or any(not part for part in path.split(".")):
+                raise ValueError(f"{path!r} is not a Clerk path such as public_metadata.plan")
+            if mapping.key in keys:
+                raise ValueError(f"{path!r} and {keys[mapping.key]!r} both map to the Kinde property {mapping.key!r}")
+            keys[mapping.key] = path
+        return value
+
+    @field_validator("social_connections")
+    @classmethod
+    def _connections(cls, value: dict[str, str]) -> dict[str, str]:
+        for provider, connection in value.items():
+            if not provider.startswith("oauth_") or not connection.strip():
+                raise ValueError(
+                    f"{provider!r}: give a Clerk provider (oauth_google, oauth_github, ...) and a Kinde connection id"
+                )
+        return value
 
     @field_validator("clerk_api_url")
     @classmethod
@@ -195,8 +245,18 @@ class Settings(BaseSettings):
         """The fingerprinted settings, for telling an operator what changed between runs."""
         # Only with a value, so runs begun before the setting existed keep their fingerprint.
         export_time = {"clerk_export_time": self.export_time.isoformat()} if self.export_time else {}
+        extras = {
+            name: value
+            for name, value in (
+                ("properties", {p: m.model_dump() for p, m in self.properties.items()}),
+                ("organization_properties", {p: m.model_dump() for p, m in self.organization_properties.items()}),
+                ("social_connections", self.social_connections),
+            )
+            if value
+        }
         return {
             **export_time,
+            **extras,
             "clerk_api_url": self.clerk_api_url,
             "kinde_domain": self.kinde_domain,
             "unimportable_passwords": self.unimportable_passwords,

@@ -24,11 +24,12 @@ Schema (``SCHEMA_VERSION`` 2; version 1 journals gain the ``identities`` columns
           phone_key, hasher, password_method, password_problem,
           state UserState, lookup Lookup, created Created, password PasswordStep, flags FlagsStep,
           identities IdentitiesStep, missing_identities JSON,   -- identities Kinde refused in a create
+          properties PropertiesStep, social SocialStep, mfa 0|1,  -- issue 14: values, social identities
           kinde_id, skip_reason, skip_detail, attempts,
           error_code, error_message, error_retryable, updated_at)
     problems(run_id, clerk_id, kind, message)                 -- per-user warnings for the report
-    organizations(run_id, clerk_org_id, body JSON, kinde_code, state)
-    roles(run_id, key, body JSON, state)
+    organizations(run_id, clerk_org_id, body JSON, kinde_code, state, property_values JSON, properties)
+    roles(run_id, key, body JSON, state, permission_bodies JSON, permissions PermissionsStep)
     memberships(run_id, clerk_user_id, clerk_org_id, role_key, state MembershipState, error)
 """
 
@@ -109,6 +110,30 @@ class IdentitiesStep(StrEnum):
     NA = "n/a"
 
 
+class PropertiesStep(StrEnum):
+    """Mapped metadata written as Kinde properties (``PATCH /users/{id}/properties``); also organizations'."""
+
+    PENDING = "pending"
+    DONE = "done"
+    NA = "n/a"
+
+
+class SocialStep(StrEnum):
+    """Clerk external accounts linked as Kinde social identities on their mapped connections."""
+
+    PENDING = "pending"
+    DONE = "done"
+    NA = "n/a"
+
+
+class PermissionsStep(StrEnum):
+    """A role's Clerk permissions attached to the Kinde role (``PATCH /roles/{id}/permissions``)."""
+
+    PENDING = "pending"
+    DONE = "done"
+    NA = "n/a"
+
+
 class MembershipState(StrEnum):
     PENDING = "pending"
     DONE = "done"
@@ -124,7 +149,8 @@ class StepState(StrEnum):
     DONE = "done"
 
 
-STEP_COLUMNS = ("lookup", "created", "password", "flags", "identities")
+STEP_COLUMNS = ("lookup", "created", "password", "flags", "identities", "properties", "social")
+UNMAPPED_PROVIDER = "social_unmapped"  # problems.kind of a user's external account with no Kinde connection
 LOOKUP_FIELDS = ("email", "username", "phone")
 
 _SCHEMA = """
@@ -179,6 +205,9 @@ CREATE TABLE IF NOT EXISTS users(
     updated_at TEXT,
     identities TEXT NOT NULL DEFAULT 'n/a',
     missing_identities TEXT,
+    properties TEXT NOT NULL DEFAULT 'n/a',
+    social TEXT NOT NULL DEFAULT 'n/a',
+    mfa INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (run_id, clerk_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS users_seq ON users(run_id, seq);
@@ -203,6 +232,8 @@ CREATE TABLE IF NOT EXISTS organizations(
     body TEXT NOT NULL,
     kinde_code TEXT,
     state TEXT NOT NULL DEFAULT 'pending',
+    property_values TEXT,
+    properties TEXT NOT NULL DEFAULT 'n/a',
     PRIMARY KEY (run_id, clerk_org_id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS roles(
@@ -210,6 +241,8 @@ CREATE TABLE IF NOT EXISTS roles(
     key TEXT NOT NULL,
     body TEXT NOT NULL,
     state TEXT NOT NULL DEFAULT 'pending',
+    permission_bodies TEXT,
+    permissions TEXT NOT NULL DEFAULT 'n/a',
     PRIMARY KEY (run_id, key)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS memberships(
@@ -275,6 +308,13 @@ _ADDED_COLUMNS = (
     ("users", "missing_identities", "TEXT"),
     ("memberships", "error", "TEXT"),
     ("runs", "fetch_cursor_at", "INTEGER"),
+    ("users", "properties", "TEXT NOT NULL DEFAULT 'n/a'"),
+    ("users", "social", "TEXT NOT NULL DEFAULT 'n/a'"),
+    ("users", "mfa", "INTEGER NOT NULL DEFAULT 0"),
+    ("organizations", "property_values", "TEXT"),
+    ("organizations", "properties", "TEXT NOT NULL DEFAULT 'n/a'"),
+    ("roles", "permission_bodies", "TEXT"),
+    ("roles", "permissions", "TEXT NOT NULL DEFAULT 'n/a'"),
 )
 
 _LOOKUP_WHERE = {
@@ -285,7 +325,7 @@ _LOOKUP_WHERE = {
 _USER_FIELDS = frozenset(
     {
         "plan", "phone_key", "state", "lookup", "created", "password", "flags", "identities",
-        "missing_identities", "kinde_id", "skip_reason", "skip_detail", "attempts", "error_code",
+        "missing_identities", "properties", "social", "kinde_id", "skip_reason", "skip_detail", "attempts", "error_code",
         "error_message", "error_retryable",
     }
 )  # fmt: skip
@@ -568,11 +608,14 @@ class Journal:
         self._many(
             "INSERT OR IGNORE INTO users(run_id, clerk_id, seq, plan, email_key, username_key, phone_key, hasher,"
             " password_method, password_problem, state, lookup, created, password, flags,"
-            " skip_reason, skip_detail, updated_at)"
+            " skip_reason, skip_detail, updated_at, properties, social, mfa)"
             " VALUES (:run_id, :clerk_id, :seq, :plan, :email_key, :username_key, :phone_key, :hasher,"
             " :password_method, :password_problem, :state, :lookup, :created, :password, :flags,"
-            " :skip_reason, :skip_detail, :updated_at)",
-            [{"run_id": run_id, "updated_at": now_iso(), **row} for row in rows],
+            " :skip_reason, :skip_detail, :updated_at, :properties, :social, :mfa)",
+            [
+                {"run_id": run_id, "updated_at": now_iso(), "properties": "n/a", "social": "n/a", "mfa": 0, **row}
+                for row in rows
+            ],
         )
         return self._db.total_changes - before
 
@@ -680,6 +723,8 @@ class Journal:
             created=Created.NA,
             password=PasswordStep.NA,
             flags=FlagsStep.NA,
+            properties=PropertiesStep.NA,
+            social=SocialStep.NA,
         )
 
     def mark_for_recheck(self, run_id: int) -> int:
@@ -701,7 +746,7 @@ class Journal:
     def earlier_steps(self, run_id: int, clerk_id: str, kinde_id: str) -> sqlite3.Row | None:
         """The password and flags steps of the latest other run of this journal that created this Kinde user."""
         rows = self._rows(
-            "SELECT password, flags, identities, missing_identities FROM users WHERE clerk_id = ? AND kinde_id = ?"
+            "SELECT password, flags, identities, missing_identities, properties, social FROM users WHERE clerk_id = ? AND kinde_id = ?"
             " AND run_id != ? AND created IN (?, ?) ORDER BY run_id DESC LIMIT 1",
             (clerk_id, kinde_id, run_id, Created.CREATED, Created.EARLIER),
         )
@@ -1134,6 +1179,63 @@ class Journal:
 
     def expected_user_count(self, run_id: int) -> int:
         return self._count_users(run_id, "state != ?", (UserState.SKIPPED,))
+
+    # -- metadata, social identities, permissions, MFA (issue 14) ----------------------------------
+    def users_for_mfa_report(self, run_id: int) -> Iterator[sqlite3.Row]:
+        """Users enrolled in MFA in Clerk (a TOTP secret in the export, or the API's flags)."""
+        return self._iter_users(run_id, "mfa = 1")
+
+    def extras_counts(self, run_id: int) -> dict[str, Any]:
+        """The plan's view of issue 14's steps: what remains to write, who must re-enrol MFA."""
+        pending = UserState.PENDING
+        return {
+            "properties_to_write": self._count_users(
+                run_id, "state = ? AND properties = ?", (pending, PropertiesStep.PENDING)
+            ),
+            "social_to_link": self._count_users(run_id, "state = ? AND social = ?", (pending, SocialStep.PENDING)),
+            "mfa_reenrol": self._count_users(run_id, "mfa = 1"),
+            "social_unmapped": dict(
+                self._rows(
+                    "SELECT message, COUNT(DISTINCT clerk_id) FROM problems WHERE run_id = ? AND kind = ?"
+                    " GROUP BY message ORDER BY 2 DESC, 1",
+                    (run_id, UNMAPPED_PROVIDER),
+                )
+            ),
+            "roles_permissions_pending": self._scalar(
+                "SELECT COUNT(*) FROM roles WHERE run_id = ? AND permissions = ?", (run_id, PermissionsStep.PENDING)
+            ),
+        }
+
+    def sample_user_with_extras(self, run_id: int) -> sqlite3.Row | None:
+        """A pending user whose plan carries properties or social identities (the dry run's example)."""
+        rows = self._rows(
+            "SELECT clerk_id, plan FROM users WHERE run_id = ? AND state = ? AND (properties = ? OR social = ?)"
+            " ORDER BY seq LIMIT 1",
+            (run_id, UserState.PENDING, PropertiesStep.PENDING, SocialStep.PENDING),
+        )
+        return rows[0] if rows else None
+
+    def stage_role_permissions(self, run_id: int, key: str, permissions: list[dict[str, Any]]) -> None:
+        """The Kinde permission bodies a staged role should carry ('pending' until attached)."""
+        self._exec(
+            "UPDATE roles SET permission_bodies = ?, permissions = ? WHERE run_id = ? AND key = ?",
+            (json.dumps(permissions), PermissionsStep.PENDING if permissions else PermissionsStep.NA, run_id, key),
+        )
+
+    def record_role_permissions(self, run_id: int, key: str) -> None:
+        self._exec("UPDATE roles SET permissions = ? WHERE run_id = ? AND key = ?", (PermissionsStep.DONE, run_id, key))
+
+    def stage_organization_properties(self, run_id: int, clerk_org_id: str, values: dict[str, str]) -> None:
+        self._exec(
+            "UPDATE organizations SET property_values = ?, properties = ? WHERE run_id = ? AND clerk_org_id = ?",
+            (json.dumps(values), PropertiesStep.PENDING if values else PropertiesStep.NA, run_id, clerk_org_id),
+        )
+
+    def record_organization_properties(self, run_id: int, clerk_org_id: str) -> None:
+        self._exec(
+            "UPDATE organizations SET properties = ? WHERE run_id = ? AND clerk_org_id = ?",
+            (PropertiesStep.DONE, run_id, clerk_org_id),
+        )
 
 
 def _run_from_row(row: sqlite3.Row) -> Run:

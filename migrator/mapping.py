@@ -11,6 +11,7 @@ of an exception.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from migrator.models import (
     PasswordImport,
     PasswordUnimportable,
     Skip,
+    SocialIdentity,
     UserPlan,
 )
 
@@ -44,6 +46,20 @@ UNREADABLE_UPDATE_REASON = (
 # March 1973, 1e11 s is the year 5138), so either unit gives the same answer.
 SECONDS_BELOW = 10**11
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+PropertyType = Literal["single_line_text", "multi_line_text"]
+
+
+@dataclass(frozen=True)
+class PropertySpec:
+    """One ``[properties]`` entry: a Clerk path (``public_metadata.plan``) and the Kinde property it fills."""
+
+    path: str
+    key: str
+    type: PropertyType = "single_line_text"
+    name: str | None = None
+    is_private: bool = True
+
+
 _MICROSECOND = timedelta(microseconds=1)
 
 
@@ -63,6 +79,11 @@ class MappingOptions:
     # When the export's digests were read out of Clerk (timezone-aware). A password Clerk says was
     # updated at or after it is not in the export: the digest there is the old one. None: no check.
     export_time: datetime | None = None
+    # Clerk paths -> Kinde user / organization properties (opt-in: empty means no property is written).
+    properties: tuple[PropertySpec, ...] = ()
+    organization_properties: tuple[PropertySpec, ...] = ()
+    # Clerk OAuth provider -> Kinde connection id; external accounts of other providers are reported.
+    social_connections: Mapping[str, str] = field(default_factory=dict)
 
 
 # -- identifier validation (shared with the export reader so its warnings predict the mapping) --
@@ -285,6 +306,84 @@ def _stale_digest(updated_at: Any, export_time: datetime | None) -> str | None:
     return None
 
 
+# -- metadata, social accounts, MFA -----------------------------------------------------------------
+
+
+def property_specs(config: Mapping[str, Any]) -> tuple[PropertySpec, ...]:
+    """The ``[properties]`` table (Clerk path -> object with key, type, name, is_private) as specs."""
+    return tuple(
+        PropertySpec(path, entry.key, entry.type, entry.name, entry.is_private) for path, entry in config.items()
+    )
+
+
+def value_at(source: Mapping[str, Any], path: str) -> Any:
+    """The value at a dotted path (``public_metadata.plan``) of Clerk JSON; None when any step is missing."""
+    value: Any = source
+    for part in path.split("."):
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(part)
+    return value
+
+
+def property_text(value: Any) -> str | None:
+    """A Clerk value as Kinde stores properties (strings): text as is, anything else as compact JSON.
+
+    None (absent, null), empty text and empty objects are None: nothing to write. Objects are JSON with sorted keys,
+    so the same metadata always gives the same string and a re-run can compare before writing.
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value if value.strip() else None
+    if isinstance(value, dict | list) and not value:
+        return None
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def property_values(source: Mapping[str, Any], specs: tuple[PropertySpec, ...], notes: list[str]) -> dict[str, str]:
+    """Kinde property key -> value for every mapped path that holds a value."""
+    values: dict[str, str] = {}
+    for spec in specs:
+        text = property_text(value_at(source, spec.path))
+        if text is None:
+            continue
+        if spec.type == "single_line_text" and "\n" in text:
+            notes.append(f"{spec.path}: holds line breaks but {spec.key} is single_line_text; they are kept")
+        values[spec.key] = text
+    return values
+
+
+def social_identities(
+    user: Mapping[str, Any], options: MappingOptions, notes: list[str]
+) -> tuple[tuple[SocialIdentity, ...], tuple[str, ...]]:
+    """(Kinde social identities for the mapped providers, Clerk providers left without a mapping)."""
+    identities: list[SocialIdentity] = []
+    unmapped: list[str] = []
+    accounts = user.get("external_accounts")
+    for account in accounts if isinstance(accounts, list) else ():
+        provider = _text(_mapping(account).get("provider"))
+        if provider is None:
+            continue
+        connection = options.social_connections.get(provider)
+        value = _text(account.get("email_address")) or _text(account.get("provider_user_id"))
+        if connection is None:
+            if provider not in unmapped:
+                unmapped.append(provider)
+        elif value is None:
+            notes.append(f"external_accounts: {provider} account has neither email nor provider user id; not linked")
+        elif all(i.connection_id != connection or i.value.lower() != value.lower() for i in identities):
+            identities.append(SocialIdentity(provider, connection, value))
+    return tuple(identities), tuple(unmapped)
+
+
+def mfa_enrolled(user: Mapping[str, Any], export: ExportRow | None) -> bool:
+    """Enrolled in MFA in Clerk (TOTP in the export, or the API's flags): must enrol again in Kinde."""
+    return bool(export is not None and export.has_totp) or any(
+        user.get(flag) is True for flag in ("two_factor_enabled", "totp_enabled")
+    )
+
+
 # -- users ------------------------------------------------------------------------------------------
 
 
@@ -324,9 +423,14 @@ def plan_user(user: Mapping[str, Any], export: ExportRow | None, options: Mappin
         notes.append(f"image_url: {_shown(picture)} is not an http(s) URL; no picture")
         picture = None
 
+    properties = property_values(user, options.properties, notes)
+    social, unmapped = social_identities(user, options, notes)
     return UserPlan(
         clerk_id=clerk_id,
         identities=tuple(identities),
+        properties=properties,
+        social=social,
+        unmapped_providers=unmapped,
         given_name=_text(user.get("first_name")),
         family_name=_text(user.get("last_name")),
         picture=picture,
@@ -392,6 +496,36 @@ def organization_body(org: Mapping[str, Any]) -> dict[str, Any]:
         raise ValueError("Clerk organization has no id")
     name = _text(org.get("name")) or _text(org.get("slug")) or org_id
     return {"name": name, "external_id": org_id}
+
+
+def kinde_permission_key(clerk_permission: str) -> str:
+    """The Kinde permission key for a Clerk one: ``org:invoices:read`` -> ``invoices:read``."""
+    bare = clerk_permission.removeprefix("org:")
+    if not bare:
+        raise ValueError(f"Clerk permission key {clerk_permission!r} has nothing after its prefix")
+    return bare
+
+
+def role_permissions(role: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Bodies of ``POST /api/v1/permissions`` for a Clerk role's permissions (objects or bare keys)."""
+    bodies: dict[str, dict[str, Any]] = {}
+    permissions = role.get("permissions")
+    for permission in permissions if isinstance(permissions, list) else ():
+        entry = _mapping(permission) if not isinstance(permission, str) else {"key": permission}
+        clerk_key = _text(entry.get("key"))
+        if clerk_key is None:
+            continue
+        key = kinde_permission_key(clerk_key)
+        body = {"key": key, "name": _text(entry.get("name")) or key}
+        if description := _text(entry.get("description")):
+            body["description"] = description
+        bodies.setdefault(key, body)
+    return [bodies[key] for key in sorted(bodies)]
+
+
+def organization_properties(org: Mapping[str, Any], options: MappingOptions) -> dict[str, str]:
+    """Kinde organization property key -> value, from a Clerk Organization (``[organization_properties]``)."""
+    return property_values(org, options.organization_properties, [])
 
 
 def role_body(role: Mapping[str, Any], options: MappingOptions | None = None) -> dict[str, Any]:

@@ -33,6 +33,8 @@ class ExportRow:
     unverified_phones: tuple[str, ...] = ()
     password_hasher: str | None = None
     password_digest: str | None = field(default=None, repr=False)
+    # Whether the totp_secret cell is filled: the secret itself is never kept (users must re-enrol).
+    has_totp: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +79,18 @@ class Identity:
 
 
 @dataclass(frozen=True, slots=True)
+class SocialIdentity:
+    """A Clerk external account as a Kinde social identity (``POST /api/v1/users/{id}/identities``)."""
+
+    provider: str  # Clerk's, e.g. "oauth_google"
+    connection_id: str  # the Kinde connection the operator mapped it to
+    value: str  # the account's email (what Kinde matches a social sign-in on), else the provider's user id
+
+    def to_api(self) -> dict[str, Any]:
+        return {"type": "social", "value": self.value, "connection_id": self.connection_id}
+
+
+@dataclass(frozen=True, slots=True)
 class Membership:
     """A Clerk organization membership, translated to Kinde role keys."""
 
@@ -99,7 +113,9 @@ class UserPlan:
     # True when the user must choose a new password at first sign-in (policy "reset").
     request_password_reset: bool = False
     suspended: bool = False  # banned in Clerk
-    properties: dict[str, str] = field(default_factory=dict)
+    properties: dict[str, str] = field(default_factory=dict)  # Kinde property key -> value (``[properties]``)
+    social: tuple[SocialIdentity, ...] = ()
+    unmapped_providers: tuple[str, ...] = ()  # Clerk providers of this user with no Kinde connection mapped
     warnings: tuple[str, ...] = ()  # per-user notes: dropped invalid phone, unverified extra email...
 
     @property
@@ -162,6 +178,7 @@ def plan_to_record(plan: UserPlan) -> dict[str, Any]:
         "request_password_reset": plan.request_password_reset,
         "suspended": plan.suspended,
         "properties": plan.properties,
+        "social": [{"provider": s.provider, "connection_id": s.connection_id, "value": s.value} for s in plan.social],
     }
 
 
@@ -176,4 +193,5 @@ def plan_from_record(clerk_id: str, record: dict[str, Any]) -> UserPlan:
         request_password_reset=bool(record.get("request_password_reset")),
         suspended=bool(record.get("suspended")),
         properties=dict(record.get("properties") or {}),
+        social=tuple(SocialIdentity(**social) for social in record.get("social") or ()),
     )

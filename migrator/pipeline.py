@@ -30,7 +30,7 @@ from migrator.errors import ApiError, InputError, JournalError, MigratorError
 from migrator.events import Emit, Notice
 from migrator.journal import Journal, Run, RunStatus
 from migrator.kinde.client import KindeClient
-from migrator.mapping import MappingOptions
+from migrator.mapping import MappingOptions, property_specs
 from migrator.report_files import write_run_reports
 from migrator.reports import (
     Plan,
@@ -38,6 +38,7 @@ from migrator.reports import (
     build_plan,
     build_summary,
     plan_warnings,
+    write_mfa_report,
     write_password_report,
 )
 from migrator.stages.conflicts import resolve_conflicts
@@ -48,6 +49,7 @@ from migrator.stages.load import load
 from migrator.stages.lookup import lookup
 from migrator.stages.organizations import organizations
 from migrator.stages.preflight import preflight
+from migrator.stages.properties import ensure_definitions, plan_definitions
 from migrator.stages.unchanged import check_unchanged, file_fingerprint
 
 Confirm = Callable[[Plan], bool]
@@ -107,6 +109,9 @@ class Migration:
             default_phone_region=settings.default_phone_region,
             salt_position=settings.salted_hash_salt_position,
             export_time=settings.export_time,
+            properties=property_specs(settings.properties),
+            organization_properties=property_specs(settings.organization_properties),
+            social_connections=settings.social_connections,
         )
         self._started = time.monotonic()
 
@@ -185,9 +190,11 @@ class Migration:
             self.journal.mark_memberships_done_earlier(run.id)
             self.journal.settle_unmigrated_memberships(run.id)
         plan = build_plan(self.journal, run.id, with_export=ctx.export is not None)
+        await plan_definitions(ctx, plan)
         for warning in plan_warnings(self.journal, plan, policy=self.settings.unimportable_passwords):
             self.emit(Notice(warning, level="warning"))
         write_password_report(self.journal, run.id, self.settings.state_dir)
+        write_mfa_report(self.journal, run.id, self.settings.state_dir)
         if run.dry_run:
             return self._finish(ctx, plan, RunStatus.COMPLETED)
         if plan.writes_needed and not confirm(plan):
@@ -195,6 +202,7 @@ class Migration:
                 Notice(f"nothing was written: the operator declined (`migrator resume {run.id}` asks again)", "warning")
             )
             return self._finish(ctx, plan, RunStatus.CANCELLED)
+        await ensure_definitions(ctx)
         await load(ctx)
         if self.settings.migrate_organizations:
             await organizations(ctx)

@@ -6,6 +6,7 @@ but the JSON document.
 
 from __future__ import annotations
 
+import json
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -169,6 +170,18 @@ def plan_table(plan: Plan, *, title: str) -> Table:
     if plan.organizations:
         rows.append(("Organizations", plan.organizations))
         rows.append(("Memberships to add", plan.memberships_pending))
+    if plan.properties_to_write:
+        rows.append(("Users with properties to write", plan.properties_to_write))
+    for key in plan.properties_missing:
+        rows.append(("Property definition missing in Kinde", key))
+    if plan.social_to_link:
+        rows.append(("Users with social identities to link", plan.social_to_link))
+    for provider, count in plan.social_unmapped.items():
+        rows.append((f"Users with {provider} (no Kinde connection mapped)", count))
+    if plan.mfa_reenrol:
+        rows.append(("Users to re-enrol in MFA", plan.mfa_reenrol))
+    if plan.property_sample:
+        rows.append(("Example mapping", json.dumps(plan.property_sample, ensure_ascii=False)))
     if plan.failed:
         rows.append(("Failed earlier", plan.failed))
     for name, value in rows:

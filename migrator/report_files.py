@@ -31,6 +31,7 @@ SUMMARY = "summary.json"
 FAILURES = "failures.csv"
 SKIPPED = "skipped.csv"
 PASSWORD_RESETS = "password-resets.csv"
+MFA_REENROL = "mfa-reenrol.csv"
 ID_MAP = "id-map.csv"
 ORG_MAP = "org-map.csv"
 VERIFY = "verify.csv"
@@ -138,7 +139,7 @@ def write_run_reports(journal: Journal, run_id: int, state_dir: Path, run_counts
         "id_map": write_id_map(journal, run_id, folder),
         "org_map": write_org_map(journal, run_id, folder),
     }
-    password = folder / PASSWORD_RESETS
-    if password.exists():
-        paths["password_resets"] = password
+    for name, file_name in (("password_resets", PASSWORD_RESETS), ("mfa_reenrol", MFA_REENROL)):
+        if (folder / file_name).exists():  # written before the confirmation, with the plan
+            paths[name] = folder / file_name
     return {name: str(path) for name, path in paths.items()}

@@ -6,6 +6,7 @@ password report lists exactly the users the journal says cannot use their Clerk 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -14,9 +15,10 @@ from typing import Any
 from migrator.errors import EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK
 from migrator.journal import Journal, RunStatus
 from migrator.mapping import STALE_DIGEST_REASON
-from migrator.report_files import PASSWORD_RESETS, run_dir, write_rows
+from migrator.report_files import MFA_REENROL, PASSWORD_RESETS, run_dir, write_rows
 
 PASSWORD_REPORT_COLUMNS = ("clerk_id", "email", "hasher", "reason", "action")
+MFA_REPORT_COLUMNS = ("clerk_id", "email", "action")
 
 
 @dataclass
@@ -41,10 +43,17 @@ class Plan:
     organizations: int = 0
     memberships: int = 0
     memberships_pending: int = 0
+    properties_to_write: int = 0  # users whose mapped metadata is still to be written
+    properties_missing: list[str] = field(default_factory=list)  # definitions Kinde lacks
+    property_sample: dict[str, Any] | None = None  # the mapping applied to one user
+    social_to_link: int = 0  # users with external accounts to link as social identities
+    social_unmapped: dict[str, int] = field(default_factory=dict)  # Clerk provider without connection -> users
+    roles_permissions_pending: int = 0
+    mfa_reenrol: int = 0  # users enrolled in MFA in Clerk: they enrol again in Kinde (secrets cannot move)
 
     @property
     def writes_needed(self) -> bool:
-        return bool(self.to_create or self.to_finish or self.memberships_pending)
+        return bool(self.to_create or self.to_finish or self.memberships_pending or self.roles_permissions_pending)
 
 
 @dataclass
@@ -99,9 +108,20 @@ def build_plan(journal: Journal, run_id: int, *, with_export: bool) -> Plan:
     counts = journal.plan_counts(run_id)
     if not with_export:
         counts["export_only"] = counts["api_only"] = 0
+    sample = journal.sample_user_with_extras(run_id)
     return Plan(
-        run_id=run_id, source_users=journal.run(run_id).source_count, skipped=journal.skip_counts(run_id), **counts
+        run_id=run_id,
+        source_users=journal.run(run_id).source_count,
+        skipped=journal.skip_counts(run_id),
+        property_sample=_sample(sample) if sample is not None else None,
+        **counts,
+        **journal.extras_counts(run_id),
     )
+
+
+def _sample(row: Any) -> dict[str, Any]:
+    plan = json.loads(row["plan"])
+    return {"clerk_id": row["clerk_id"], "properties": plan.get("properties") or {}, "social": plan.get("social") or []}
 
 
 def plan_warnings(journal: Journal, plan: Plan, *, policy: str) -> list[str]:
@@ -125,6 +145,18 @@ def plan_warnings(journal: Journal, plan: Plan, *, policy: str) -> list[str]:
         warnings.append(
             f"{stale} user(s) changed their password after the export was made: policy {policy}"
             " (a newer export would carry their new password)"
+        )
+    if plan.properties_missing:
+        warnings.append(f"Kinde has no definition for the mapped properties {', '.join(plan.properties_missing)}")
+    for provider, users in plan.social_unmapped.items():
+        warnings.append(
+            f"{users} user(s) sign in with {provider} in Clerk, which has no Kinde connection in social_connections:"
+            " their social sign-in is not linked"
+        )
+    if plan.mfa_reenrol:
+        warnings.append(
+            f"{plan.mfa_reenrol} user(s) use MFA in Clerk: Kinde cannot import their TOTP secrets, they must enrol"
+            " again (listed in the MFA re-enrolment report)"
         )
     return warnings
 
@@ -166,6 +198,27 @@ def write_password_report(journal: Journal, run_id: int, state_dir: Path) -> Pat
             yield [row["clerk_id"], row["email_key"] or "", row["hasher"] or "", row["password_problem"], action]
 
     return write_rows(password_report_path(state_dir, run_id), PASSWORD_REPORT_COLUMNS, rows())
+
+
+def mfa_report_path(state_dir: Path, run_id: int) -> Path:
+    return run_dir(state_dir, run_id) / MFA_REENROL
+
+
+def write_mfa_report(journal: Journal, run_id: int, state_dir: Path) -> Path:
+    """The users enrolled in MFA in Clerk, who must enrol again in Kinde. Names and emails only:
+    no TOTP secret is ever read beyond noticing the export's cell is filled."""
+
+    def rows() -> Iterator[list[str]]:
+        for row in journal.users_for_mfa_report(run_id):
+            if row["state"] == "skipped":
+                action = f"skipped ({row['skip_reason']})"
+            elif row["created"] == "existed":
+                action = "not migrated (already in Kinde)"
+            else:
+                action = "re-enrol MFA in Kinde"
+            yield [row["clerk_id"], row["email_key"] or "", action]
+
+    return write_rows(mfa_report_path(state_dir, run_id), MFA_REPORT_COLUMNS, rows())
 
 
 def status_report(journal: Journal, run_id: int | None) -> dict[str, Any]:

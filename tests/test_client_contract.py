@@ -55,11 +55,37 @@ KINDE_OPERATIONS = {
     "GET /api/v1/organizations",
     "POST /api/v1/organization",
     "POST /api/v1/organizations/{org_code}/users",
+    # metadata as properties, social identities, role permissions (issue 14)
+    "GET /api/v1/properties",
+    "POST /api/v1/properties",
+    "GET /api/v1/property_categories",
+    "POST /api/v1/property_categories",
+    "PATCH /api/v1/users/{user_id}/properties",
+    "POST /api/v1/users/{user_id}/identities",
+    "GET /api/v1/permissions",
+    "POST /api/v1/permissions",
+    "GET /api/v1/roles/{role_id}/permissions",
+    "PATCH /api/v1/roles/{role_id}/permissions",
+    "GET /api/v1/organizations/{org_code}/properties",
+    "PATCH /api/v1/organizations/{org_code}/properties",
 }
+# Sent only when an earlier attempt may have written (resume): covered by ``resumed`` below.
+KINDE_COMPARE_OPERATIONS = {"GET /api/v1/users/{user_id}/properties", "GET /api/v1/users/{user_id}/identities"}
 TEMPLATES = (
     (re.compile(r"^/api/v1/users/[^/]+/password$"), "/api/v1/users/{user_id}/password"),
     (re.compile(r"^/api/v1/organizations/[^/]+/users$"), "/api/v1/organizations/{org_code}/users"),
+    (re.compile(r"^/api/v1/users/[^/]+/properties$"), "/api/v1/users/{user_id}/properties"),
+    (re.compile(r"^/api/v1/users/[^/]+/identities$"), "/api/v1/users/{user_id}/identities"),
+    (re.compile(r"^/api/v1/roles/[^/]+/permissions$"), "/api/v1/roles/{role_id}/permissions"),
+    (re.compile(r"^/api/v1/organizations/[^/]+/properties$"), "/api/v1/organizations/{org_code}/properties"),
 )
+PROPERTIES = {
+    "public_metadata.plan": {"key": "plan"},
+    "external_id": {"key": "app_user_id"},
+    "private_metadata": {"key": "clerk_private", "type": "multi_line_text"},
+}
+ORGANIZATION_PROPERTIES = {"public_metadata.tier": {"key": "tier"}, "slug": {"key": "clerk_slug"}}
+SOCIAL_CONNECTIONS = {"oauth_google": "conn_google0001", "oauth_github": "conn_github0001"}
 # The Kinde hashing methods the translations in migrator.passwords produce.
 HASHING_METHODS = {"bcrypt", "md5", "sha256", "pbkdf2", "wordpress", "firebase-scrypt"}
 
@@ -147,8 +173,8 @@ def contract_problems(exchanges: list[httpx.Response], contract: Contract) -> li
     return problems
 
 
-def migrate(tmp_path: Path) -> Recording:
-    """One real run, in-process, over both sandbox apps; returns the summary and the recordings."""
+def migrate(tmp_path: Path, runs: int = 1) -> Recording:
+    """Real runs, in-process, over both sandbox apps; the last run's summary and exchanges."""
     dataset = Dataset(USERS, hasher_weights=dict.fromkeys(CLERK_HASHERS, 1.0))
     export = tmp_path / "clerk-export.csv"
     dataset.write_export_csv(export)
@@ -167,6 +193,9 @@ def migrate(tmp_path: Path) -> Recording:
         kinde_initial_rps=1000,
         salted_hash_salt_position="prefix",
         state_dir=tmp_path / "state",
+        properties=PROPERTIES,
+        organization_properties=ORGANIZATION_PROPERTIES,
+        social_connections=SOCIAL_CONNECTIONS,
     )
     journal = Journal(settings.state_dir)
 
@@ -176,7 +205,10 @@ def migrate(tmp_path: Path) -> Recording:
             return await migration.start(dry_run=False, confirm=lambda plan: True)
 
     try:
-        summary = asyncio.run(run())
+        for _ in range(runs):
+            clerk.exchanges.clear()
+            kinde.exchanges.clear()
+            summary = asyncio.run(run())
     finally:
         journal.close()
     return Recording(summary, clerk.exchanges, kinde.exchanges)
@@ -187,6 +219,24 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Recording:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(clerk_client, "PAGE_SIZE", PAGE_SIZE)
         return migrate(tmp_path_factory.mktemp("contract"))
+
+
+@pytest.fixture(scope="module")
+def rerun(tmp_path_factory: pytest.TempPathFactory) -> Recording:
+    """A second run over the same Kinde: everything is found, compared, and nothing is written."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(clerk_client, "PAGE_SIZE", PAGE_SIZE)
+        return migrate(tmp_path_factory.mktemp("contract-rerun"), runs=2)
+
+
+def test_a_rerun_compares_with_requests_the_spec_allows_and_writes_nothing(
+    kinde_spec: Contract, rerun: Recording
+) -> None:
+    operations = {operation(e) for e in rerun.kinde}
+    assert KINDE_COMPARE_OPERATIONS | {"GET /api/v1/roles/{role_id}/permissions"} <= operations
+    assert {o for o in operations if not o.startswith("GET ")} == {"POST /oauth2/token"}
+    assert rerun.summary.exit_code == 0
+    assert contract_problems(rerun.kinde, kinde_spec) == []
 
 
 def test_the_run_did_everything_it_should(recorded: Recording) -> None:

@@ -111,8 +111,10 @@ def test_reads_a_dashboard_export_like_clerks_sample(tmp_path: Path) -> None:
             username="johnny",
             primary_phone="+61412345678",
             verified_phones=("+61412345678",),
+            has_totp=True,  # the secret itself is not kept
         ),
     ]
+    assert "JBSWY3DPEHPK3PXP" not in repr(rows)
     assert rows[1].password_digest is None and rows[1].first_name is None
 
 

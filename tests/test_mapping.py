@@ -18,15 +18,21 @@ from migrator.mapping import (
     STALE_DIGEST_REASON,
     MappingOptions,
     ParsedPhone,
+    PropertySpec,
     all_identity_keys,
     email_problem,
     identity_keys,
+    kinde_permission_key,
     kinde_role_key,
+    mfa_enrolled,
     organization_body,
     parse_phone,
     plan_membership,
     plan_user,
+    property_text,
     role_body,
+    role_permissions,
+    social_identities,
 )
 from migrator.models import (
     ExportRow,
@@ -1099,3 +1105,68 @@ def test_any_user_with_any_export_row_maps_without_raising(user: dict[str, Any],
 def test_mapping_module_imports_passwords_as_a_module() -> None:
     # Tests (and the pipeline) replace passwords.translate; mapping must look it up at call time.
     assert mapping.passwords is passwords
+
+
+# -- issue 14: metadata as properties, social identities, MFA, role permissions ------------------------
+
+
+def test_property_values_are_strings_and_objects_are_stable_json() -> None:
+    assert property_text("pro") == "pro"
+    assert property_text(3) == "3" and property_text(True) == "true"
+    assert property_text({"b": 1, "a": [1, "x"]}) == '{"a":[1,"x"],"b":1}'
+    assert property_text(None) is None and property_text("  ") is None and property_text({}) is None
+
+
+def test_mapped_paths_fill_the_plan_properties_and_missing_paths_are_left_out() -> None:
+    options = MappingOptions(
+        properties=(
+            PropertySpec("public_metadata.plan", "plan"),
+            PropertySpec("external_id", "app_user_id"),
+            PropertySpec("private_metadata", "clerk_private", "multi_line_text"),
+            PropertySpec("unsafe_metadata.theme.missing", "theme"),
+        )
+    )
+    user = {
+        "id": "user_1",
+        "email_addresses": [{"id": "e1", "email_address": "a@example.com", "verification": {"status": "verified"}}],
+        "primary_email_address_id": "e1",
+        "public_metadata": {"plan": "pro"},
+        "private_metadata": {"stripe": "cus_1"},
+        "unsafe_metadata": {"theme": "dark"},
+        "external_id": "app-42",
+    }
+    plan = plan_user(user, None, options)
+    assert plan.properties == {"plan": "pro", "app_user_id": "app-42", "clerk_private": '{"stripe":"cus_1"}'}
+
+
+def test_external_accounts_become_social_identities_only_for_mapped_providers() -> None:
+    options = MappingOptions(social_connections={"oauth_google": "conn_g"})
+    user = {
+        "external_accounts": [
+            {"provider": "oauth_google", "email_address": "a@gmail.com", "provider_user_id": "1"},
+            {"provider": "oauth_google", "email_address": "A@gmail.com", "provider_user_id": "1"},
+            {"provider": "oauth_github", "email_address": "a@example.com"},
+            {"provider": "oauth_github", "email_address": "b@example.com"},
+            "junk",
+        ]
+    }
+    social, unmapped = social_identities(user, options, [])
+    assert [s.to_api() for s in social] == [{"type": "social", "value": "a@gmail.com", "connection_id": "conn_g"}]
+    assert unmapped == ("oauth_github",)
+
+
+def test_mfa_is_noticed_from_the_export_or_the_api_flags() -> None:
+    row = ExportRow(user_id="user_1", row_number=2, has_totp=True)
+    assert mfa_enrolled({}, row)
+    assert mfa_enrolled({"two_factor_enabled": True}, None) and mfa_enrolled({"totp_enabled": True}, None)
+    assert not mfa_enrolled({"two_factor_enabled": False, "totp_enabled": "yes"}, None)
+
+
+def test_role_permissions_lose_the_org_prefix_and_accept_objects_or_keys() -> None:
+    role = {"permissions": [{"key": "org:invoices:read", "name": "Read invoices"}, "org:tickets:manage", {}, 7]}
+    assert role_permissions(role) == [
+        {"key": "invoices:read", "name": "Read invoices"},
+        {"key": "tickets:manage", "name": "tickets:manage"},
+    ]
+    with pytest.raises(ValueError):
+        kinde_permission_key("org:")

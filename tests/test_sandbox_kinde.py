@@ -271,6 +271,12 @@ OPERATIONS: list[tuple[str, str, str, dict[str, Any] | None]] = [
     ),
     ("GET", "/api/v1/property_categories", "read:property_categories", None),
     ("POST", "/api/v1/property_categories", "create:property_categories", {"name": "Clerk", "context": "usr"}),
+    ("GET", "/api/v1/users/kp_unknown/identities", "read:user_identities", None),
+    ("GET", "/api/v1/users/kp_unknown/properties", "read:user_properties", None),
+    ("GET", "/api/v1/roles/r_unknown/permissions", "read:role_permissions", None),
+    ("PATCH", "/api/v1/roles/r_unknown/permissions", "update:role_permissions", {"permissions": []}),
+    ("GET", "/api/v1/organizations/org_unknown/properties", "read:organization_properties", None),
+    ("PATCH", "/api/v1/organizations/org_unknown/properties", "update:organization_properties", {"properties": {}}),
 ]
 
 

@@ -283,6 +283,7 @@ class ExportFile:
             unverified_phones=multi("unverified_phone_numbers"),
             password_hasher=single("password_hasher"),
             password_digest=single("password_digest"),
+            has_totp=bool(self._cell(record, "totp_secret").strip()),
         )
 
     # -- public ------------------------------------------------------------------------------

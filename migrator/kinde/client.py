@@ -260,22 +260,12 @@ class KindeClient(ApiClient):
 
     async def user_identities(self, kinde_id: str) -> list[tuple[str, str, bool | None]]:
         """(type, value, is_confirmed) of each identity of a user, following ``has_more``."""
-        path = f"/api/v1/users/{kinde_id}/identities"
         found: list[tuple[str, str, bool | None]] = []
-        params: dict[str, Any] = {}
-        while True:
-            body = await self.call("GET", path, params=params, scope="read:user_identities")
-            items = body.get("identities") if isinstance(body, dict) else None
-            if not isinstance(items, list):
-                raise ProtocolError(f"Kinde GET {path} answered without a list of identities", service=self.service)
-            for item in items:
-                if isinstance(item, dict) and isinstance(item.get("type"), str) and isinstance(item.get("name"), str):
-                    confirmed = item.get("is_confirmed")
-                    found.append((item["type"], item["name"], confirmed if isinstance(confirmed, bool) else None))
-            last = items[-1].get("id") if items and isinstance(items[-1], dict) else None
-            if body.get("has_more") is not True or not isinstance(last, str) or last == params.get("starting_after"):
-                return found
-            params = {"starting_after": last}
+        for item in await self.user_identity_records(kinde_id):
+            if isinstance(item.get("type"), str) and isinstance(item.get("name"), str):
+                confirmed = item.get("is_confirmed")
+                found.append((item["type"], item["name"], confirmed if isinstance(confirmed, bool) else None))
+        return found
 
     async def set_password(self, kinde_id: str, fields: dict[str, Any]) -> None:
         await self.call("PUT", f"/api/v1/users/{kinde_id}/password", json=fields, scope="update:user_passwords")
@@ -325,6 +315,96 @@ class KindeClient(ApiClient):
             f"/api/v1/organizations/{org_code}/users",
             json={"users": users},
             scope="create:organization_users",
+        )
+
+    # -- properties, identities, permissions (metadata, social sign-in, role permissions) ---------
+    async def _cursor_list(self, path: str, key: str, scope: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        """Lists paged by ``starting_after`` + ``has_more`` (properties, categories, identities)."""
+        items: list[dict[str, Any]] = []
+        params = {**params, "page_size": MAX_PAGE} if "identities" not in path else dict(params)
+        while True:
+            body = await self.call("GET", path, params=params, scope=scope)
+            page = body.get(key) or []
+            if not isinstance(page, list):
+                raise ProtocolError(f"Kinde GET {path} answered {key} that is not a list", service=self.service)
+            items.extend(item for item in page if isinstance(item, dict))
+            last = page[-1].get("id") if page and isinstance(page[-1], dict) else None
+            if body.get("has_more") is not True or not isinstance(last, str) or last == params.get("starting_after"):
+                return items
+            params = {**params, "starting_after": last}
+
+    async def list_properties(self, context: str) -> list[dict[str, Any]]:
+        return await self._cursor_list("/api/v1/properties", "properties", "read:properties", {"context": context})
+
+    async def create_property(self, body: dict[str, Any]) -> None:
+        await self._create("POST", "/api/v1/properties", body, "create:properties")
+
+    async def list_property_categories(self, context: str) -> list[dict[str, Any]]:
+        return await self._cursor_list(
+            "/api/v1/property_categories", "categories", "read:property_categories", {"context": context}
+        )
+
+    async def create_property_category(self, body: dict[str, Any]) -> str:
+        result = await self._create("POST", "/api/v1/property_categories", body, "create:property_categories")
+        category = result.get("category")
+        category_id = category.get("id") if isinstance(category, dict) else None
+        if not isinstance(category_id, str):
+            raise ProtocolError("Kinde POST /api/v1/property_categories answered without an id", service=self.service)
+        return category_id
+
+    async def _property_values(self, path: str, scope: str) -> dict[str, str | None]:
+        body = await self.call("GET", path, scope=scope)
+        values = body.get("properties")
+        if not isinstance(values, list):
+            raise ProtocolError(f"Kinde GET {path} answered properties that are not a list", service=self.service)
+        return {
+            item["key"]: item.get("value") if isinstance(item.get("value"), str) else None
+            for item in values
+            if isinstance(item, dict) and isinstance(item.get("key"), str)
+        }
+
+    async def user_properties(self, kinde_id: str) -> dict[str, str | None]:
+        """The user's property values by key (what a re-run compares before writing)."""
+        return await self._property_values(f"/api/v1/users/{kinde_id}/properties", "read:user_properties")
+
+    async def set_user_properties(self, kinde_id: str, values: dict[str, str]) -> None:
+        await self.call(
+            "PATCH", f"/api/v1/users/{kinde_id}/properties", json={"properties": values}, scope="update:user_properties"
+        )
+
+    async def organization_properties(self, org_code: str) -> dict[str, str | None]:
+        return await self._property_values(
+            f"/api/v1/organizations/{org_code}/properties", "read:organization_properties"
+        )
+
+    async def set_organization_properties(self, org_code: str, values: dict[str, str]) -> None:
+        await self.call(
+            "PATCH",
+            f"/api/v1/organizations/{org_code}/properties",
+            json={"properties": values},
+            scope="update:organization_properties",
+        )
+
+    async def user_identity_records(self, kinde_id: str) -> list[dict[str, Any]]:
+        """Each identity of a user as Kinde lists it (``GET /users/{id}/identities``, paged by ``has_more``)."""
+        return await self._cursor_list(f"/api/v1/users/{kinde_id}/identities", "identities", "read:user_identities", {})
+
+    async def list_permissions(self) -> list[dict[str, Any]]:
+        return await self._paged("/api/v1/permissions", "permissions", "read:permissions")
+
+    async def create_permission(self, body: dict[str, Any]) -> None:
+        await self._create("POST", "/api/v1/permissions", body, "create:permissions")
+
+    async def role_permissions(self, role_id: str) -> list[dict[str, Any]]:
+        return await self._paged(f"/api/v1/roles/{role_id}/permissions", "permissions", "read:role_permissions")
+
+    async def add_role_permissions(self, role_id: str, permission_ids: Sequence[str]) -> None:
+        """PATCH /api/v1/roles/{id}/permissions: attach (never remove) these permissions."""
+        await self.call(
+            "PATCH",
+            f"/api/v1/roles/{role_id}/permissions",
+            json={"permissions": [{"id": permission_id} for permission_id in permission_ids]},
+            scope="update:role_permissions",
         )
 
 

@@ -14,6 +14,42 @@ WRITE_USERS = frozenset({"create:users", "update:users", "update:user_passwords"
 ORGANIZATIONS = frozenset(
     {"read:roles", "create:roles", "read:organizations", "create:organizations", "create:organization_users"}
 )
+ROLE_PERMISSIONS = frozenset(
+    {"read:permissions", "create:permissions", "read:role_permissions", "update:role_permissions"}
+)
+PROPERTY_DEFINITIONS = frozenset({"read:properties"})
+CREATE_PROPERTIES = frozenset({"create:properties", "read:property_categories", "create:property_categories"})
+USER_PROPERTIES = frozenset({"read:user_properties", "update:user_properties"})
+ORGANIZATION_PROPERTIES = frozenset({"read:organization_properties", "update:organization_properties"})
+SOCIAL_IDENTITIES = frozenset({"read:user_identities", "create:user_identities"})
+
+
+def feature_scopes(
+    dry_run: bool,
+    *,
+    user_properties: bool,
+    organization_properties: bool,
+    create_properties: bool,
+    social: bool,
+    role_permissions: bool,
+) -> set[str]:
+    """Scopes of the opt-in features (metadata as properties, social identities, role permissions)."""
+    needed: set[str] = set()
+    if user_properties or organization_properties:
+        needed |= PROPERTY_DEFINITIONS  # the plan lists missing definitions, a dry run too
+    if dry_run:
+        return needed
+    if (user_properties or organization_properties) and create_properties:
+        needed |= CREATE_PROPERTIES
+    if user_properties:
+        needed |= USER_PROPERTIES
+    if organization_properties:
+        needed |= ORGANIZATION_PROPERTIES
+    if social:
+        needed |= SOCIAL_IDENTITIES
+    if role_permissions:
+        needed |= ROLE_PERMISSIONS
+    return needed
 
 
 def required_scopes(dry_run: bool, migrate_organizations: bool) -> set[str]:

@@ -14,7 +14,14 @@ import asyncio
 from typing import Any
 
 from migrator.events import Notice, PhaseAdvanced, PhaseFinished, PhaseStarted
-from migrator.mapping import kinde_role_key, organization_body, plan_membership, role_body
+from migrator.mapping import (
+    kinde_role_key,
+    organization_body,
+    organization_properties,
+    plan_membership,
+    role_body,
+    role_permissions,
+)
 from migrator.stages.context import RunContext, task_group
 from migrator.stages.staging import Problem, staged_row
 
@@ -113,9 +120,14 @@ async def _fetch_organizations(ctx: RunContext) -> None:
                 problems.append(("-", "warning", f"role {role.get('id')}: {exc}"))
                 continue
             journal.stage_role(run_id, key, role_body({**role, "key": key}))
+            try:
+                journal.stage_role_permissions(run_id, key, role_permissions(role))
+            except ValueError as exc:
+                problems.append(("-", "warning", f"role {role.get('id')}: {exc}"))
         async for org in ctx.clerk.iter_organizations():
             if isinstance(org.get("id"), str):
                 journal.stage_organization(run_id, org["id"], organization_body(org))
+                journal.stage_organization_properties(run_id, org["id"], organization_properties(org, options))
         async for membership in ctx.clerk.iter_memberships():
             try:
                 user_id, planned = plan_membership(membership, options)

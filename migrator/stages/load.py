@@ -27,12 +27,23 @@ from migrator.errors import (
     ScopeError,
 )
 from migrator.events import Notice, PhaseAdvanced, PhaseFinished, PhaseStarted
-from migrator.journal import Created, FlagsStep, IdentitiesStep, Lookup, PasswordStep, UserState
+from migrator.journal import (
+    Created,
+    FlagsStep,
+    IdentitiesStep,
+    Lookup,
+    PasswordStep,
+    PropertiesStep,
+    SocialStep,
+    UserState,
+)
 from migrator.kinde.client import CreatedUser, KindeUser
 from migrator.models import PasswordImport, UserPlan, plan_from_record
 from migrator.stages.context import RunContext, Ticker, task_group
 from migrator.stages.creates import create_settled
+from migrator.stages.properties import write_user_properties
 from migrator.stages.reconcile import key_of
+from migrator.stages.social import link_social_identities
 
 COMMIT_INTERVAL = 0.25  # seconds between journal commits
 COMMIT_BATCH = 500
@@ -124,6 +135,7 @@ async def migrate_user(ctx: RunContext, row: Any, record: Record) -> str:
         if row["flags"] == FlagsStep.PENDING:
             await _set_flags(ctx, plan, kinde_id)
             fields["flags"] = FlagsStep.DONE
+        await _write_extras(ctx, row, plan, kinde_id, fields)
         if fields.get("identities") == IdentitiesStep.PENDING:
             raise _identities_error(json.loads(fields["missing_identities"]))
         fields.update(state=UserState.DONE, error_code=None, error_message=None, error_retryable=None)
@@ -135,6 +147,18 @@ async def migrate_user(ctx: RunContext, row: Any, record: Record) -> str:
         return "failed"
     finally:
         record(clerk_id, fields)
+
+
+async def _write_extras(ctx: RunContext, row: Any, plan: UserPlan, kinde_id: str, fields: dict[str, Any]) -> None:
+    """Properties, then social identities. Unless this attempt created the user, an earlier one may
+    have written some of them: Kinde is read first and only what is missing is sent."""
+    compare = row["created"] != Created.PENDING
+    if row["properties"] == PropertiesStep.PENDING:
+        await write_user_properties(ctx, plan, kinde_id, compare=compare)
+        fields["properties"] = PropertiesStep.DONE
+    if row["social"] == SocialStep.PENDING:
+        await link_social_identities(ctx, plan, kinde_id, compare=compare)
+        fields["social"] = SocialStep.DONE
 
 
 def _error_fields(exc: Exception) -> dict[str, Any]:

@@ -17,10 +17,12 @@ from typing import Any
 
 from migrator.errors import ApiError, AuthError, ProtocolError, ScopeError
 from migrator.events import Notice, PhaseAdvanced, PhaseFinished, PhaseStarted
-from migrator.journal import MembershipState, StepState
+from migrator.journal import MembershipState, PermissionsStep, PropertiesStep, StepState
 from migrator.kinde.client import BATCH_ADD_LIMIT
 from migrator.stages.context import RunContext
 from migrator.stages.creates import create_settled
+from migrator.stages.permissions import attach_role_permissions
+from migrator.stages.properties import write_organization_properties
 
 FATAL = (AuthError, ScopeError, ProtocolError)
 
@@ -29,16 +31,21 @@ async def organizations(ctx: RunContext) -> None:
     journal, run_id = ctx.journal, ctx.run.id
     orgs = journal.organizations(run_id)
     todo = [o for o in orgs if o["kinde_code"] is None]
-    roles_left = any(r["state"] == StepState.PENDING for r in journal.roles(run_id))
-    if not todo and not roles_left and not (orgs and journal.pending_memberships(run_id)):
+    roles_left = any(
+        r["state"] == StepState.PENDING or r["permissions"] == PermissionsStep.PENDING for r in journal.roles(run_id)
+    )
+    properties_left = any(o["properties"] == PropertiesStep.PENDING for o in orgs)
+    if not todo and not roles_left and not properties_left and not (orgs and journal.pending_memberships(run_id)):
         return
     ctx.emit(PhaseStarted("organizations", len(todo)))
     await _ensure_roles(ctx)
+    await attach_role_permissions(ctx)
     existing = {o.get("external_id"): o.get("code") for o in await ctx.kinde.list_organizations()}
     for done, org in enumerate(todo, start=1):
         code = existing.get(org["clerk_org_id"]) or await _create_organization(ctx, org)
         journal.record_organization(run_id, org["clerk_org_id"], code)
         ctx.emit(PhaseAdvanced("organizations", done, len(todo)))
+    await write_organization_properties(ctx)
     added, failed = await _add_memberships(ctx)
     ctx.emit(PhaseAdvanced("organizations", len(todo), len(todo), {"memberships": added, "failed": failed}))
     ctx.emit(PhaseFinished("organizations"))

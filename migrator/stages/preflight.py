@@ -6,11 +6,20 @@ and Clerk's user count (which proves the key and is recorded as the run's source
 
 from __future__ import annotations
 
-from migrator.kinde.scopes import check_scopes, required_scopes
+from migrator.kinde.scopes import check_scopes, feature_scopes, required_scopes
 from migrator.stages.context import RunContext
 
 
 async def preflight(ctx: RunContext) -> None:
     await ctx.kinde.tokens.token()
-    check_scopes(ctx.kinde.tokens.scopes, required_scopes(ctx.run.dry_run, ctx.settings.migrate_organizations))
+    settings, options = ctx.settings, ctx.options
+    needed = required_scopes(ctx.run.dry_run, settings.migrate_organizations) | feature_scopes(
+        ctx.run.dry_run,
+        user_properties=bool(options.properties),
+        organization_properties=bool(options.organization_properties) and settings.migrate_organizations,
+        create_properties=settings.create_properties,
+        social=bool(options.social_connections),
+        role_permissions=settings.migrate_organizations,
+    )
+    check_scopes(ctx.kinde.tokens.scopes, needed)
     ctx.journal.record_source_count(ctx.run.id, await ctx.clerk.count_users())

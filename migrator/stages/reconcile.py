@@ -9,7 +9,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from migrator.journal import Created, FlagsStep, IdentitiesStep, Journal, Lookup, PasswordStep, UserState
+from migrator.journal import (
+    Created,
+    FlagsStep,
+    IdentitiesStep,
+    Journal,
+    Lookup,
+    PasswordStep,
+    PropertiesStep,
+    SocialStep,
+    UserState,
+)
 from migrator.kinde.client import KindeUser
 
 
@@ -67,6 +77,8 @@ def adopt(journal: Journal, run_id: int, row: Any, match: KindeUser) -> None:
         state=UserState.DONE,
         password=PasswordStep.NA,
         flags=FlagsStep.NA,
+        properties=PropertiesStep.NA,
+        social=SocialStep.NA,
     )
 
 
@@ -85,6 +97,8 @@ def _continue_earlier(row: Any, earlier: Any, kinde_id: str) -> dict[str, Any]:
         fields.get("password", row["password"]) == PasswordStep.PENDING
         or fields.get("flags", row["flags"]) == FlagsStep.PENDING
         or fields.get("identities") == IdentitiesStep.PENDING
+        or row["properties"] == PropertiesStep.PENDING  # compared with Kinde before writing: nothing twice
+        or row["social"] == SocialStep.PENDING
     )
     if not left:
         fields["state"] = UserState.DONE  # nothing left: costs no request at all

@@ -11,8 +11,17 @@ from pathlib import Path
 from typing import Any
 
 from migrator.clerk.export import row_problems
-from migrator.journal import Created, FlagsStep, Lookup, PasswordStep, UserState
-from migrator.mapping import MappingOptions, all_identity_keys, identity_keys, plan_user
+from migrator.journal import (
+    UNMAPPED_PROVIDER,
+    Created,
+    FlagsStep,
+    Lookup,
+    PasswordStep,
+    PropertiesStep,
+    SocialStep,
+    UserState,
+)
+from migrator.mapping import MappingOptions, all_identity_keys, identity_keys, mfa_enrolled, plan_user
 from migrator.models import ExportRow, Skip, UserPlan, plan_to_record
 
 Problem = tuple[str, str, str]  # (clerk id, kind, message)
@@ -28,11 +37,18 @@ def staged_row(
     if row is not None and export_path is not None:
         # Bad cells in the export (an address that is not an email, ...) are reported, never fatal.
         problems.extend((clerk_id, "warning", f"{export_path}: {p}") for p in row_problems(row))
-    base = {"clerk_id": clerk_id, "seq": seq, "hasher": row.password_hasher if row else None}
+    # MFA is noted for skipped users too: the re-enrolment list names everyone enrolled in Clerk.
+    base = {
+        "clerk_id": clerk_id,
+        "seq": seq,
+        "hasher": row.password_hasher if row else None,
+        "mfa": int(mfa_enrolled(user, row)),
+    }
     if isinstance(result, Skip):
         problems.append((clerk_id, "skipped", f"{result.reason}: {result.detail}".rstrip(": ")))
         return {**base, **_skipped(user, row, options, result)}, problems
     problems.extend((clerk_id, "warning", warning) for warning in result.warnings)
+    problems.extend((clerk_id, UNMAPPED_PROVIDER, provider) for provider in result.unmapped_providers)
     return {**base, **_pending(result)}, problems
 
 
@@ -55,6 +71,8 @@ def _skipped(user: dict[str, Any], row: ExportRow | None, options: MappingOption
         "created": Created.NA,
         "password": PasswordStep.NA,
         "flags": FlagsStep.NA,
+        "properties": PropertiesStep.NA,
+        "social": SocialStep.NA,
         "skip_reason": skip.reason,
         "skip_detail": skip.detail,
     }
@@ -78,6 +96,8 @@ def _pending(plan: UserPlan) -> dict[str, Any]:
         "created": Created.PENDING,
         "password": password,
         "flags": FlagsStep.PENDING if plan.request_password_reset or plan.suspended else FlagsStep.NA,
+        "properties": PropertiesStep.PENDING if plan.properties else PropertiesStep.NA,
+        "social": SocialStep.PENDING if plan.social else SocialStep.NA,
         "skip_reason": None,
         "skip_detail": None,
     }
