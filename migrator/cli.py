@@ -365,6 +365,9 @@ def sandbox_serve(
     )
 
 
+from migrator import cli_export  # noqa: E402,F401  (registers `migrator export` on app)
+
+
 def main() -> None:
     try:
         app()

@@ -20,7 +20,7 @@ async def preflight(ctx: RunContext) -> None:
     granted = ctx.kinde.tokens.scopes
     if granted is not None:
         needed = {"read:users"}
-        if not ctx.run.dry_run:
+        if ctx.run.writes_users:
             needed |= WRITE_SCOPES
             if ctx.settings.migrate_organizations:
                 needed |= ORGANIZATION_SCOPES
