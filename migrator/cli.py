@@ -186,6 +186,12 @@ def run(
     max_rps: Annotated[float | None, typer.Option("--max-rps", help="Ceiling on requests/s to Kinde.")] = None,
     unimportable_passwords: PasswordPolicyOption = None,
     export_time: ExportTimeOption = None,
+    only_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--only-file", help="Migrate only the Clerk ids in this CSV (api-users.csv of `migrator export`)."
+        ),
+    ] = None,
 ) -> None:
     """Start a new migration run (prints its id), or a dry run.
 
@@ -209,6 +215,7 @@ def run(
             kinde_max_rps=max_rps,
             unimportable_passwords=unimportable_passwords.value if unimportable_passwords else None,
             clerk_export_time=export_time,
+            only_users_file=only_file,
         )
         _require_export(settings, dry_run or without_export)
         return _execute(settings, as_json, Start(dry_run=dry_run), yes=yes)

@@ -63,6 +63,8 @@ class MappingOptions:
     # When the export's digests were read out of Clerk (timezone-aware). A password Clerk says was
     # updated at or after it is not in the export: the digest there is the old one. None: no check.
     export_time: datetime | None = None
+    # `run --only-file`: only these Clerk users are migrated; the rest are left to the import files.
+    only_ids: frozenset[str] | None = None
 
 
 # -- identifier validation (shared with the export reader so its warnings predict the mapping) --

@@ -31,6 +31,7 @@ from migrator.events import Emit, Notice
 from migrator.journal import Journal, Run, RunStatus
 from migrator.kinde.client import KindeClient
 from migrator.mapping import MappingOptions
+from migrator.only_file import read_only_ids
 from migrator.reports import (
     Plan,
     Summary,
@@ -107,6 +108,7 @@ class Migration:
             default_phone_region=settings.default_phone_region,
             salt_position=settings.salted_hash_salt_position,
             export_time=settings.export_time,
+            only_ids=read_only_ids(settings.only_users_file),
         )
         self._started = time.monotonic()
 
@@ -144,6 +146,8 @@ class Migration:
 
     def _reopen(self, run_id: int | None, allow_changed: bool, why_not_dry: str) -> Run:
         run = self.journal.run(run_id)
+        if run.mode == "export":
+            raise JournalError(f"run {run.id} is an export: `migrator export --resume --run {run.id}` continues it")
         if run.dry_run:
             raise JournalError(f"run {run.id} was a dry run: {why_not_dry}")
         self.settings, changes = check_unchanged(self.settings, run, allow_changed=allow_changed)
