@@ -97,8 +97,9 @@ def _counts(plan: UserPlan) -> dict[str, int]:
 
 def _csv_cannot_carry(plan: UserPlan) -> str | None:
     counts = _counts(plan)
-    if not counts["email"] and not counts["phone"]:
-        return "the Custom CSV needs an email or a phone"
+    if not counts["email"]:
+        # D-BULK requires email; D-IMPORT says email or phone. Only the reading both allow is written.
+        return "no email: the Custom CSV requires one (kinde-ndjson carries phone-only users)"
     if any(n > 1 for n in counts.values()):
         return "more identities than the Custom CSV's columns (kinde-ndjson carries them)"
     if plan.properties:

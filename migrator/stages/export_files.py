@@ -107,7 +107,8 @@ class _Writers:
 
     def close(self) -> list[dict[str, Any]]:
         listed = []
-        for key, parts in self.parts.items():
+        for key in sorted(self.parts, key=list(_LAYOUT).index):  # the order to import them in
+            parts = self.parts[key]
             parts.close()
             listed.extend({"name": p.name, "format": key, "users": p.users, "bytes": p.bytes} for p in parts.parts)
         return listed
