@@ -68,7 +68,7 @@ async def run_export(
             journal.mark_run(run.id, RunStatus.INTERRUPTED)
             raise
         except MigratorError as exc:
-            exc.hint = f"the journal is saved: `migrator export --resume {run.id}` continues where this stopped"
+            exc.hint = f"the journal is saved: `migrator export --out DIR --resume --run {run.id}` continues where this stopped"
             journal.mark_run(run.id, RunStatus.FAILED)
             raise
         finally:
