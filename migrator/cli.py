@@ -80,6 +80,17 @@ ExportTimeOption = Annotated[
         " passwords changed since then are not imported.",
     ),
 ]
+NoCreatePropertiesOption = Annotated[
+    bool,
+    typer.Option(
+        "--no-create-properties",
+        help="Refuse to run when Kinde lacks a property definition [properties] maps to (listed in the plan).",
+    ),
+]
+OnlyFileOption = Annotated[
+    Path | None,
+    typer.Option("--only-file", help="Migrate only the Clerk ids in this CSV (api-users.csv of `migrator export`)."),
+]
 AllowChangedOption = Annotated[
     bool, typer.Option("--allow-changed", help="Continue although the export or the mapping settings changed.")
 ]
@@ -192,13 +203,8 @@ def run(
     max_rps: Annotated[float | None, typer.Option("--max-rps", help="Ceiling on requests/s to Kinde.")] = None,
     unimportable_passwords: PasswordPolicyOption = None,
     export_time: ExportTimeOption = None,
-    no_create_properties: Annotated[
-        bool,
-        typer.Option(
-            "--no-create-properties",
-            help="Refuse to run when Kinde lacks a property definition [properties] maps to (listed in the plan).",
-        ),
-    ] = False,
+    no_create_properties: NoCreatePropertiesOption = False,
+    only_file: OnlyFileOption = None,
 ) -> None:
     """Start a new migration run (prints its id), or a dry run.
 
@@ -223,6 +229,7 @@ def run(
             unimportable_passwords=unimportable_passwords.value if unimportable_passwords else None,
             clerk_export_time=export_time,
             create_properties=False if no_create_properties else None,
+            only_users_file=only_file,
         )
         _require_export(settings, dry_run or without_export)
         return _execute(settings, as_json, Start(dry_run=dry_run), yes=yes)
@@ -446,6 +453,9 @@ def sandbox_serve(
             )
         )
     )
+
+
+from migrator import cli_export  # noqa: E402,F401  (registers `migrator export` on app)
 
 
 def main() -> None:

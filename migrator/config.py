@@ -117,6 +117,9 @@ class Settings(BaseSettings):
     # When Clerk made the export (--export-time): a password Clerk says changed at or after it is not in
     # the export, so its digest is not imported. Unset: the export file's modification time.
     clerk_export_time: datetime | None = None
+    # `migrator run --only-file`: migrate only the Clerk ids listed (first column) in this CSV, e.g. the
+    # api-users.csv `migrator export` writes; every other user is skipped as left to the import files.
+    only_users_file: Path | None = None
     _export_time_default: datetime | None = PrivateAttr(default=None)
 
     @field_validator("clerk_export", mode="before")
@@ -254,9 +257,11 @@ class Settings(BaseSettings):
             )
             if value
         }
+        only = {"only_users_file": str(self.only_users_file.resolve())} if self.only_users_file else {}
         return {
             **export_time,
             **extras,
+            **only,
             "clerk_api_url": self.clerk_api_url,
             "kinde_domain": self.kinde_domain,
             "unimportable_passwords": self.unimportable_passwords,

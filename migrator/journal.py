@@ -366,6 +366,11 @@ class Run:
     def dry_run(self) -> bool:
         return self.mode == "dry-run"
 
+    @property
+    def writes_users(self) -> bool:
+        """False for a dry run and for an export to import files (read scopes are enough)."""
+        return self.mode not in ("dry-run", "export")
+
 
 @dataclass(frozen=True)
 class SharedIdentity:
@@ -980,6 +985,14 @@ class Journal:
             " (SELECT clerk_id FROM users WHERE run_id = ? AND state != ? AND created != ?)",
             (MembershipState.NA, run_id, MembershipState.PENDING, run_id, UserState.SKIPPED, Created.EXISTED),
         ).rowcount
+
+    def memberships_of(self, run_id: int, clerk_id: str) -> list[tuple[str, str]]:
+        """(clerk org id, role key) of one staged user, by the memberships primary key (no scan)."""
+        rows = self._rows(
+            "SELECT clerk_org_id, role_key FROM memberships WHERE run_id = ? AND clerk_user_id = ? ORDER BY clerk_org_id",
+            (run_id, clerk_id),
+        )
+        return [(row["clerk_org_id"], row["role_key"]) for row in rows]
 
     def membership_counts(self, run_id: int) -> dict[str, int]:
         rows = self._rows("SELECT state, COUNT(*) FROM memberships WHERE run_id = ? GROUP BY state", (run_id,))

@@ -23,7 +23,6 @@ from pathlib import Path
 import httpx
 
 from migrator.clerk.client import ClerkClient
-from migrator.clerk.export import ExportFile
 from migrator.config import Settings
 from migrator.connect import connect
 from migrator.errors import ApiError, InputError, JournalError, MigratorError
@@ -31,6 +30,7 @@ from migrator.events import Emit, Notice
 from migrator.journal import Journal, Run, RunStatus
 from migrator.kinde.client import KindeClient
 from migrator.mapping import MappingOptions, property_specs
+from migrator.only_file import read_only_ids
 from migrator.report_files import write_run_reports
 from migrator.reports import (
     Plan,
@@ -41,10 +41,9 @@ from migrator.reports import (
     write_mfa_report,
     write_password_report,
 )
-from migrator.stages.conflicts import resolve_conflicts
 from migrator.stages.context import RunContext
-from migrator.stages.export_index import index_export
-from migrator.stages.fetch import fetch
+from migrator.stages.export_index import open_export
+from migrator.stages.gather import gather
 from migrator.stages.load import load
 from migrator.stages.lookup import lookup
 from migrator.stages.organizations import organizations
@@ -112,6 +111,7 @@ class Migration:
             properties=property_specs(settings.properties),
             organization_properties=property_specs(settings.organization_properties),
             social_connections=settings.social_connections,
+            only_ids=read_only_ids(settings.only_users_file),
         )
         self._started = time.monotonic()
 
@@ -149,6 +149,8 @@ class Migration:
 
     def _reopen(self, run_id: int | None, allow_changed: bool, why_not_dry: str) -> Run:
         run = self.journal.run(run_id)
+        if run.mode == "export":
+            raise JournalError(f"run {run.id} is an export: `migrator export --resume --run {run.id}` continues it")
         if run.dry_run:
             raise JournalError(f"run {run.id} was a dry run: {why_not_dry}")
         self.settings, changes = check_unchanged(self.settings, run, allow_changed=allow_changed)
@@ -161,7 +163,7 @@ class Migration:
         ctx = RunContext(self.settings, self.journal, self.clerk, self.kinde, self.emit, run, self.options)
         try:
             if run.export_path:
-                ctx.export = _open_export(Path(run.export_path))
+                ctx.export = open_export(Path(run.export_path))
             return await self._stages(ctx, confirm)
         except (asyncio.CancelledError, KeyboardInterrupt):
             self.journal.mark_run(run.id, RunStatus.INTERRUPTED)
@@ -178,13 +180,7 @@ class Migration:
     async def _stages(self, ctx: RunContext, confirm: Confirm) -> Summary:
         run = ctx.run
         await preflight(ctx)
-        if not run.fetch_done:
-            if ctx.export is not None and self.journal.export_count(run.id) == 0:
-                index_export(ctx)
-            await fetch(ctx)
-            self._settle_conflicts(run)
-            if not ctx.notes:
-                self.journal.record_fetch_done(run.id)
+        await gather(ctx)
         await lookup(ctx)
         with self.journal.transaction():
             self.journal.mark_memberships_done_earlier(run.id)
@@ -208,18 +204,6 @@ class Migration:
             await organizations(ctx)
         return self._finish(ctx, plan, RunStatus.COMPLETED)
 
-    def _settle_conflicts(self, run: Run) -> None:
-        policy = self.settings.duplicate_identities
-        shared, skipped = resolve_conflicts(self.journal, run.id, policy)
-        if shared:
-            self.emit(
-                Notice(
-                    f"{shared} identities are shared by several Clerk users; {skipped} user(s) skipped"
-                    f" (policy {policy}); see `migrator status` for who",
-                    level="warning",
-                )
-            )
-
     def _finish(self, ctx: RunContext, plan: Plan, status: RunStatus) -> Summary:
         cancelled = status == RunStatus.CANCELLED
         summary = build_summary(self.journal, ctx.run.id, ctx.run.mode, plan, cancelled=cancelled)
@@ -232,9 +216,3 @@ class Migration:
         final = RunStatus.COMPLETED_WITH_FAILURES if status == RunStatus.COMPLETED and unfinished else status
         self.journal.end_run(ctx.run.id, final)
         return summary
-
-
-def _open_export(path: Path) -> ExportFile:
-    if not path.is_file():
-        raise InputError(f"{path}: the Clerk export does not exist (CLERK_EXPORT / --clerk-export)")
-    return ExportFile(path)

@@ -91,6 +91,7 @@ from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from migrator.sandbox.hashing import validate_kinde_password_body, verify_kinde_password
+from migrator.sandbox.kinde_import import Importer, Rejected
 
 logger = logging.getLogger(__name__)
 
@@ -175,6 +176,10 @@ class KindeSandboxConfig:
     # GUESS: the spec lists ``connection_id`` on each identity of ``GET /users/{id}/identities``; whether
     # social identities really carry it is unknown, so it can be left out (the migrator matches by value).
     identity_connection_id: bool = True
+    # Dashboard import (POST /_sandbox/import): the docs' CSV column table says role_key, their
+    # examples say roles; D-BULK says email is required, D-IMPORT says email or phone.
+    import_role_header: Literal["role_key", "roles"] = "role_key"
+    import_csv_requires: Literal["email", "email-or-phone"] = "email"
 
 
 class KindeError(Exception):
@@ -427,6 +432,51 @@ class KindeStore:
     def user_by_email(self, email: str) -> _User | None:
         user_id = self.emails.get(email.lower())
         return self.users.get(user_id) if user_id else None
+
+    # ---- what the dashboard import (sandbox/kinde_import.py) needs ----------------------
+
+    def import_user(self, fields: Mapping[str, Any]) -> str:
+        user = _User(
+            id=self.new_user_id(),
+            seq=self.next_seq(),
+            created_on=_now_iso(),
+            provided_id=fields.get("provided_id"),
+            given_name=fields.get("given_name"),
+            family_name=fields.get("family_name"),
+            identities=[_Identity(t, v, verified) for t, v, verified in fields["identities"]],
+            password=fields.get("password"),
+            properties=dict(fields.get("properties") or {}),
+            is_password_reset_requested=bool(fields.get("reset")),
+        )
+        self.users[user.id] = user
+        for identity in user.identities:
+            index = {"email": self.emails, "phone": self.phones, "username": self.usernames}[identity.type]
+            index[identity.value if identity.type == "phone" else identity.value.lower()] = user.id
+        return user.id
+
+    def user_id_by_provided_id(self, provided_id: str) -> str | None:
+        return next((u.id for u in self.users.values() if u.provided_id == provided_id), None)
+
+    def identity_taken(self, identity_type: str, value: str) -> bool:
+        index = {"email": self.emails, "phone": self.phones, "username": self.usernames}[identity_type]
+        return (value if identity_type == "phone" else value.lower()) in index
+
+    def organization_by_external_id(self, external_id: str) -> str | None:
+        return next((o.code for o in self.organizations.values() if o.external_id == external_id), None)
+
+    def role_exists(self, key: str) -> bool:
+        return self.role_by_key(key) is not None
+
+    def add_member(self, org_code: str, user_id: str, roles: list[str]) -> None:
+        membership = self.organizations[org_code].members.setdefault(user_id, _Membership())
+        membership.roles.extend(key for key in roles if key not in membership.roles)
+
+    def import_organization(self, name: str, external_id: str) -> bool:
+        if self.organization_by_external_id(external_id) is not None:
+            return False
+        code = self.new_org_code()
+        self.organizations[code] = _Organization(code=code, seq=self.next_seq(), name=name, external_id=external_id)
+        return True
 
     def snapshot(self) -> dict[str, Any]:
         """Everything, as JSON-ready data; password hashes never appear, only their method."""
@@ -798,6 +848,7 @@ class _KindeApi:
             _Operation("PATCH", "/_sandbox/users/{user_id}", self.tamper_alter, None, "json"),
             _Operation("POST", "/_sandbox/users/{user_id}/duplicate", self.tamper_duplicate, None, "optional_json"),
             _Operation("GET", "/_sandbox/state", self.state),
+            _Operation("POST", "/_sandbox/import", self.import_file),
         ]
 
     # ---- authentication -------------------------------------------------------------------
@@ -1668,6 +1719,17 @@ class _KindeApi:
             if member is not None:
                 member.roles = roles.text_list(code) if roles else []
         return _ok(_SUCCESS)
+
+    def import_file(self, call: _Call) -> Response:
+        """The dashboard's import of one file (``?format=``); the answer is its error list."""
+        importer = Importer(
+            self.store, role_header=self.config.import_role_header, csv_requires=self.config.import_csv_requires
+        )
+        try:
+            report = importer.ingest(call.query.get("format", ""), call.raw_body)
+        except (Rejected, UnicodeDecodeError) as exc:
+            raise _invalid(f"the file cannot be imported: {exc}") from None
+        return _ok(report.to_json())
 
 
 # --------------------------------------------------------------------------------------------

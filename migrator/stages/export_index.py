@@ -7,12 +7,21 @@ Emits: the ``export`` phase.
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from migrator.clerk.export import ExportFile
 from migrator.errors import InputError
 from migrator.events import PhaseAdvanced, PhaseFinished, PhaseStarted
 from migrator.journal import DuplicateExportRow
 from migrator.stages.context import RunContext, Ticker
 
 BATCH = 5000
+
+
+def open_export(path: Path) -> ExportFile:
+    if not path.is_file():
+        raise InputError(f"{path}: the Clerk export does not exist (CLERK_EXPORT / --clerk-export)")
+    return ExportFile(path)
 
 
 def index_export(ctx: RunContext) -> None:

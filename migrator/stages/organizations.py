@@ -38,7 +38,7 @@ async def organizations(ctx: RunContext) -> None:
     if not todo and not roles_left and not properties_left and not (orgs and journal.pending_memberships(run_id)):
         return
     ctx.emit(PhaseStarted("organizations", len(todo)))
-    await _ensure_roles(ctx)
+    await ensure_roles(ctx)
     await attach_role_permissions(ctx)
     existing = {o.get("external_id"): o.get("code") for o in await ctx.kinde.list_organizations()}
     for done, org in enumerate(todo, start=1):
@@ -51,7 +51,7 @@ async def organizations(ctx: RunContext) -> None:
     ctx.emit(PhaseFinished("organizations"))
 
 
-async def _ensure_roles(ctx: RunContext) -> None:
+async def ensure_roles(ctx: RunContext) -> None:
     existing = {r.get("key") for r in await ctx.kinde.list_roles()}
     for role in ctx.journal.roles(ctx.run.id):
         if role["key"] not in existing:

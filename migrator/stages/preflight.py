@@ -13,8 +13,8 @@ from migrator.stages.context import RunContext
 async def preflight(ctx: RunContext) -> None:
     await ctx.kinde.tokens.token()
     settings, options = ctx.settings, ctx.options
-    needed = required_scopes(ctx.run.dry_run, settings.migrate_organizations) | feature_scopes(
-        ctx.run.dry_run,
+    needed = required_scopes(not ctx.run.writes_users, settings.migrate_organizations) | feature_scopes(
+        not ctx.run.writes_users,
         user_properties=bool(options.properties),
         organization_properties=bool(options.organization_properties) and settings.migrate_organizations,
         create_properties=settings.create_properties,

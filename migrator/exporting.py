@@ -1,0 +1,127 @@
+"""``migrator export``: the run's stages up to conflicts, then import files instead of API writes.
+
+The export is a run of its own mode (``export``) in the journal: the same preflight (read scopes
+only), export index, fetch, mapping and conflict rules as ``migrator run``, so it resumes
+(``migrator export --resume``) and streams at a million users. Nothing is written to Kinde except
+the roles, and only with ``--create-roles``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from migrator.config import Settings
+from migrator.connect import connect
+from migrator.errors import ApiError, InputError, JournalError, MigratorError, ScopeError
+from migrator.events import Emit, Notice
+from migrator.journal import Journal, Run, RunStatus
+from migrator.pipeline import Migration
+from migrator.stages.context import RunContext
+from migrator.stages.export_files import ExportOutcome, FileRequest, write_import_files
+from migrator.stages.export_index import open_export
+from migrator.stages.gather import gather
+from migrator.stages.organizations import ensure_roles
+from migrator.stages.preflight import preflight
+from migrator.stages.unchanged import check_unchanged, file_fingerprint
+
+EXPORT_MODE = "export"
+
+
+@dataclass(frozen=True)
+class ExportAction:
+    request: FileRequest
+    resume_run: int | None = None  # continue this export run (None: start one)
+    resume: bool = False
+    create_roles: bool = False
+    allow_changed: bool = False
+
+
+async def run_export(
+    settings: Settings,
+    journal: Journal,
+    action: ExportAction,
+    *,
+    on_event: Emit,
+    clerk_transport: httpx.AsyncBaseTransport | None = None,
+    kinde_transport: httpx.AsyncBaseTransport | None = None,
+) -> ExportOutcome:
+    """Stage every Clerk user as a run would, then write the import files; the outcome is the manifest."""
+
+    def on_retry(service: str, error: ApiError, attempt: int) -> None:
+        on_event(Notice(f"{service}: retry {attempt} after: {error}"))
+
+    async with connect(
+        settings, on_retry=on_retry, clerk_transport=clerk_transport, kinde_transport=kinde_transport
+    ) as (clerk, kinde):
+        migration = Migration(settings, journal, clerk, kinde, on_event)
+        run = _reopen(migration, action) if action.resume else _start(migration)
+        ctx = RunContext(migration.settings, journal, clerk, kinde, on_event, run, migration.options)
+        try:
+            if run.export_path:
+                ctx.export = open_export(Path(run.export_path))
+            return await _stages(migration, ctx, action)
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            journal.mark_run(run.id, RunStatus.INTERRUPTED)
+            raise
+        except MigratorError as exc:
+            exc.hint = f"the journal is saved: `migrator export --out DIR --resume --run {run.id}` continues where this stopped"
+            journal.mark_run(run.id, RunStatus.FAILED)
+            raise
+        finally:
+            if ctx.export is not None:
+                ctx.export.close()
+
+
+def _start(migration: Migration) -> Run:
+    settings = migration.settings
+    export = settings.clerk_export
+    if export is not None and not export.is_file():
+        raise InputError(f"{export}: the Clerk export does not exist (CLERK_EXPORT / --clerk-export)")
+    run = migration.journal.start_run(
+        mode=EXPORT_MODE,
+        fingerprint=settings.fingerprint(),
+        summary=settings.mapping_summary(),
+        export_path=str(export.resolve()) if export else None,
+        export_fingerprint=file_fingerprint(export) if export else None,
+    )
+    migration.emit(Notice(f"run {run.id} started (export); journal {migration.journal.path}"))
+    return run
+
+
+def _reopen(migration: Migration, action: ExportAction) -> Run:
+    run = migration.journal.run(action.resume_run)
+    if run.mode != EXPORT_MODE:
+        raise JournalError(f"run {run.id} is not an export (mode {run.mode}): `migrator resume {run.id}` continues it")
+    migration.settings, changes = check_unchanged(migration.settings, run, allow_changed=action.allow_changed)
+    for change in changes:
+        migration.emit(Notice(f"continuing although {change}", level="warning"))
+    migration.journal.reopen_run(run.id)
+    migration.emit(Notice(f"resuming export run {run.id}"))
+    return run
+
+
+async def _stages(migration: Migration, ctx: RunContext, action: ExportAction) -> ExportOutcome:
+    journal, run = ctx.journal, ctx.run
+    await preflight(ctx)
+    await gather(ctx)
+    if action.create_roles and not action.request.dry_run:
+        _require_scope(ctx, "create:roles")
+        await ensure_roles(ctx)
+    outcome = write_import_files(ctx, action.request)
+    journal.end_run(run.id, RunStatus.COMPLETED_WITH_FAILURES if ctx.notes else RunStatus.COMPLETED)
+    return outcome
+
+
+def _require_scope(ctx: RunContext, scope: str) -> None:
+    granted = ctx.kinde.tokens.scopes
+    if granted is not None and not {scope, "read:roles"} <= granted:
+        raise ScopeError(
+            "--create-roles needs the Kinde scopes read:roles and create:roles; grant them to the M2M application",
+            scope=scope,
+            service="Kinde",
+            status=403,
+        )

@@ -1,0 +1,38 @@
+"""Stages 2-4 together: index the export, fetch and stage every Clerk user, settle shared identities.
+
+What every kind of run does before it decides anything (a migration run, a dry run, an export of
+import files). Marks the fetch done only when every Clerk user was accounted for.
+"""
+
+from __future__ import annotations
+
+from migrator.events import Notice
+from migrator.stages.conflicts import resolve_conflicts
+from migrator.stages.context import RunContext
+from migrator.stages.export_index import index_export
+from migrator.stages.fetch import fetch
+
+
+async def gather(ctx: RunContext) -> None:
+    run, journal = ctx.run, ctx.journal
+    if run.fetch_done:
+        return
+    if ctx.export is not None and journal.export_count(run.id) == 0:
+        index_export(ctx)
+    await fetch(ctx)
+    settle_conflicts(ctx)
+    if not ctx.notes:
+        journal.record_fetch_done(run.id)
+
+
+def settle_conflicts(ctx: RunContext) -> None:
+    policy = ctx.settings.duplicate_identities
+    shared, skipped = resolve_conflicts(ctx.journal, ctx.run.id, policy)
+    if shared:
+        ctx.emit(
+            Notice(
+                f"{shared} identities are shared by several Clerk users; {skipped} user(s) skipped"
+                f" (policy {policy}); see `migrator status` for who",
+                level="warning",
+            )
+        )
