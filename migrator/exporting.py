@@ -15,11 +15,10 @@ from pathlib import Path
 import httpx
 
 from migrator.config import Settings
-from migrator.connect import connect
-from migrator.errors import ApiError, InputError, JournalError, MigratorError, ScopeError
+from migrator.errors import InputError, JournalError, MigratorError, ScopeError
 from migrator.events import Emit, Notice
 from migrator.journal import Journal, Run, RunStatus
-from migrator.pipeline import Migration
+from migrator.pipeline import Migration, open_migration
 from migrator.stages.context import RunContext
 from migrator.stages.export_files import ExportOutcome, FileRequest, write_import_files
 from migrator.stages.export_index import open_export
@@ -51,15 +50,11 @@ async def run_export(
 ) -> ExportOutcome:
     """Stage every Clerk user as a run would, then write the import files; the outcome is the manifest."""
 
-    def on_retry(service: str, error: ApiError, attempt: int) -> None:
-        on_event(Notice(f"{service}: retry {attempt} after: {error}"))
-
-    async with connect(
-        settings, on_retry=on_retry, clerk_transport=clerk_transport, kinde_transport=kinde_transport
-    ) as (clerk, kinde):
-        migration = Migration(settings, journal, clerk, kinde, on_event)
+    async with open_migration(settings, journal, on_event, clerk_transport, kinde_transport) as migration:
         run = _reopen(migration, action) if action.resume else _start(migration)
-        ctx = RunContext(migration.settings, journal, clerk, kinde, on_event, run, migration.options)
+        ctx = RunContext(
+            migration.settings, journal, migration.clerk, migration.kinde, on_event, run, migration.options
+        )
         try:
             if run.export_path:
                 ctx.export = open_export(Path(run.export_path))

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -81,6 +82,23 @@ async def run_migration(
     kinde_transport: httpx.AsyncBaseTransport | None = None,
 ) -> Summary:
     """Connect to both APIs and carry out ``action``; the summary says what happened."""
+    async with open_migration(settings, journal, on_event, clerk_transport, kinde_transport) as migration:
+        if isinstance(action, Start):
+            return await migration.start(dry_run=action.dry_run, confirm=confirm)
+        if action.failed_only:
+            return await migration.retry_failed(action.run_id, allow_changed=action.allow_changed, confirm=confirm)
+        return await migration.resume(action.run_id, allow_changed=action.allow_changed, confirm=confirm)
+
+
+@asynccontextmanager
+async def open_migration(
+    settings: Settings,
+    journal: Journal,
+    on_event: Emit,
+    clerk_transport: httpx.AsyncBaseTransport | None = None,
+    kinde_transport: httpx.AsyncBaseTransport | None = None,
+) -> AsyncIterator[Migration]:
+    """A ``Migration`` over both API clients (retries reported as notices), closed on exit."""
 
     def on_retry(service: str, error: ApiError, attempt: int) -> None:
         on_event(Notice(f"{service}: retry {attempt} after: {error}"))
@@ -88,12 +106,7 @@ async def run_migration(
     async with connect(
         settings, on_retry=on_retry, clerk_transport=clerk_transport, kinde_transport=kinde_transport
     ) as (clerk, kinde):
-        migration = Migration(settings, journal, clerk, kinde, on_event)
-        if isinstance(action, Start):
-            return await migration.start(dry_run=action.dry_run, confirm=confirm)
-        if action.failed_only:
-            return await migration.retry_failed(action.run_id, allow_changed=action.allow_changed, confirm=confirm)
-        return await migration.resume(action.run_id, allow_changed=action.allow_changed, confirm=confirm)
+        yield Migration(settings, journal, clerk, kinde, on_event)
 
 
 class Migration:

@@ -275,18 +275,8 @@ class KindeClient(ApiClient):
 
     # -- organizations and roles ------------------------------------------------------------
     async def _paged(self, path: str, key: str, scope: str) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
-        params: dict[str, Any] = {"page_size": MAX_PAGE}
-        while True:
-            body = await self.call("GET", path, params=params, scope=scope)
-            page = body.get(key) or []
-            if not isinstance(page, list):
-                raise ProtocolError(f"Kinde GET {path} answered {key} that is not a list", service=self.service)
-            items.extend(item for item in page if isinstance(item, dict))
-            next_token = body.get("next_token")
-            if not next_token or not page:
-                return items
-            params = {**params, "next_token": next_token}
+        """Every item of a ``next_token``-paged list (roles, organizations, permissions)."""
+        return [item async for page in self._pages(path, key, scope) for item in page]
 
     async def list_roles(self) -> list[dict[str, Any]]:
         return await self._paged("/api/v1/roles", "roles", "read:roles")
