@@ -19,6 +19,7 @@ import typer
 from rich.console import Console
 
 from migrator.config import Settings, load_settings
+from migrator.cutover import run_chain
 from migrator.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, ConfigError, MigratorError
 from migrator.journal import JOURNAL_FILE, STEP_COLUMNS, Journal
 from migrator.pipeline import Resume, Start, run_migration
@@ -186,8 +187,12 @@ def run(
     max_rps: Annotated[float | None, typer.Option("--max-rps", help="Ceiling on requests/s to Kinde.")] = None,
     unimportable_passwords: PasswordPolicyOption = None,
     export_time: ExportTimeOption = None,
+    sample: cutover_cli.SampleOption = None,
+    seed: cutover_cli.SeedOption = 1,
+    only: cutover_cli.OnlyOption = None,
+    only_file: cutover_cli.OnlyFileOption = None,
 ) -> None:
-    """Start a new migration run (prints its id), or a dry run.
+    """Start a new migration run (prints its id), a dry run, or a canary (--sample / --only).
 
     Examples:
 
@@ -211,7 +216,8 @@ def run(
             clerk_export_time=export_time,
         )
         _require_export(settings, dry_run or without_export)
-        return _execute(settings, as_json, Start(dry_run=dry_run), yes=yes)
+        canary = cutover_cli.canary_action(sample, seed, only, only_file) if not dry_run else None
+        return _execute(settings, as_json, canary or Start(dry_run=dry_run), yes=yes)  # type: ignore[arg-type]
 
     summary = _run_command(body)
     raise typer.Exit(summary.exit_code)
@@ -279,6 +285,7 @@ def status(
         journal = Journal(settings.state_dir)
         try:
             report = status_report(journal, run_id)
+            report["chain"] = run_chain(journal)
         finally:
             journal.close()
         out = Console()
@@ -293,6 +300,7 @@ def status(
         if run_info["status"] in ("stopped", "interrupted", "failed", "cancelled"):
             out.print(f"  its process is gone: `migrator resume {run_info['id']}` continues it")
         out.print(f"Users fetched: {report['users']} of {run_info['source_count']} in Clerk")
+        out.print("Runs: " + " | ".join(cutover_cli.chain_entry(r) for r in report["chain"]), highlight=False)
         for column in ("state", *STEP_COLUMNS):
             states = report["steps"].get(column, {})
             out.print(f"  {column:<12} " + ", ".join(f"{k} {v}" for k, v in states.items()))
@@ -373,3 +381,6 @@ def main() -> None:
 
 
 __all__ = ["EXIT_BAD_INPUT", "app", "main"]
+
+
+from migrator import cli_cutover as cutover_cli  # noqa: E402 - registers sync, undo; canary options of run

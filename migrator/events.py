@@ -61,4 +61,3 @@ class Notice:
 
 Event = PhaseStarted | PhaseAdvanced | PhaseFinished | Pacing | Notice
 Emit = Callable[[Event], None]
-

@@ -26,6 +26,7 @@ from migrator.clerk.client import ClerkClient
 from migrator.clerk.export import ExportFile
 from migrator.config import Settings
 from migrator.connect import connect
+from migrator.cutover import Canary, Sync, start_cutover_run
 from migrator.errors import ApiError, InputError, JournalError, MigratorError
 from migrator.events import Emit, Notice
 from migrator.journal import Journal, Run, RunStatus
@@ -40,6 +41,8 @@ from migrator.reports import (
     plan_warnings,
     write_password_report,
 )
+from migrator.stages.canary import fetch_selected
+from migrator.stages.catchup import catch_up
 from migrator.stages.conflicts import resolve_conflicts
 from migrator.stages.context import RunContext
 from migrator.stages.export_index import index_export
@@ -49,8 +52,10 @@ from migrator.stages.lookup import lookup
 from migrator.stages.organizations import organizations
 from migrator.stages.preflight import preflight
 from migrator.stages.unchanged import check_unchanged, file_fingerprint
+from migrator.stages.updates import apply_updates
 
 Confirm = Callable[[Plan], bool]
+FETCH_BY_MODE = {"sync": catch_up, "canary": fetch_selected}  # cutover runs (migrator.cutover); else fetch
 
 
 @dataclass(frozen=True)
@@ -72,7 +77,7 @@ class Resume:
 async def run_migration(
     settings: Settings,
     journal: Journal,
-    action: Start | Resume,
+    action: Start | Resume | Sync | Canary,
     *,
     on_event: Emit,
     confirm: Confirm,
@@ -90,6 +95,8 @@ async def run_migration(
         migration = Migration(settings, journal, clerk, kinde, on_event)
         if isinstance(action, Start):
             return await migration.start(dry_run=action.dry_run, confirm=confirm)
+        if isinstance(action, Sync | Canary):
+            return await start_cutover_run(migration, action, confirm)
         if action.failed_only:
             return await migration.retry_failed(action.run_id, allow_changed=action.allow_changed, confirm=confirm)
         return await migration.resume(action.run_id, allow_changed=action.allow_changed, confirm=confirm)
@@ -144,6 +151,8 @@ class Migration:
 
     def _reopen(self, run_id: int | None, allow_changed: bool, why_not_dry: str) -> Run:
         run = self.journal.run(run_id)
+        if run.mode == "undo":
+            raise JournalError(f"run {run.id} is an undo: `migrator undo {run.parent_run_id}` continues it")
         if run.dry_run:
             raise JournalError(f"run {run.id} was a dry run: {why_not_dry}")
         self.settings, changes = check_unchanged(self.settings, run, allow_changed=allow_changed)
@@ -176,7 +185,7 @@ class Migration:
         if not run.fetch_done:
             if ctx.export is not None and self.journal.export_count(run.id) == 0:
                 index_export(ctx)
-            await fetch(ctx)
+            await FETCH_BY_MODE.get(run.mode, fetch)(ctx)
             self._settle_conflicts(run)
             if not ctx.notes:
                 self.journal.record_fetch_done(run.id)
@@ -196,6 +205,7 @@ class Migration:
             )
             return self._finish(ctx, plan, RunStatus.CANCELLED)
         await load(ctx)
+        await apply_updates(ctx)  # catch-ups: users already in Kinde brought up to date; else a no-op
         if self.settings.migrate_organizations:
             await organizations(ctx)
         return self._finish(ctx, plan, RunStatus.COMPLETED)

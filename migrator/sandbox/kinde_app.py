@@ -93,9 +93,12 @@ ALL_SCOPES: frozenset[str] = frozenset(
         "create:user_identities",
         "create:organizations",
         "read:organizations",
+        "delete:organizations",
         "create:organization_users",
+        "read:organization_users",
         "read:roles",
         "create:roles",
+        "delete:roles",
         "read:permissions",
         "create:permissions",
         "read:properties",
@@ -689,6 +692,11 @@ class _KindeApi:
                 "create:organization_users",
                 "optional_json",
             ),
+            _Operation("DELETE", "/api/v1/organization/{org_code}", self.delete_organization, "delete:organizations"),
+            _Operation(
+                "GET", "/api/v1/organizations/{org_code}/users", self.list_organization_users, "read:organization_users"
+            ),
+            _Operation("DELETE", "/api/v1/roles/{role_id}", self.delete_role, "delete:roles"),
             _Operation("GET", "/api/v1/roles", self.list_roles, "read:roles"),
             _Operation("POST", "/api/v1/roles", self.create_role, "create:roles", "optional_json"),
             _Operation("GET", "/api/v1/permissions", self.list_permissions, "read:permissions"),
@@ -1137,6 +1145,42 @@ class _KindeApi:
             membership.roles.extend(key for key in roles if key not in membership.roles)
             membership.permissions.extend(key for key in permissions if key not in membership.permissions)
         return _ok({**_SUCCESS, "users_added": added})
+
+    def _organization(self, code: str) -> _Organization:
+        org = self.store.organizations.get(code)
+        if org is None:
+            raise KindeError(400, "ORGANIZATION_NOT_FOUND", f"No organization with code {code}.")
+        return org
+
+    def delete_organization(self, call: _Call) -> Response:
+        org = self._organization(call.path_params["org_code"])
+        if org.is_default:
+            raise KindeError(400, "CANNOT_DELETE_DEFAULT_ORGANIZATION", "The default organization cannot be deleted.")
+        del self.store.organizations[org.code]
+        return _ok(_SUCCESS)
+
+    def list_organization_users(self, call: _Call) -> Response:
+        org = self._organization(call.path_params["org_code"])
+        members = [(user_id, m) for user_id, m in org.members.items() if user_id in self.store.users]
+        page, next_token = _paginate(members, lambda item: item[0], call.query)
+        payload: dict[str, Any] = {
+            "code": "OK",
+            "message": "Success",
+            "organization_users": [{"id": user_id, "roles": list(m.roles)} for user_id, m in page],
+        }
+        if next_token:
+            payload["next_token"] = next_token
+        return _ok(payload)
+
+    def delete_role(self, call: _Call) -> Response:
+        role = self.store.roles.get(call.path_params["role_id"])
+        if role is None:
+            raise KindeError(400, "ROLE_NOT_FOUND", f"No role with id {call.path_params['role_id']}.")
+        in_use = any(role.key in m.roles for org in self.store.organizations.values() for m in org.members.values())
+        if in_use:
+            raise KindeError(400, "ROLE_IN_USE", f"Role {role.key} is assigned to users.")
+        del self.store.roles[role.id]
+        return _ok(_SUCCESS)
 
     def list_roles(self, call: _Call) -> Response:
         field_name, descending = _sort_order(call.query, ("name_asc", "name_desc", "key_asc", "key_desc"))
