@@ -154,7 +154,9 @@ def test_a_killed_undo_continues_where_it_stopped(canary) -> None:
 
     journal = Journal(settings.state_dir)
     with pytest.raises(KeyboardInterrupt):
-        asyncio.run(run_undo(settings, journal, Undo(summary["run_id"]), on_event=stop_after_ten, confirm=lambda c: True))
+        asyncio.run(
+            run_undo(settings, journal, Undo(summary["run_id"]), on_event=stop_after_ten, confirm=lambda c: True)
+        )
     journal.close()
     left = {u["id"] for u in kinde_state(sandbox)["users"]}
     assert left and left < ours

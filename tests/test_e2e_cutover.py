@@ -3,6 +3,7 @@ brings exactly those changes over (no other write), and a second catch-up writes
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 from dataclasses import dataclass
@@ -13,6 +14,11 @@ from typing import Any
 import httpx
 import pytest
 
+from migrator.config import Settings
+from migrator.cutover import Sync
+from migrator.events import Event, PhaseAdvanced
+from migrator.journal import Journal
+from migrator.pipeline import run_migration
 from migrator.models import PasswordImport
 from migrator.passwords import translate
 from migrator.sandbox.generator import Dataset
@@ -175,3 +181,38 @@ def test_status_shows_the_chain_of_runs(world: tuple[Sandbox, Path], second_catc
     result = run_cli("status", cwd=workdir, env=cli_env(sandbox))
     assert result.returncode == 0, result.stderr
     assert "Runs: 1 run (completed) | 2 sync<-1 (completed) | 3 sync<-2 (completed)" in result.stdout
+
+
+def patch_requests(state: dict[str, Any]) -> int:
+    return state["requests"]["by_route"].get("PATCH /api/v1/user", {}).get("total", 0)
+
+
+def test_a_killed_catch_up_resumes_and_writes_each_change_once(sandbox_factory, tmp_path: Path) -> None:
+    sandbox = sandbox_factory(users=300)
+    sandbox.write_export(tmp_path / "users.csv")
+    assert migrator(sandbox, tmp_path, "run", "--clerk-export", "users.csv", "--yes").result.returncode == 0
+    renamed = [sandbox.dataset.user_id(i) for i in importable_bcrypt_users(sandbox.dataset)[:4]]
+    change_clerk(sandbox, {"change": {cid: {"first_name": f"New{k}"} for k, cid in enumerate(renamed)}})
+    settings = Settings(**{k.lower(): v for k, v in sandbox.env().items()}, state_dir=tmp_path / ".migrator",
+                        kinde_max_rps=2000, kinde_initial_rps=200)  # fmt: skip
+    patches_before = patch_requests(kinde_state(sandbox))
+    applied: list[int] = []
+
+    def die_after_two_updates(event: Event) -> None:
+        if isinstance(event, PhaseAdvanced) and event.phase == "update":
+            applied.append(event.completed)
+            if event.completed == 2:
+                raise KeyboardInterrupt
+
+    journal = Journal(settings.state_dir)
+    with pytest.raises(KeyboardInterrupt):
+        asyncio.run(run_migration(settings, journal, Sync(), on_event=die_after_two_updates, confirm=lambda p: True))
+    journal.close()
+    assert patch_requests(kinde_state(sandbox)) - patches_before == 2
+
+    resumed = migrator(sandbox, tmp_path, "resume", "--yes", "--json")
+    assert resumed.result.returncode == 0, resumed.result.stderr
+    assert resumed.output["mode"] == "sync"
+    users = by_provided_id(resumed.state)
+    assert [users[cid]["given_name"] for cid in renamed] == [f"New{k}" for k in range(4)]
+    assert patch_requests(resumed.state) - patches_before == 4
