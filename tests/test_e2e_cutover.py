@@ -18,9 +18,9 @@ from migrator.config import Settings
 from migrator.cutover import Sync
 from migrator.events import Event, PhaseAdvanced
 from migrator.journal import Journal
-from migrator.pipeline import run_migration
 from migrator.models import PasswordImport
 from migrator.passwords import translate
+from migrator.pipeline import run_migration
 from migrator.sandbox.generator import Dataset
 from migrator.sandbox.server import Sandbox, SandboxOptions
 from tests.e2e import clerk_password, cli_env, kinde_state, run_cli, sign_in, write_requests
