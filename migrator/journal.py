@@ -278,7 +278,7 @@ _USER_FIELDS = frozenset(
     {
         "plan", "phone_key", "state", "lookup", "created", "password", "flags", "identities",
         "missing_identities", "kinde_id", "skip_reason", "skip_detail", "attempts", "error_code",
-        "error_message", "error_retryable",
+        "error_message", "error_retryable", "password_method", "password_problem",
     }
 )  # fmt: skip
 _RUN_FIELDS = frozenset({"ended_at", "status", "source_count", "fetch_done", "fetch_cursor", "fetch_cursor_at"})

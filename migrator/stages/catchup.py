@@ -45,7 +45,7 @@ async def catch_up(ctx: RunContext) -> None:
     staged = 0
     for pages in (ctx.clerk.iter_users_created_after(since), ctx.clerk.iter_users_updated_since(since)):
         async for page in pages:
-            seq = _stage_page(ctx, page, seq, since)
+            seq = _stage_page(ctx, page, seq)
             staged += len(page)
             ctx.emit(PhaseAdvanced("catch-up", staged, None))
     if ctx.settings.migrate_organizations:
@@ -58,7 +58,7 @@ async def catch_up(ctx: RunContext) -> None:
     ctx.emit(PhaseFinished("catch-up"))
 
 
-def _stage_page(ctx: RunContext, page: list[dict[str, Any]], seq: int, since: int) -> int:
+def _stage_page(ctx: RunContext, page: list[dict[str, Any]], seq: int) -> int:
     export_path = ctx.export.path if ctx.export else None
     with ctx.journal.transaction():
         for user in page:
@@ -71,11 +71,11 @@ def _stage_page(ctx: RunContext, page: list[dict[str, Any]], seq: int, since: in
             if known is None:
                 ctx.journal.add_problems(ctx.run.id, problems)  # a sign-up (or never migrated): the ordinary path
                 continue
-            _stage_known(ctx, user, row, known, since)
+            _stage_known(ctx, user, row, known)
     return seq
 
 
-def _stage_known(ctx: RunContext, user: dict[str, Any], row: dict[str, Any], known: Any, since: int) -> None:
+def _stage_known(ctx: RunContext, user: dict[str, Any], row: dict[str, Any], known: Any) -> None:
     """A user already in Kinde: record what to bring up to date; its row costs the load stage nothing."""
     patch, added, notes = cutover_diff(json.loads(known["plan"]), row, ctx.settings.unimportable_passwords)
     password = False
@@ -94,6 +94,8 @@ def _stage_known(ctx: RunContext, user: dict[str, Any], row: dict[str, Any], kno
         created=Created.EARLIER,
         kinde_id=known["kinde_id"],
         password=PasswordStep.SET if password else PasswordStep.NA,
+        password_method=row.get("password_method") if password else None,
+        password_problem=None,  # Kinde keeps the password it has unless it changed (then: an update or a note)
         flags=FlagsStep.NA,
         identities=IdentitiesStep.NA,
         skip_reason=None,
