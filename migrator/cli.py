@@ -19,7 +19,7 @@ import typer
 from rich.console import Console
 
 from migrator.config import Settings, load_settings
-from migrator.cutover import run_chain
+from migrator.cutover import cutover_counts, run_chain
 from migrator.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, ConfigError, MigratorError
 from migrator.journal import JOURNAL_FILE, STEP_COLUMNS, Journal
 from migrator.pipeline import Resume, Start, run_migration
@@ -285,7 +285,7 @@ def status(
         journal = Journal(settings.state_dir)
         try:
             report = status_report(journal, run_id)
-            report["chain"] = run_chain(journal)
+            report["chain"], report["cutover"] = run_chain(journal), cutover_counts(journal, report["run"]["id"])
         finally:
             journal.close()
         out = Console()
@@ -301,6 +301,7 @@ def status(
             out.print(f"  its process is gone: `migrator resume {run_info['id']}` continues it")
         out.print(f"Users fetched: {report['users']} of {run_info['source_count']} in Clerk")
         out.print("Runs: " + " | ".join(cutover_cli.chain_entry(r) for r in report["chain"]), highlight=False)
+        cutover_cli.print_cutover_counts(out, report["cutover"])
         for column in ("state", *STEP_COLUMNS):
             states = report["steps"].get(column, {})
             out.print(f"  {column:<12} " + ", ".join(f"{k} {v}" for k, v in states.items()))

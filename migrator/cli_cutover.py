@@ -45,6 +45,14 @@ def chain_entry(run: dict[str, Any]) -> str:
     return f"{run['id']} {run['mode']}{base} ({run['status']})"
 
 
+def print_cutover_counts(out: Console, counts: dict[str, Any]) -> None:
+    """Under ``status``: a catch-up's updates, a catch-up's or undo's deletions."""
+    if counts["updates"]:
+        out.print("  updates      " + ", ".join(f"{k} {v}" for k, v in sorted(counts["updates"].items())))
+    for kind, states in sorted(counts["deletions"].items()):
+        out.print(f"  {kind + ' deletions':<12} " + ", ".join(f"{k} {v}" for k, v in sorted(states.items())))
+
+
 def canary_action(sample: int | None, seed: int, only: str | None, only_file: Path | None) -> Canary | None:
     """The canary ``run --sample/--only/--only-file`` asks for, or None for a full run."""
     ids = [part.strip() for part in (only or "").split(",") if part.strip()]

@@ -229,6 +229,11 @@ def _open_items(journal: Journal, run_id: int) -> bool:
     return any(journal.deletions(run_id, kind, open_states) for kind in ("user", "organization", "role"))
 
 
+def cutover_counts(journal: Journal, run_id: int) -> dict[str, Any]:
+    """A catch-up's updates and a catch-up's or undo's deletions, by state (``status``)."""
+    return {"updates": journal.update_counts(run_id), "deletions": journal.deletion_counts(run_id)}
+
+
 def run_chain(journal: Journal) -> list[dict[str, Any]]:
     """Every run with its base (``status`` shows how catch-ups and undos hang together)."""
     return [

@@ -995,6 +995,15 @@ class Journal:
             (DeletionState.LISTED, DeletionState.DELETED, DeletionState.PENDING),
         )
 
+    def removals_still_listed(self) -> list[tuple[str, str]]:
+        """(clerk id, kinde id) of users a catch-up found gone from Clerk and only listed (not deleted)."""
+        rows = self._rows(
+            "SELECT d.key, d.kinde_ref FROM deletions d WHERE d.kind = 'user' AND d.state = ? AND NOT EXISTS"
+            " (SELECT 1 FROM deletions e WHERE e.kind = 'user' AND e.key = d.key AND e.state != ?) GROUP BY d.key",
+            (DeletionState.LISTED, DeletionState.LISTED),
+        )
+        return [(r[0], r[1]) for r in rows]
+
     def add_update(
         self, run_id: int, clerk_id: str, kinde_id: str, patch: dict[str, Any], identities: list[Any], password: bool
     ) -> None:

@@ -164,11 +164,14 @@ def _password_changed(user: dict[str, Any], since: int) -> bool:
 async def _sweep_deletions(ctx: RunContext) -> int:
     """Users this journal put in Kinde that Clerk no longer has. Swept only when Clerk's count says
     someone is gone: every user seen is either still there or missing from the count."""
+    delete = bool((ctx.run.run_options or {}).get("delete_removed"))
+    state = DeletionState.PENDING if delete else DeletionState.LISTED
+    earlier = ctx.journal.removals_still_listed() if delete else []
+    ctx.journal.add_deletions(ctx.run.id, "user", earlier, state)  # listed by an earlier catch-up: delete now
     total = await ctx.clerk.count_users()
     if total == ctx.journal.seen_count():
-        return 0
-    state = DeletionState.PENDING if (ctx.run.run_options or {}).get("delete_removed") else DeletionState.LISTED
-    after, gone = "", 0
+        return len(earlier)
+    after, gone = "", len(earlier)
     while batch := ctx.journal.known_ids_after(after, SWEEP_BATCH):
         present = {user["id"] for user in await ctx.clerk.users_by_id([clerk_id for clerk_id, _ in batch])}
         missing = [(clerk_id, kinde_id) for clerk_id, kinde_id in batch if clerk_id not in present]
