@@ -28,6 +28,7 @@ class ClerkChanges:
     patches: dict[int, dict[str, Any]] = field(default_factory=dict)  # index -> profile fields that changed
     password_changed: dict[int, int] = field(default_factory=dict)  # index -> when the password changed
     deleted: set[int] = field(default_factory=set)
+    last_ms: int = 0  # stamps strictly increase: two changes in one millisecond still have an order
 
     def touched(self) -> dict[int, int]:
         """Index -> updated_at of every user changed or signed up since the start (deleted ones excluded)."""
@@ -38,4 +39,5 @@ class ClerkChanges:
         unknown = set(fields) - PATCHABLE
         if unknown:
             raise ValueError(f"not changeable in the sandbox: {sorted(unknown)}; changeable: {sorted(PATCHABLE)}")
-        self.patches.setdefault(index, {}).update(fields, updated_at=at_ms)
+        self.last_ms = max(at_ms, self.last_ms + 1)
+        self.patches.setdefault(index, {}).update(fields, updated_at=self.last_ms)

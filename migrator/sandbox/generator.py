@@ -580,7 +580,7 @@ class Dataset:
         self.changes.patches.setdefault(i, {})["password"] = (hasher, (slot + 1) % POOL_SIZE)
         self.changes.patches[i]["digest_exported"] = True
         self.changes.patch(i, {}, at_ms)
-        self.changes.password_changed[i] = at_ms
+        self.changes.password_changed[i] = self.changes.patches[i]["updated_at"]
 
     def delete_user(self, i: int) -> None:
         self._check_index(i)
