@@ -83,6 +83,9 @@ def sync(
     delete_removed: Annotated[
         bool, typer.Option("--delete-removed", help="Delete from Kinde the users gone from Clerk (ours only).")
     ] = False,
+    full: Annotated[
+        bool, typer.Option("--full", help="Compare every Clerk user, not only those updated since (slower).")
+    ] = False,
     yes: YesOption = False,
     as_json: JsonOption = False,
     config: ConfigOption = None,
@@ -104,7 +107,7 @@ def sync(
 
     def body() -> Summary:
         settings = _settings(config, clerk_export=clerk_export, state_dir=state_dir, clerk_export_time=export_time)
-        return _execute(settings, as_json, Sync(since, delete_removed), yes=yes)  # type: ignore[arg-type]
+        return _execute(settings, as_json, Sync(since, delete_removed, full), yes=yes)  # type: ignore[arg-type]
 
     raise typer.Exit(_run_command(body).exit_code)
 

@@ -44,6 +44,7 @@ class Sync:
 
     since_run_id: int | None = None
     delete_removed: bool = False
+    full: bool = False  # compare every user, not only those Clerk says changed (see ClerkBehaviour)
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,8 @@ async def start_cutover_run(migration: Migration, action: Sync | Canary, confirm
         raise InputError(f"{export}: the Clerk export does not exist (CLERK_EXPORT / --clerk-export)")
     if isinstance(action, Sync):
         base = _sync_base(journal, action.since_run_id)
-        mode, options = "sync", {"since_ms": since_ms(base.started_at), "delete_removed": action.delete_removed}
+        since = since_ms(base.started_at)
+        mode, options = "sync", {"since_ms": since, "delete_removed": action.delete_removed, "full": action.full}
     else:
         base, mode, options = None, "canary", {"selection": _selection(action)}
     run = journal.start_run(

@@ -973,6 +973,15 @@ class Journal:
         )
         return rows[0] if rows else None
 
+    def earlier_skip(self, run_id: int, clerk_id: str) -> sqlite3.Row | None:
+        """The latest other real run's row for this user, when that run skipped it (reason, detail, run)."""
+        rows = self._rows(
+            "SELECT u.run_id, u.skip_reason, u.skip_detail, u.state FROM users u JOIN runs r ON r.id = u.run_id"
+            " WHERE u.clerk_id = ? AND u.run_id != ? AND r.mode != 'dry-run' ORDER BY u.run_id DESC LIMIT 1",
+            (clerk_id, run_id),
+        )
+        return rows[0] if rows and rows[0]["state"] == UserState.SKIPPED else None
+
     def known_ids_after(self, after: str, limit: int) -> list[tuple[str, str]]:
         """(clerk id, kinde id) of users this journal put in Kinde, by clerk id, not yet found gone
         from Clerk: a catch-up sweeps them to find deletions."""

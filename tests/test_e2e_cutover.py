@@ -21,6 +21,7 @@ from migrator.journal import Journal
 from migrator.models import PasswordImport
 from migrator.passwords import translate
 from migrator.pipeline import run_migration
+from migrator.sandbox.clerk_app import ClerkBehaviour
 from migrator.sandbox.generator import Dataset
 from migrator.sandbox.server import Sandbox, SandboxOptions
 from tests.e2e import clerk_password, cli_env, kinde_state, run_cli, sign_in, write_requests
@@ -216,3 +217,20 @@ def test_a_killed_catch_up_resumes_and_writes_each_change_once(sandbox_factory, 
     users = by_provided_id(resumed.state)
     assert [users[cid]["given_name"] for cid in renamed] == [f"New{k}" for k in range(4)]
     assert patch_requests(resumed.state) - patches_before == 4
+
+
+def test_when_a_ban_does_not_move_updated_at_a_full_catch_up_still_suspends(sandbox_factory, tmp_path: Path) -> None:
+    sandbox = sandbox_factory(users=300, clerk=ClerkBehaviour(bans_and_passwords_bump_updated_at=False))
+    sandbox.write_export(tmp_path / "users.csv")
+    assert migrator(sandbox, tmp_path, "run", "--clerk-export", "users.csv", "--yes").result.returncode == 0
+    banned = sandbox.dataset.user_id(importable_bcrypt_users(sandbox.dataset)[0])
+    change_clerk(sandbox, {"change": {banned: {"banned": True}}})
+
+    quick = migrator(sandbox, tmp_path, "sync", "--yes", "--json")
+    assert quick.result.returncode == 0, quick.result.stderr
+    assert by_provided_id(quick.state)[banned]["is_suspended"] is False  # Clerk gave no sign of the change
+
+    full = migrator(sandbox, tmp_path, "sync", "--full", "--yes", "--json")
+    assert full.result.returncode == 0, full.result.stderr
+    assert by_provided_id(full.state)[banned]["is_suspended"] is True
+    assert full.writes == 1  # every user compared, only the banned one written

@@ -32,12 +32,15 @@ class ClerkChanges:
 
     def touched(self) -> dict[int, int]:
         """Index -> updated_at of every user changed or signed up since the start (deleted ones excluded)."""
-        stamps = {i: patch["updated_at"] for i, patch in self.patches.items()}
+        stamps = {i: patch["updated_at"] for i, patch in self.patches.items() if "updated_at" in patch}
         return {i: at for i, at in stamps.items() if i not in self.deleted}
 
-    def patch(self, index: int, fields: dict[str, Any], at_ms: int) -> None:
+    def patch(self, index: int, fields: dict[str, Any], at_ms: int, *, bump: bool = True) -> None:
+        """Record changed fields; ``bump=False``: Clerk leaves ``updated_at`` as it was (a reading of the spec)."""
         unknown = set(fields) - PATCHABLE
         if unknown:
             raise ValueError(f"not changeable in the sandbox: {sorted(unknown)}; changeable: {sorted(PATCHABLE)}")
         self.last_ms = max(at_ms, self.last_ms + 1)
-        self.patches.setdefault(index, {}).update(fields, updated_at=self.last_ms)
+        self.patches.setdefault(index, {}).update(fields)
+        if bump:
+            self.patches[index]["updated_at"] = self.last_ms

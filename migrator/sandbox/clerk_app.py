@@ -401,7 +401,7 @@ def _newest_updated(dataset: Dataset, selection: _Selection, limit: int, offset:
     return page
 
 
-def _change_users(dataset: Dataset, body: Any) -> dict[str, Any]:
+def _change_users(dataset: Dataset, body: Any, *, bans_bump: bool = True) -> dict[str, Any]:
     """Apply ``{"add": N, "change": {id: {first_name, last_name, banned}}, "password": [id], "delete": [id]}``."""
     if not isinstance(body, dict):
         raise ClerkApiError(400, "request_invalid", "invalid request", "the body must be a JSON object")
@@ -414,9 +414,10 @@ def _change_users(dataset: Dataset, body: Any) -> dict[str, Any]:
 
     try:
         for user_id, fields in (body.get("change") or {}).items():
-            dataset.change_user(index(user_id), dict(fields))
+            bump = bans_bump or set(fields) - {"banned"}
+            dataset.change_user(index(user_id), dict(fields), bump=bool(bump))
         for user_id in body.get("password") or []:
-            dataset.change_password(index(user_id))
+            dataset.change_password(index(user_id), bump=bans_bump)
         for user_id in body.get("delete") or []:
             dataset.delete_user(index(user_id))
         added = dataset.add_users(int(body["add"])) if body.get("add") else []
@@ -526,11 +527,14 @@ class ClerkBehaviour:
 
     ``cursor``: ``starting_after`` is honoured (the 2026-08 spec), ignored (an older API version
     answers page one again) or rejected with a 422 (a version that does not know the parameter).
+    ``bans_and_passwords_bump_updated_at``: the spec does not say whether a ban or a password change
+    moves a user's ``updated_at``; False: they do not (only ``migrator sync --full`` sees them).
     ``outage_after_pages``: after that many user pages, every ``GET /v1/users`` fails with
     ``outage_status`` until the field is set back to ``None``.
     """
 
     cursor: Literal["honoured", "ignored", "rejected"] = "honoured"
+    bans_and_passwords_bump_updated_at: bool = True
     outage_after_pages: int | None = None
     outage_status: int = 503
     pages_served: int = 0
@@ -640,7 +644,7 @@ def build_clerk_app(
             body = await request.json()
         except ValueError:
             body = None
-        return JSONResponse(_change_users(dataset, body))
+        return JSONResponse(_change_users(dataset, body, bans_bump=behaviour.bans_and_passwords_bump_updated_at))
 
     async def sandbox_state(request: Request) -> Response:
         counts = request.app.state.request_counts

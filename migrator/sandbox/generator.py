@@ -565,12 +565,12 @@ class Dataset:
         self._member_counts = None
         return [self.user_id(i) for i in range(first, self.n)]
 
-    def change_user(self, i: int, fields: dict[str, Any], at_ms: int | None = None) -> None:
+    def change_user(self, i: int, fields: dict[str, Any], at_ms: int | None = None, *, bump: bool = True) -> None:
         """Change first/last name or ban flag of user i, as if edited in Clerk's dashboard now."""
         self._check_index(i)
-        self.changes.patch(i, fields, at_ms or now_ms())
+        self.changes.patch(i, fields, at_ms or now_ms(), bump=bump)
 
-    def change_password(self, i: int, at_ms: int | None = None) -> None:
+    def change_password(self, i: int, at_ms: int | None = None, *, bump: bool = True) -> None:
         """User i sets a new password now (another pool entry of the same hasher)."""
         p = self._profile(i)
         if p.password is None:
@@ -579,8 +579,8 @@ class Dataset:
         hasher, slot = p.password
         self.changes.patches.setdefault(i, {})["password"] = (hasher, (slot + 1) % POOL_SIZE)
         self.changes.patches[i]["digest_exported"] = True
-        self.changes.patch(i, {}, at_ms)
-        self.changes.password_changed[i] = self.changes.patches[i]["updated_at"]
+        self.changes.patch(i, {}, at_ms, bump=bump)
+        self.changes.password_changed[i] = self.changes.last_ms
 
     def delete_user(self, i: int) -> None:
         self._check_index(i)

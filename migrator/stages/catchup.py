@@ -10,6 +10,8 @@ no longer has. Emits: the ``catch-up`` phase.
 * changes: ``order_by=-updated_at``, paged until a user older than ``since_ms``; a user the
   journal knows is compared with what the journal says Kinde holds (``cutover_diff``), and only
   differences are written later (``stages.updates``), so a second catch-up writes nothing;
+* ``--full``: every user is paged (the hardened pager) and diffed, for an API whose ``updated_at``
+  does not move on a ban or a password change (the spec does not say; ``ClerkBehaviour``);
 * deletions: when Clerk's count differs from the users the journal has seen, the known ids are
   swept 100 at a time (``user_id=`` filter); those missing are listed (or deleted with
   ``--delete-removed``, by ``stages.updates``).
@@ -43,7 +45,10 @@ async def catch_up(ctx: RunContext) -> None:
     ctx.emit(PhaseStarted("catch-up", None))
     _, seq = ctx.journal.last_staged(ctx.run.id)
     staged = 0
-    for pages in (ctx.clerk.iter_users_created_after(since), ctx.clerk.iter_users_updated_since(since)):
+    sources = (ctx.clerk.iter_users_created_after(since), ctx.clerk.iter_users_updated_since(since))
+    if options.get("full"):  # an API whose updated_at misses bans or password changes: compare everyone
+        sources = (ctx.clerk.iter_user_pages(),)
+    for pages in sources:
         async for page in pages:
             seq = _stage_page(ctx, page, seq)
             staged += len(page)
@@ -69,10 +74,20 @@ def _stage_page(ctx: RunContext, page: list[dict[str, Any]], seq: int) -> int:
             ctx.journal.stage_users(ctx.run.id, [row])
             known = ctx.journal.known_user(user["id"])
             if known is None:
+                _keep_conflict_skip(ctx, user["id"])
                 ctx.journal.add_problems(ctx.run.id, problems)  # a sign-up (or never migrated): the ordinary path
                 continue
             _stage_known(ctx, user, row, known)
     return seq
+
+
+def _keep_conflict_skip(ctx: RunContext, clerk_id: str) -> None:
+    """A user an earlier run skipped because another held its email/username/phone stays skipped: the
+    keeper still holds it in Kinde (this run's conflict check sees only this run's users)."""
+    earlier = ctx.journal.earlier_skip(ctx.run.id, clerk_id)
+    if earlier is not None and str(earlier["skip_reason"]).startswith("duplicate_"):
+        detail = f"{earlier['skip_detail']} (settled by run {earlier['run_id']})"
+        ctx.journal.skip_user(ctx.run.id, clerk_id, earlier["skip_reason"], detail)
 
 
 def _stage_known(ctx: RunContext, user: dict[str, Any], row: dict[str, Any], known: Any) -> None:

@@ -52,24 +52,38 @@ async def _apply(ctx: RunContext, update: Any) -> None:
     kinde_id = update["kinde_id"]
     patch = json.loads(update["patch"])
     for identity in json.loads(update["identities"]):
-        body = {"type": identity["type"], "value": identity["value"]}
-        if identity.get("phone_country_id"):
-            body["phone_country_id"] = identity["phone_country_id"]
-        try:
-            await ctx.kinde.add_identity(kinde_id, body)
-        except AlreadyExists:
-            if not await _holds(ctx, kinde_id, identity):  # added before a crash, or someone else's?
-                raise
+        await _add_identity(ctx, update["clerk_id"], kinde_id, identity)
     if update["password"]:
         await ctx.kinde.set_password(kinde_id, _password_fields(ctx, update["clerk_id"]))
     if patch:
         await ctx.kinde.update_user(kinde_id, patch)
 
 
-async def _holds(ctx: RunContext, kinde_id: str, identity: dict[str, Any]) -> bool:
+async def _add_identity(ctx: RunContext, clerk_id: str, kinde_id: str, identity: dict[str, Any]) -> None:
+    """Look before adding: ours already (added before a crash) is done; another user's stays theirs
+    (the duplicate-identity policy: the holder keeps it) and is reported, not sent."""
+    holders = await _holders(ctx, identity)
+    if kinde_id in holders:
+        return
+    if holders:
+        note = f"{identity['type']} {identity['value']} not added: Kinde user {holders[0]} holds it"
+        ctx.journal.add_problems(ctx.run.id, [(clerk_id, "warning", note)])
+        return
+    body = {"type": identity["type"], "value": identity["value"]}
+    if identity.get("phone_country_id"):
+        body["phone_country_id"] = identity["phone_country_id"]
+    try:
+        await ctx.kinde.add_identity(kinde_id, body)
+    except AlreadyExists:
+        if kinde_id not in await _holders(ctx, identity):
+            raise
+
+
+async def _holders(ctx: RunContext, identity: dict[str, Any]) -> list[str]:
+    """Kinde ids of the users holding this email/username/phone (other identity types: not looked up)."""
     if identity["type"] not in ("email", "username", "phone"):
-        return False
-    return any(user.id == kinde_id for user in await ctx.kinde.find_users(identity["type"], [identity["value"]]))
+        return []
+    return [user.id for user in await ctx.kinde.find_users(identity["type"], [identity["value"]])]
 
 
 def _password_fields(ctx: RunContext, clerk_id: str) -> dict[str, Any]:
