@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from migrator.reports import Summary
 
 BASE_MODES = ("run", "sync", "canary")  # runs a catch-up can follow, or an undo take back
+DEFAULT_SINCE_MODES = ("run", "sync")  # a canary covers a few users: never the default base of a catch-up
 FINISHED = (RunStatus.COMPLETED, RunStatus.COMPLETED_WITH_FAILURES)
 
 
@@ -92,7 +93,7 @@ async def start_cutover_run(migration: Migration, action: Sync | Canary, confirm
 
 
 def _sync_base(journal: Journal, run_id: int | None) -> Run:
-    base = journal.run(run_id) if run_id is not None else journal.latest_run(BASE_MODES)
+    base = journal.run(run_id) if run_id is not None else journal.latest_run(DEFAULT_SINCE_MODES)
     if base is None:
         raise JournalError("no run to catch up on: start with `migrator run`")
     if base.mode not in BASE_MODES:
