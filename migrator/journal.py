@@ -965,7 +965,8 @@ class Journal:
         """The latest finished row of a user this journal put in Kinde (or found ours there), unless an
         undo or a catch-up deleted it since: what Kinde holds for it now."""
         rows = self._rows(
-            "SELECT u.* FROM users u JOIN runs r ON r.id = u.run_id WHERE u.clerk_id = ? AND r.mode != 'dry-run'"
+            # runs first (a handful), then each run's row by primary key: no scan of every user
+            "SELECT u.* FROM runs r CROSS JOIN users u ON u.run_id = r.id AND u.clerk_id = ? WHERE r.mode != 'dry-run'"
             " AND u.created IN (?, ?) AND u.kinde_id IS NOT NULL AND u.state = ? AND u.plan IS NOT NULL"
             " AND NOT EXISTS (SELECT 1 FROM deletions d WHERE d.kind = 'user' AND d.key = u.clerk_id AND d.state = ?)"
             " ORDER BY u.run_id DESC LIMIT 1",
@@ -976,23 +977,31 @@ class Journal:
     def earlier_skip(self, run_id: int, clerk_id: str) -> sqlite3.Row | None:
         """The latest other real run's row for this user, when that run skipped it (reason, detail, run)."""
         rows = self._rows(
-            "SELECT u.run_id, u.skip_reason, u.skip_detail, u.state FROM users u JOIN runs r ON r.id = u.run_id"
-            " WHERE u.clerk_id = ? AND u.run_id != ? AND r.mode != 'dry-run' ORDER BY u.run_id DESC LIMIT 1",
+            "SELECT u.run_id, u.skip_reason, u.skip_detail, u.state FROM runs r CROSS JOIN users u"
+            " ON u.run_id = r.id AND u.clerk_id = ? WHERE u.run_id != ? AND r.mode != 'dry-run'"
+            " ORDER BY u.run_id DESC LIMIT 1",
             (clerk_id, run_id),
         )
         return rows[0] if rows and rows[0]["state"] == UserState.SKIPPED else None
 
-    def known_ids_after(self, after: str, limit: int) -> list[tuple[str, str]]:
-        """(clerk id, kinde id) of users this journal put in Kinde, by clerk id, not yet found gone
-        from Clerk: a catch-up sweeps them to find deletions."""
+    def start_sweep(self) -> int:
+        """Gather once (one scan) the users this journal put in Kinde and no catch-up found gone yet, so
+        that ``sweep_batch`` pages them by clerk id through an index: a catch-up sweeps them for deletions."""
+        self._exec("DROP TABLE IF EXISTS temp.sweep")
+        self._exec("CREATE TEMP TABLE sweep(clerk_id TEXT PRIMARY KEY, kinde_id TEXT NOT NULL) WITHOUT ROWID")
+        return self._exec(
+            "INSERT INTO temp.sweep SELECT u.clerk_id, MAX(u.kinde_id) FROM users u JOIN runs r ON r.id = u.run_id"
+            " WHERE r.mode != 'dry-run' AND u.created IN (?, ?) AND u.kinde_id IS NOT NULL"
+            " AND u.clerk_id NOT IN (SELECT key FROM deletions WHERE kind = 'user' AND state IN (?, ?, ?))"
+            " GROUP BY u.clerk_id",
+            (Created.CREATED, Created.EARLIER, DeletionState.LISTED, DeletionState.DELETED, DeletionState.PENDING),
+        ).rowcount
+
+    def sweep_batch(self, after: str, limit: int) -> list[tuple[str, str]]:
+        """(clerk id, kinde id) of the next ``limit`` users of the sweep (``start_sweep``) after ``after``."""
         rows = self._rows(
-            "SELECT u.clerk_id, MAX(u.kinde_id) FROM users u JOIN runs r ON r.id = u.run_id"
-            " WHERE r.mode != 'dry-run' AND u.created IN (?, ?) AND u.kinde_id IS NOT NULL AND u.clerk_id > ?"
-            " AND NOT EXISTS (SELECT 1 FROM deletions d WHERE d.kind = 'user' AND d.key = u.clerk_id"
-            " AND d.state IN (?, ?, ?)) GROUP BY u.clerk_id ORDER BY u.clerk_id LIMIT ?",
-            (Created.CREATED, Created.EARLIER, after, DeletionState.LISTED, DeletionState.DELETED,
-             DeletionState.PENDING, limit),
-        )  # fmt: skip
+            "SELECT clerk_id, kinde_id FROM temp.sweep WHERE clerk_id > ? ORDER BY clerk_id LIMIT ?", (after, limit)
+        )
         return [(r[0], r[1]) for r in rows]
 
     def seen_count(self) -> int:

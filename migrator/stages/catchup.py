@@ -187,7 +187,8 @@ async def _sweep_deletions(ctx: RunContext) -> int:
     if total == ctx.journal.seen_count():
         return len(earlier)
     after, gone = "", len(earlier)
-    while batch := ctx.journal.known_ids_after(after, SWEEP_BATCH):
+    ctx.journal.start_sweep()
+    while batch := ctx.journal.sweep_batch(after, SWEEP_BATCH):
         present = {user["id"] for user in await ctx.clerk.users_by_id([clerk_id for clerk_id, _ in batch])}
         missing = [(clerk_id, kinde_id) for clerk_id, kinde_id in batch if clerk_id not in present]
         ctx.journal.add_deletions(ctx.run.id, "user", missing, state)
