@@ -19,6 +19,7 @@ import typer
 from rich.console import Console
 
 from migrator.config import Settings, load_settings
+from migrator.cutover import cutover_counts, run_chain
 from migrator.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, ConfigError, MigratorError
 from migrator.id_map_sql import Dialect, id_map_sql, parse_target
 from migrator.journal import JOURNAL_FILE, STEP_COLUMNS, Journal
@@ -86,10 +87,6 @@ NoCreatePropertiesOption = Annotated[
         "--no-create-properties",
         help="Refuse to run when Kinde lacks a property definition [properties] maps to (listed in the plan).",
     ),
-]
-OnlyFileOption = Annotated[
-    Path | None,
-    typer.Option("--only-file", help="Migrate only the Clerk ids in this CSV (api-users.csv of `migrator export`)."),
 ]
 AllowChangedOption = Annotated[
     bool, typer.Option("--allow-changed", help="Continue although the export or the mapping settings changed.")
@@ -204,9 +201,12 @@ def run(
     unimportable_passwords: PasswordPolicyOption = None,
     export_time: ExportTimeOption = None,
     no_create_properties: NoCreatePropertiesOption = False,
-    only_file: OnlyFileOption = None,
+    sample: cutover_cli.SampleOption = None,
+    seed: cutover_cli.SeedOption = 1,
+    only: cutover_cli.OnlyOption = None,
+    only_file: cutover_cli.OnlyFileOption = None,
 ) -> None:
-    """Start a new migration run (prints its id), or a dry run.
+    """Start a new migration run (prints its id), a dry run, or a canary (--sample / --only).
 
     Examples:
 
@@ -229,10 +229,10 @@ def run(
             unimportable_passwords=unimportable_passwords.value if unimportable_passwords else None,
             clerk_export_time=export_time,
             create_properties=False if no_create_properties else None,
-            only_users_file=only_file,
         )
         _require_export(settings, dry_run or without_export)
-        return _execute(settings, as_json, Start(dry_run=dry_run), yes=yes)
+        canary = cutover_cli.canary_action(sample, seed, only, only_file) if not dry_run else None
+        return _execute(settings, as_json, canary or Start(dry_run=dry_run), yes=yes)  # type: ignore[arg-type]
 
     summary = _run_command(body)
     raise typer.Exit(summary.exit_code)
@@ -300,6 +300,7 @@ def status(
         journal = Journal(settings.state_dir)
         try:
             report = status_report(journal, run_id)
+            report["chain"], report["cutover"] = run_chain(journal), cutover_counts(journal, report["run"]["id"])
         finally:
             journal.close()
         out = Console()
@@ -317,6 +318,8 @@ def status(
         if checked := report["verify"]:
             counts = ", ".join(f"{kind} {n}" for kind, n in checked["counts"].items())
             out.print(f"Last verify ({checked['ended_at']}): {checked['verdict']}: {counts}", highlight=False)
+        out.print("Runs: " + " | ".join(cutover_cli.chain_entry(r) for r in report["chain"]), highlight=False)
+        cutover_cli.print_cutover_counts(out, report["cutover"])
         for column in ("state", *STEP_COLUMNS):
             states = report["steps"].get(column, {})
             out.print(f"  {column:<12} " + ", ".join(f"{k} {v}" for k, v in states.items()))
@@ -466,3 +469,6 @@ def main() -> None:
 
 
 __all__ = ["EXIT_BAD_INPUT", "app", "main"]
+
+
+from migrator import cli_cutover as cutover_cli  # noqa: E402 - registers sync, undo; canary options of run

@@ -119,7 +119,6 @@ class Settings(BaseSettings):
     clerk_export_time: datetime | None = None
     # `migrator run --only-file`: migrate only the Clerk ids listed (first column) in this CSV, e.g. the
     # api-users.csv `migrator export` writes; every other user is skipped as left to the import files.
-    only_users_file: Path | None = None
     _export_time_default: datetime | None = PrivateAttr(default=None)
 
     @field_validator("clerk_export", mode="before")
@@ -257,11 +256,9 @@ class Settings(BaseSettings):
             )
             if value
         }
-        only = {"only_users_file": str(self.only_users_file.resolve())} if self.only_users_file else {}
         return {
             **export_time,
             **extras,
-            **only,
             "clerk_api_url": self.clerk_api_url,
             "kinde_domain": self.kinde_domain,
             "unimportable_passwords": self.unimportable_passwords,

@@ -31,6 +31,12 @@ Schema (``SCHEMA_VERSION`` 2; version 1 journals gain the ``identities`` columns
     organizations(run_id, clerk_org_id, body JSON, kinde_code, state, property_values JSON, properties)
     roles(run_id, key, body JSON, state, permission_bodies JSON, permissions PermissionsStep)
     memberships(run_id, clerk_user_id, clerk_org_id, role_key, state MembershipState, error)
+    updates(run_id, clerk_id, kinde_id, patch JSON, identities JSON, password, state StepState|'failed', error)
+                                                  -- a catch-up's changes to users already in Kinde
+    deletions(run_id, kind 'user'|'organization'|'role', key, kinde_ref, state DeletionState, detail)
+                                                  -- users gone from Clerk (sync), what an undo removes
+    runs also carry parent_run_id (a catch-up's or undo's base run) and run_options JSON (since,
+    canary selection, delete_removed); organizations and roles carry created_here (undo provenance).
 """
 
 from __future__ import annotations
@@ -142,6 +148,16 @@ class MembershipState(StrEnum):
     NA = "n/a"  # the user is not migrated by this run
 
 
+class DeletionState(StrEnum):
+    """A deletion a catch-up found (a user gone from Clerk) or an undo planned."""
+
+    PENDING = "pending"  # to delete
+    LISTED = "listed"  # gone from Clerk, reported only (no --delete-removed)
+    DELETED = "deleted"
+    KEPT = "kept"  # not ours after all (provenance), or still in use: left in Kinde
+    FAILED = "failed"
+
+
 class StepState(StrEnum):
     """Organizations and roles: created (or found) in Kinde, or not yet."""
 
@@ -226,6 +242,26 @@ CREATE TABLE IF NOT EXISTS problems(
     message TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS problems_run ON problems(run_id, clerk_id);
+CREATE TABLE IF NOT EXISTS updates(
+    run_id INTEGER NOT NULL,
+    clerk_id TEXT NOT NULL,
+    kinde_id TEXT NOT NULL,
+    patch TEXT NOT NULL,
+    identities TEXT NOT NULL,
+    password INTEGER NOT NULL DEFAULT 0,
+    state TEXT NOT NULL DEFAULT 'pending',
+    error TEXT,
+    PRIMARY KEY (run_id, clerk_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS deletions(
+    run_id INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    key TEXT NOT NULL,
+    kinde_ref TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending',
+    detail TEXT,
+    PRIMARY KEY (run_id, kind, key)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS organizations(
     run_id INTEGER NOT NULL,
     clerk_org_id TEXT NOT NULL,
@@ -315,6 +351,10 @@ _ADDED_COLUMNS = (
     ("organizations", "properties", "TEXT NOT NULL DEFAULT 'n/a'"),
     ("roles", "permission_bodies", "TEXT"),
     ("roles", "permissions", "TEXT NOT NULL DEFAULT 'n/a'"),
+    ("runs", "parent_run_id", "INTEGER"),
+    ("runs", "run_options", "TEXT"),
+    ("organizations", "created_here", "INTEGER NOT NULL DEFAULT 0"),
+    ("roles", "created_here", "INTEGER NOT NULL DEFAULT 0"),
 )
 
 _LOOKUP_WHERE = {
@@ -326,7 +366,7 @@ _USER_FIELDS = frozenset(
     {
         "plan", "phone_key", "state", "lookup", "created", "password", "flags", "identities",
         "missing_identities", "properties", "social", "kinde_id", "skip_reason", "skip_detail", "attempts", "error_code",
-        "error_message", "error_retryable",
+        "error_message", "error_retryable", "password_method", "password_problem",
     }
 )  # fmt: skip
 _RUN_FIELDS = frozenset({"ended_at", "status", "source_count", "fetch_done", "fetch_cursor", "fetch_cursor_at"})
@@ -361,6 +401,8 @@ class Run:
     fetch_done: bool
     fetch_cursor: str | None  # the last user staged, where a resumed fetch continues (None: from the start)
     fetch_cursor_at: int | None  # that user's created_at: a page "after" it holding older users ignored it
+    parent_run_id: int | None = None  # a catch-up's or undo's base run
+    run_options: dict[str, Any] | None = None  # since, selection, delete_removed (cutover runs)
 
     @property
     def dry_run(self) -> bool:
@@ -512,10 +554,12 @@ class Journal:
         summary: dict[str, Any],
         export_path: str | None,
         export_fingerprint: str | None,
+        parent_run_id: int | None = None,
+        run_options: dict[str, Any] | None = None,
     ) -> Run:
         cursor = self._exec(
             "INSERT INTO runs(started_at, mode, status, config_fingerprint, config_summary, export_path,"
-            " export_fingerprint) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            " export_fingerprint, parent_run_id, run_options) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 now_iso(),
                 mode,
@@ -524,6 +568,8 @@ class Journal:
                 json.dumps(summary, sort_keys=True),
                 export_path,
                 export_fingerprint,
+                parent_run_id,
+                json.dumps(run_options, sort_keys=True) if run_options is not None else None,
             ),
         )
         return self.run(int(cursor.lastrowid or 0))
@@ -928,14 +974,18 @@ class Journal:
     def roles(self, run_id: int) -> list[sqlite3.Row]:
         return self._rows("SELECT * FROM roles WHERE run_id = ? ORDER BY key", (run_id,))
 
-    def record_organization(self, run_id: int, clerk_org_id: str, kinde_code: str) -> None:
+    def record_organization(self, run_id: int, clerk_org_id: str, kinde_code: str, *, created: bool = False) -> None:
+        """``created``: this run created it (an undo may delete it), rather than finding it there."""
         self._exec(
-            "UPDATE organizations SET kinde_code = ?, state = ? WHERE run_id = ? AND clerk_org_id = ?",
-            (kinde_code, StepState.DONE, run_id, clerk_org_id),
+            "UPDATE organizations SET kinde_code = ?, state = ?, created_here = MAX(created_here, ?) WHERE run_id = ? AND clerk_org_id = ?",
+            (kinde_code, StepState.DONE, int(created), run_id, clerk_org_id),
         )
 
-    def record_role(self, run_id: int, key: str) -> None:
-        self._exec("UPDATE roles SET state = ? WHERE run_id = ? AND key = ?", (StepState.DONE, run_id, key))
+    def record_role(self, run_id: int, key: str, *, created: bool = False) -> None:
+        self._exec(
+            "UPDATE roles SET state = ?, created_here = MAX(created_here, ?) WHERE run_id = ? AND key = ?",
+            (StepState.DONE, int(created), run_id, key),
+        )
 
     def pending_memberships(self, run_id: int) -> list[sqlite3.Row]:
         """Memberships still to add whose user and organization both exist in Kinde."""
@@ -1250,6 +1300,183 @@ class Journal:
             (PropertiesStep.DONE, run_id, clerk_org_id),
         )
 
+    # -- cutover: run chains, catch-up updates, deletions (sync, undo) --------------------------------
+    def runs(self) -> list[Run]:
+        """Every run, oldest first (``status`` shows the chain)."""
+        return [_run_from_row(r) for r in self._rows("SELECT * FROM runs ORDER BY id")]
+
+    def latest_run(self, modes: Sequence[str]) -> Run | None:
+        placeholders = ", ".join("?" for _ in modes)
+        rows = self._rows(f"SELECT * FROM runs WHERE mode IN ({placeholders}) ORDER BY id DESC LIMIT 1", tuple(modes))
+        return _run_from_row(rows[0]) if rows else None
+
+    def child_run(self, parent_run_id: int, mode: str) -> Run | None:
+        """The latest run of ``mode`` based on ``parent_run_id`` (an undo of it, say)."""
+        rows = self._rows(
+            "SELECT * FROM runs WHERE parent_run_id = ? AND mode = ? ORDER BY id DESC LIMIT 1", (parent_run_id, mode)
+        )
+        return _run_from_row(rows[0]) if rows else None
+
+    def known_user(self, clerk_id: str) -> sqlite3.Row | None:
+        """The latest finished row of a user this journal put in Kinde (or found ours there), unless an
+        undo or a catch-up deleted it since: what Kinde holds for it now."""
+        rows = self._rows(
+            # runs first (a handful), then each run's row by primary key: no scan of every user
+            "SELECT u.* FROM runs r CROSS JOIN users u ON u.run_id = r.id AND u.clerk_id = ? WHERE r.mode != 'dry-run'"
+            " AND u.created IN (?, ?) AND u.kinde_id IS NOT NULL AND u.state = ? AND u.plan IS NOT NULL"
+            " AND NOT EXISTS (SELECT 1 FROM deletions d WHERE d.kind = 'user' AND d.key = u.clerk_id AND d.state = ?)"
+            " ORDER BY u.run_id DESC LIMIT 1",
+            (clerk_id, Created.CREATED, Created.EARLIER, UserState.DONE, DeletionState.DELETED),
+        )
+        return rows[0] if rows else None
+
+    def earlier_skip(self, run_id: int, clerk_id: str) -> sqlite3.Row | None:
+        """The latest other real run's row for this user, when that run skipped it (reason, detail, run)."""
+        rows = self._rows(
+            "SELECT u.run_id, u.skip_reason, u.skip_detail, u.state FROM runs r CROSS JOIN users u"
+            " ON u.run_id = r.id AND u.clerk_id = ? WHERE u.run_id != ? AND r.mode != 'dry-run'"
+            " ORDER BY u.run_id DESC LIMIT 1",
+            (clerk_id, run_id),
+        )
+        return rows[0] if rows and rows[0]["state"] == UserState.SKIPPED else None
+
+    def start_sweep(self) -> int:
+        """Gather once (one scan) the users this journal put in Kinde and no catch-up found gone yet, so
+        that ``sweep_batch`` pages them by clerk id through an index: a catch-up sweeps them for deletions."""
+        self._exec("DROP TABLE IF EXISTS temp.sweep")
+        self._exec("CREATE TEMP TABLE sweep(clerk_id TEXT PRIMARY KEY, kinde_id TEXT NOT NULL) WITHOUT ROWID")
+        return self._exec(
+            "INSERT INTO temp.sweep SELECT u.clerk_id, MAX(u.kinde_id) FROM users u JOIN runs r ON r.id = u.run_id"
+            " WHERE r.mode != 'dry-run' AND u.created IN (?, ?) AND u.kinde_id IS NOT NULL"
+            " AND u.clerk_id NOT IN (SELECT key FROM deletions WHERE kind = 'user' AND state IN (?, ?, ?))"
+            " GROUP BY u.clerk_id",
+            (Created.CREATED, Created.EARLIER, DeletionState.LISTED, DeletionState.DELETED, DeletionState.PENDING),
+        ).rowcount
+
+    def sweep_batch(self, after: str, limit: int) -> list[tuple[str, str]]:
+        """(clerk id, kinde id) of the next ``limit`` users of the sweep (``start_sweep``) after ``after``."""
+        rows = self._rows(
+            "SELECT clerk_id, kinde_id FROM temp.sweep WHERE clerk_id > ? ORDER BY clerk_id LIMIT ?", (after, limit)
+        )
+        return [(r[0], r[1]) for r in rows]
+
+    def seen_count(self) -> int:
+        """Distinct Clerk users any full run or catch-up of this journal fetched, less those found gone."""
+        return self._scalar(
+            "SELECT COUNT(DISTINCT u.clerk_id) FROM users u JOIN runs r ON r.id = u.run_id"
+            " WHERE r.mode IN ('run', 'sync') AND NOT EXISTS (SELECT 1 FROM deletions d WHERE d.kind = 'user'"
+            " AND d.key = u.clerk_id AND d.state IN (?, ?, ?))",
+            (DeletionState.LISTED, DeletionState.DELETED, DeletionState.PENDING),
+        )
+
+    def removals_still_listed(self) -> list[tuple[str, str]]:
+        """(clerk id, kinde id) of users a catch-up found gone from Clerk and only listed (not deleted)."""
+        rows = self._rows(
+            "SELECT d.key, d.kinde_ref FROM deletions d WHERE d.kind = 'user' AND d.state = ? AND NOT EXISTS"
+            " (SELECT 1 FROM deletions e WHERE e.kind = 'user' AND e.key = d.key AND e.state != ?) GROUP BY d.key",
+            (DeletionState.LISTED, DeletionState.LISTED),
+        )
+        return [(r[0], r[1]) for r in rows]
+
+    def add_update(
+        self, run_id: int, clerk_id: str, kinde_id: str, patch: dict[str, Any], identities: list[Any], password: bool
+    ) -> None:
+        self._exec(
+            "INSERT OR REPLACE INTO updates(run_id, clerk_id, kinde_id, patch, identities, password)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (run_id, clerk_id, kinde_id, json.dumps(patch), json.dumps(identities), int(password)),
+        )
+
+    def updates_to_apply(self, run_id: int) -> list[sqlite3.Row]:
+        """Pending updates, and failed ones again (a resume retries them)."""
+        return self._rows(
+            "SELECT * FROM updates WHERE run_id = ? AND state != ? ORDER BY clerk_id", (run_id, StepState.DONE)
+        )
+
+    def record_update(self, run_id: int, clerk_id: str, *, error: str | None = None) -> None:
+        """An update applied (or failed: the user's row fails with it, so the run does not exit 0)."""
+        with self.transaction():
+            self._exec(
+                "UPDATE updates SET state = ?, error = ? WHERE run_id = ? AND clerk_id = ?",
+                ("failed" if error else StepState.DONE, error, run_id, clerk_id),
+            )
+            if error:
+                self.update_user(
+                    run_id, clerk_id, state=UserState.FAILED, error_code="UPDATE_FAILED", error_message=error
+                )
+            else:
+                self.update_user(run_id, clerk_id, state=UserState.DONE, error_code=None, error_message=None)
+
+    def update_counts(self, run_id: int) -> dict[str, int]:
+        return dict(self._rows("SELECT state, COUNT(*) FROM updates WHERE run_id = ? GROUP BY state", (run_id,)))
+
+    def add_deletions(self, run_id: int, kind: str, items: Sequence[tuple[str, str]], state: DeletionState) -> None:
+        """(key, kinde ref) pairs to delete or to list; an item already recorded keeps its state."""
+        self._many(
+            "INSERT OR IGNORE INTO deletions(run_id, kind, key, kinde_ref, state) VALUES (?, ?, ?, ?, ?)",
+            [(run_id, kind, key, ref, state) for key, ref in items],
+        )
+
+    def deletions(self, run_id: int, kind: str, states: Sequence[DeletionState] | None = None) -> list[sqlite3.Row]:
+        rows = self._rows("SELECT * FROM deletions WHERE run_id = ? AND kind = ? ORDER BY key", (run_id, kind))
+        return [r for r in rows if states is None or r["state"] in states]
+
+    def record_deletion(
+        self, run_id: int, kind: str, key: str, state: DeletionState, detail: str | None = None
+    ) -> None:
+        self._exec(
+            "UPDATE deletions SET state = ?, detail = ? WHERE run_id = ? AND kind = ? AND key = ?",
+            (state, detail, run_id, kind, key),
+        )
+
+    def deletion_counts(self, run_id: int) -> dict[str, dict[str, int]]:
+        counts: dict[str, dict[str, int]] = {}
+        for kind, state, n in self._rows(
+            "SELECT kind, state, COUNT(*) FROM deletions WHERE run_id = ? GROUP BY kind, state", (run_id,)
+        ):
+            counts.setdefault(kind, {})[state] = n
+        return counts
+
+    def created_users(self, run_id: int) -> list[tuple[str, str]]:
+        """(clerk id, kinde id) of the users this run created in Kinde (not found there, not adopted)."""
+        rows = self._rows(
+            "SELECT clerk_id, kinde_id FROM users WHERE run_id = ? AND created = ? AND kinde_id IS NOT NULL"
+            " ORDER BY seq",
+            (run_id, Created.CREATED),
+        )
+        return [(r[0], r[1]) for r in rows]
+
+    def created_organizations(self, run_id: int) -> list[tuple[str, str]]:
+        rows = self._rows(
+            "SELECT clerk_org_id, kinde_code FROM organizations WHERE run_id = ? AND created_here = 1"
+            " AND kinde_code IS NOT NULL ORDER BY clerk_org_id",
+            (run_id,),
+        )
+        return [(r[0], r[1]) for r in rows]
+
+    def created_roles(self, run_id: int) -> list[str]:
+        return [r[0] for r in self._rows("SELECT key FROM roles WHERE run_id = ? AND created_here = 1", (run_id,))]
+
+    def role_used_elsewhere(self, run_id: int, key: str) -> bool:
+        """Does a membership of another run (not undone) give this role? Then it is not only this run's."""
+        return (
+            self._scalar(
+                "SELECT 1 FROM memberships m JOIN runs r ON r.id = m.run_id WHERE m.run_id != ? AND m.role_key = ?"
+                " AND r.mode != 'dry-run' AND m.state IN (?, ?) AND NOT EXISTS (SELECT 1 FROM runs u"
+                " WHERE u.parent_run_id = m.run_id AND u.mode = 'undo') LIMIT 1",
+                (run_id, key, MembershipState.DONE, MembershipState.EARLIER),
+            )
+            is not None
+        )
+
+    def drop_unselected_organizations(self, run_id: int) -> int:
+        """A canary: organizations none of its users belongs to are not created."""
+        return self._exec(
+            "DELETE FROM organizations WHERE run_id = ? AND clerk_org_id NOT IN (SELECT m.clerk_org_id FROM"
+            " memberships m JOIN users u ON u.run_id = m.run_id AND u.clerk_id = m.clerk_user_id WHERE m.run_id = ?)",
+            (run_id, run_id),
+        ).rowcount
+
 
 def _run_from_row(row: sqlite3.Row) -> Run:
     return Run(
@@ -1266,6 +1493,8 @@ def _run_from_row(row: sqlite3.Row) -> Run:
         fetch_done=bool(row["fetch_done"]),
         fetch_cursor=row["fetch_cursor"],
         fetch_cursor_at=row["fetch_cursor_at"],
+        parent_run_id=row["parent_run_id"],
+        run_options=json.loads(row["run_options"]) if row["run_options"] else None,
     )
 
 

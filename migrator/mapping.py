@@ -84,8 +84,6 @@ class MappingOptions:
     organization_properties: tuple[PropertySpec, ...] = ()
     # Clerk OAuth provider -> Kinde connection id; external accounts of other providers are reported.
     social_connections: Mapping[str, str] = field(default_factory=dict)
-    # `run --only-file`: only these Clerk users are migrated; the rest are left to the import files.
-    only_ids: frozenset[str] | None = None
 
 
 # -- identifier validation (shared with the export reader so its warnings predict the mapping) --

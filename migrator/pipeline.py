@@ -26,12 +26,12 @@ import httpx
 from migrator.clerk.client import ClerkClient
 from migrator.config import Settings
 from migrator.connect import connect
+from migrator.cutover import Canary, Sync, start_cutover_run
 from migrator.errors import ApiError, InputError, JournalError, MigratorError
 from migrator.events import Emit, Notice
 from migrator.journal import Journal, Run, RunStatus
 from migrator.kinde.client import KindeClient
 from migrator.mapping import MappingOptions, property_specs
-from migrator.only_file import read_only_ids
 from migrator.report_files import write_run_reports
 from migrator.reports import (
     Plan,
@@ -51,6 +51,7 @@ from migrator.stages.organizations import organizations
 from migrator.stages.preflight import preflight
 from migrator.stages.properties import ensure_definitions, plan_definitions
 from migrator.stages.unchanged import check_unchanged, file_fingerprint
+from migrator.stages.updates import apply_updates
 
 Confirm = Callable[[Plan], bool]
 
@@ -74,7 +75,7 @@ class Resume:
 async def run_migration(
     settings: Settings,
     journal: Journal,
-    action: Start | Resume,
+    action: Start | Resume | Sync | Canary,
     *,
     on_event: Emit,
     confirm: Confirm,
@@ -85,6 +86,8 @@ async def run_migration(
     async with open_migration(settings, journal, on_event, clerk_transport, kinde_transport) as migration:
         if isinstance(action, Start):
             return await migration.start(dry_run=action.dry_run, confirm=confirm)
+        if isinstance(action, Sync | Canary):
+            return await start_cutover_run(migration, action, confirm)
         if action.failed_only:
             return await migration.retry_failed(action.run_id, allow_changed=action.allow_changed, confirm=confirm)
         return await migration.resume(action.run_id, allow_changed=action.allow_changed, confirm=confirm)
@@ -124,7 +127,6 @@ class Migration:
             properties=property_specs(settings.properties),
             organization_properties=property_specs(settings.organization_properties),
             social_connections=settings.social_connections,
-            only_ids=read_only_ids(settings.only_users_file),
         )
         self._started = time.monotonic()
 
@@ -140,7 +142,7 @@ class Migration:
             export_fingerprint=file_fingerprint(export) if export else None,
         )
         self.emit(Notice(f"run {run.id} started ({run.mode}); journal {self.journal.path}"))
-        return await self._drive(run, confirm)
+        return await self.drive(run, confirm)
 
     async def resume(self, run_id: int | None, *, allow_changed: bool, confirm: Confirm) -> Summary:
         run = self._reopen(run_id, allow_changed, "there is nothing to resume; start a run with `migrator run`")
@@ -149,7 +151,7 @@ class Migration:
             self.journal.reset_failed_memberships(run.id)
             self.journal.reopen_run(run.id)
         self.emit(Notice(f"resuming run {run.id}"))
-        return await self._drive(run, confirm)
+        return await self.drive(run, confirm)
 
     async def retry_failed(self, run_id: int | None, *, allow_changed: bool, confirm: Confirm) -> Summary:
         run = self._reopen(run_id, allow_changed, "nothing was attempted, so nothing failed")
@@ -158,12 +160,14 @@ class Migration:
             self.journal.reset_failed_memberships(run.id)
             self.journal.reopen_run(run.id)
         self.emit(Notice(f"retrying {retried} failed user(s) of run {run.id}"))
-        return await self._drive(run, confirm)
+        return await self.drive(run, confirm)
 
     def _reopen(self, run_id: int | None, allow_changed: bool, why_not_dry: str) -> Run:
         run = self.journal.run(run_id)
         if run.mode == "export":
             raise JournalError(f"run {run.id} is an export: `migrator export --resume --run {run.id}` continues it")
+        if run.mode == "undo":
+            raise JournalError(f"run {run.id} is an undo: `migrator undo {run.parent_run_id}` continues it")
         if run.dry_run:
             raise JournalError(f"run {run.id} was a dry run: {why_not_dry}")
         self.settings, changes = check_unchanged(self.settings, run, allow_changed=allow_changed)
@@ -172,7 +176,8 @@ class Migration:
             self.emit(Notice(f"continuing although {change}", level="warning"))
         return run
 
-    async def _drive(self, run: Run, confirm: Confirm) -> Summary:
+    async def drive(self, run: Run, confirm: Confirm) -> Summary:
+        """Take a journaled run (new, resumed, or a cutover run) through the stages; the summary says how it ended."""
         ctx = RunContext(self.settings, self.journal, self.clerk, self.kinde, self.emit, run, self.options)
         try:
             if run.export_path:
@@ -213,6 +218,7 @@ class Migration:
             return self._finish(ctx, plan, RunStatus.CANCELLED)
         await ensure_definitions(ctx)
         await load(ctx)
+        await apply_updates(ctx)  # catch-ups: users already in Kinde brought up to date; else a no-op
         if self.settings.migrate_organizations:
             await organizations(ctx)
         return self._finish(ctx, plan, RunStatus.COMPLETED)

@@ -127,7 +127,7 @@ def _sample(row: Any) -> dict[str, Any]:
 def plan_warnings(journal: Journal, plan: Plan, *, policy: str) -> list[str]:
     """What the operator must read before saying yes: data the plan cannot carry across."""
     warnings = []
-    if plan.export_only:
+    if plan.export_only and journal.run(plan.run_id).mode in ("run", "dry-run"):  # canaries, catch-ups: partial
         sample = ", ".join(journal.export_only_users(plan.run_id, limit=5))
         warnings.append(
             f"{plan.export_only} user(s) are in the export but not in Clerk's API (e.g. {sample}): not migrated"

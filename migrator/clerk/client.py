@@ -18,6 +18,8 @@ from migrator.http import ApiClient
 
 PAGE_SIZE = 500  # Clerk's maximum; more is silently treated as the default 10 (see notes)
 ORDER_OLDEST_FIRST = "+created_at"
+ORDER_RECENTLY_UPDATED_FIRST = "-updated_at"
+MAX_FILTER_VALUES = 100  # user_id=... values per request (spec)
 
 
 class ClerkClient(ApiClient):
@@ -99,6 +101,43 @@ class ClerkClient(ApiClient):
             if exc.status in (400, 422):
                 return None
             raise
+
+    # -- catch-ups and canaries (see migrator.stages.catchup, migrator.stages.canary) ----------------
+    async def iter_users_created_after(self, after_ms: int) -> AsyncIterator[list[dict[str, Any]]]:
+        """Pages of users created after ``after_ms`` (Unix ms, the spec's ``created_at_after``), oldest first."""
+        offset = 0
+        while True:
+            params = {"limit": PAGE_SIZE, "order_by": ORDER_OLDEST_FIRST, "created_at_after": after_ms}
+            page = await self._user_page({**params, "offset": offset} if offset else params)
+            if page:
+                yield page
+            if len(page) < PAGE_SIZE:
+                return
+            offset += len(page)
+
+    async def iter_users_updated_since(self, since_ms: int) -> AsyncIterator[list[dict[str, Any]]]:
+        """Pages of users ordered ``-updated_at``, until one older than ``since_ms`` (the rest are older still).
+
+        A user whose ``updated_at`` is not a number ends nothing: it is passed on (the caller compares).
+        """
+        offset = 0
+        while True:
+            params = {"limit": PAGE_SIZE, "order_by": ORDER_RECENTLY_UPDATED_FIRST, "offset": offset}
+            page = await self._user_page(params)
+            recent = [u for u in page if not isinstance(u.get("updated_at"), int) or u["updated_at"] >= since_ms]
+            if recent:
+                yield recent
+            if len(recent) < len(page) or len(page) < PAGE_SIZE:
+                return
+            offset += len(page)
+
+    async def users_by_id(self, user_ids: list[str]) -> list[dict[str, Any]]:
+        """The users among ``user_ids`` (at most 100, the spec's limit) that Clerk still has."""
+        if len(user_ids) > MAX_FILTER_VALUES:
+            raise ValueError(f"at most {MAX_FILTER_VALUES} user ids per request")
+        if not user_ids:
+            return []
+        return await self._user_page({"user_id": user_ids, "limit": PAGE_SIZE})
 
     async def _iter_list(self, path: str) -> AsyncIterator[dict[str, Any]]:
         offset = 0

@@ -273,6 +273,37 @@ class KindeClient(ApiClient):
     async def update_user(self, kinde_id: str, fields: dict[str, Any]) -> None:
         await self.call("PATCH", "/api/v1/user", params={"id": kinde_id}, json=fields, scope="update:users")
 
+    # -- undo and catch-up deletions (migrator.stages.undo) ---------------------------------
+    async def get_user(self, kinde_id: str) -> KindeUser | None:
+        """GET /api/v1/user?id=: the user, or None when Kinde has no such user (it answers 400 or 404)."""
+        try:
+            body = await self.call("GET", "/api/v1/user", params={"id": kinde_id}, scope="read:users")
+        except ApiError as exc:
+            if exc.status in (400, 404):
+                return None
+            raise
+        user = self._parse_user(body)
+        if user is None:
+            raise ProtocolError("Kinde GET /api/v1/user answered without a user id", service=self.service)
+        return user
+
+    async def delete_user(self, kinde_id: str) -> None:
+        await self.call("DELETE", "/api/v1/user", params={"id": kinde_id}, scope="delete:users")
+
+    async def organization_user_ids(self, org_code: str) -> list[str]:
+        return [
+            u["id"]
+            async for page in self.organization_member_pages(org_code)
+            for u in page
+            if isinstance(u.get("id"), str)
+        ]
+
+    async def delete_organization(self, org_code: str) -> None:
+        await self.call("DELETE", f"/api/v1/organization/{org_code}", scope="delete:organizations")
+
+    async def delete_role(self, role_id: str) -> None:
+        await self.call("DELETE", f"/api/v1/roles/{role_id}", scope="delete:roles")
+
     # -- organizations and roles ------------------------------------------------------------
     async def _paged(self, path: str, key: str, scope: str) -> list[dict[str, Any]]:
         """Every item of a ``next_token``-paged list (roles, organizations, permissions)."""

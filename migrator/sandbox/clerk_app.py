@@ -8,7 +8,8 @@ of 500 at the end of a million users costs the same as the first page.
 
 Served: ``GET /v1/users``, ``/v1/users/count``, ``/v1/organizations``,
 ``/v1/organization_memberships``, ``/v1/organization_roles``; sandbox-only (no auth, no rate
-limit): ``GET /_sandbox/users/{user_id}/password`` and ``GET /_sandbox/state``.
+limit): ``GET /_sandbox/users/{user_id}/password``, ``GET /_sandbox/state`` and ``POST /_sandbox/users``
+(sign-ups, edits, bans, password changes and deletions while serving: ``changes.py``).
 
 Spec parameters the sandbox does not emulate (e.g. ``query``, ``banned``) are answered with a 422
 naming them, rather than silently ignored, so a client relying on them fails loudly here.
@@ -89,6 +90,7 @@ UNSUPPORTED_ORGANIZATION_PARAMS = (
 )
 UNSUPPORTED_ROLE_PARAMS = ("query",)
 STATE_PATH = "/_sandbox/state"
+CHANGES_PATH = "/_sandbox/users"
 UNMATCHED_ROUTE = "(unmatched)"
 
 
@@ -308,7 +310,7 @@ def _select_users(dataset: Dataset, params: QueryParams) -> _Selection:
     before = _int_param(params, "created_at_before", None)
     span = dataset.index_range(after, before)
     include: set[int] | None = None
-    excluded: set[int] = set()
+    excluded: set[int] = set(dataset.changes.deleted)  # deleted in Clerk since the sandbox started
     for name in USER_FILTERS:
         values = _list_param(params, name)
         if not values:
@@ -362,6 +364,8 @@ def _user_page(
             return list(islice(selection.ascending(cursor + 1), limit))
         start = selection.index_at(offset)
         return [] if start is None else list(islice(selection.ascending(start), limit))
+    if field == "updated_at" and descending:
+        return _newest_updated(dataset, selection, limit, offset)
     if selection.count() > MAX_SORTED_USERS:
         raise _param_error(
             "order_by",
@@ -375,6 +379,51 @@ def _user_page(
     ordered = [i for _k, i in reversed(present)] if descending else [i for _k, i in present]
     ordered = missing + ordered if descending else ordered + missing
     return ordered[offset : offset + limit]
+
+
+def _newest_updated(dataset: Dataset, selection: _Selection, limit: int, offset: int) -> list[int]:
+    """``-updated_at`` order without sorting every user per request (catch-ups page it): the
+    generated order is sorted once, and users changed while serving come first."""
+    members = None if selection.members is None else set(selection.members)
+    page: list[int] = []
+    skipped = 0
+    for index in dataset.updated_order():
+        if index not in selection.span or (members is not None and index not in members):
+            continue
+        if members is None and index in selection.excluded:
+            continue
+        if skipped < offset:
+            skipped += 1
+            continue
+        page.append(index)
+        if len(page) == limit:
+            break
+    return page
+
+
+def _change_users(dataset: Dataset, body: Any, *, bans_bump: bool = True) -> dict[str, Any]:
+    """Apply ``{"add": N, "change": {id: {first_name, last_name, banned}}, "password": [id], "delete": [id]}``."""
+    if not isinstance(body, dict):
+        raise ClerkApiError(400, "request_invalid", "invalid request", "the body must be a JSON object")
+
+    def index(user_id: Any) -> int:
+        found = dataset.index_of(user_id) if isinstance(user_id, str) else None
+        if found is None or found in dataset.changes.deleted:
+            raise ClerkApiError(404, "resource_not_found", "not found", f"No user was found with id {user_id}")
+        return found
+
+    try:
+        for user_id, fields in (body.get("change") or {}).items():
+            bump = bans_bump or set(fields) - {"banned"}
+            dataset.change_user(index(user_id), dict(fields), bump=bool(bump))
+        for user_id in body.get("password") or []:
+            dataset.change_password(index(user_id), bump=bans_bump)
+        for user_id in body.get("delete") or []:
+            dataset.delete_user(index(user_id))
+        added = dataset.add_users(int(body["add"])) if body.get("add") else []
+    except (ValueError, TypeError) as exc:
+        raise ClerkApiError(422, "form_param_value_invalid", "is invalid", str(exc)) from None
+    return {"added": added, "users": dataset.n - len(dataset.changes.deleted)}
 
 
 # ------------------------------------------------------------------------------- the app
@@ -478,11 +527,14 @@ class ClerkBehaviour:
 
     ``cursor``: ``starting_after`` is honoured (the 2026-08 spec), ignored (an older API version
     answers page one again) or rejected with a 422 (a version that does not know the parameter).
+    ``bans_and_passwords_bump_updated_at``: the spec does not say whether a ban or a password change
+    moves a user's ``updated_at``; False: they do not (only ``migrator sync --full`` sees them).
     ``outage_after_pages``: after that many user pages, every ``GET /v1/users`` fails with
     ``outage_status`` until the field is set back to ``None``.
     """
 
     cursor: Literal["honoured", "ignored", "rejected"] = "honoured"
+    bans_and_passwords_bump_updated_at: bool = True
     outage_after_pages: int | None = None
     outage_status: int = 503
     pages_served: int = 0
@@ -587,6 +639,13 @@ def build_clerk_app(
             )
         return JSONResponse({"password": plaintext})
 
+    async def sandbox_change_users(request: Request) -> Response:
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        return JSONResponse(_change_users(dataset, body, bans_bump=behaviour.bans_and_passwords_bump_updated_at))
+
     async def sandbox_state(request: Request) -> Response:
         counts = request.app.state.request_counts
         return JSONResponse({"requests": dict(counts["requests"]), "statuses": dict(counts["statuses"])})
@@ -613,6 +672,7 @@ def build_clerk_app(
         Route("/v1/organization_roles", list_roles, methods=["GET"]),
         Route("/_sandbox/users/{user_id}/password", sandbox_password, methods=["GET"]),
         Route(STATE_PATH, sandbox_state, methods=["GET"]),
+        Route(CHANGES_PATH, sandbox_change_users, methods=["POST"]),
     ]
     app = Starlette(
         routes=routes,

@@ -74,7 +74,7 @@ import random
 import re
 import unicodedata
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -82,6 +82,7 @@ from typing import Any, Literal, get_args
 import phonenumbers
 
 from migrator.clerk.export import EXPORT_COLUMNS  # Clerk's 13 columns, in Clerk's order
+from migrator.sandbox.changes import ClerkChanges, now_ms
 from migrator.sandbox.hashing import CLERK_HASHERS, make_clerk_digest
 
 # The dashboard prefixes a TAB to any cell starting with one of these (clerk_go pkg/csvsafe).
@@ -474,7 +475,9 @@ class Dataset:
         self._pattern_slots = [(off, k) for off, c in enumerate(self._pattern) for k in range(c)]
         self._pool: dict[tuple[str, int], tuple[str, str]] = {}
         self._member_counts: list[int] | None = None
-        self._profile = lru_cache(maxsize=4096)(self._build_profile)
+        self._generated_profile = lru_cache(maxsize=4096)(self._build_profile)
+        self.changes = ClerkChanges()  # what changed while serving (sandbox-only endpoints)
+        self._updated_order: list[int] | None = None  # generated users, newest updated_at first
 
     # ----------------------------------------------------------------------------- ids
 
@@ -529,7 +532,10 @@ class Dataset:
             raise IndexError(f"user index {i} out of range 0..{self.n - 1}")
 
     def created_at(self, i: int) -> int:
-        """Unix ms; strictly increasing with ``i`` (spacing 60 s, jitter below 30 s)."""
+        """Unix ms; strictly increasing with ``i`` (spacing 60 s, jitter below 30 s; sign-ups: when added)."""
+        added = self.changes.created.get(i)
+        if added is not None:
+            return added
         return BASE_CREATED_AT_MS + i * USER_SPACING_MS + _hash_int(self.seed, "t", i) % 30_000
 
     def index_range(self, after_ms: int | None = None, before_ms: int | None = None) -> range:
@@ -538,6 +544,57 @@ class Dataset:
         lo = 0 if after_ms is None else bisect.bisect_right(everyone, after_ms, key=self.created_at)
         hi = self.n if before_ms is None else bisect.bisect_left(everyone, before_ms, key=self.created_at)
         return range(lo, max(lo, hi))
+
+    # ----------------------------------------------------------------------------- changes (sandbox)
+
+    def _profile(self, i: int) -> _Profile:
+        profile = self._generated_profile(i)
+        patch = self.changes.patches.get(i)
+        return replace(profile, **patch) if patch else profile
+
+    def add_users(self, count: int, at_ms: int | None = None) -> list[str]:
+        """Sign ``count`` new users up now (the next indexes); their ids."""
+        if count < 1 or self.n + count > MAX_USERS:
+            raise ValueError(f"count must be at least 1 and keep the dataset under {MAX_USERS} users")
+        at_ms = max(at_ms or now_ms(), self.created_at(self.n - 1) + 1)
+        first = self.n
+        self.n += count
+        for k, i in enumerate(range(first, self.n)):
+            self.changes.created[i] = at_ms + k
+            self.changes.patch(i, {}, at_ms + k)
+        self._member_counts = None
+        return [self.user_id(i) for i in range(first, self.n)]
+
+    def change_user(self, i: int, fields: dict[str, Any], at_ms: int | None = None, *, bump: bool = True) -> None:
+        """Change first/last name or ban flag of user i, as if edited in Clerk's dashboard now."""
+        self._check_index(i)
+        self.changes.patch(i, fields, at_ms or now_ms(), bump=bump)
+
+    def change_password(self, i: int, at_ms: int | None = None, *, bump: bool = True) -> None:
+        """User i sets a new password now (another pool entry of the same hasher)."""
+        p = self._profile(i)
+        if p.password is None:
+            raise ValueError(f"user {p.user_id} has no password to change")
+        at_ms = at_ms or now_ms()
+        hasher, slot = p.password
+        self.changes.patches.setdefault(i, {})["password"] = (hasher, (slot + 1) % POOL_SIZE)
+        self.changes.patches[i]["digest_exported"] = True
+        self.changes.patch(i, {}, at_ms, bump=bump)
+        self.changes.password_changed[i] = self.changes.last_ms
+
+    def delete_user(self, i: int) -> None:
+        self._check_index(i)
+        self.changes.deleted.add(i)
+
+    def updated_order(self) -> list[int]:
+        """Every live user, newest ``updated_at`` first: touched users, then the generated order (sorted once)."""
+        touched = self.changes.touched()
+        if self._updated_order is None:
+            everyone = range(self.n - len(self.changes.created))
+            self._updated_order = sorted(everyone, key=lambda i: self._generated_profile(i).updated_at, reverse=True)
+        first = sorted(touched, key=lambda i: touched[i], reverse=True)
+        rest = [i for i in self._updated_order if i not in touched and i not in self.changes.deleted]
+        return first + rest
 
     # ----------------------------------------------------------------------------- traits
 
@@ -770,7 +827,9 @@ class Dataset:
         if exported is None:
             return None
         i = self.index_of(user_id)
-        return exported + NEW_PASSWORD_SUFFIX if i is not None and self.changed_after_export(i) else exported
+        if i is None or i in self.changes.password_changed:
+            return exported  # changed in the sandbox: the new password is the pool entry itself
+        return exported + NEW_PASSWORD_SUFFIX if self.changed_after_export(i) else exported
 
     # ----------------------------------------------------------------------------- password history
 
@@ -802,6 +861,8 @@ class Dataset:
         p = self._profile(i)
         if not p.password_enabled:
             return None
+        if i in self.changes.password_changed:
+            return self.changes.password_changed[i]
         if self.changed_after_export(i):
             return self.export_time_ms + 1000 + _hash_int(self.seed, "changed-at", i) % (30 * DAY_MS)
         roll = _hash_int(self.seed, "password-updated", i)

@@ -113,9 +113,11 @@ ALL_SCOPES: frozenset[str] = frozenset(
         "update:organization_properties",
         "create:organizations",
         "read:organizations",
+        "delete:organizations",
         "create:organization_users",
         "read:roles",
         "create:roles",
+        "delete:roles",
         "read:permissions",
         "create:permissions",
         "read:properties",
@@ -830,6 +832,11 @@ class _KindeApi:
                 "create:organization_users",
                 "optional_json",
             ),
+            _Operation("DELETE", "/api/v1/organization/{org_code}", self.delete_organization, "delete:organizations"),
+            _Operation(
+                "GET", "/api/v1/organizations/{org_code}/users", self.list_organization_users, "read:organization_users"
+            ),
+            _Operation("DELETE", "/api/v1/roles/{role_id}", self.delete_role, "delete:roles"),
             _Operation("GET", "/api/v1/roles", self.list_roles, "read:roles"),
             _Operation("POST", "/api/v1/roles", self.create_role, "create:roles", "optional_json"),
             _Operation("GET", "/api/v1/permissions", self.list_permissions, "read:permissions"),
@@ -839,9 +846,6 @@ class _KindeApi:
             _Operation("GET", "/api/v1/property_categories", self.list_categories, "read:property_categories"),
             _Operation(
                 "POST", "/api/v1/property_categories", self.create_category, "create:property_categories", "json"
-            ),
-            _Operation(
-                "GET", "/api/v1/organizations/{org_code}/users", self.list_organization_users, "read:organization_users"
             ),
             _Operation("POST", "/_sandbox/sign-in", self.sign_in, None, "json"),
             _Operation("DELETE", "/_sandbox/users/{user_id}", self.tamper_delete),
@@ -1082,19 +1086,11 @@ class _KindeApi:
         user = self._user(call.path_params["user_id"])
         return self._property_values(user.properties, self._definitions("usr"))
 
-    def _organization(self, call: _Call) -> _Organization:
-        org = self.store.organizations.get(call.path_params["org_code"])
-        if org is None:
-            raise KindeError(
-                400, "ORGANIZATION_NOT_FOUND", f"No organization with code {call.path_params['org_code']}."
-            )
-        return org
-
     def organization_properties(self, call: _Call) -> Response:
-        return self._property_values(self._organization(call).properties, self._definitions("org"))
+        return self._property_values(self._organization(call.path_params["org_code"]).properties, self._definitions("org"))
 
     def set_organization_properties(self, call: _Call) -> Response:
-        org = self._organization(call)
+        org = self._organization(call.path_params["org_code"])
         self._apply_properties(call.body, org.properties, "org")
         return _ok(_SUCCESS)
 
@@ -1433,6 +1429,29 @@ class _KindeApi:
             membership.roles.extend(key for key in roles if key not in membership.roles)
             membership.permissions.extend(key for key in permissions if key not in membership.permissions)
         return _ok({**_SUCCESS, "users_added": added})
+
+    def _organization(self, code: str) -> _Organization:
+        org = self.store.organizations.get(code)
+        if org is None:
+            raise KindeError(400, "ORGANIZATION_NOT_FOUND", f"No organization with code {code}.")
+        return org
+
+    def delete_organization(self, call: _Call) -> Response:
+        org = self._organization(call.path_params["org_code"])
+        if org.is_default:
+            raise KindeError(400, "CANNOT_DELETE_DEFAULT_ORGANIZATION", "The default organization cannot be deleted.")
+        del self.store.organizations[org.code]
+        return _ok(_SUCCESS)
+
+    def delete_role(self, call: _Call) -> Response:
+        role = self.store.roles.get(call.path_params["role_id"])
+        if role is None:
+            raise KindeError(400, "ROLE_NOT_FOUND", f"No role with id {call.path_params['role_id']}.")
+        in_use = any(role.key in m.roles for org in self.store.organizations.values() for m in org.members.values())
+        if in_use:
+            raise KindeError(400, "ROLE_IN_USE", f"Role {role.key} is assigned to users.")
+        del self.store.roles[role.id]
+        return _ok(_SUCCESS)
 
     def list_roles(self, call: _Call) -> Response:
         field_name, descending = _sort_order(call.query, ("name_asc", "name_desc", "key_asc", "key_desc"))

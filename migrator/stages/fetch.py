@@ -32,7 +32,7 @@ async def fetch(ctx: RunContext) -> None:
     ctx.emit(PhaseStarted("fetch", ctx.run.source_count))
     await _fetch_users(ctx, resumed=ctx.run.fetch_cursor is not None)
     if ctx.settings.migrate_organizations:
-        await _fetch_organizations(ctx)
+        await fetch_organizations(ctx)
     await _check_complete(ctx)
     ctx.emit(PhaseFinished("fetch"))
 
@@ -56,7 +56,7 @@ async def _fetch_users(ctx: RunContext, *, resumed: bool) -> None:
         nonlocal seq
         staged = ctx.journal.staged_count(run.id)
         while (page := await pages.get()) is not None:
-            rows, problems = _stage_page(ctx, page, seq)
+            rows, problems = stage_page(ctx, page, seq)
             seq += len(page)
             with ctx.journal.transaction():
                 staged += ctx.journal.stage_users(run.id, rows)
@@ -70,7 +70,7 @@ async def _fetch_users(ctx: RunContext, *, resumed: bool) -> None:
         group.create_task(consume())
 
 
-def _stage_page(ctx: RunContext, page: Page, seq: int) -> tuple[list[dict[str, Any]], list[Problem]]:
+def stage_page(ctx: RunContext, page: Page, seq: int) -> tuple[list[dict[str, Any]], list[Problem]]:
     export_path = ctx.export.path if ctx.export else None
     rows, problems = [], []
     for offset, user in enumerate(page):
@@ -109,7 +109,7 @@ async def _check_complete(ctx: RunContext) -> None:
         )
 
 
-async def _fetch_organizations(ctx: RunContext) -> None:
+async def fetch_organizations(ctx: RunContext) -> None:
     journal, run_id, options = ctx.journal, ctx.run.id, ctx.options
     problems: list[Problem] = []
     with journal.transaction():

@@ -1,4 +1,4 @@
-"""Stages 2-4 together: index the export, fetch and stage every Clerk user, settle shared identities.
+"""Stages 2-4 together: index the export, fetch and stage Clerk users, settle shared identities.
 
 What every kind of run does before it decides anything (a migration run, a dry run, an export of
 import files). Marks the fetch done only when every Clerk user was accounted for.
@@ -7,10 +7,14 @@ import files). Marks the fetch done only when every Clerk user was accounted for
 from __future__ import annotations
 
 from migrator.events import Notice
+from migrator.stages.canary import fetch_selected
+from migrator.stages.catchup import catch_up
 from migrator.stages.conflicts import resolve_conflicts
 from migrator.stages.context import RunContext
 from migrator.stages.export_index import index_export
 from migrator.stages.fetch import fetch
+
+FETCH_BY_MODE = {"sync": catch_up, "canary": fetch_selected}  # cutover runs (migrator.cutover); else all users
 
 
 async def gather(ctx: RunContext) -> None:
@@ -19,7 +23,7 @@ async def gather(ctx: RunContext) -> None:
         return
     if ctx.export is not None and journal.export_count(run.id) == 0:
         index_export(ctx)
-    await fetch(ctx)
+    await FETCH_BY_MODE.get(run.mode, fetch)(ctx)
     settle_conflicts(ctx)
     if not ctx.notes:
         journal.record_fetch_done(run.id)

@@ -42,8 +42,10 @@ async def organizations(ctx: RunContext) -> None:
     await attach_role_permissions(ctx)
     existing = {o.get("external_id"): o.get("code") for o in await ctx.kinde.list_organizations()}
     for done, org in enumerate(todo, start=1):
-        code = existing.get(org["clerk_org_id"]) or await _create_organization(ctx, org)
-        journal.record_organization(run_id, org["clerk_org_id"], code)
+        code = existing.get(org["clerk_org_id"])
+        created = code is None
+        code = code or await _create_organization(ctx, org)
+        journal.record_organization(run_id, org["clerk_org_id"], code, created=created)
         ctx.emit(PhaseAdvanced("organizations", done, len(todo)))
     await write_organization_properties(ctx)
     added, failed = await _add_memberships(ctx)
@@ -54,9 +56,10 @@ async def organizations(ctx: RunContext) -> None:
 async def ensure_roles(ctx: RunContext) -> None:
     existing = {r.get("key") for r in await ctx.kinde.list_roles()}
     for role in ctx.journal.roles(ctx.run.id):
-        if role["key"] not in existing:
+        created = role["key"] not in existing
+        if created:
             await _create_role(ctx, role["key"], json.loads(role["body"]))
-        ctx.journal.record_role(ctx.run.id, role["key"])
+        ctx.journal.record_role(ctx.run.id, role["key"], created=created)
 
 
 async def _create_role(ctx: RunContext, key: str, body: dict[str, Any]) -> None:

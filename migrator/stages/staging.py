@@ -25,7 +25,6 @@ from migrator.mapping import MappingOptions, all_identity_keys, identity_keys, m
 from migrator.models import ExportRow, Skip, UserPlan, plan_to_record
 
 Problem = tuple[str, str, str]  # (clerk id, kind, message)
-LEFT_TO_FILES = "left_to_import_files"
 
 
 def staged_row(
@@ -34,8 +33,6 @@ def staged_row(
     """The journal row for ``user`` and the problems to report for it (bad export cells, skips, warnings)."""
     clerk_id = user["id"]
     result = plan_user(user, row, options)
-    if options.only_ids is not None and clerk_id not in options.only_ids:
-        result = Skip(clerk_id, LEFT_TO_FILES, "not in the --only-file list: left to the Kinde import files")
     problems: list[Problem] = []
     if row is not None and export_path is not None:
         # Bad cells in the export (an address that is not an email, ...) are reported, never fatal.

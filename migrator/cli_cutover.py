@@ -1,0 +1,184 @@
+"""The cutover commands: ``sync`` (catch-up), ``undo``, and the canary options of ``run``.
+
+Kept apart from ``cli.py`` so the core commands stay short; registered on the same typer app.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from migrator.cli import (
+    ConfigOption,
+    ExportTimeOption,
+    JsonOption,
+    StateDirOption,
+    YesOption,
+    _consoles,
+    _execute,
+    _require_confirmation_possible,
+    _run_command,
+    _settings,
+    app,
+)
+from migrator.cutover import Canary, ConfirmUndo, Sync, Undo, UndoSummary, run_undo
+from migrator.errors import ConfigError
+from migrator.journal import Journal
+from migrator.only_file import read_only_ids
+from migrator.render import Renderer
+from migrator.reports import Summary
+
+SampleOption = Annotated[int | None, typer.Option("--sample", help="Canary: migrate N random users only.")]
+SeedOption = Annotated[int, typer.Option("--seed", help="Canary: the same seed picks the same sample.")]
+OnlyOption = Annotated[str | None, typer.Option("--only", help="Canary: migrate only these Clerk ids (comma list).")]
+OnlyFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--only-file",
+        help="Canary: the Clerk ids in this file (one a line, or a clerk_id column: api-users.csv of `migrator export`).",
+    ),
+]
+
+
+def chain_entry(run: dict[str, Any]) -> str:
+    """``3 sync<-2 (completed)``: a run, its base, its status (``status`` shows the chain)."""
+    base = f"<-{run['parent_run_id']}" if run["parent_run_id"] else ""
+    return f"{run['id']} {run['mode']}{base} ({run['status']})"
+
+
+def print_cutover_counts(out: Console, counts: dict[str, Any]) -> None:
+    """Under ``status``: a catch-up's updates, a catch-up's or undo's deletions."""
+    if counts["updates"]:
+        out.print("  updates      " + ", ".join(f"{k} {v}" for k, v in sorted(counts["updates"].items())))
+    for kind, states in sorted(counts["deletions"].items()):
+        out.print(f"  {kind + ' deletions':<12} " + ", ".join(f"{k} {v}" for k, v in sorted(states.items())))
+
+
+def canary_action(sample: int | None, seed: int, only: str | None, only_file: Path | None) -> Canary | None:
+    """The canary ``run --sample/--only/--only-file`` asks for, or None for a full run."""
+    ids = [part.strip() for part in (only or "").split(",") if part.strip()]
+    ids += sorted(read_only_ids(only_file) or ())
+    if sample is not None and ids:
+        raise ConfigError("--sample and --only/--only-file exclude each other")
+    if sample is None and not ids:
+        return None
+    if sample is not None and sample < 1:
+        raise ConfigError("--sample must be a positive number of users")
+    return Canary(sample=sample, seed=seed, only=tuple(ids))
+
+
+@app.command()
+def sync(
+    since: Annotated[int | None, typer.Option("--since", help="Base run (default: the latest run).")] = None,
+    clerk_export: Annotated[
+        Path | None, typer.Option("--clerk-export", help="A fresh export: changed passwords are imported from it.")
+    ] = None,
+    export_time: ExportTimeOption = None,
+    delete_removed: Annotated[
+        bool, typer.Option("--delete-removed", help="Delete from Kinde the users gone from Clerk (ours only).")
+    ] = False,
+    full: Annotated[
+        bool, typer.Option("--full", help="Compare every Clerk user, not only those updated since (slower).")
+    ] = False,
+    yes: YesOption = False,
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+    state_dir: StateDirOption = None,
+) -> None:
+    """Catch up: bring over only what changed in Clerk since a run began (a run of its own).
+
+    Sign-ups are migrated; users changed since have their names, identities, suspension and (with a
+    fresh export) password brought up to date; users gone from Clerk are listed, or deleted with
+    --delete-removed when this journal created them. Without --clerk-export, changed passwords get
+    the unimportable-password policy.
+
+    Examples:
+
+        migrator sync --yes
+
+        migrator sync --since 1 --clerk-export users-new.csv --yes
+    """
+
+    def body() -> Summary:
+        settings = _settings(config, clerk_export=clerk_export, state_dir=state_dir, clerk_export_time=export_time)
+        return _execute(settings, as_json, Sync(since, delete_removed, full), yes=yes)  # type: ignore[arg-type]
+
+    raise typer.Exit(_run_command(body).exit_code)
+
+
+@app.command()
+def undo(
+    run_id: Annotated[int, typer.Argument(help="The run whose creations to delete from Kinde.")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be deleted; delete nothing.")] = False,
+    yes: YesOption = False,
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+    state_dir: StateDirOption = None,
+) -> None:
+    """Delete from Kinde exactly what run RUN_ID created: its users, then its organizations and roles
+    nobody else uses. Never anything it did not create (journal and Kinde's provided_id/external_id
+    must agree). Resumable: run it again to continue; once done, it is a no-op.
+
+    Examples:
+
+        migrator undo 3 --dry-run
+
+        migrator undo 3 --yes
+    """
+
+    def body() -> UndoSummary:
+        settings = _settings(config, state_dir=state_dir)
+        _require_confirmation_possible(yes, dry_run)
+        progress_console, out = _consoles(as_json)
+        journal = Journal(settings.state_dir)
+        try:
+            journal.acquire()
+            with Renderer(progress_console, live=progress_console.is_terminal) as renderer:
+                summary = asyncio.run(
+                    run_undo(settings, journal, Undo(run_id, dry_run), on_event=renderer, confirm=_ask(yes, renderer))
+                )
+        finally:
+            journal.close()
+        _show(summary, out, as_json)
+        return summary
+
+    raise typer.Exit(_run_command(body).exit_code)
+
+
+def _ask(yes: bool, renderer: Renderer) -> ConfirmUndo:
+    def confirm(planned: dict[str, int]) -> bool:
+        with renderer.paused():
+            renderer.console.print(_counts_table("About to delete from Kinde", planned))
+            return yes or typer.confirm("Delete?", default=False)
+
+    return confirm
+
+
+def _counts_table(title: str, counts: dict[str, int]) -> Table:
+    table = Table(title=title)
+    table.add_column("kind")
+    table.add_column("count", justify="right")
+    for kind in ("user", "organization", "role"):
+        table.add_row(f"{kind}s", str(counts.get(kind, 0)))
+    return table
+
+
+def _show(summary: UndoSummary, out: Console, as_json: bool) -> None:
+    if as_json:
+        out.print_json(json.dumps(summary.to_json()))
+        return
+    if summary.dry_run:
+        out.print(
+            _counts_table(f"Undo of run {summary.base_run_id}: would delete (nothing was deleted)", summary.planned)
+        )
+        return
+    for kind, states in summary.outcomes.items():
+        out.print(f"{kind}s: " + ", ".join(f"{state} {n}" for state, n in sorted(states.items())), highlight=False)
+    for note in summary.kept:
+        out.print(f"[yellow]kept[/yellow]: {note}", highlight=False)

@@ -1,0 +1,245 @@
+"""Cutover runs: catch-ups (``sync``), canaries (``run --sample/--only``) and ``undo``.
+
+A production migration is not one run: the bulk run happens days before the switch, catch-ups
+bring over what changed in Clerk since, a canary tries a few hundred users first, and an undo
+takes a rehearsal back out of a real tenant. Each is a run of its own in the journal (mode
+``sync``, ``canary`` or ``undo``; ``parent_run_id`` names its base run), resumable like any run.
+
+Catch-ups and canaries are ordinary migrations with another fetch stage (``pipeline`` picks it by
+mode); an undo has its own short lifecycle here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from migrator.config import Settings
+from migrator.connect import connect
+from migrator.errors import EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK, InputError, JournalError, MigratorError
+from migrator.events import Emit, Notice
+from migrator.journal import DeletionState, Journal, Run, RunStatus
+from migrator.mapping import MappingOptions
+from migrator.stages.catchup import since_ms
+from migrator.stages.context import RunContext
+from migrator.stages.unchanged import file_fingerprint
+from migrator.stages.undo import plan_undo, undo
+
+if TYPE_CHECKING:
+    from migrator.pipeline import Confirm, Migration
+    from migrator.reports import Summary
+
+BASE_MODES = ("run", "sync", "canary")  # runs a catch-up can follow, or an undo take back
+DEFAULT_SINCE_MODES = ("run", "sync")  # a canary covers a few users: never the default base of a catch-up
+FINISHED = (RunStatus.COMPLETED, RunStatus.COMPLETED_WITH_FAILURES)
+
+
+@dataclass(frozen=True)
+class Sync:
+    """A catch-up (``migrator sync``): what changed in Clerk since ``since_run_id`` began (default: the latest run)."""
+
+    since_run_id: int | None = None
+    delete_removed: bool = False
+    full: bool = False  # compare every user, not only those Clerk says changed (see ClerkBehaviour)
+
+
+@dataclass(frozen=True)
+class Canary:
+    """The full pipeline for a few users: ``sample`` random ones (reproducible by ``seed``) or ``only`` these ids."""
+
+    sample: int | None = None
+    seed: int = 1
+    only: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Undo:
+    run_id: int
+    dry_run: bool = False
+
+
+async def start_cutover_run(migration: Migration, action: Sync | Canary, confirm: Confirm) -> Summary:
+    """Open a catch-up or canary run and drive it through the ordinary stages."""
+    settings, journal = migration.settings, migration.journal
+    export = settings.clerk_export
+    if export is not None and not export.is_file():
+        raise InputError(f"{export}: the Clerk export does not exist (CLERK_EXPORT / --clerk-export)")
+    if isinstance(action, Sync):
+        base = _sync_base(journal, action.since_run_id)
+        since = since_ms(base.started_at)
+        mode, options = "sync", {"since_ms": since, "delete_removed": action.delete_removed, "full": action.full}
+    else:
+        base, mode, options = None, "canary", {"selection": _selection(action)}
+    run = journal.start_run(
+        mode=mode,
+        fingerprint=settings.fingerprint(),
+        summary=settings.mapping_summary(),
+        export_path=str(export.resolve()) if export else None,
+        export_fingerprint=file_fingerprint(export) if export else None,
+        parent_run_id=base.id if base else None,
+        run_options=options,
+    )
+    since = f" since run {base.id} began ({base.started_at})" if base else ""
+    migration.emit(Notice(f"run {run.id} started ({mode}{since}); journal {journal.path}"))
+    summary = await migration.drive(run, confirm)
+    if mode == "canary":
+        pass  # VERIFY(issue 11): run `migrator verify` over this canary's users here once it lands
+    return summary
+
+
+def _sync_base(journal: Journal, run_id: int | None) -> Run:
+    base = journal.run(run_id) if run_id is not None else journal.latest_run(DEFAULT_SINCE_MODES)
+    if base is None:
+        raise JournalError("no run to catch up on: start with `migrator run`")
+    if base.mode not in BASE_MODES:
+        raise JournalError(f"run {base.id} is a {base.mode}: a catch-up follows a run, a catch-up or a canary")
+    if base.status not in FINISHED:
+        raise JournalError(
+            f"run {base.id} is {base.status}: finish it first (`migrator resume {base.id}`); a catch-up since an"
+            " unfinished run could miss users"
+        )
+    return base
+
+
+def _selection(action: Canary) -> dict[str, Any]:
+    if action.only:
+        return {"only": sorted(set(action.only))}
+    if action.sample is None or action.sample < 1:
+        raise InputError("--sample must be a positive number of users")
+    return {"sample": action.sample, "seed": action.seed}
+
+
+def is_undo_run(journal: Journal, run_id: int | None) -> bool:
+    return journal.run(run_id).mode == "undo"
+
+
+# -- undo ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class UndoSummary:
+    run_id: int | None  # None for a dry run (nothing recorded)
+    base_run_id: int
+    planned: dict[str, int] = field(default_factory=dict)  # kind -> items to delete
+    outcomes: dict[str, dict[str, int]] = field(default_factory=dict)  # kind -> state -> count
+    kept: list[str] = field(default_factory=list)
+    dry_run: bool = False
+    cancelled: bool = False
+    already_done: bool = False
+    requests: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def exit_code(self) -> int:
+        if self.cancelled:
+            return EXIT_INTERRUPTED
+        failed = any(states.get(DeletionState.FAILED, 0) for states in self.outcomes.values())
+        return EXIT_FAILURES if failed else EXIT_OK
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "exit_code": self.exit_code}
+
+
+ConfirmUndo = Callable[[dict[str, int]], bool]
+
+
+async def run_undo(
+    settings: Settings,
+    journal: Journal,
+    action: Undo,
+    *,
+    on_event: Emit,
+    confirm: ConfirmUndo,
+    clerk_transport: httpx.AsyncBaseTransport | None = None,
+    kinde_transport: httpx.AsyncBaseTransport | None = None,
+) -> UndoSummary:
+    """Delete what run ``action.run_id`` created; continue an undo of it that stopped; a no-op once done."""
+    started = time.monotonic()
+    base = journal.run(action.run_id)
+    if base.mode not in BASE_MODES:
+        raise JournalError(f"run {base.id} is a {base.mode}: it created nothing to undo")
+    previous = journal.child_run(base.id, "undo")
+    if previous is not None and previous.status in FINISHED and not _open_items(journal, previous.id):
+        on_event(Notice(f"run {base.id} was already undone by run {previous.id}: nothing to do"))
+        return UndoSummary(previous.id, base.id, outcomes=_outcomes(journal, previous.id), already_done=True)
+    if action.dry_run:
+        planned = {
+            "user": len(journal.created_users(base.id)),
+            "organization": len(journal.created_organizations(base.id)),
+            "role": len(journal.created_roles(base.id)),
+        }
+        return UndoSummary(None, base.id, planned=planned, dry_run=True)
+    async with connect(settings, clerk_transport=clerk_transport, kinde_transport=kinde_transport) as (clerk, kinde):
+        run = previous or _start_undo(settings, journal, base)
+        journal.reopen_run(run.id)
+        ctx = RunContext(settings, journal, clerk, kinde, on_event, run, MappingOptions())
+        summary = await _drive_undo(ctx, base, confirm)
+        summary.requests = {client.service: client.stats.requests for client in (clerk, kinde)}
+    summary.seconds = round(time.monotonic() - started, 3)
+    return summary
+
+
+def _start_undo(settings: Settings, journal: Journal, base: Run) -> Run:
+    return journal.start_run(
+        mode="undo",
+        fingerprint=settings.fingerprint(),
+        summary=settings.mapping_summary(),
+        export_path=None,
+        export_fingerprint=None,
+        parent_run_id=base.id,
+    )
+
+
+async def _drive_undo(ctx: RunContext, base: Run, confirm: ConfirmUndo) -> UndoSummary:
+    journal, run = ctx.journal, ctx.run
+    ctx.emit(Notice(f"run {run.id} (undo of run {base.id}); journal {journal.path}"))
+    try:
+        planned = plan_undo(ctx, base.id)
+        if any(planned.values()) and not confirm(planned):
+            ctx.emit(Notice(f"nothing was deleted: the operator declined (`migrator undo {base.id}` asks again)"))
+            journal.end_run(run.id, RunStatus.CANCELLED)
+            return UndoSummary(run.id, base.id, planned=planned, cancelled=True)
+        await undo(ctx)
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        journal.mark_run(run.id, RunStatus.INTERRUPTED)
+        raise
+    except MigratorError as exc:
+        exc.hint = f"the journal is saved: `migrator undo {base.id}` continues where this stopped"
+        journal.mark_run(run.id, RunStatus.FAILED)
+        raise
+    outcomes = _outcomes(journal, run.id)
+    failed = any(states.get(DeletionState.FAILED, 0) for states in outcomes.values())
+    journal.end_run(run.id, RunStatus.COMPLETED_WITH_FAILURES if failed else RunStatus.COMPLETED)
+    kept = [
+        f"{kind} {row['key']}: {row['detail']}"
+        for kind in ("user", "organization", "role")
+        for row in journal.deletions(run.id, kind, (DeletionState.KEPT,))
+    ]
+    return UndoSummary(run.id, base.id, planned=planned, outcomes=outcomes, kept=kept)
+
+
+def _outcomes(journal: Journal, run_id: int) -> dict[str, dict[str, int]]:
+    return journal.deletion_counts(run_id)
+
+
+def _open_items(journal: Journal, run_id: int) -> bool:
+    open_states = (DeletionState.PENDING, DeletionState.FAILED)
+    return any(journal.deletions(run_id, kind, open_states) for kind in ("user", "organization", "role"))
+
+
+def cutover_counts(journal: Journal, run_id: int) -> dict[str, Any]:
+    """A catch-up's updates and a catch-up's or undo's deletions, by state (``status``)."""
+    return {"updates": journal.update_counts(run_id), "deletions": journal.deletion_counts(run_id)}
+
+
+def run_chain(journal: Journal) -> list[dict[str, Any]]:
+    """Every run with its base (``status`` shows how catch-ups and undos hang together)."""
+    return [
+        {"id": r.id, "mode": r.mode, "status": r.status, "started_at": r.started_at, "parent_run_id": r.parent_run_id}
+        for r in journal.runs()
+    ]

@@ -1,0 +1,140 @@
+"""Stage (``migrator undo RUN_ID``): delete from Kinde exactly what one run created, nothing else.
+
+Reads: the undo run's ``deletions`` (planned from the base run's journal: users it created, then
+organizations and roles it created). Writes: each deletion's outcome, so a killed undo continues
+where it stopped and a second undo finds nothing left. Emits: the ``undo`` phase.
+
+Provenance, twice: the journal must say the run created it, and Kinde must still agree (a user's
+``provided_id`` is the Clerk id; an organization's ``external_id`` the Clerk organization id).
+An organization someone else still uses (members left after our users are gone) and a role
+another run's memberships give are kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from migrator.errors import ApiError, AuthError, ProtocolError, ScopeError
+from migrator.events import Notice, PhaseAdvanced, PhaseFinished, PhaseStarted
+from migrator.journal import DeletionState
+from migrator.stages.context import RunContext, task_group
+
+FATAL = (AuthError, ScopeError, ProtocolError)
+OPEN = (DeletionState.PENDING, DeletionState.FAILED)
+
+
+def plan_undo(ctx: RunContext, base_run_id: int) -> dict[str, int]:
+    """Record what the undo will delete (once: a resumed undo keeps its list); counts per kind."""
+    journal, run_id = ctx.journal, ctx.run.id
+    with journal.transaction():
+        journal.add_deletions(run_id, "user", journal.created_users(base_run_id), DeletionState.PENDING)
+        journal.add_deletions(run_id, "organization", journal.created_organizations(base_run_id), DeletionState.PENDING)
+        journal.add_deletions(
+            run_id, "role", [(k, k) for k in journal.created_roles(base_run_id)], DeletionState.PENDING
+        )
+    return {kind: len(journal.deletions(run_id, kind, OPEN)) for kind in ("user", "organization", "role")}
+
+
+async def undo(ctx: RunContext) -> None:
+    journal, run_id = ctx.journal, ctx.run.id
+    users = journal.deletions(run_id, "user", OPEN)
+    ctx.emit(PhaseStarted("undo", len(users)))
+    slots = asyncio.Semaphore(ctx.settings.concurrency)
+    done = 0
+
+    async def remove(item: Any) -> None:
+        nonlocal done
+        async with slots:
+            await delete_ours(ctx, "user", item["key"], item["kinde_ref"])
+        done += 1
+        ctx.emit(PhaseAdvanced("undo", done, len(users)))
+
+    async with task_group() as group:
+        for item in users:
+            group.create_task(remove(item))
+    await _undo_organizations(ctx)
+    await _undo_roles(ctx)
+    ctx.emit_pacing()
+    ctx.emit(PhaseFinished("undo"))
+
+
+async def delete_ours(ctx: RunContext, kind: str, clerk_id: str, kinde_id: str) -> None:
+    """Delete Kinde user ``kinde_id`` if it still carries ``clerk_id`` as its provided_id; record why not otherwise."""
+    journal, run_id = ctx.journal, ctx.run.id
+    try:
+        user = await ctx.kinde.get_user(kinde_id)
+        if user is None:
+            journal.record_deletion(run_id, kind, clerk_id, DeletionState.DELETED, "already gone from Kinde")
+            return
+        if user.provided_id != clerk_id:
+            detail = f"Kinde user {kinde_id} now has provided_id {user.provided_id or '(none)'}: not ours, kept"
+            journal.record_deletion(run_id, kind, clerk_id, DeletionState.KEPT, detail)
+            ctx.emit(Notice(f"{clerk_id}: {detail}", level="warning"))
+            return
+        await ctx.kinde.delete_user(kinde_id)
+    except FATAL:
+        raise
+    except ApiError as exc:
+        journal.record_deletion(run_id, kind, clerk_id, DeletionState.FAILED, str(exc))
+        return
+    journal.record_deletion(run_id, kind, clerk_id, DeletionState.DELETED)
+
+
+async def _undo_organizations(ctx: RunContext) -> None:
+    journal, run_id = ctx.journal, ctx.run.id
+    todo = journal.deletions(run_id, "organization", OPEN)
+    if not todo:
+        return
+    external = {o.get("code"): o.get("external_id") for o in await ctx.kinde.list_organizations()}
+    for item in todo:
+        clerk_org_id, code = item["key"], item["kinde_ref"]
+        if code not in external:
+            journal.record_deletion(run_id, "organization", clerk_org_id, DeletionState.DELETED, "already gone")
+            continue
+        if external[code] != clerk_org_id:
+            detail = f"its external_id is now {external[code] or '(none)'}: not ours, kept"
+            journal.record_deletion(run_id, "organization", clerk_org_id, DeletionState.KEPT, detail)
+            continue
+        await _delete_if_unused(ctx, clerk_org_id, code)
+
+
+async def _delete_if_unused(ctx: RunContext, clerk_org_id: str, code: str) -> None:
+    journal, run_id = ctx.journal, ctx.run.id
+    try:
+        members = await ctx.kinde.organization_user_ids(code)
+        if members:
+            detail = f"{len(members)} member(s) this run did not create are still in it: kept"
+            journal.record_deletion(run_id, "organization", clerk_org_id, DeletionState.KEPT, detail)
+            ctx.emit(Notice(f"organization {code}: {detail}", level="warning"))
+            return
+        await ctx.kinde.delete_organization(code)
+    except FATAL:
+        raise
+    except ApiError as exc:
+        journal.record_deletion(run_id, "organization", clerk_org_id, DeletionState.FAILED, str(exc))
+        return
+    journal.record_deletion(run_id, "organization", clerk_org_id, DeletionState.DELETED)
+
+
+async def _undo_roles(ctx: RunContext) -> None:
+    journal, run_id = ctx.journal, ctx.run.id
+    todo = journal.deletions(run_id, "role", OPEN)
+    if not todo:
+        return
+    ids = {r.get("key"): r.get("id") for r in await ctx.kinde.list_roles()}
+    for item in todo:
+        key = item["key"]
+        if key not in ids:
+            journal.record_deletion(run_id, "role", key, DeletionState.DELETED, "already gone")
+        elif journal.role_used_elsewhere(ctx.run.parent_run_id or 0, key):
+            journal.record_deletion(run_id, "role", key, DeletionState.KEPT, "another run's memberships give it")
+        else:
+            try:
+                await ctx.kinde.delete_role(str(ids[key]))
+            except FATAL:
+                raise
+            except ApiError as exc:  # Kinde refuses a role still assigned: someone else uses it
+                journal.record_deletion(run_id, "role", key, DeletionState.KEPT, f"Kinde refused: {exc}")
+                continue
+            journal.record_deletion(run_id, "role", key, DeletionState.DELETED)

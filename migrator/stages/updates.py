@@ -1,0 +1,98 @@
+"""Stage (catch-up runs): bring users already in Kinde up to date, and delete those gone from Clerk.
+
+Reads: the run's ``updates`` (from ``stages.catchup``) and pending user ``deletions``. Writes: each
+update's outcome (a failure fails the user's row, so the run exits 1 and ``resume`` retries it),
+each deletion's outcome. A no-op for any other run. Emits: the ``update`` phase.
+
+Only what changed is sent: ``PATCH /api/v1/user`` with the changed fields, the new identities one by
+one, the password from the fresh export. A user is deleted only when this journal created it and
+Kinde's ``provided_id`` still names the Clerk user (``stages.undo.delete_ours``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from migrator import passwords
+from migrator.errors import AlreadyExists, AuthError, InputError, MigratorError, ProtocolError, ScopeError
+from migrator.events import PhaseAdvanced, PhaseFinished, PhaseStarted
+from migrator.journal import DeletionState
+from migrator.models import PasswordImport
+from migrator.stages.context import RunContext
+from migrator.stages.undo import delete_ours
+
+FATAL = (AuthError, ScopeError, ProtocolError)
+
+
+async def apply_updates(ctx: RunContext) -> None:
+    updates = ctx.journal.updates_to_apply(ctx.run.id)
+    removals = ctx.journal.deletions(ctx.run.id, "user", (DeletionState.PENDING, DeletionState.FAILED))
+    if not updates and not removals:
+        return
+    ctx.emit(PhaseStarted("update", len(updates) + len(removals)))
+    for done, update in enumerate(updates, start=1):
+        try:
+            await _apply(ctx, update)
+        except FATAL:
+            raise
+        except MigratorError as exc:
+            ctx.journal.record_update(ctx.run.id, update["clerk_id"], error=str(exc))
+        else:
+            ctx.journal.record_update(ctx.run.id, update["clerk_id"])
+        ctx.emit(PhaseAdvanced("update", done, len(updates) + len(removals)))
+    for done, removal in enumerate(removals, start=len(updates) + 1):
+        await delete_ours(ctx, "user", removal["key"], removal["kinde_ref"])
+        ctx.emit(PhaseAdvanced("update", done, len(updates) + len(removals)))
+    ctx.emit_pacing()
+    ctx.emit(PhaseFinished("update"))
+
+
+async def _apply(ctx: RunContext, update: Any) -> None:
+    kinde_id = update["kinde_id"]
+    patch = json.loads(update["patch"])
+    for identity in json.loads(update["identities"]):
+        await _add_identity(ctx, update["clerk_id"], kinde_id, identity)
+    if update["password"]:
+        await ctx.kinde.set_password(kinde_id, _password_fields(ctx, update["clerk_id"]))
+    if patch:
+        await ctx.kinde.update_user(kinde_id, patch)
+
+
+async def _add_identity(ctx: RunContext, clerk_id: str, kinde_id: str, identity: dict[str, Any]) -> None:
+    """Look before adding: ours already (added before a crash) is done; another user's stays theirs
+    (the duplicate-identity policy: the holder keeps it) and is reported, not sent."""
+    holders = await _holders(ctx, identity)
+    if kinde_id in holders:
+        return
+    if holders:
+        note = f"{identity['type']} {identity['value']} not added: Kinde user {holders[0]} holds it"
+        ctx.journal.add_problems(ctx.run.id, [(clerk_id, "warning", note)])
+        return
+    body = {"type": identity["type"], "value": identity["value"]}
+    if identity.get("phone_country_id"):
+        body["phone_country_id"] = identity["phone_country_id"]
+    try:
+        await ctx.kinde.add_identity(kinde_id, body)
+    except AlreadyExists:
+        if kinde_id not in await _holders(ctx, identity):
+            raise
+
+
+async def _holders(ctx: RunContext, identity: dict[str, Any]) -> list[str]:
+    """Kinde ids of the users holding this email/username/phone (other identity types: not looked up)."""
+    if identity["type"] not in ("email", "username", "phone"):
+        return []
+    return [user.id for user in await ctx.kinde.find_users(identity["type"], [identity["value"]])]
+
+
+def _password_fields(ctx: RunContext, clerk_id: str) -> dict[str, Any]:
+    row = ctx.export_row(clerk_id)
+    translated = (
+        passwords.translate(row.password_hasher, row.password_digest, salt_position=ctx.options.salt_position)
+        if row
+        else None
+    )
+    if not isinstance(translated, PasswordImport):
+        raise InputError(f"{clerk_id}: the export given to this catch-up no longer holds an importable password")
+    return translated.fields

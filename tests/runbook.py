@@ -1,0 +1,96 @@
+"""Run a runbook's commands against the sandbox: every ``$ migrator ...`` line of its ``console`` blocks.
+
+``python -m tests.runbook runbooks/cutover.md`` refreshes the output shown under each command with a
+real run (against a fresh sandbox of 1,000 users); the test (``test_runbooks.py``) runs the same
+commands and checks each exits as documented (0, unless the line ends with ``# exits N``).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from migrator.sandbox.server import Sandbox, SandboxOptions
+from tests.e2e import cli_env, run_cli
+
+FAST = {"KINDE_MAX_RPS": "2000", "KINDE_INITIAL_RPS": "200", "COLUMNS": "100"}
+EXITS = re.compile(r"\s+# exits (\d+)$")
+
+
+@dataclass
+class Command:
+    line: str  # as written, without "$ "
+
+    @property
+    def args(self) -> list[str]:
+        return EXITS.sub("", self.line).split()[1:]
+
+    @property
+    def exit_code(self) -> int:
+        found = EXITS.search(self.line)
+        return int(found.group(1)) if found else 0
+
+
+def commands(path: Path) -> list[Command]:
+    found, inside = [], False
+    for line in path.read_text().splitlines():
+        if line.startswith("```"):
+            inside = line.strip() == "```console"
+        elif inside and line.startswith("$ migrator "):
+            found.append(Command(line[2:]))
+    return found
+
+
+def change_clerk(sandbox: Sandbox) -> None:
+    """What happens in Clerk between the bulk run and a catch-up: 2 sign-ups, a rename, a ban, a deletion."""
+    ids = [sandbox.dataset.user_id(i) for i in (100, 200, 250)]
+    body = {"add": 2, "change": {ids[0]: {"first_name": "Ada"}, ids[1]: {"banned": True}}, "delete": [ids[2]]}
+    httpx.post(f"{sandbox.clerk_url.removesuffix('/v1')}/_sandbox/users", json=body, timeout=30).raise_for_status()
+
+
+def run_all(
+    path: Path, sandbox: Sandbox, workdir: Path, before: Callable[[Command], None] = lambda c: None
+) -> list[tuple[Command, subprocess.CompletedProcess[str]]]:
+    sandbox.write_export(workdir / "users.csv")
+    results = []
+    changed = False
+    for command in commands(path):
+        if command.args[0] == "sync" and not changed:
+            change_clerk(sandbox)
+            sandbox.write_export(workdir / "users-final.csv")
+            changed = True
+        before(command)
+        results.append((command, run_cli(*command.args, cwd=workdir, env=cli_env(sandbox, **FAST))))
+    return results
+
+
+def refresh(path: Path, results: list[tuple[Command, subprocess.CompletedProcess[str]]]) -> None:
+    """Put each command's real output (stdout, then stderr) under it in the file."""
+    outputs = {id(c): (r.stdout + r.stderr).rstrip() for c, r in results}
+    lines, out, inside, skipping = path.read_text().splitlines(), [], False, False
+    queue = [c for c, _ in results]
+    for line in lines:
+        if line.startswith("```"):
+            inside, skipping = line.strip() == "```console", False
+            out.append(line)
+        elif inside and line.startswith("$ migrator "):
+            command = queue.pop(0)
+            out.extend([line, *outputs[id(command)].splitlines()])
+            skipping = True
+        elif not skipping:
+            out.append(line)
+    path.write_text("\n".join(out) + "\n")
+
+
+if __name__ == "__main__":
+    import tempfile
+
+    for name in sys.argv[1:]:
+        with Sandbox(SandboxOptions(users=1000)) as box, tempfile.TemporaryDirectory() as tmp:
+            refresh(Path(name), run_all(Path(name), box, Path(tmp)))
