@@ -157,17 +157,27 @@ def test_old_429s_do_not_add_up_to_congestion() -> None:
 def test_congestion_cuts_rate_once_per_episode_and_pauses_for_the_server_reset() -> None:
     time = FakeTime()
     limiter = make(time, initial_rate=40.0, jitter=0.0)
-    congest(limiter, 2.0)
+    limiter.slow_start = False
+    for _ in range(57):
+        limiter.on_success()
+    congest(limiter, 2.0)  # 3 of the last 60 answers: 5 %
     limiter.on_throttle(2.0)  # a 429 of a request in flight when the episode began changes nothing more
     assert limiter.rate == 36.0
-    assert limiter.slow_start is False
-    assert limiter.ceiling == 40.0
+    assert limiter.ceiling == pytest.approx(38.0)  # what the server accepted of the 40/s: 95 %
     assert limiter.backing_off
     assert limiter.resume_in == 2.0
     acquire_many(limiter, 1)
     assert time.now >= 2.0
     assert not limiter.backing_off and limiter.resume_in == 0.0
-    assert limiter.stats.throttled == 4
+    assert limiter.stats.throttled == 4 and limiter.stats.congestions == 1
+
+
+def test_congestion_ends_slow_start() -> None:
+    time = FakeTime()
+    limiter = make(time, initial_rate=40.0, jitter=0.0)
+    congest(limiter, 1.0)
+    assert limiter.slow_start is False
+    assert limiter.rate == 36.0
 
 
 def test_congestion_without_a_hint_waits_a_second() -> None:
@@ -200,8 +210,11 @@ def test_a_single_wait_is_capped() -> None:
 def test_after_a_cut_the_rate_climbs_back_to_the_ceiling_flattens_then_passes_it() -> None:
     time = FakeTime()
     limiter = make(time, initial_rate=100.0, max_rate=1000.0, jitter=0.0, growth=1e-3)
-    congest(limiter, 1.0)  # rate 90, ceiling 100, recovery from the end of the pause (t = 1)
-    assert limiter.rate == 90.0
+    limiter.slow_start = False
+    for _ in range(57):
+        limiter.on_success()
+    congest(limiter, 1.0)  # rate 90, ceiling 95, recovery from the end of the pause (t = 1)
+    assert limiter.rate == 90.0 and limiter.ceiling == pytest.approx(95.0)
 
     def rate_at(t: float) -> float:
         time.now = t
@@ -209,10 +222,10 @@ def test_after_a_cut_the_rate_climbs_back_to_the_ceiling_flattens_then_passes_it
         return limiter.rate
 
     assert rate_at(0.5) == 90.0  # no growth during the pause
-    k = (0.1 / 1e-3) ** (1 / 3)  # CUBIC's K: 4.6 s back to the ceiling
-    assert 95.0 < rate_at(1 + k / 2) < 100.0
-    assert rate_at(1 + k) == pytest.approx(100.0)
-    assert rate_at(1 + k + 2) < 101.0  # flat near the ceiling: it was one
+    k = ((95.0 - 90.0) / (1e-3 * 95.0)) ** (1 / 3)  # CUBIC's K: 3.7 s back to the ceiling
+    assert 92.5 < rate_at(1 + k / 2) < 95.0  # concave: more than half way in half the time
+    assert rate_at(1 + k) == pytest.approx(95.0)
+    assert rate_at(1 + k + 2) < 96.0  # flat near the ceiling: it was one
     assert rate_at(1 + k + 10) > 190.0  # nothing there any more: accelerate
 
 
