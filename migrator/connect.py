@@ -54,9 +54,12 @@ async def connect(
     async with clerk_http, kinde_http:
         clerk = ClerkClient(
             clerk_http,
-            AdaptiveLimiter(initial_rate=settings.clerk_max_rps, max_rate=settings.clerk_max_rps),
+            AdaptiveLimiter(
+                initial_rate=settings.clerk_max_rps, max_rate=settings.clerk_max_rps, max_wait=settings.max_wait
+            ),
             max_attempts=settings.max_attempts,
             on_retry=on_retry,
+            max_wait=settings.max_wait,
         )
         tokens = TokenManager(
             kinde_http,
@@ -66,9 +69,12 @@ async def connect(
         )
         kinde = KindeClient(
             kinde_http,
-            AdaptiveLimiter(initial_rate=settings.kinde_initial_rps, max_rate=settings.kinde_max_rps),
+            AdaptiveLimiter(
+                initial_rate=settings.kinde_initial_rps, max_rate=settings.kinde_max_rps, max_wait=settings.max_wait
+            ),
             tokens,
             max_attempts=settings.max_attempts,
             on_retry=on_retry,
+            max_wait=settings.max_wait,
         )
         yield clerk, kinde
