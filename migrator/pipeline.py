@@ -764,6 +764,7 @@ class Migration:
                     requests=client.stats.requests,
                     throttled=client.stats.throttled,
                     backing_off=client.limiter.backing_off,
+                    resume_in=client.limiter.resume_in,
                 )
             )
 
