@@ -4,8 +4,9 @@ Every request to either API goes through :class:`ApiClient.call`, which
 
 * waits for the API's shared :class:`~migrator.limiter.AdaptiveLimiter`;
 * maps transport failures and error statuses to the ``migrator.errors`` hierarchy (one place);
-* retries what is worth retrying with tenacity: 429 (after the server's reset), 5xx, timeouts and
-  dropped connections, never another 4xx. A write that is not idempotent is retried only when the
+* retries what is worth retrying with tenacity: 429 (after the server's reset: the limiter holds
+  everyone on congestion, only the request itself on a stray 429), 5xx, timeouts and dropped
+  connections, never another 4xx. No single wait is longer than ``max_wait``. A write that is not idempotent is retried only when the
   failure proves it never reached the server (429, connection refused); after an ambiguous failure
   the caller reconciles by lookup instead of re-sending blindly.
 
