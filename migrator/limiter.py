@@ -70,7 +70,7 @@ class AdaptiveLimiter:
         growth: float = 1e-3,
         jitter: float = 0.1,
         min_window: float = 1.0,
-        congestion_share: float = 0.05,
+        congestion_share: float = 0.04,
         congestion_count: int = 3,
         history: int = 100,
         history_seconds: float = 5.0,
