@@ -11,8 +11,9 @@ rate itself, and keeps finding it:
 * **a stray 429 is not a ceiling**: gateways throw the odd 429, and a 429 at random says nothing
   about the rate. A 429 is *congestion* only when 429s make up a real share of the recent answers
   (at least ``congestion_count`` of them and ``congestion_share`` of the answers in the last
-  ``history_seconds``, at most ``history`` answers): that is what a server whose bucket is empty
-  does, since every request sent faster than it refills is refused. A stray 429 changes neither
+  ``history_seconds``, at most ``history`` answers), or the last ``congestion_count`` answers were
+  all 429s: that is what a server whose bucket is empty does, since every request sent faster than
+  it refills is refused. A stray 429 changes neither
   the rate nor anyone else's pace; only the request that met it waits the server's reset;
 * on **congestion** the rate is cut multiplicatively (``decrease``) and every request waits the
   server's ``Retry-After``/``RateLimit-Reset`` plus jitter, never more than ``max_wait`` at once;
@@ -184,6 +185,10 @@ class AdaptiveLimiter:
             answers.popleft()
         throttled = sum(1 for _, was_429 in answers if was_429)
         if throttled >= self.congestion_count and throttled >= self.congestion_share * len(answers):
+            return throttled / len(answers)
+        recent = list(answers)[-self.congestion_count :]
+        if len(recent) == self.congestion_count and all(was_429 for _, was_429 in recent):
+            # Back to back: a burst met an empty bucket (strays at 1 % come three in a row once in a million).
             return throttled / len(answers)
         return None
 

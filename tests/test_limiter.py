@@ -144,6 +144,19 @@ def test_429s_that_are_a_real_share_of_the_answers_are_congestion() -> None:
     assert limiter.stats.congestions == 1
 
 
+def test_429s_back_to_back_are_congestion_even_after_many_successes() -> None:
+    # A burst (the event loop stalled, our bucket refilled) met an empty server bucket.
+    time = FakeTime()
+    limiter = make(time, initial_rate=40.0, jitter=0.0)
+    for _ in range(97):
+        limiter.on_success()
+    limiter.on_throttle(1.0)
+    limiter.on_throttle(1.0)
+    assert limiter.stats.congestions == 0
+    limiter.on_throttle(1.0)  # 3 % of the answers, but three in a row
+    assert limiter.stats.congestions == 1 and limiter.backing_off
+
+
 def test_old_429s_do_not_add_up_to_congestion() -> None:
     time = FakeTime()
     limiter = make(time, initial_rate=40.0, jitter=0.0, history_seconds=5.0)
