@@ -32,6 +32,9 @@ rate itself, and keeps finding it:
   it, then, if no congestion comes, accelerates past it. So the limiter spends its time just under
   a steady ceiling, and finds a higher one (another client stopped sharing the quota) within
   seconds instead of minutes. ``growth`` is CUBIC's constant, relative to the ceiling (per s^3).
+  Each probe past a ceiling costs a few 429s, so below ``probe_reference_rate`` the climb back to
+  the ceiling runs slower in proportion: probes stay about as rare in requests as at that rate (the
+  refused share stays low at 20/s too); past the ceiling the climb is full speed again.
 
 Clock and sleep are injectable so the behaviour is unit-tested without waiting.
 """
@@ -69,6 +72,7 @@ class AdaptiveLimiter:
         min_rate: float = 0.5,
         decrease: float = 0.9,
         growth: float = 1e-3,
+        probe_reference_rate: float = 100.0,
         jitter: float = 0.1,
         min_window: float = 1.0,
         congestion_share: float = 0.04,
@@ -85,6 +89,7 @@ class AdaptiveLimiter:
         self.rate = max(self.min_rate, min(initial_rate, max_rate))
         self.decrease = decrease
         self.growth = growth
+        self.probe_reference_rate = probe_reference_rate
         self.jitter = jitter
         self.min_window = min_window
         self.congestion_share = congestion_share
@@ -160,12 +165,18 @@ class AdaptiveLimiter:
                 await self._sleep(max(1e-4, (1.0 - self._tokens) / self.rate))
 
     def _cubic(self, now: float) -> float:
-        """CUBIC's rate ``t`` seconds into the recovery: back to the ceiling in K s, then beyond."""
+        """CUBIC's rate during the recovery: back to the ceiling in K s, flat near it, then beyond."""
         ceiling = self.ceiling
         if ceiling is None or self.growth <= 0:
             return self.rate
-        t = max(0.0, now - self._recovery_start)
+        elapsed = max(0.0, now - self._recovery_start)
         k = max(0.0, (ceiling - self._recovery_from) / (self.growth * ceiling)) ** (1 / 3)
+        # Below the reference rate the climb back to the ceiling is slower (by ceiling / reference):
+        # each probe past a ceiling costs a few 429s, so probes must be as rare in requests at 20/s as
+        # at 100/s. Past the ceiling the clock runs at full speed again, so a quota that came back is
+        # still found in seconds.
+        pace = min(1.0, ceiling / self.probe_reference_rate) if self.probe_reference_rate > 0 else 1.0
+        t = elapsed * pace if elapsed * pace < k else k + (elapsed - k / pace)
         return ceiling * (1.0 + self.growth * (t - k) ** 3)
 
     def on_success(self) -> None:

@@ -222,7 +222,7 @@ def test_a_single_wait_is_capped() -> None:
 
 def test_after_a_cut_the_rate_climbs_back_to_the_ceiling_flattens_then_passes_it() -> None:
     time = FakeTime()
-    limiter = make(time, initial_rate=100.0, max_rate=1000.0, jitter=0.0, growth=1e-3)
+    limiter = make(time, initial_rate=100.0, max_rate=1000.0, jitter=0.0, growth=1e-3, probe_reference_rate=50.0)
     limiter.slow_start = False
     for _ in range(57):
         limiter.on_success()
@@ -240,6 +240,22 @@ def test_after_a_cut_the_rate_climbs_back_to_the_ceiling_flattens_then_passes_it
     assert rate_at(1 + k) == pytest.approx(95.0)
     assert rate_at(1 + k + 2) < 96.0  # flat near the ceiling: it was one
     assert rate_at(1 + k + 10) == pytest.approx(190.0)  # nothing there any more: accelerate
+
+
+def test_below_the_reference_rate_probes_are_as_rare_in_requests() -> None:
+    def seconds_back_to_the_ceiling(rate: float) -> float:
+        time = FakeTime()
+        limiter = make(time, initial_rate=rate, max_rate=1000.0, jitter=0.0, probe_reference_rate=100.0)
+        limiter.slow_start = False
+        congest(limiter, 1.0)
+        ceiling = limiter.ceiling
+        while limiter.rate < ceiling - 1e-6:
+            time.now += 0.01
+            limiter.on_success()
+        return time.now
+
+    assert seconds_back_to_the_ceiling(20.0) == pytest.approx(5 * seconds_back_to_the_ceiling(100.0), rel=0.01)
+    assert seconds_back_to_the_ceiling(400.0) == pytest.approx(seconds_back_to_the_ceiling(100.0), rel=0.01)
 
 
 def test_rate_never_falls_below_the_minimum() -> None:
