@@ -72,7 +72,7 @@ class AdaptiveLimiter:
         min_rate: float = 0.5,
         decrease: float = 0.9,
         growth: float = 1e-3,
-        probe_reference_rate: float = 100.0,
+        probe_reference_rate: float = 50.0,
         jitter: float = 0.1,
         min_window: float = 1.0,
         congestion_share: float = 0.04,
