@@ -96,6 +96,7 @@ def sandbox(
     clerk_per_10s: int = 0,
     bcrypt_only: bool = False,
     trace: bool = False,
+    extra: list[str] | None = None,
     startup_timeout: float = 600,
 ) -> Iterator[Sandbox]:
     command = [sys.executable, str(SANDBOX_PROC), "--users", str(users), "--seed", str(seed)]
@@ -108,6 +109,7 @@ def sandbox(
         command.append("--bcrypt-only")
     if trace:
         command.append("--trace")
+    command += extra or []
     print(f"$ {show(command)} &", flush=True)
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=ROOT)
     env: dict[str, str] = {}

@@ -22,13 +22,14 @@ import sys
 import threading
 import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from starlette.responses import JSONResponse
 
 from migrator.sandbox import server
-from migrator.sandbox.kinde_app import KindeSandboxConfig
+from migrator.sandbox.kinde_app import KindeSandboxConfig, SharedQuota
 from migrator.sandbox.server import Sandbox, SandboxOptions
 
 
@@ -70,17 +71,37 @@ def main() -> int:
     parser.add_argument("--clerk-per-10s", type=int, default=0, help="Clerk fixed window; 0 = no limit")
     parser.add_argument("--bcrypt-only", action="store_true", help="every password user has a bcrypt digest")
     parser.add_argument("--trace", action="store_true", help="serve per-second Kinde counts at /_bench/trace")
+    parser.add_argument("--faults", default="none", help="fault profile for both APIs: none | light | chaos")
+    parser.add_argument(
+        "--kinde-stray-429", type=float, default=0.0, help="share of Kinde requests answered 429 at random"
+    )
+    parser.add_argument(
+        "--kinde-shared",
+        type=float,
+        nargs=3,
+        metavar=("SHARE", "START", "DURATION"),
+        help="another client takes SHARE of Kinde's limit from START s after the first request, for DURATION s",
+    )
+    parser.add_argument("--reset-form", default="seconds", help="Kinde's reset headers: seconds | epoch | http-date")
     args = parser.parse_args()
     if args.trace:
         build = server.build_kinde_app
         server.build_kinde_app = lambda config: Trace(build(config))  # type: ignore[assignment]
 
+    faults = server.profile(args.faults)
+    kinde_faults = replace(faults, rate_limit_rate=args.kinde_stray_429) if args.kinde_stray_429 else faults
     options = SandboxOptions(
         users=args.users,
         seed=args.seed,
         hasher_weights={"bcrypt": 1.0} if args.bcrypt_only else None,
         clerk_requests_per_10s=args.clerk_per_10s or None,
-        kinde=KindeSandboxConfig(rate_limit_rps=args.kinde_rps),
+        clerk_faults=faults,
+        kinde_faults=kinde_faults,
+        kinde=KindeSandboxConfig(
+            rate_limit_rps=args.kinde_rps,
+            rate_limit_reset_form=args.reset_form,
+            shared_quota=SharedQuota(*args.kinde_shared) if args.kinde_shared else None,
+        ),
     )
     with Sandbox(options) as sandbox:
         if args.export_csv is not None:

@@ -98,6 +98,8 @@ class Settings(BaseSettings):
     concurrency: int = Field(default=16, ge=1, le=256)
     timeout: float = Field(default=30.0, gt=0)
     max_attempts: int = Field(default=6, ge=1, le=50)
+    # The longest single wait a server's Retry-After / RateLimit-Reset can impose (seconds).
+    max_wait: float = Field(default=120.0, gt=0, le=3600)
     unimportable_passwords: Literal["reset", "no-password", "skip"] = "reset"
     banned_users: Literal["suspend", "skip"] = "suspend"
     duplicate_identities: Literal["first", "skip-all"] = "first"

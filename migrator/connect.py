@@ -54,9 +54,12 @@ async def connect(
     async with clerk_http, kinde_http:
         clerk = ClerkClient(
             clerk_http,
-            AdaptiveLimiter(initial_rate=settings.clerk_max_rps, max_rate=settings.clerk_max_rps),
+            AdaptiveLimiter(
+                initial_rate=settings.clerk_max_rps, max_rate=settings.clerk_max_rps, max_wait=settings.max_wait
+            ),
             max_attempts=settings.max_attempts,
             on_retry=on_retry,
+            max_wait=settings.max_wait,
         )
         credentials = M2MCredentials(
             client_id=settings.kinde_management_client_id or "",
@@ -65,9 +68,12 @@ async def connect(
         )
         kinde = KindeClient(
             kinde_http,
-            AdaptiveLimiter(initial_rate=settings.kinde_initial_rps, max_rate=settings.kinde_max_rps),
+            AdaptiveLimiter(
+                initial_rate=settings.kinde_initial_rps, max_rate=settings.kinde_max_rps, max_wait=settings.max_wait
+            ),
             credentials,
             max_attempts=settings.max_attempts,
             on_retry=on_retry,
+            max_wait=settings.max_wait,
         )
         yield clerk, kinde

@@ -88,6 +88,8 @@ class ApiError(MigratorError):
 class RateLimited(ApiError):
     """429: slow down and try again after ``retry_after``."""
 
+    hold: float = 0.0  # seconds this request waits before its retry (the limiter decides; 0: it paces everyone)
+
 
 class TransientError(ApiError):
     """5xx, a timeout or a dropped connection: worth retrying. A write may have happened."""

@@ -42,13 +42,18 @@ class PhaseFinished:
 
 @dataclass(frozen=True)
 class Pacing:
-    """One API's request pacing, for the live requests/s, 429s and back-off display."""
+    """One API's request pacing, for the live requests/s, 429s and back-off display.
+
+    ``resume_in``: seconds the limiter still holds every request for the server's reset (0: none),
+    so an operator facing a long ``Retry-After`` sees a countdown rather than a frozen bar.
+    """
 
     service: str
     rate: float
     requests: int
     throttled: int
     backing_off: bool
+    resume_in: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,9 @@ Every request to either API goes through :class:`ApiClient.call`, which
 
 * waits for the API's shared :class:`~migrator.limiter.AdaptiveLimiter`;
 * maps transport failures and error statuses to the ``migrator.errors`` hierarchy (one place);
-* retries what is worth retrying with tenacity: 429 (after the server's reset), 5xx, timeouts and
-  dropped connections, never another 4xx. A write that is not idempotent is retried only when the
+* retries what is worth retrying with tenacity: 429 (after the server's reset: the limiter holds
+  everyone on congestion, only the request itself on a stray 429), 5xx, timeouts and dropped
+  connections, never another 4xx. No single wait is longer than ``max_wait``. A write that is not idempotent is retried only when the
   failure proves it never reached the server (429, connection refused); after an ambiguous failure
   the caller reconciles by lookup instead of re-sending blindly.
 
@@ -15,12 +16,15 @@ secrets, tokens, emails or password digests.
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import json
+import math
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC
 from typing import Any
 
 import httpx
@@ -35,9 +39,12 @@ from migrator.errors import (
     ScopeError,
     TransientError,
 )
-from migrator.limiter import AdaptiveLimiter
+from migrator.limiter import DEFAULT_MAX_WAIT, AdaptiveLimiter
 
-RETRY_HEADERS = ("Retry-After", "RateLimit-Reset")
+RETRY_HEADERS = ("Retry-After", "RateLimit-Reset", "X-RateLimit-Reset")
+# A reset header's number above this is an epoch timestamp, not a delay: 10^9 s is 31 years, and
+# every epoch second since 2001 is larger.
+EPOCH_THRESHOLD = 1_000_000_000
 
 
 @dataclass
@@ -50,22 +57,33 @@ class CallStats:
     by_status: dict[int, int] = field(default_factory=dict)
 
 
-def parse_retry_after(headers: httpx.Headers) -> float | None:
-    """Seconds from ``Retry-After`` (seconds or HTTP date) or ``RateLimit-Reset`` (seconds)."""
+def parse_retry_after(headers: httpx.Headers, *, now: Callable[[], float] = time.time) -> float | None:
+    """Seconds to wait, from the first reset header present that parses.
+
+    ``Retry-After``: seconds or an HTTP date (RFC 9110). ``RateLimit-Reset`` / ``X-RateLimit-Reset``:
+    seconds, or an epoch timestamp (what several gateways send) when the number is one. A time
+    in the past is 0. Capping the wait is the caller's business (``max_wait``).
+    """
     for name in RETRY_HEADERS:
         raw = headers.get(name)
         if raw is None:
             continue
         raw = raw.strip()
         try:
-            return max(0.0, float(raw))
+            value = float(raw)
         except ValueError:
-            pass
+            value = None
+        if value is not None:
+            if math.isnan(value) or value < 0:
+                continue
+            return max(0.0, value - now()) if value >= EPOCH_THRESHOLD else value
         try:
             when = email.utils.parsedate_to_datetime(raw)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, IndexError):
             continue
-        return max(0.0, when.timestamp() - time.time())
+        if when.tzinfo is None:  # RFC 9110 dates are GMT; a naive one is read as such
+            when = when.replace(tzinfo=UTC)
+        return max(0.0, when.timestamp() - now())
     return None
 
 
@@ -107,12 +125,16 @@ class ApiClient:
         max_attempts: int = 6,
         backoff_cap: float = 30.0,
         on_retry: Callable[[str, ApiError, int], None] | None = None,
+        max_wait: float = DEFAULT_MAX_WAIT,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.http = http
         self.limiter = limiter
         self.max_attempts = max_attempts
         self.backoff_cap = backoff_cap
         self.on_retry = on_retry
+        self.max_wait = max_wait  # no single wait between retries is longer, whatever the server says
+        self._sleep = sleep  # injectable: tests check what is retried, not how long it sleeps
         self.stats = CallStats()
 
     # -- error mapping -------------------------------------------------------------------------
@@ -188,7 +210,8 @@ class ApiClient:
         if response.status_code == 429:
             self.stats.throttled += 1
             error = self.classify(response, method, path, body, scope)
-            self.limiter.on_throttle(error.retry_after)
+            assert isinstance(error, RateLimited)
+            error.hold = self.limiter.on_throttle(error.retry_after)
             raise error
         self.limiter.on_success()
         if response.is_success:
@@ -226,10 +249,12 @@ class ApiClient:
         def wait(state: RetryCallState) -> float:
             exc = state.outcome.exception() if state.outcome else None
             if isinstance(exc, RateLimited):
-                return 0.0  # the shared limiter already holds every request until the reset
+                # Congestion: the shared limiter holds every request until the reset (hold 0).
+                # A stray 429: only this request waits the server's reset (capped by the limiter).
+                return exc.hold
             hint = exc.retry_after if isinstance(exc, ApiError) and exc.retry_after else None
             base = hint if hint is not None else min(self.backoff_cap, 0.2 * 2 ** (state.attempt_number - 1))
-            return base * random.uniform(1.0, 1.5)
+            return min(self.max_wait, base * random.uniform(1.0, 1.5))
 
         def before_sleep(state: RetryCallState) -> None:
             self.stats.retries += 1
@@ -243,6 +268,7 @@ class ApiClient:
             retry=retry_if_exception(retryable),
             before_sleep=before_sleep,
             reraise=True,
+            sleep=self._sleep,
         )
         async for attempt in retrying:
             with attempt:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -18,13 +18,16 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
     SpinnerColumn,
+    Task,
     TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from migrator.events import PHASES, Event, Notice, Pacing, PhaseAdvanced, PhaseFinished, PhaseStarted
 from migrator.reports import Plan, Summary
@@ -37,13 +40,31 @@ def _counts_text(counts: dict[str, int]) -> str:
     return "  ".join(f"{name} {value}" for name, value in counts.items() if value or name != "failed")
 
 
+PACED_PHASES = ("migrate", "lookup")
+
+
+class _PacingColumn(ProgressColumn):
+    """The pacing text, rendered at every refresh so a server-reset countdown ticks between events."""
+
+    def __init__(self, renderer: Renderer) -> None:
+        super().__init__()
+        self.renderer = renderer
+
+    def render(self, task: Task) -> Text:
+        if not task.fields.get("paced") or task.finished:
+            return Text("")
+        return Text(self.renderer._pacing_text())
+
+
 class Renderer:
     """Receives events (``renderer(event)``); a context manager that owns the live display."""
 
-    def __init__(self, console: Console, *, live: bool) -> None:
+    def __init__(self, console: Console, *, live: bool, clock: Callable[[], float] = time.monotonic) -> None:
         self.console = console
         self.live = live
+        self._clock = clock
         self.pacing: dict[str, Pacing] = {}
+        self._pacing_at: dict[str, float] = {}  # when each service's last Pacing arrived
         self._samples: dict[str, deque[tuple[float, int]]] = {}  # (time, requests so far) per service
         self._tasks: dict[str, TaskID] = {}
         self._last_line: dict[str, float] = {}
@@ -58,6 +79,7 @@ class Renderer:
             TextColumn("ETA"),
             TimeRemainingColumn(),
             TextColumn("{task.fields[counts]}"),
+            _PacingColumn(self),
             console=console,
             transient=False,
             disable=not live,
@@ -86,36 +108,45 @@ class Renderer:
     def _pacing_text(self) -> str:
         """Measured requests/s over the last few seconds, the limiter's pace, 429s, back-off."""
         parts = []
+        now = self._clock()
         for service, pacing in self.pacing.items():
             samples = self._samples[service]
             (t0, r0), (t1, r1) = samples[0], samples[-1]
             measured = (r1 - r0) / (t1 - t0) if t1 > t0 else 0.0
-            state = ", backing off" if pacing.backing_off else ""
+            left = pacing.resume_in - (now - self._pacing_at.get(service, now))
+            if left > 0:
+                state = f", holding for the server's reset: {left:.0f} s more"
+            else:
+                state = ", backing off" if pacing.backing_off and not pacing.resume_in else ""
             parts.append(f"{service} {measured:.0f} req/s (pace {pacing.rate:.0f}), {pacing.throttled} x429{state}")
         return "; ".join(parts)
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, PhaseStarted):
-            self._started[event.phase] = time.monotonic()
+            self._started[event.phase] = self._clock()
             if self.live:
                 self._tasks[event.phase] = self.progress.add_task(
-                    PHASES.get(event.phase, event.phase), total=event.total, rate="", counts=""
+                    PHASES.get(event.phase, event.phase),
+                    total=event.total,
+                    rate="",
+                    counts="",
+                    paced=event.phase in PACED_PHASES,
                 )
             else:
                 total = f" ({event.total} items)" if event.total is not None else ""
                 self.console.print(f"{PHASES.get(event.phase, event.phase)}: started{total}")
         elif isinstance(event, PhaseAdvanced):
-            elapsed = max(1e-6, time.monotonic() - self._started.get(event.phase, time.monotonic()))
+            elapsed = max(1e-6, self._clock() - self._started.get(event.phase, self._clock()))
             rate = f"{event.completed / elapsed:,.0f}/s"
             counts = _counts_text(event.counts)
-            if event.phase in ("migrate", "lookup") and self.pacing:
-                counts = (counts + "  " + self._pacing_text()).strip()
+            if not self.live and event.phase in PACED_PHASES and self.pacing:
+                counts = (counts + "  " + self._pacing_text()).strip()  # live: the pacing column shows it
             if self.live and event.phase in self._tasks:
                 self.progress.update(
                     self._tasks[event.phase], completed=event.completed, total=event.total, rate=rate, counts=counts
                 )
             elif not self.live:
-                now = time.monotonic()
+                now = self._clock()
                 if now - self._last_line.get(event.phase, 0.0) >= PLAIN_INTERVAL:
                     self._last_line[event.phase] = now
                     of = f"/{event.total}" if event.total is not None else ""
@@ -129,8 +160,9 @@ class Renderer:
                 self.console.print(f"{PHASES.get(event.phase, event.phase)}: done")
         elif isinstance(event, Pacing):
             self.pacing[event.service] = event
+            now = self._clock()
+            self._pacing_at[event.service] = now
             samples = self._samples.setdefault(event.service, deque())
-            now = time.monotonic()
             samples.append((now, event.requests))
             while len(samples) > 2 and now - samples[0][0] > RATE_WINDOW:
                 samples.popleft()

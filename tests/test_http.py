@@ -32,17 +32,30 @@ from migrator.limiter import AdaptiveLimiter
 BASE = "https://api.example.test"
 
 
-async def no_sleep(_: float) -> None:
-    return None
+class Sleeps:
+    """The injected sleep: records each wait and moves its own clock on, never waits."""
+
+    def __init__(self) -> None:
+        self.calls: list[float] = []
+        self.now = 0.0
+
+    def clock(self) -> float:
+        return self.now
+
+    async def __call__(self, seconds: float) -> None:
+        self.calls.append(seconds)
+        self.now += seconds
 
 
-def fast_limiter() -> AdaptiveLimiter:
-    return AdaptiveLimiter(initial_rate=1000, max_rate=1000, sleep=no_sleep)
+def fast_limiter(sleep: Sleeps | None = None, **kwargs) -> AdaptiveLimiter:
+    sleep = sleep or Sleeps()
+    return AdaptiveLimiter(initial_rate=1000, max_rate=1000, sleep=sleep, clock=sleep.clock, **kwargs)
 
 
-def client(cls=ApiClient, **kwargs) -> tuple[ApiClient, httpx.AsyncClient]:
+def client(cls=ApiClient, *, limiter: AdaptiveLimiter | None = None, **kwargs) -> tuple[ApiClient, httpx.AsyncClient]:
     http = httpx.AsyncClient(base_url=BASE)
-    return cls(http, fast_limiter(), backoff_cap=0.001, **kwargs), http
+    kwargs.setdefault("sleep", Sleeps())
+    return cls(http, limiter or fast_limiter(), backoff_cap=0.001, **kwargs), http
 
 
 def run(coro):
@@ -50,19 +63,84 @@ def run(coro):
 
 
 @pytest.fixture(autouse=True)
-def instant_backoff(monkeypatch):
-    """Tenacity's waits become no-ops: tests check what is retried, not how long it sleeps."""
-    monkeypatch.setattr("tenacity.asyncio._portable_async_sleep", no_sleep, raising=False)
-    monkeypatch.setattr("asyncio.sleep", no_sleep)
+def no_real_sleep(monkeypatch):
+    """Every wait goes through an injected sleep: a real one would fail the test."""
+    real = asyncio.sleep
+
+    async def forbidden(seconds: float, *args, **kwargs):
+        if seconds > 0:
+            raise AssertionError(f"a real sleep of {seconds} s")
+        return await real(seconds, *args, **kwargs)
+
+    monkeypatch.setattr("asyncio.sleep", forbidden)
+
+
+NOW = 1_800_000_000.0  # a fixed "now" (2027) for the date and epoch forms
 
 
 def test_retry_after_in_seconds_date_and_ratelimit_reset() -> None:
     assert parse_retry_after(httpx.Headers({"Retry-After": "7"})) == 7.0
     assert parse_retry_after(httpx.Headers({"RateLimit-Reset": "2.5"})) == 2.5
-    future = email.utils.formatdate(time.time() + 30, usegmt=True)
-    assert 25 <= parse_retry_after(httpx.Headers({"Retry-After": future})) <= 31
+    future = email.utils.formatdate(NOW + 30, usegmt=True)
+    assert parse_retry_after(httpx.Headers({"Retry-After": future}), now=lambda: NOW) == 30.0
     assert parse_retry_after(httpx.Headers({"Retry-After": "soon"})) is None
     assert parse_retry_after(httpx.Headers({})) is None
+
+
+def test_reset_as_an_epoch_timestamp_is_read_as_one() -> None:
+    at = httpx.Headers({"RateLimit-Reset": str(int(NOW + 42))})
+    assert parse_retry_after(at, now=lambda: NOW) == 42.0
+    assert parse_retry_after(httpx.Headers({"X-RateLimit-Reset": str(NOW + 5)}), now=lambda: NOW) == 5.0
+    assert parse_retry_after(httpx.Headers({"RateLimit-Reset": str(int(NOW - 10))}), now=lambda: NOW) == 0.0
+
+
+def test_a_reset_in_the_past_or_nonsense_never_means_a_negative_wait() -> None:
+    past = email.utils.formatdate(NOW - 30, usegmt=True)
+    assert parse_retry_after(httpx.Headers({"Retry-After": past}), now=lambda: NOW) == 0.0
+    assert parse_retry_after(httpx.Headers({"Retry-After": "-5"})) is None
+    assert parse_retry_after(httpx.Headers({"Retry-After": "nan"})) is None
+    # An unusable first header does not hide a usable second one.
+    assert parse_retry_after(httpx.Headers({"Retry-After": "later", "RateLimit-Reset": "3"})) == 3.0
+
+
+@respx.mock
+def test_a_server_hint_longer_than_max_wait_is_cut_to_it() -> None:
+    respx.get(f"{BASE}/thing").mock(
+        side_effect=[httpx.Response(503, headers={"Retry-After": "86400"}), httpx.Response(200, json={})]
+    )
+    sleeps = Sleeps()
+    api, _ = client(max_wait=120.0, sleep=sleeps)
+    run(api.call("GET", "/thing"))
+    assert sleeps.calls == [120.0]
+
+
+@respx.mock
+def test_a_stray_429_holds_only_its_own_retry_for_the_server_reset() -> None:
+    route = respx.get(f"{BASE}/thing").mock(
+        side_effect=[httpx.Response(429, headers={"RateLimit-Reset": "2"}), httpx.Response(200, json={})]
+    )
+    sleeps = Sleeps()
+    api, _ = client(sleep=sleeps, limiter=fast_limiter(jitter=0.0))
+    run(api.call("GET", "/thing"))
+    assert route.call_count == 2
+    assert sleeps.calls == [2.0]  # the retry waited the reset ...
+    assert not api.limiter.backing_off  # ... and nobody else has to
+    assert api.limiter.stats.stray == 1
+
+
+@respx.mock
+def test_a_congestion_holds_every_request_in_the_limiter_not_in_the_retry() -> None:
+    route = respx.get(f"{BASE}/thing").mock(
+        side_effect=[httpx.Response(429, headers={"RateLimit-Reset": "3"})] * 3 + [httpx.Response(200, json={})]
+    )
+    retry_sleeps, limiter_sleeps = Sleeps(), Sleeps()
+    limiter = fast_limiter(limiter_sleeps, jitter=0.0)
+    api, _ = client(sleep=retry_sleeps, limiter=limiter)
+    run(api.call("GET", "/thing"))
+    assert route.call_count == 4
+    assert limiter.stats.congestions == 1
+    assert retry_sleeps.calls[-1] == 0.0  # after the third 429 the retry itself does not wait ...
+    assert sum(limiter_sleeps.calls) >= 2.9  # ... the limiter held it (and everyone) for the reset
 
 
 def test_error_details_reads_both_envelopes_and_oauth() -> None:
@@ -86,7 +164,7 @@ def test_5xx_then_success_is_retried() -> None:
 
 
 @respx.mock
-def test_429_is_retried_after_the_limiter_pauses() -> None:
+def test_429_is_retried() -> None:
     route = respx.get(f"{BASE}/thing").mock(
         side_effect=[httpx.Response(429, headers={"RateLimit-Reset": "1"}), httpx.Response(200, json={})]
     )
@@ -95,7 +173,6 @@ def test_429_is_retried_after_the_limiter_pauses() -> None:
     assert route.call_count == 2
     assert api.stats.throttled == 1
     assert api.limiter.stats.throttled == 1
-    assert api.limiter.slow_start is False
 
 
 @respx.mock
@@ -206,7 +283,7 @@ def kinde(token_responses, *, clock=time.monotonic) -> tuple[KindeClient, TokenM
     http = httpx.AsyncClient(base_url=BASE)
     respx.post(f"{BASE}/oauth2/token").mock(side_effect=token_responses)
     credentials = M2MCredentials(client_id="id", client_secret=SecretStr("s3cret"), audience=f"{BASE}/api")
-    api = KindeClient(http, fast_limiter(), credentials, clock=clock, backoff_cap=0.001)
+    api = KindeClient(http, fast_limiter(), credentials, clock=clock, backoff_cap=0.001, sleep=Sleeps())
     return api, api.tokens
 
 

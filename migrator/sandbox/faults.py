@@ -24,13 +24,15 @@ logger hides those of :class:`ConnectionDropped` only, because they are intended
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import json
 import logging
 import math
 import random
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import asdict, dataclass
-from typing import NoReturn
+from typing import Literal, NoReturn
 
 import httpx
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -92,6 +94,28 @@ PROFILES: dict[str, FaultProfile] = {
         ambiguous_write_rate=0.02,
     ),
 }
+
+
+ResetForm = Literal["seconds", "epoch", "http-date"]
+RESET_FORMS: tuple[str, ...] = ("seconds", "epoch", "http-date")
+
+
+def reset_headers(
+    names: Iterable[str], seconds: float, form: ResetForm = "seconds", *, now: Callable[[], float] = time.time
+) -> list[tuple[bytes, bytes]]:
+    """A 429's reset headers, each naming when to retry in ``form``: whole seconds from now (at
+    least 1), an epoch timestamp (as several gateways send ``RateLimit-Reset``), or an HTTP date
+    (``Retry-After``'s other form, RFC 9110). Epoch and date are rounded up to the next second."""
+    wait = max(1, math.ceil(seconds))
+    if form == "seconds":
+        value = str(wait)
+    elif form == "epoch":
+        value = str(math.ceil(now() + wait))
+    elif form == "http-date":
+        value = email.utils.formatdate(math.ceil(now() + wait), usegmt=True)
+    else:
+        raise ValueError(f"unknown reset header form {form!r}; choose one of {', '.join(RESET_FORMS)}")
+    return [(name.lower().encode(), value.encode()) for name in names if name]
 
 
 class ConnectionDropped(httpx.RemoteProtocolError):
@@ -163,7 +187,9 @@ class FaultMiddleware:
     Order for each (non-exempt) request: latency, reset, 5xx, 429, garbage, truncated, ambiguous
     write, else the app.
     ``error_body(status)`` renders the vendor's error body for the 5xx/429 it fabricates;
-    ``retry_header`` names the header carrying ``retry_after_seconds`` on a 429 (empty: none).
+    ``retry_header`` names the header(s) carrying ``retry_after_seconds`` on a 429, in
+    ``reset_form`` (empty: none). A gateway's stray 429 usually carries both ``Retry-After`` and
+    ``RateLimit-Reset``; the apps' servers choose what each sandbox sends.
     Paths under ``exempt_prefixes`` (the sandbox's own endpoints) pass untouched. Outcomes are
     counted in ``stats`` and served as JSON at ``GET stats_path``. ``sleep`` is injectable so
     tests can see the latency without waiting for it.
@@ -176,7 +202,8 @@ class FaultMiddleware:
         *,
         seed: int = 0,
         error_body: Callable[[int], bytes],
-        retry_header: str = "Retry-After",
+        retry_header: str | tuple[str, ...] = ("Retry-After", "RateLimit-Reset"),
+        reset_form: ResetForm = "seconds",
         exempt_prefixes: tuple[str, ...] = ("/_sandbox",),
         stats_path: str | None = "/_sandbox/faults",
         retry_after_seconds: int = 1,
@@ -186,7 +213,10 @@ class FaultMiddleware:
         self.profile = profile
         self.seed = seed
         self.error_body = error_body
-        self.retry_header = retry_header
+        self.retry_headers = (retry_header,) if isinstance(retry_header, str) else tuple(retry_header)
+        if reset_form not in RESET_FORMS:
+            raise ValueError(f"unknown reset header form {reset_form!r}; choose one of {', '.join(RESET_FORMS)}")
+        self.reset_form = reset_form
         self.exempt_prefixes = exempt_prefixes
         self.stats_path = stats_path
         self.retry_after_seconds = retry_after_seconds
@@ -238,8 +268,8 @@ class FaultMiddleware:
             return
         if plan.rate_limited:
             self.stats["rate_limited"] += 1
-            headers = [(self.retry_header.lower().encode(), str(self.retry_after_seconds).encode())]
-            await self._send_error(send, 429, headers if self.retry_header else [])
+            headers = reset_headers(self.retry_headers, self.retry_after_seconds, self.reset_form)
+            await self._send_error(send, 429, headers)
             return
         if plan.garbage:
             self.stats["garbage"] += 1

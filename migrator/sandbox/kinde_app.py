@@ -28,8 +28,12 @@ Behaviours worth knowing (details at each handler):
 * Rate limit (``rate_limit_rps``): a token bucket refilled at ``rps`` tokens per second, capacity
   ``max(1, rps)`` (one second's burst), full at start, checked before authentication for every
   ``/api/`` and ``/oauth2/`` request. A rejected request consumes nothing. The 429 carries
-  ``RateLimit-Reset`` and/or ``Retry-After`` (``rate_limit_headers``): whole seconds until a token
-  is free, rounded up, at least 1.
+  ``RateLimit-Reset`` and/or ``Retry-After`` (``rate_limit_headers``): when a token is free, at
+  least 1 s away, as whole seconds, an epoch timestamp or an HTTP date (``rate_limit_reset_form``;
+  GUESS: Kinde documents seconds; gateways send the others).
+* Shared quota (``shared_quota``): another client of the same business (the live app) takes a
+  share of the bucket's refill during a window of time, then stops, so the migrator meets a limit
+  that steps down and back up. The window is timed from the first rate-limited request.
 * Uniqueness: email (ignoring case), username (ignoring case), phone (exact E.164). GUESS: the
   real status and code are undocumented; ``duplicate_status`` / ``duplicate_code`` choose them.
   ``provided_id`` is *not* unique (nothing says Kinde enforces it), which is why the state counts
@@ -67,7 +71,6 @@ import base64
 import binascii
 import json
 import logging
-import math
 import re
 import secrets
 import threading
@@ -90,6 +93,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from migrator.sandbox.faults import ResetForm, reset_headers
 from migrator.sandbox.hashing import validate_kinde_password_body, verify_kinde_password
 from migrator.sandbox.kinde_import import Importer, Rejected
 
@@ -134,6 +138,20 @@ _E164 = re.compile(r"^\+[1-9]\d{1,14}$")
 _UNMATCHED_ROUTE = "<unmatched>"
 
 
+@dataclass(frozen=True)
+class SharedQuota:
+    """Another client takes ``share`` (0..1) of the rate limit for ``duration`` seconds, from
+    ``start`` seconds after the first rate-limited request."""
+
+    share: float
+    start: float
+    duration: float
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.share <= 1.0 or self.start < 0 or self.duration < 0:
+            raise ValueError(f"shared_quota needs 0 <= share <= 1 and start, duration >= 0; got {self!r}")
+
+
 @dataclass
 class KindeSandboxConfig:
     """How the emulated Kinde business behaves; every uncertain behaviour of the real API is here."""
@@ -147,6 +165,8 @@ class KindeSandboxConfig:
     duplicate_code: str = "USER_ALREADY_EXISTS"
     rate_limit_rps: float | None = None
     rate_limit_headers: tuple[str, ...] = ("RateLimit-Reset",)
+    rate_limit_reset_form: ResetForm = "seconds"
+    shared_quota: SharedQuota | None = None
     error_shape: Literal["list", "object"] = "list"
     clock: Callable[[], float] = time.monotonic
     # GUESS: the spec lists no 404 for user-id operations (400 is the only client error it names).
@@ -1087,7 +1107,9 @@ class _KindeApi:
         return self._property_values(user.properties, self._definitions("usr"))
 
     def organization_properties(self, call: _Call) -> Response:
-        return self._property_values(self._organization(call.path_params["org_code"]).properties, self._definitions("org"))
+        return self._property_values(
+            self._organization(call.path_params["org_code"]).properties, self._definitions("org")
+        )
 
     def set_organization_properties(self, call: _Call) -> Response:
         org = self._organization(call.path_params["org_code"])
@@ -1757,26 +1779,52 @@ class _KindeApi:
 
 
 class TokenBucket:
-    """``rate`` tokens per second, capacity ``max(1, rate)``; a refused take consumes nothing."""
+    """``rate`` tokens per second, capacity ``max(1, rate)``; a refused take consumes nothing.
 
-    def __init__(self, rate: float, clock: Callable[[], float]) -> None:
+    With ``shared``, another client takes ``shared.share`` of the refill during its window (timed
+    from the first take), so what is left for the caller steps down, then back up.
+    """
+
+    def __init__(self, rate: float, clock: Callable[[], float], shared: SharedQuota | None = None) -> None:
         if rate <= 0:
             raise ValueError("rate_limit_rps must be positive (or None for no limit)")
         self.rate = rate
         self.capacity = max(1.0, rate)
         self.clock = clock
+        self.shared = shared
         self.tokens = self.capacity
         self.updated = clock()
+        self.first_take: float | None = None
+
+    def _refill(self, since: float, now: float) -> float:
+        """Tokens left for the caller between ``since`` and ``now``: the rate, less the other client's share."""
+        tokens = (now - since) * self.rate
+        if self.shared is not None and self.first_take is not None:
+            start = self.first_take + self.shared.start
+            overlap = max(0.0, min(now, start + self.shared.duration) - max(since, start))
+            tokens -= overlap * self.rate * self.shared.share
+        return tokens
+
+    def available_rate(self, now: float) -> float:
+        """Tokens per second left for the caller at ``now``."""
+        shared = self.shared
+        if shared is not None and self.first_take is not None:
+            start = self.first_take + shared.start
+            if start <= now < start + shared.duration:
+                return max(1e-9, self.rate * (1.0 - shared.share))
+        return self.rate
 
     def take(self) -> float | None:
         """None when a token was taken, else the seconds until one is free."""
         now = self.clock()
-        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
+        if self.first_take is None:
+            self.first_take = now
+        self.tokens = min(self.capacity, self.tokens + self._refill(self.updated, now))
         self.updated = now
         if self.tokens >= 1.0:
             self.tokens -= 1.0
             return None
-        return (1.0 - self.tokens) / self.rate
+        return (1.0 - self.tokens) / self.available_rate(now)
 
 
 class _Renderer:
@@ -1811,7 +1859,7 @@ class _FrontDoor:
         self.routes = routes
         self.renderer = _Renderer(config)
         rps = config.rate_limit_rps
-        self.bucket = TokenBucket(rps, config.clock) if rps is not None else None
+        self.bucket = TokenBucket(rps, config.clock, config.shared_quota) if rps is not None else None
 
     def _template(self, scope: Scope) -> str:
         for route in self.routes:
@@ -1860,8 +1908,8 @@ class _FrontDoor:
             wait = self.bucket.take()
         if wait is None:
             return None
-        seconds = str(max(1, math.ceil(wait)))
-        headers = {name: seconds for name in self.config.rate_limit_headers}
+        pairs = reset_headers(self.config.rate_limit_headers, wait, self.config.rate_limit_reset_form)
+        headers = {name.decode(): value.decode() for name, value in pairs}
         return self.renderer.error(KindeError(429, "TOO_MANY_REQUESTS", "Request was throttled.", headers=headers))
 
 

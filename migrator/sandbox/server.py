@@ -121,14 +121,16 @@ class Sandbox:
             self.options.clerk_faults,
             seed=self.options.seed,
             error_body=_clerk_error,
-            retry_header="Retry-After",
+            retry_header="Retry-After",  # what Clerk documents; its edge may send nothing else
         )
         self.kinde_faults = FaultMiddleware(
             self.kinde_app,
             self.options.kinde_faults,
             seed=self.options.seed + 1,
             error_body=make_error_body(self.kinde_config),
-            retry_header="RateLimit-Reset",
+            # A gateway's stray 429 names its reset both ways, in the form Kinde's own 429s use.
+            retry_header=("Retry-After", "RateLimit-Reset"),
+            reset_form=self.kinde_config.rate_limit_reset_form,
         )
         self._clerk = BackgroundServer(self.clerk_faults, self.options.host, self.options.clerk_port)
         try:

@@ -53,6 +53,7 @@ class RunContext:
                     requests=client.stats.requests,
                     throttled=client.stats.throttled,
                     backing_off=client.limiter.backing_off,
+                    resume_in=client.limiter.resume_in,
                 )
             )
 
