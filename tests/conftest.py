@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import pytest
 
@@ -47,3 +48,28 @@ def sandbox_factory():
     yield factory
     for sandbox in started:
         sandbox.stop()
+
+
+# Modules whose tests are independent of each other (each starts its own sandbox) and long: under
+# pytest-xdist each of their tests is a unit of work of its own, so the two workers share them.
+SPREAD_MODULES = frozenset({"tests/test_e2e_resume.py"})
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``-n 2``: a test module is one unit of work, so a module-scoped fixture (a whole migration,
+    say) is built once, not once per worker; the tests of SPREAD_MODULES are units of their own.
+
+    Units go out in collection order (the long end-to-end modules come first). Another ``--dist``
+    than ``load`` (the one ``-n`` implies) is left to pytest-xdist."""
+    if config.getvalue("dist") != "load":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return nodeid if module in SPREAD_MODULES else module
+
+    config.option.loadscopereorder = False
+    return ModuleScheduling(config, log)
