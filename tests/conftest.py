@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -33,8 +35,20 @@ def kinde_spec() -> Contract:
     return _contract(KINDE_SPEC, KINDE_SERVER)
 
 
+@pytest.fixture(scope="session")
+def sandbox_stopper() -> Iterator[Callable[[Any], None]]:
+    """Stops sandboxes in the background: uvicorn notices a stop at its next 0.1 s tick and lingers
+    0.1 s more, per server, and no test looks at a sandbox after its teardown. Every stop is waited
+    for, and a failed one raised, at the end of the session."""
+    with ThreadPoolExecutor(thread_name_prefix="sandbox-stop") as pool:
+        stops: list[Future[None]] = []
+        yield lambda sandbox: stops.append(pool.submit(sandbox.stop))
+        for stop in stops:
+            stop.result()
+
+
 @pytest.fixture
-def sandbox_factory():
+def sandbox_factory(sandbox_stopper):
     """Start sandboxes (``factory(users=..., kinde=KindeSandboxConfig(...), ...)``); all stopped at teardown."""
     from migrator.sandbox.server import Sandbox, SandboxOptions
 
@@ -47,7 +61,7 @@ def sandbox_factory():
 
     yield factory
     for sandbox in started:
-        sandbox.stop()
+        sandbox_stopper(sandbox)
 
 
 # Modules whose tests are independent of each other (each starts its own sandbox) and long: under

@@ -63,7 +63,9 @@ def _as_if_started(cwd: Path, env: dict[str, str]) -> Iterator[None]:
         os.environ.update(ambient)
 
 
-def run_cli(*args: str | Path, cwd: Path, env: dict[str, str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str | Path, cwd: Path, env: dict[str, str], stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
     """``migrator ARGS`` in ``cwd`` (its ./.migrator state dir lives there), in this process.
 
     Stdin is a pipe, never a terminal, as for a subprocess. An exception the CLI lets escape is
