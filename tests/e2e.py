@@ -1,19 +1,31 @@
-"""Helpers for end-to-end tests: the real CLI, as a subprocess, against the sandbox on loopback.
+"""Helpers for end-to-end tests: the real CLI against the sandbox on loopback.
 
-The CLI gets a clean environment (only what a test passes, plus PATH/HOME/locale), so nothing from
-the developer's shell (a real CLERK_SECRET_KEY, say) can leak into a test or change its outcome.
+``run_cli`` runs the CLI in this process (``typer.testing.CliRunner`` on ``migrator.cli.app``): a
+process start and the imports cost more than most runs against a small sandbox. ``run_cli_process``
+and ``start_cli`` run ``python -m migrator`` for the tests where the process is the point (killed
+and resumed, every byte the process prints, ``sandbox serve``).
+
+Either way the CLI sees exactly the environment a test passes (plus PATH/HOME/locale from
+``cli_env``), so nothing from the developer's shell (a real CLERK_SECRET_KEY, say) can leak into a
+test or change its outcome.
 """
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import os
 import subprocess
 import sys
+import traceback
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+from typer.testing import CliRunner
 
+from migrator.cli import app
 from migrator.sandbox.server import Sandbox
 
 
@@ -30,14 +42,53 @@ def cli_env(sandbox: Sandbox | None = None, **extra: str) -> dict[str, str]:
     return env
 
 
+def _runner() -> CliRunner:
+    """Click < 8.2 mixes stderr into stdout unless told not to; later versions always keep them apart."""
+    if "mix_stderr" in inspect.signature(CliRunner.__init__).parameters:
+        return CliRunner(mix_stderr=False)  # type: ignore[call-arg]
+    return CliRunner()
+
+
+@contextlib.contextmanager
+def _as_if_started(cwd: Path, env: dict[str, str]) -> Iterator[None]:
+    """The working directory and the whole environment of a fresh process, for the duration."""
+    ambient = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        with contextlib.chdir(cwd):
+            yield
+    finally:
+        os.environ.clear()
+        os.environ.update(ambient)
+
+
 def run_cli(
+    *args: str | Path, cwd: Path, env: dict[str, str], stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``migrator ARGS`` in ``cwd`` (its ./.migrator state dir lives there), in this process.
+
+    Stdin is a pipe, never a terminal, as for a subprocess. An exception the CLI lets escape is
+    printed to stderr as a traceback with exit code 1, as Python would (tests look for "Traceback").
+    A hang is stopped by pytest-timeout.
+    """
+    argv = [str(arg) for arg in args]
+    with _as_if_started(cwd, {**env, "HOME": str(cwd)}):
+        result = _runner().invoke(app, argv, input=stdin or "", prog_name="migrator", catch_exceptions=True)
+    stderr = result.stderr
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        stderr += "".join(traceback.format_exception(result.exception))
+    return subprocess.CompletedProcess(["migrator", *argv], result.exit_code, result.stdout, stderr)
+
+
+def run_cli_process(
     *args: str | Path,
     cwd: Path,
     env: dict[str, str],
     timeout: float = 300,
     stdin: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """``migrator ARGS`` in ``cwd`` (its ./.migrator state dir lives there)."""
+    """``python -m migrator ARGS`` in ``cwd``, as a real process: for tests of what the process itself does."""
     return subprocess.run(
         [sys.executable, "-m", "migrator", *map(str, args)],
         cwd=cwd,

@@ -1,4 +1,5 @@
-"""Kill, resume, retry: the CLI as a subprocess against the sandbox, proving no user is created twice.
+"""Kill, resume, retry: the CLI against the sandbox (a real process where it is killed), proving no user
+is created twice.
 
 Kill points are chosen by watching progress (the journal, the sandbox's store), never by sleeping.
 The random kill points come from a seed printed at the start of each test (shown by pytest when the

@@ -1,8 +1,9 @@
 """End to end: ``migrator run`` moves 2,000 generated Clerk users into the Kinde sandbox.
 
-The real CLI runs as a subprocess against both emulators on loopback. One sandbox serves the whole
-module, in order: a dry run on the empty Kinde, the real run, then a second run that must find
-everything done. Kinde's ``/_sandbox/state`` is compared with ``Dataset.expected(i)`` for every user.
+The real CLI runs (in process: ``tests.e2e.run_cli``) against both emulators on loopback. One
+sandbox serves the whole module, in order: a dry run on the empty Kinde, the real run, then a second
+run that must find everything done. Kinde's ``/_sandbox/state`` is compared with
+``Dataset.expected(i)`` for every user.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from migrator.models import PasswordImport
 from migrator.sandbox.faults import FaultProfile
 from migrator.sandbox.hashing import CLERK_HASHERS
 from migrator.sandbox.server import Sandbox
-from tests.e2e import cli_env, run_cli
+from tests.e2e import cli_env, run_cli_process
 
 USERS = 150
 EVERY_HASHER = dict.fromkeys(CLERK_HASHERS, 1.0)
@@ -40,7 +40,7 @@ class Capture:
 
     def run(self, name: str, *args: str, cwd: Path, env: dict[str, str], expect: set[int]) -> str:
         """Run the CLI; returns all it printed (progress goes to stdout without --json)."""
-        result = run_cli(*args, cwd=cwd, env=env)
+        result = run_cli_process(*args, cwd=cwd, env=env)
         self.outputs[f"{name} (stdout)"] = result.stdout.encode()
         self.outputs[f"{name} (stderr)"] = result.stderr.encode()
         assert result.returncode in expect, f"{name} exited {result.returncode}: {result.stderr[-2000:]}"
