@@ -45,13 +45,16 @@ async def undo(ctx: RunContext) -> None:
 
     async def remove(item: Any) -> None:
         nonlocal done
-        async with slots:
+        try:
             await delete_ours(ctx, "user", item["key"], item["kinde_ref"])
+        finally:
+            slots.release()
         done += 1
         ctx.emit(PhaseAdvanced("undo", done, len(users)))
 
     async with task_group() as group:
         for item in users:
+            await slots.acquire()  # at most `concurrency` deletions (and tasks) at once, at any size
             group.create_task(remove(item))
     await _undo_organizations(ctx)
     await _undo_roles(ctx)
