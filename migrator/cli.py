@@ -341,6 +341,9 @@ def status(
 @app.command()
 def verify(
     run_id: Annotated[int | None, typer.Argument(help="Run to verify (default: the latest).")] = None,
+    fresh: Annotated[
+        bool, typer.Option("--fresh", help="Re-read Clerk's users and compare Kinde with them, not the run's plans.")
+    ] = False,
     as_json: JsonOption = False,
     config: ConfigOption = None,
     state_dir: StateDirOption = None,
@@ -361,7 +364,7 @@ def verify(
         try:
             journal.acquire()
             with Renderer(progress_console, live=progress_console.is_terminal) as renderer:
-                result = asyncio.run(run_verification(settings, journal, run_id, on_event=renderer))
+                result = asyncio.run(run_verification(settings, journal, run_id, on_event=renderer, fresh=fresh))
         finally:
             journal.close()
         show_verification(result, out, as_json)

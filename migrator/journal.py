@@ -336,6 +336,13 @@ CREATE TABLE IF NOT EXISTS verify_findings(
     found TEXT
 );
 CREATE INDEX IF NOT EXISTS verify_findings_kind ON verify_findings(verify_id, kind);
+-- verify --fresh: Clerk's users as re-read for this verify, mapped with the run's settings (plan NULL: skipped)
+CREATE TABLE IF NOT EXISTS verify_plans(
+    verify_id INTEGER NOT NULL,
+    clerk_id TEXT NOT NULL,
+    plan TEXT,
+    PRIMARY KEY (verify_id, clerk_id)
+) WITHOUT ROWID;
 """
 
 # Columns added after version 1: (table, column, declaration). Added on open when missing.
@@ -1059,7 +1066,7 @@ class Journal:
     def start_verification(self, run_id: int) -> int:
         """A new verify of ``run_id``; the Kinde snapshots of earlier verifies are dropped (they are large)."""
         with self.transaction():
-            for table in ("kinde_users", "kinde_members", "verify_matches"):
+            for table in ("kinde_users", "kinde_members", "verify_matches", "verify_plans"):
                 self._exec(f"DELETE FROM {table}")
             cursor = self._exec("INSERT INTO verifications(run_id, started_at) VALUES (?, ?)", (run_id, now_iso()))
         return int(cursor.lastrowid or 0)
@@ -1165,9 +1172,10 @@ class Journal:
         """The next matched users of this run (by Clerk id) created by this journal, with their plan, state
         and the Kinde record as listed: what per-user reads and the drift comparison need."""
         return self._rows(
-            "SELECT u.clerk_id, u.plan, u.state, u.created, u.flags, k.kinde_id, k.first_name, k.last_name,"
-            " k.is_suspended, k.identities FROM verify_matches m"
+            "SELECT u.clerk_id, COALESCE(f.plan, u.plan) AS plan, u.state, u.created, u.flags, u.properties,"
+            " u.social, k.kinde_id, k.first_name, k.last_name, k.is_suspended, k.identities FROM verify_matches m"
             " JOIN users u ON u.run_id = ? AND u.clerk_id = m.clerk_id"
+            " LEFT JOIN verify_plans f ON f.verify_id = m.verify_id AND f.clerk_id = m.clerk_id"
             " JOIN kinde_users k ON k.verify_id = m.verify_id AND k.kinde_id = m.kinde_id"
             " WHERE m.verify_id = ? AND u.created IN (?, ?) AND (m.clerk_id, m.kinde_id) > (?, ?)"
             " ORDER BY m.clerk_id, m.kinde_id LIMIT ?",
@@ -1214,6 +1222,33 @@ class Journal:
             " AND m.clerk_user_id = vm.clerk_id AND m.clerk_org_id = o.clerk_org_id)",
             (verify_id, run_id, verify_id, run_id),
         )
+
+    def store_fresh_plans(self, verify_id: int, plans: Sequence[tuple[str, str | None]]) -> None:
+        """(clerk id, plan JSON or None when the mapping now skips the user) of one page re-read from Clerk."""
+        with self.transaction():
+            self._many(
+                "INSERT OR REPLACE INTO verify_plans(verify_id, clerk_id, plan) VALUES (?, ?, ?)",
+                [(verify_id, *plan) for plan in plans],
+            )
+
+    def find_clerk_changes(self, verify_id: int, run_id: int) -> None:
+        """verify --fresh: users in Clerk now that the run never staged, and users of the run gone from Clerk
+        (drift, field ``clerk_user``: a catch-up run migrates the difference)."""
+        with self.transaction():
+            self._exec(
+                "INSERT INTO verify_findings(verify_id, kind, clerk_id, kinde_id, field, expected, found)"
+                " SELECT ?, 'drift', f.clerk_id, NULL, 'clerk_user', 'in Clerk', 'not in the run' FROM verify_plans f"
+                " WHERE f.verify_id = ? AND f.plan IS NOT NULL AND NOT EXISTS"
+                " (SELECT 1 FROM users u WHERE u.run_id = ? AND u.clerk_id = f.clerk_id)",
+                (verify_id, verify_id, run_id),
+            )
+            self._exec(
+                "INSERT INTO verify_findings(verify_id, kind, clerk_id, kinde_id, field, expected, found)"
+                " SELECT ?, 'drift', u.clerk_id, u.kinde_id, 'clerk_user', 'in the run', 'deleted in Clerk'"
+                " FROM users u WHERE u.run_id = ? AND u.state != ? AND NOT EXISTS"
+                " (SELECT 1 FROM verify_plans f WHERE f.verify_id = ? AND f.clerk_id = u.clerk_id) ORDER BY u.seq",
+                (verify_id, run_id, UserState.SKIPPED, verify_id),
+            )
 
     def finding_counts(self, verify_id: int) -> dict[str, int]:
         rows = self._rows("SELECT kind, COUNT(*) FROM verify_findings WHERE verify_id = ? GROUP BY kind", (verify_id,))

@@ -1,8 +1,8 @@
 """``run_verification``: the library entry point of ``migrator verify`` (as ``run_migration`` is of a run).
 
 Connects to Kinde, proves the token carries the read scopes verify needs, and runs the verify stage
-over the chosen run of the journal. Clerk is not contacted: the run's staged plans are what Kinde
-is compared with.
+over the chosen run of the journal. Clerk is contacted only with ``fresh``: otherwise the run's staged
+plans are what Kinde is compared with.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from migrator.connect import connect
 from migrator.errors import ApiError, JournalError, ScopeError
 from migrator.events import Emit, Notice
 from migrator.journal import Journal
-from migrator.mapping import MappingOptions
 from migrator.stages.context import RunContext
 from migrator.stages.verify import Verification, verify
+from migrator.stages.verify_fresh import mapping_options
 
 READ_SCOPES = frozenset({"read:users", "read:user_identities"})
 ORGANIZATION_READ_SCOPES = frozenset({"read:organization_users"})
@@ -28,10 +28,12 @@ async def run_verification(
     run_id: int | None,
     *,
     on_event: Emit,
+    fresh: bool = False,
     clerk_transport: httpx.AsyncBaseTransport | None = None,
     kinde_transport: httpx.AsyncBaseTransport | None = None,
 ) -> Verification:
-    """Read Kinde back and compare it with run ``run_id`` (default: the latest real run)."""
+    """Read Kinde back and compare it with run ``run_id`` (default: the latest real run); ``fresh``: with
+    Clerk's users as re-read now, mapped with these settings."""
     run = journal.run(run_id)
     if run.dry_run:
         raise JournalError(f"run {run.id} was a dry run: it wrote nothing to Kinde, so there is nothing to verify")
@@ -53,6 +55,6 @@ async def run_verification(
                 service="Kinde",
                 status=403,
             )
-        ctx = RunContext(settings, journal, clerk, kinde, on_event, run, MappingOptions())
+        ctx = RunContext(settings, journal, clerk, kinde, on_event, run, mapping_options(settings))
         on_event(Notice(f"verifying run {run.id} against Kinde ({journal.expected_user_count(run.id)} users expected)"))
-        return await verify(ctx)
+        return await verify(ctx, fresh=fresh)

@@ -30,6 +30,7 @@ from migrator.events import Notice, PhaseAdvanced, PhaseFinished, PhaseStarted
 from migrator.journal import MembershipState, UserState
 from migrator.report_files import VERIFY, run_dir, write_rows, write_summary
 from migrator.stages.context import RunContext, Ticker, task_group
+from migrator.stages.verify_fresh import stage_fresh_plans
 
 KINDS = ("missing", "duplicated", "unexpected", "drift", "incomplete")
 BLOCKING = ("missing", "duplicated", "incomplete")  # any of these: exit 1
@@ -78,10 +79,15 @@ class Verification:
         }
 
 
-async def verify(ctx: RunContext) -> Verification:
-    """Read Kinde back, compare, record the findings and write verify.csv and summary.json."""
+async def verify(ctx: RunContext, *, fresh: bool = False) -> Verification:
+    """Read Kinde back, compare, record the findings and write verify.csv and summary.json.
+
+    ``fresh``: compare with Clerk's users as they are now (re-read) rather than the run's staged plans."""
     journal, run = ctx.journal, ctx.run
     verify_id = journal.start_verification(run.id)
+    if fresh:
+        await stage_fresh_plans(ctx, verify_id)
+        journal.find_clerk_changes(verify_id, run.id)
     await _read_users(ctx, verify_id)
     journal.match_kinde_users(verify_id, run.id)
     await _read_identities_and_compare(ctx, verify_id)
