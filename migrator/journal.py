@@ -224,6 +224,7 @@ CREATE TABLE IF NOT EXISTS users(
     properties TEXT NOT NULL DEFAULT 'n/a',
     social TEXT NOT NULL DEFAULT 'n/a',
     mfa INTEGER NOT NULL DEFAULT 0,
+    export_target TEXT,
     PRIMARY KEY (run_id, clerk_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS users_seq ON users(run_id, seq);
@@ -362,6 +363,7 @@ _ADDED_COLUMNS = (
     ("runs", "run_options", "TEXT"),
     ("organizations", "created_here", "INTEGER NOT NULL DEFAULT 0"),
     ("roles", "created_here", "INTEGER NOT NULL DEFAULT 0"),
+    ("users", "export_target", "TEXT"),  # export runs: 'api' for users listed in api-users.csv
 )
 
 _LOOKUP_WHERE = {
@@ -1141,7 +1143,8 @@ class Journal:
             self._exec(
                 "INSERT INTO verify_findings(verify_id, kind, clerk_id, kinde_id, field, expected, found)"
                 " SELECT ?, 'missing', u.clerk_id, u.kinde_id, 'user', COALESCE(u.email_key, u.username_key,"
-                " u.phone_key), NULL FROM users u WHERE u.run_id = ? AND u.state != ? AND NOT EXISTS"
+                " u.phone_key), NULL FROM users u WHERE u.run_id = ? AND u.state != ?"
+                " AND u.export_target IS NOT 'api' AND NOT EXISTS"
                 " (SELECT 1 FROM verify_matches m WHERE m.verify_id = ? AND m.clerk_id = u.clerk_id) ORDER BY u.seq",
                 (v, r, UserState.SKIPPED, v),
             )
@@ -1167,19 +1170,20 @@ class Journal:
             )
 
     def users_to_read_back(
-        self, verify_id: int, run_id: int, after: tuple[str, str] = ("", ""), limit: int = 500
+        self, verify_id: int, run_id: int, after: tuple[str, str] = ("", ""), limit: int = 500, imported: bool = False
     ) -> list[sqlite3.Row]:
-        """The next matched users of this run (by Clerk id) created by this journal, with their plan, state
-        and the Kinde record as listed: what per-user reads and the drift comparison need."""
+        """The next matched users of this run (by Clerk id) created by this journal (``imported``: every matched
+        user, an export run's files created them), with their plan, state and the Kinde record as listed: what
+        per-user reads and the drift comparison need."""
         return self._rows(
             "SELECT u.clerk_id, COALESCE(f.plan, u.plan) AS plan, u.state, u.created, u.flags, u.properties,"
             " u.social, k.kinde_id, k.first_name, k.last_name, k.is_suspended, k.identities FROM verify_matches m"
             " JOIN users u ON u.run_id = ? AND u.clerk_id = m.clerk_id"
             " LEFT JOIN verify_plans f ON f.verify_id = m.verify_id AND f.clerk_id = m.clerk_id"
             " JOIN kinde_users k ON k.verify_id = m.verify_id AND k.kinde_id = m.kinde_id"
-            " WHERE m.verify_id = ? AND u.created IN (?, ?) AND (m.clerk_id, m.kinde_id) > (?, ?)"
+            " WHERE m.verify_id = ? AND (? OR u.created IN (?, ?)) AND (m.clerk_id, m.kinde_id) > (?, ?)"
             " ORDER BY m.clerk_id, m.kinde_id LIMIT ?",
-            (run_id, verify_id, Created.CREATED, Created.EARLIER, *after, limit),
+            (run_id, verify_id, imported, Created.CREATED, Created.EARLIER, *after, limit),
         )
 
     def store_identities(self, verify_id: int, identities: Sequence[tuple[str, list[Any] | None]]) -> None:
@@ -1196,9 +1200,10 @@ class Journal:
                     )
 
     def membership_comparison(
-        self, verify_id: int, run_id: int, after: tuple[str, str] = ("", ""), limit: int = 1000
+        self, verify_id: int, run_id: int, after: tuple[str, str] = ("", ""), limit: int = 1000, imported: bool = False
     ) -> list[sqlite3.Row]:
-        """Planned memberships of users this journal created, beside what Kinde lists (roles NULL: absent)."""
+        """Planned memberships of users this journal created (``imported``: of every matched user), beside what
+        Kinde lists (roles NULL: absent)."""
         return self._rows(
             "SELECT m.clerk_user_id, m.clerk_org_id, m.role_key, m.state, o.kinde_code, vm.kinde_id, km.roles"
             " FROM memberships m JOIN users u ON u.run_id = m.run_id AND u.clerk_id = m.clerk_user_id"
@@ -1206,9 +1211,9 @@ class Journal:
             " JOIN verify_matches vm ON vm.verify_id = ? AND vm.clerk_id = m.clerk_user_id"
             " LEFT JOIN kinde_members km ON km.verify_id = vm.verify_id AND km.kinde_id = vm.kinde_id"
             " AND km.org_code = o.kinde_code"
-            " WHERE m.run_id = ? AND u.created IN (?, ?) AND (m.clerk_user_id, m.clerk_org_id) > (?, ?)"
+            " WHERE m.run_id = ? AND (? OR u.created IN (?, ?)) AND (m.clerk_user_id, m.clerk_org_id) > (?, ?)"
             " ORDER BY m.clerk_user_id, m.clerk_org_id LIMIT ?",
-            (verify_id, run_id, Created.CREATED, Created.EARLIER, *after, limit),
+            (verify_id, run_id, imported, Created.CREATED, Created.EARLIER, *after, limit),
         )
 
     def find_extra_memberships(self, verify_id: int, run_id: int) -> None:
@@ -1249,6 +1254,24 @@ class Journal:
                 " (SELECT 1 FROM verify_plans f WHERE f.verify_id = ? AND f.clerk_id = u.clerk_id) ORDER BY u.seq",
                 (verify_id, run_id, UserState.SKIPPED, verify_id),
             )
+
+    def mark_api_path(self, run_id: int, clerk_ids: Sequence[str]) -> None:
+        """Export runs: these users are listed in api-users.csv (no import file carries them)."""
+        self._many(
+            "UPDATE users SET export_target = 'api' WHERE run_id = ? AND clerk_id = ?",
+            [(run_id, clerk_id) for clerk_id in clerk_ids],
+        )
+
+    def find_api_pending(self, verify_id: int, run_id: int) -> None:
+        """Export runs: users listed for the API path and not in Kinde (``run --only-file`` migrates them)."""
+        self._exec(
+            "INSERT INTO verify_findings(verify_id, kind, clerk_id, kinde_id, field, expected, found)"
+            " SELECT ?, 'api_pending', u.clerk_id, NULL, 'user', COALESCE(u.email_key, u.username_key, u.phone_key),"
+            " 'listed in api-users.csv' FROM users u WHERE u.run_id = ? AND u.state != ? AND u.export_target = 'api'"
+            " AND NOT EXISTS (SELECT 1 FROM verify_matches m WHERE m.verify_id = ? AND m.clerk_id = u.clerk_id)"
+            " ORDER BY u.seq",
+            (verify_id, run_id, UserState.SKIPPED, verify_id),
+        )
 
     def finding_counts(self, verify_id: int) -> dict[str, int]:
         rows = self._rows("SELECT kind, COUNT(*) FROM verify_findings WHERE verify_id = ? GROUP BY kind", (verify_id,))

@@ -15,6 +15,7 @@ MEANING = {
     "unexpected": "Kinde users with a Clerk id this journal does not know",
     "drift": "fields that differ from the plan",
     "incomplete": "done in the journal, but an identity or membership is absent",
+    "api_pending": "listed in api-users.csv, not yet in Kinde: `migrator run --only-file api-users.csv`",
 }
 
 
@@ -27,7 +28,7 @@ def show_verification(result: Verification, out: Console, as_json: bool) -> None
     table.add_column("finding")
     table.add_column("count", justify="right")
     table.add_column("meaning")
-    for kind in KINDS:
+    for kind in (k for k in KINDS if k in result.counts):
         count = result.counts.get(kind, 0)
         style = "red" if count and kind in BLOCKING else ("yellow" if count else "")
         table.add_row(kind, f"[{style}]{count}[/{style}]" if style else str(count), MEANING[kind])

@@ -15,7 +15,7 @@ from migrator.errors import ApiError, JournalError, ScopeError
 from migrator.events import Emit, Notice
 from migrator.journal import Journal
 from migrator.stages.context import RunContext
-from migrator.stages.verify import Verification, verify
+from migrator.stages.verify import EXPORT_MODE, Verification, verify
 from migrator.stages.verify_fresh import mapping_options
 
 READ_SCOPES = frozenset({"read:users", "read:user_identities"})
@@ -46,6 +46,8 @@ async def run_verification(
     ) as (clerk, kinde):
         await kinde.tokens.token()
         needed = READ_SCOPES | (ORGANIZATION_READ_SCOPES if journal.organizations(run.id) else frozenset())
+        if run.mode == EXPORT_MODE and journal.organizations(run.id):
+            needed |= {"read:organizations"}  # the import made the organizations: their codes are looked up
         missing = sorted(needed - kinde.tokens.scopes) if kinde.tokens.scopes is not None else []
         if missing:
             raise ScopeError(

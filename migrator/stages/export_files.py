@@ -180,6 +180,8 @@ def _write_user(
     if target == Target.API:
         listed = {"clerk_id": plan.clerk_id, "reason": placement.reason or ""}
         writers.get(Target.API).write(_csv_text(("clerk_id", "reason"), [listed]))
+        if not request.dry_run:
+            ctx.journal.mark_api_path(ctx.run.id, [plan.clerk_id])
         tallies["api"][placement.reason or "api"] += 1
         return
     orgs = _orgs(ctx, plan.clerk_id)

@@ -11,7 +11,12 @@ a million users. Findings, each a row of ``verify.csv``:
 * ``unexpected``: a Kinde user with a Clerk-shaped ``provided_id`` this journal does not know;
 * ``drift``: name, emails, phones, username, verified flags, suspension, memberships or roles that
   differ from the plan (users found in Kinde but not ours are only checked for presence);
-* ``incomplete``: the journal says done, but Kinde lacks an identity or a membership we sent.
+* ``incomplete``: the journal says done, but Kinde lacks an identity or a membership we sent;
+* ``api_pending`` (export runs): a user listed in api-users.csv not yet in Kinde: ``migrator run
+  --only-file api-users.csv`` migrates it (not blocking: verify that run to prove it).
+
+An export run (``migrator export``) is verified the same way once its files are imported: the files
+created its users, so each is treated as sent (an absent identity or membership is incomplete).
 
 Not checked: the password-reset request. Kinde's API has no read of ``is_password_reset_requested``
 (only ``PATCH /api/v1/user`` answers it), so it cannot be proven from Kinde's answers.
@@ -32,7 +37,8 @@ from migrator.report_files import VERIFY, run_dir, write_rows, write_summary
 from migrator.stages.context import RunContext, Ticker, task_group
 from migrator.stages.verify_fresh import stage_fresh_plans
 
-KINDS = ("missing", "duplicated", "unexpected", "drift", "incomplete")
+EXPORT_MODE = "export"  # migrator.exporting's run mode (not imported: exporting imports the pipeline)
+KINDS = ("missing", "duplicated", "unexpected", "drift", "incomplete", "api_pending")
 BLOCKING = ("missing", "duplicated", "incomplete")  # any of these: exit 1
 NOT_CHECKED = {"password_reset_requested": "Kinde's API does not return it for a user"}
 VERIFY_COLUMNS = ("kind", "clerk_id", "kinde_id", "field", "expected", "found")
@@ -91,18 +97,23 @@ async def verify(ctx: RunContext, *, fresh: bool = False) -> Verification:
     await _read_users(ctx, verify_id)
     journal.match_kinde_users(verify_id, run.id)
     await _read_identities_and_compare(ctx, verify_id)
+    if _imported(ctx):
+        await _find_imported_organizations(ctx)
     await _read_members(ctx, verify_id)
     _compare_memberships(ctx, verify_id)
     journal.find_extra_memberships(verify_id, run.id)
     journal.find_missing_duplicated_unexpected(verify_id, run.id)
-    counts = {kind: 0 for kind in KINDS} | journal.finding_counts(verify_id)
+    if _imported(ctx):
+        journal.find_api_pending(verify_id, run.id)
+    kinds = [kind for kind in KINDS if kind != "api_pending" or _imported(ctx)]
+    counts = {kind: 0 for kind in kinds} | journal.finding_counts(verify_id)
     result = Verification(
         verify_id=verify_id,
         run_id=run.id,
         kinde_users=journal.kinde_user_count(verify_id),
         expected_users=journal.expected_user_count(run.id),
         counts=counts,
-        examples={kind: [dict(row) for row in journal.findings(verify_id, kind, EXAMPLES)] for kind in KINDS},
+        examples={kind: [dict(row) for row in journal.findings(verify_id, kind, EXAMPLES)] for kind in kinds},
     )
     for example in (e for kind in result.examples.values() for e in kind):
         example.pop("rowid", None)
@@ -148,12 +159,15 @@ async def _read_identities_and_compare(ctx: RunContext, verify_id: int) -> None:
     ctx.emit(PhaseStarted(IDENTITIES_PHASE, ctx.journal.expected_user_count(ctx.run.id)))
     gate = asyncio.Semaphore(ctx.settings.concurrency)
     after, done, ticker = ("", ""), 0, Ticker()
-    while rows := ctx.journal.users_to_read_back(verify_id, ctx.run.id, after, BATCH):
+    imported = _imported(ctx)
+    while rows := ctx.journal.users_to_read_back(verify_id, ctx.run.id, after, BATCH, imported=imported):
         after = (rows[-1]["clerk_id"], rows[-1]["kinde_id"])
         found = await _read_batch(ctx, [row["kinde_id"] for row in rows], gate)
         vanished = [(kinde_id, None) for kinde_id, identities in found.items() if identities is None]
         ctx.journal.store_identities(verify_id, vanished)
-        findings = [f for row in rows if found[row["kinde_id"]] is not None for f in _user_findings(row, found)]
+        findings = [
+            f for row in rows if found[row["kinde_id"]] is not None for f in _user_findings(row, found, imported)
+        ]
         ctx.journal.record_findings(verify_id, findings)
         done += len(rows)
         if ticker.due():
@@ -190,12 +204,17 @@ async def _identities_or_none(ctx: RunContext, kinde_id: str) -> list[tuple[str,
         raise
 
 
-def _user_findings(row: Any, found: dict[str, Any]) -> list[Finding]:
+def _imported(ctx: RunContext) -> bool:
+    """An export run: its users were created by importing its files, not by this journal's requests."""
+    return ctx.run.mode == EXPORT_MODE
+
+
+def _user_findings(row: Any, found: dict[str, Any], imported: bool = False) -> list[Finding]:
     kinde_id, clerk_id = row["kinde_id"], row["clerk_id"]
     return [
         (kind, clerk_id, kinde_id, name, expected, got)
         for kind, name, expected, got in user_differences(
-            json.loads(row["plan"]), row["state"] == UserState.DONE, row, found[kinde_id] or []
+            json.loads(row["plan"]), imported or row["state"] == UserState.DONE, row, found[kinde_id] or []
         )
     ]
 
@@ -236,6 +255,17 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+async def _find_imported_organizations(ctx: RunContext) -> None:
+    """Export runs: the import created the organizations (external id = Clerk org id); record their codes."""
+    unknown = [org["clerk_org_id"] for org in ctx.journal.organizations(ctx.run.id) if not org["kinde_code"]]
+    if not unknown:
+        return
+    codes = {o.get("external_id"): o.get("code") for o in await ctx.kinde.list_organizations()}
+    for clerk_org_id in unknown:
+        if isinstance(code := codes.get(clerk_org_id), str) and code:
+            ctx.journal.record_organization(ctx.run.id, clerk_org_id, code)
+
+
 async def _read_members(ctx: RunContext, verify_id: int) -> None:
     """The members (and their roles) of each organization of the run that exists in Kinde."""
     codes = [org["kinde_code"] for org in ctx.journal.organizations(ctx.run.id) if org["kinde_code"]]
@@ -250,12 +280,12 @@ async def _read_members(ctx: RunContext, verify_id: int) -> None:
 
 def _compare_memberships(ctx: RunContext, verify_id: int) -> None:
     """Planned memberships of users we created against Kinde's member lists, in batches."""
-    after = ("", "")
-    while rows := ctx.journal.membership_comparison(verify_id, ctx.run.id, after):
+    after, imported = ("", ""), _imported(ctx)
+    while rows := ctx.journal.membership_comparison(verify_id, ctx.run.id, after, imported=imported):
         after = (rows[-1]["clerk_user_id"], rows[-1]["clerk_org_id"])
         findings: list[Finding] = []
         for row in rows:
-            sent = row["state"] in (MembershipState.DONE, MembershipState.EARLIER)
+            sent = imported or row["state"] in (MembershipState.DONE, MembershipState.EARLIER)
             ids = (row["clerk_user_id"], row["kinde_id"])
             if row["roles"] is None:
                 findings.append(("incomplete" if sent else "drift", *ids, "membership", row["kinde_code"], ""))
