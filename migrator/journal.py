@@ -1327,6 +1327,16 @@ class Journal:
             ),
         }
 
+    def written_extras(self, run_id: int) -> set[str]:
+        """Which of issue 14's steps the run wrote ('properties', 'social', 'permissions'): what verify reads back."""
+        found = set()
+        for step, done in (("properties", PropertiesStep.DONE), ("social", SocialStep.DONE)):
+            if self._scalar(f"SELECT 1 FROM users WHERE run_id = ? AND {step} = ? LIMIT 1", (run_id, done)):
+                found.add(step)
+        if self._scalar("SELECT 1 FROM roles WHERE run_id = ? AND permissions = ? LIMIT 1", (run_id, PermissionsStep.DONE)):
+            found.add("permissions")
+        return found
+
     def sample_user_with_extras(self, run_id: int) -> sqlite3.Row | None:
         """A pending user whose plan carries properties or social identities (the dry run's example)."""
         rows = self._rows(

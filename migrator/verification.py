@@ -20,6 +20,10 @@ from migrator.stages.verify_fresh import mapping_options
 
 READ_SCOPES = frozenset({"read:users", "read:user_identities"})
 ORGANIZATION_READ_SCOPES = frozenset({"read:organization_users"})
+EXTRA_READ_SCOPES = {
+    "properties": frozenset({"read:user_properties"}),
+    "permissions": frozenset({"read:roles", "read:role_permissions"}),
+}
 
 
 async def run_verification(
@@ -46,6 +50,8 @@ async def run_verification(
     ) as (clerk, kinde):
         await kinde.tokens.token()
         needed = READ_SCOPES | (ORGANIZATION_READ_SCOPES if journal.organizations(run.id) else frozenset())
+        for extra in journal.written_extras(run.id):
+            needed |= EXTRA_READ_SCOPES.get(extra, frozenset())
         if run.mode == EXPORT_MODE and journal.organizations(run.id):
             needed |= {"read:organizations"}  # the import made the organizations: their codes are looked up
         missing = sorted(needed - kinde.tokens.scopes) if kinde.tokens.scopes is not None else []

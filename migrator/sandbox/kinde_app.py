@@ -62,7 +62,8 @@ user, organization, role, permission, property and request count. To change Kind
 migrator's back (tests of ``migrator verify``): ``DELETE /_sandbox/users/{id}``; ``POST
 /_sandbox/users/{id}/duplicate`` (a second user with the same identities, uniqueness bypassed;
 ``{"provided_id": ...}`` optional); ``PATCH /_sandbox/users/{id}`` (names, flags, ``provided_id``,
-``remove_identities``, ``unverify``, ``leave_organizations``, ``roles``).
+``remove_identities``, ``unverify``, ``leave_organizations``, ``roles``, ``properties``, ``remove_social``);
+``PATCH /_sandbox/roles/{key}`` (``remove_permissions``).
 """
 
 from __future__ import annotations
@@ -871,6 +872,7 @@ class _KindeApi:
             _Operation("DELETE", "/_sandbox/users/{user_id}", self.tamper_delete),
             _Operation("PATCH", "/_sandbox/users/{user_id}", self.tamper_alter, None, "json"),
             _Operation("POST", "/_sandbox/users/{user_id}/duplicate", self.tamper_duplicate, None, "optional_json"),
+            _Operation("PATCH", "/_sandbox/roles/{key}", self.tamper_role, None, "json"),
             _Operation("GET", "/_sandbox/state", self.state),
             _Operation("POST", "/_sandbox/import", self.import_file),
         ]
@@ -1759,6 +1761,27 @@ class _KindeApi:
             member = self.store.organizations[code].members.get(user.id) if code in self.store.organizations else None
             if member is not None:
                 member.roles = roles.text_list(code) if roles else []
+        self._tamper_extras(user, body)
+        return _ok(_SUCCESS)
+
+    def _tamper_extras(self, user: _User, body: _Body) -> None:
+        """``properties`` ({key: value}, null removes one) and ``remove_social`` (values of social identities)."""
+        properties = body.obj("properties")
+        for key, value in (properties.data if properties else {}).items():
+            if value is None:
+                user.properties.pop(key, None)
+            else:
+                user.properties[key] = str(value)
+        social = set(body.text_list("remove_social"))
+        user.identities = [i for i in user.identities if not (i.type == "social" and i.value in social)]
+
+    def tamper_role(self, call: _Call) -> Response:
+        """``PATCH /_sandbox/roles/{key}`` ``{"remove_permissions": [keys]}``: detach permissions behind our back."""
+        role = self.store.role_by_key(call.path_params["key"])
+        if role is None:
+            raise KindeError(404, "ROLE_NOT_FOUND", f"No role with key {call.path_params['key']}.")
+        removed = {p.id for key in call.body.text_list("remove_permissions") if (p := self.store.permission_by_key(key))}
+        role.permission_ids = [p for p in role.permission_ids if p not in removed]
         return _ok(_SUCCESS)
 
     def import_file(self, call: _Call) -> Response:

@@ -9,9 +9,11 @@ a million users. Findings, each a row of ``verify.csv``:
 * ``missing``: a Clerk user that should be in Kinde (not skipped) and is not;
 * ``duplicated``: two Kinde users for one Clerk id, or for one email;
 * ``unexpected``: a Kinde user with a Clerk-shaped ``provided_id`` this journal does not know;
-* ``drift``: name, emails, phones, username, verified flags, suspension, memberships or roles that
-  differ from the plan (users found in Kinde but not ours are only checked for presence);
-* ``incomplete``: the journal says done, but Kinde lacks an identity or a membership we sent;
+* ``drift``: name, emails, phones, username, verified flags, suspension, memberships, roles or (where
+  the run wrote them) property values that differ from the plan (users found in Kinde but not ours
+  are only checked for presence);
+* ``incomplete``: the journal says done, but Kinde lacks an identity, a membership, a social identity
+  or a role permission we sent;
 * ``api_pending`` (export runs): a user listed in api-users.csv not yet in Kinde: ``migrator run
   --only-file api-users.csv`` migrates it (not blocking: verify that run to prove it).
 
@@ -35,6 +37,7 @@ from migrator.events import Notice, PhaseAdvanced, PhaseFinished, PhaseStarted
 from migrator.journal import MembershipState, UserState
 from migrator.report_files import VERIFY, run_dir, write_rows, write_summary
 from migrator.stages.context import RunContext, Ticker, task_group
+from migrator.stages.verify_extras import extra_user_findings, role_permission_findings
 from migrator.stages.verify_fresh import stage_fresh_plans
 
 EXPORT_MODE = "export"  # migrator.exporting's run mode (not imported: exporting imports the pipeline)
@@ -102,6 +105,7 @@ async def verify(ctx: RunContext, *, fresh: bool = False) -> Verification:
     await _read_members(ctx, verify_id)
     _compare_memberships(ctx, verify_id)
     journal.find_extra_memberships(verify_id, run.id)
+    journal.record_findings(verify_id, await role_permission_findings(ctx))
     journal.find_missing_duplicated_unexpected(verify_id, run.id)
     if _imported(ctx):
         journal.find_api_pending(verify_id, run.id)
@@ -165,9 +169,9 @@ async def _read_identities_and_compare(ctx: RunContext, verify_id: int) -> None:
         found = await _read_batch(ctx, [row["kinde_id"] for row in rows], gate)
         vanished = [(kinde_id, None) for kinde_id, identities in found.items() if identities is None]
         ctx.journal.store_identities(verify_id, vanished)
-        findings = [
-            f for row in rows if found[row["kinde_id"]] is not None for f in _user_findings(row, found, imported)
-        ]
+        present = [row for row in rows if found[row["kinde_id"]] is not None]
+        findings = [f for row in present for f in _user_findings(row, found, imported)]
+        findings += await extra_user_findings(ctx, present, gate)
         ctx.journal.record_findings(verify_id, findings)
         done += len(rows)
         if ticker.due():
