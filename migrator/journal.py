@@ -1333,7 +1333,9 @@ class Journal:
         for step, done in (("properties", PropertiesStep.DONE), ("social", SocialStep.DONE)):
             if self._scalar(f"SELECT 1 FROM users WHERE run_id = ? AND {step} = ? LIMIT 1", (run_id, done)):
                 found.add(step)
-        if self._scalar("SELECT 1 FROM roles WHERE run_id = ? AND permissions = ? LIMIT 1", (run_id, PermissionsStep.DONE)):
+        if self._scalar(
+            "SELECT 1 FROM roles WHERE run_id = ? AND permissions = ? LIMIT 1", (run_id, PermissionsStep.DONE)
+        ):
             found.add("permissions")
         return found
 

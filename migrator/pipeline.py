@@ -31,7 +31,6 @@ from migrator.errors import ApiError, InputError, JournalError, MigratorError
 from migrator.events import Emit, Notice
 from migrator.journal import Journal, Run, RunStatus
 from migrator.kinde.client import KindeClient
-from migrator.mapping import MappingOptions, property_specs
 from migrator.report_files import write_run_reports
 from migrator.reports import (
     Plan,
@@ -42,7 +41,7 @@ from migrator.reports import (
     write_mfa_report,
     write_password_report,
 )
-from migrator.stages.context import RunContext
+from migrator.stages.context import RunContext, mapping_options
 from migrator.stages.export_index import open_export
 from migrator.stages.gather import gather
 from migrator.stages.load import load
@@ -117,17 +116,7 @@ class Migration:
 
     def __init__(self, settings: Settings, journal: Journal, clerk: ClerkClient, kinde: KindeClient, emit: Emit):
         self.settings, self.journal, self.clerk, self.kinde, self.emit = settings, journal, clerk, kinde, emit
-        self.options = MappingOptions(
-            unimportable_passwords=settings.unimportable_passwords,
-            banned_users=settings.banned_users,
-            role_map=settings.role_map,
-            default_phone_region=settings.default_phone_region,
-            salt_position=settings.salted_hash_salt_position,
-            export_time=settings.export_time,
-            properties=property_specs(settings.properties),
-            organization_properties=property_specs(settings.organization_properties),
-            social_connections=settings.social_connections,
-        )
+        self.options = mapping_options(settings)
         self._started = time.monotonic()
 
     async def start(self, *, dry_run: bool, confirm: Confirm) -> Summary:

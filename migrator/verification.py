@@ -14,9 +14,8 @@ from migrator.connect import connect
 from migrator.errors import ApiError, JournalError, ScopeError
 from migrator.events import Emit, Notice
 from migrator.journal import Journal
-from migrator.stages.context import RunContext
+from migrator.stages.context import RunContext, mapping_options
 from migrator.stages.verify import EXPORT_MODE, Verification, verify
-from migrator.stages.verify_fresh import mapping_options
 
 READ_SCOPES = frozenset({"read:users", "read:user_identities"})
 ORGANIZATION_READ_SCOPES = frozenset({"read:organization_users"})

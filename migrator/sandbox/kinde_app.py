@@ -1780,7 +1780,9 @@ class _KindeApi:
         role = self.store.role_by_key(call.path_params["key"])
         if role is None:
             raise KindeError(404, "ROLE_NOT_FOUND", f"No role with key {call.path_params['key']}.")
-        removed = {p.id for key in call.body.text_list("remove_permissions") if (p := self.store.permission_by_key(key))}
+        removed = {
+            p.id for key in call.body.text_list("remove_permissions") if (p := self.store.permission_by_key(key))
+        }
         role.permission_ids = [p for p in role.permission_ids if p not in removed]
         return _ok(_SUCCESS)
 

@@ -19,7 +19,7 @@ from migrator.errors import MigratorError
 from migrator.events import Emit, Pacing
 from migrator.journal import Journal, Run
 from migrator.kinde.client import KindeClient
-from migrator.mapping import MappingOptions
+from migrator.mapping import MappingOptions, property_specs
 from migrator.models import ExportRow
 
 
@@ -56,6 +56,21 @@ class RunContext:
                     resume_in=client.limiter.resume_in,
                 )
             )
+
+
+def mapping_options(settings: Settings) -> MappingOptions:
+    """The mapping a run with these settings uses (its fingerprint covers each of these settings)."""
+    return MappingOptions(
+        unimportable_passwords=settings.unimportable_passwords,
+        banned_users=settings.banned_users,
+        role_map=settings.role_map,
+        default_phone_region=settings.default_phone_region,
+        salt_position=settings.salted_hash_salt_position,
+        export_time=settings.export_time,
+        properties=property_specs(settings.properties),
+        organization_properties=property_specs(settings.organization_properties),
+        social_connections=settings.social_connections,
+    )
 
 
 class Ticker:

@@ -8,29 +8,12 @@ see passwords in Kinde, and the export may be gone.
 
 from __future__ import annotations
 
-from migrator.config import Settings
 from migrator.events import PhaseAdvanced, PhaseFinished, PhaseStarted
 from migrator.journal import UserState
-from migrator.mapping import MappingOptions, property_specs
 from migrator.stages.context import RunContext, Ticker
 from migrator.stages.staging import staged_row
 
 FRESH_PHASE = "Re-read Clerk users"
-
-
-def mapping_options(settings: Settings) -> MappingOptions:
-    """The mapping a run with these settings uses (as ``Migration`` builds it)."""
-    return MappingOptions(
-        unimportable_passwords=settings.unimportable_passwords,
-        banned_users=settings.banned_users,
-        role_map=settings.role_map,
-        default_phone_region=settings.default_phone_region,
-        salt_position=settings.salted_hash_salt_position,
-        export_time=settings.export_time,
-        properties=property_specs(settings.properties),
-        organization_properties=property_specs(settings.organization_properties),
-        social_connections=settings.social_connections,
-    )
 
 
 async def stage_fresh_plans(ctx: RunContext, verify_id: int) -> int:
