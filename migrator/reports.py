@@ -80,13 +80,15 @@ class Summary:
     seconds: float = 0.0
     cancelled: bool = False  # the operator declined to write
     unaccounted: list[str] = field(default_factory=list)  # Clerk users not accounted for (a fetch gap)
+    verification: dict[str, Any] | None = None  # a canary's verify of its own users: verdict and counts
 
     @property
     def exit_code(self) -> int:
         if self.cancelled:
             return EXIT_INTERRUPTED
         unfinished = self.failed or self.memberships_failed or self.pending or self.unaccounted
-        return EXIT_FAILURES if unfinished else EXIT_OK
+        unverified = self.verification is not None and self.verification.get("verdict") != "passed"
+        return EXIT_FAILURES if unfinished or unverified else EXIT_OK
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

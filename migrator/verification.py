@@ -42,17 +42,22 @@ async def run_verification(
     async with connect(
         settings, on_retry=on_retry, clerk_transport=clerk_transport, kinde_transport=kinde_transport
     ) as (clerk, kinde):
-        await kinde.tokens.token()
-        needed = READ_SCOPES | (ORGANIZATION_READ_SCOPES if journal.organizations(run.id) else frozenset())
-        missing = sorted(needed - kinde.tokens.scopes) if kinde.tokens.scopes is not None else []
-        if missing:
-            raise ScopeError(
-                f"verify reads Kinde back and the M2M application lacks scope(s) {', '.join(missing)}: grant them in"
-                " Kinde (Settings > Applications > your M2M app > APIs > Kinde Management API > Scopes)",
-                scope=missing[0],
-                service="Kinde",
-                status=403,
-            )
-        ctx = RunContext(settings, journal, clerk, kinde, on_event, run, MappingOptions())
-        on_event(Notice(f"verifying run {run.id} against Kinde ({journal.expected_user_count(run.id)} users expected)"))
-        return await verify(ctx)
+        return await verify_connected(RunContext(settings, journal, clerk, kinde, on_event, run, MappingOptions()))
+
+
+async def verify_connected(ctx: RunContext) -> Verification:
+    """Verify ``ctx.run`` over clients already open (a canary verifies itself this way, right after it ran)."""
+    journal, run, kinde = ctx.journal, ctx.run, ctx.kinde
+    await kinde.tokens.token()
+    needed = READ_SCOPES | (ORGANIZATION_READ_SCOPES if journal.organizations(run.id) else frozenset())
+    missing = sorted(needed - kinde.tokens.scopes) if kinde.tokens.scopes is not None else []
+    if missing:
+        raise ScopeError(
+            f"verify reads Kinde back and the M2M application lacks scope(s) {', '.join(missing)}: grant them in"
+            " Kinde (Settings > Applications > your M2M app > APIs > Kinde Management API > Scopes)",
+            scope=missing[0],
+            service="Kinde",
+            status=403,
+        )
+    ctx.emit(Notice(f"verifying run {run.id} against Kinde ({journal.expected_user_count(run.id)} users expected)"))
+    return await verify(ctx)
