@@ -234,3 +234,27 @@ def test_when_a_ban_does_not_move_updated_at_a_full_catch_up_still_suspends(sand
     assert full.result.returncode == 0, full.result.stderr
     assert by_provided_id(full.state)[banned]["is_suspended"] is True
     assert full.writes == 1  # every user compared, only the banned one written
+
+
+def test_an_identity_removed_in_clerk_is_removed_from_kinde_once(sandbox_factory, tmp_path: Path) -> None:
+    sandbox = sandbox_factory(users=120)
+    dataset = sandbox.dataset
+    sandbox.write_export(tmp_path / "users.csv")
+    assert migrator(sandbox, tmp_path, "run", "--clerk-export", "users.csv", "--yes", "--json").result.returncode == 0
+    picked = next(
+        i for i in range(dataset.n)
+        if dataset.expected(i)["eligible"] and dataset.expected(i)["username"] and dataset.expected(i)["email"]
+    )  # fmt: skip
+    clerk_id, username = dataset.user_id(picked), dataset.expected(picked)["username"]
+    before = {i["type"] for i in by_provided_id(kinde_state(sandbox))[clerk_id]["identities"]}
+    assert {"username", "email"} <= before
+    change_clerk(sandbox, {"change": {clerk_id: {"username": None}}})
+
+    catch_up = migrator(sandbox, tmp_path, "sync", "--yes", "--json")
+    assert catch_up.result.returncode == 0, catch_up.result.stderr
+    identities = by_provided_id(catch_up.state)[clerk_id]["identities"]
+    assert username.lower() not in {i["value"].lower() for i in identities}
+    assert {i["type"] for i in identities} == before - {"username"}  # the rest stays
+    assert catch_up.state["requests"]["by_route"]["DELETE /api/v1/identities/{identity_id}"]["total"] == 1
+    again = migrator(sandbox, tmp_path, "sync", "--yes", "--json")
+    assert again.result.returncode == 0 and again.writes == 0
