@@ -18,12 +18,26 @@ from typing import Any
 from migrator import passwords
 from migrator.errors import AlreadyExists, ApiError, AuthError, InputError, MigratorError, ProtocolError, ScopeError
 from migrator.events import PhaseAdvanced, PhaseFinished, PhaseStarted
-from migrator.journal import DeletionState
+from migrator.journal import DeletionState, Journal
 from migrator.models import PasswordImport
 from migrator.stages.context import RunContext
 from migrator.stages.undo import delete_ours
 
 FATAL = (AuthError, ScopeError, ProtocolError)
+
+
+def pending_changes(journal: Journal, run_id: int) -> dict[str, int]:
+    """What a catch-up is about to write to users already in Kinde, and delete: the confirmation shows it."""
+    updates = journal.updates_to_apply(run_id)
+    changes = [i for update in updates for i in json.loads(update["identities"])]
+    return {
+        "users_to_update": len(updates),
+        "identities_to_add": sum(1 for i in changes if not i.get("remove")),
+        "identities_to_remove": sum(1 for i in changes if i.get("remove")),
+        "passwords_to_update": sum(1 for update in updates if update["password"]),
+        "users_to_delete": len(journal.deletions(run_id, "user", (DeletionState.PENDING, DeletionState.FAILED))),
+        "users_gone_listed": len(journal.deletions(run_id, "user", (DeletionState.LISTED,))),
+    }
 
 
 async def apply_updates(ctx: RunContext) -> None:
