@@ -29,6 +29,7 @@ from migrator.stages.catchup import since_ms
 from migrator.stages.context import RunContext
 from migrator.stages.unchanged import file_fingerprint
 from migrator.stages.undo import plan_undo, undo
+from migrator.verification import verify_connected
 
 if TYPE_CHECKING:
     from migrator.pipeline import Confirm, Migration
@@ -87,9 +88,25 @@ async def start_cutover_run(migration: Migration, action: Sync | Canary, confirm
     since = f" since run {base.id} began ({base.started_at})" if base else ""
     migration.emit(Notice(f"run {run.id} started ({mode}{since}); journal {journal.path}"))
     summary = await migration.drive(run, confirm)
-    if mode == "canary":
-        pass  # VERIFY(issue 11): run `migrator verify` over this canary's users here once it lands
+    if mode == "canary" and not summary.cancelled:
+        await _verify_canary(migration, run, summary)
     return summary
+
+
+async def _verify_canary(migration: Migration, run: Run, summary: Summary) -> None:
+    """Read the canary's users back from Kinde: its verdict is part of its exit code; verify.csv is its report."""
+    ctx = RunContext(
+        migration.settings, migration.journal, migration.clerk, migration.kinde, migration.emit, run, migration.options
+    )
+    try:
+        result = await verify_connected(ctx)
+    except MigratorError as exc:
+        exc.hint = f"run {run.id} is written; verify it with `migrator verify {run.id}`"
+        raise
+    summary.verification = {k: v for k, v in result.to_json().items() if k in ("verify_id", "verdict", "counts")}
+    summary.reports["verify"] = result.reports["verify"]
+    level = "info" if result.passed else "warning"
+    migration.emit(Notice(f"canary run {run.id} verified against Kinde: {summary.verification['verdict']}", level))
 
 
 def _sync_base(journal: Journal, run_id: int | None) -> Run:

@@ -1136,8 +1136,8 @@ class Journal:
                 ((verify_id, *finding) for finding in findings),
             )
 
-    def find_missing_duplicated_unexpected(self, verify_id: int, run_id: int) -> None:
-        """The three findings that need no per-user read, written by SQL alone."""
+    def find_missing_duplicated_unexpected(self, verify_id: int, run_id: int, *, unexpected: bool = True) -> None:
+        """The three findings that need no per-user read, written by SQL alone (``unexpected``: look for those too)."""
         v, r = verify_id, run_id
         with self.transaction():
             self._exec(
@@ -1161,6 +1161,8 @@ class Journal:
                 " WHERE k.verify_id = ? AND k.email_key IS NOT NULL GROUP BY k.email_key HAVING COUNT(*) > 1",
                 (v, r, UserState.SKIPPED, v),
             )
+            if not unexpected:
+                return
             self._exec(
                 "INSERT INTO verify_findings(verify_id, kind, clerk_id, kinde_id, field, expected, found)"
                 " SELECT ?, 'unexpected', k.provided_id, k.kinde_id, 'provided_id', NULL, k.provided_id"

@@ -172,6 +172,19 @@ class Renderer:
             self.console.print(f"[{style}]{prefix}{event.message}[/{style}]", highlight=False, soft_wrap=True)
 
 
+def catch_up_rows(plan: Plan) -> list[tuple[str, Any]]:
+    """A catch-up's writes to users already in Kinde, and its deletions (shown when there are any)."""
+    rows: list[tuple[str, Any]] = [
+        ("Users to update in Kinde", plan.users_to_update),
+        ("  identities to add", plan.identities_to_add),
+        ("  identities to remove", plan.identities_to_remove),
+        ("  passwords to import again", plan.passwords_to_update),
+        ("Users to delete from Kinde (gone from Clerk)", plan.users_to_delete),
+        ("Gone from Clerk, listed only (--delete-removed deletes)", plan.users_gone_listed),
+    ]
+    return [(label, count) for label, count in rows if count]
+
+
 def plan_table(plan: Plan, *, title: str) -> Table:
     table = Table(title=title, show_header=False, title_justify="left")
     table.add_column("what")
@@ -212,6 +225,7 @@ def plan_table(plan: Plan, *, title: str) -> Table:
         rows.append((f"Users with {provider} (no Kinde connection mapped)", count))
     if plan.mfa_reenrol:
         rows.append(("Users to re-enrol in MFA", plan.mfa_reenrol))
+    rows += catch_up_rows(plan)
     if plan.property_sample:
         rows.append(("Example mapping", json.dumps(plan.property_sample, ensure_ascii=False)))
     if plan.failed:

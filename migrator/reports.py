@@ -16,6 +16,7 @@ from migrator.errors import EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK
 from migrator.journal import Journal, RunStatus
 from migrator.mapping import STALE_DIGEST_REASON
 from migrator.report_files import MFA_REENROL, PASSWORD_RESETS, run_dir, write_rows
+from migrator.stages.updates import pending_changes
 
 PASSWORD_REPORT_COLUMNS = ("clerk_id", "email", "hasher", "reason", "action")
 MFA_REPORT_COLUMNS = ("clerk_id", "email", "action")
@@ -50,10 +51,20 @@ class Plan:
     social_unmapped: dict[str, int] = field(default_factory=dict)  # Clerk provider without connection -> users
     roles_permissions_pending: int = 0
     mfa_reenrol: int = 0  # users enrolled in MFA in Clerk: they enrol again in Kinde (secrets cannot move)
+    # catch-ups (stages.updates.pending_changes): users already in Kinde brought up to date, or deleted
+    users_to_update: int = 0
+    identities_to_add: int = 0
+    identities_to_remove: int = 0
+    passwords_to_update: int = 0
+    users_to_delete: int = 0
+    users_gone_listed: int = 0  # gone from Clerk, listed only (no --delete-removed)
 
     @property
     def writes_needed(self) -> bool:
-        return bool(self.to_create or self.to_finish or self.memberships_pending or self.roles_permissions_pending)
+        catch_up = self.users_to_update or self.users_to_delete
+        return bool(
+            self.to_create or self.to_finish or self.memberships_pending or self.roles_permissions_pending or catch_up
+        )
 
 
 @dataclass
@@ -80,13 +91,15 @@ class Summary:
     seconds: float = 0.0
     cancelled: bool = False  # the operator declined to write
     unaccounted: list[str] = field(default_factory=list)  # Clerk users not accounted for (a fetch gap)
+    verification: dict[str, Any] | None = None  # a canary's verify of its own users: verdict and counts
 
     @property
     def exit_code(self) -> int:
         if self.cancelled:
             return EXIT_INTERRUPTED
         unfinished = self.failed or self.memberships_failed or self.pending or self.unaccounted
-        return EXIT_FAILURES if unfinished else EXIT_OK
+        unverified = self.verification is not None and self.verification.get("verdict") != "passed"
+        return EXIT_FAILURES if unfinished or unverified else EXIT_OK
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -116,6 +129,7 @@ def build_plan(journal: Journal, run_id: int, *, with_export: bool) -> Plan:
         property_sample=_sample(sample) if sample is not None else None,
         **counts,
         **journal.extras_counts(run_id),
+        **pending_changes(journal, run_id),
     )
 
 

@@ -47,21 +47,27 @@ async def run_verification(
     async with connect(
         settings, on_retry=on_retry, clerk_transport=clerk_transport, kinde_transport=kinde_transport
     ) as (clerk, kinde):
-        await kinde.tokens.token()
-        needed = READ_SCOPES | (ORGANIZATION_READ_SCOPES if journal.organizations(run.id) else frozenset())
-        for extra in journal.written_extras(run.id):
-            needed |= EXTRA_READ_SCOPES.get(extra, frozenset())
-        if run.mode == EXPORT_MODE and journal.organizations(run.id):
-            needed |= {"read:organizations"}  # the import made the organizations: their codes are looked up
-        missing = sorted(needed - kinde.tokens.scopes) if kinde.tokens.scopes is not None else []
-        if missing:
-            raise ScopeError(
-                f"verify reads Kinde back and the M2M application lacks scope(s) {', '.join(missing)}: grant them in"
-                " Kinde (Settings > Applications > your M2M app > APIs > Kinde Management API > Scopes)",
-                scope=missing[0],
-                service="Kinde",
-                status=403,
-            )
         ctx = RunContext(settings, journal, clerk, kinde, on_event, run, mapping_options(settings))
-        on_event(Notice(f"verifying run {run.id} against Kinde ({journal.expected_user_count(run.id)} users expected)"))
-        return await verify(ctx, fresh=fresh)
+        return await verify_connected(ctx, fresh=fresh)
+
+
+async def verify_connected(ctx: RunContext, *, fresh: bool = False) -> Verification:
+    """Verify ``ctx.run`` over clients already open (a canary verifies itself this way, right after it ran)."""
+    journal, run, kinde = ctx.journal, ctx.run, ctx.kinde
+    await kinde.tokens.token()
+    needed = READ_SCOPES | (ORGANIZATION_READ_SCOPES if journal.organizations(run.id) else frozenset())
+    for extra in journal.written_extras(run.id):
+        needed |= EXTRA_READ_SCOPES.get(extra, frozenset())
+    if run.mode == EXPORT_MODE and journal.organizations(run.id):
+        needed |= {"read:organizations"}  # the import made the organizations: their codes are looked up
+    missing = sorted(needed - kinde.tokens.scopes) if kinde.tokens.scopes is not None else []
+    if missing:
+        raise ScopeError(
+            f"verify reads Kinde back and the M2M application lacks scope(s) {', '.join(missing)}: grant them in"
+            " Kinde (Settings > Applications > your M2M app > APIs > Kinde Management API > Scopes)",
+            scope=missing[0],
+            service="Kinde",
+            status=403,
+        )
+    ctx.emit(Notice(f"verifying run {run.id} against Kinde ({journal.expected_user_count(run.id)} users expected)"))
+    return await verify(ctx, fresh=fresh)

@@ -34,10 +34,17 @@ def test_only_the_changed_fields_are_patched() -> None:
     assert (added, notes) == ([], [])
 
 
-def test_a_new_identity_is_added_and_a_removed_one_is_reported_not_deleted() -> None:
-    patch, added, notes = cutover_diff(OLD, row(identities=[PHONE]), "reset")
-    assert patch == {} and added == [PHONE]
-    assert notes == ["email ann@example.com was removed in Clerk: still in Kinde (remove by hand)"]
+def test_a_new_identity_is_added_and_a_removed_one_is_removed() -> None:
+    patch, changes, notes = cutover_diff(OLD, row(identities=[PHONE]), "reset")
+    assert patch == {} and changes == [PHONE, {**EMAIL, "remove": True}]
+    assert notes == []
+
+
+def test_a_removed_identity_of_a_type_not_matched_by_value_is_reported_not_deleted() -> None:
+    social = {"type": "social", "value": "ann@example.com", "is_verified": True, "phone_country_id": None}
+    _, changes, notes = cutover_diff({**OLD, "identities": [EMAIL, social]}, row(), "reset")
+    assert changes == []
+    assert notes == ["social ann@example.com was removed in Clerk: still in Kinde (remove by hand)"]
 
 
 def test_an_email_differing_only_in_case_is_the_same_identity() -> None:

@@ -16,9 +16,10 @@ import httpx
 import pytest
 
 from migrator.config import Settings
-from migrator.cutover import Undo, run_undo
-from migrator.events import Event, PhaseAdvanced
+from migrator.cutover import Canary, Undo, run_undo
+from migrator.events import Event, Notice, PhaseAdvanced
 from migrator.journal import Journal
+from migrator.pipeline import run_migration
 from migrator.sandbox.server import Sandbox
 from migrator.stages.canary import sample_rank
 from tests.e2e import cli_env, kinde_state, run_cli, write_requests
@@ -166,3 +167,61 @@ def test_a_killed_undo_continues_where_it_stopped(canary) -> None:
     assert kinde_state(sandbox)["users"] == []
     deleted = json.loads(result.stdout)["outcomes"]["user"]
     assert deleted == {"deleted": len(ours)}
+
+
+def test_a_canary_verifies_its_own_users_and_names_verify_csv(canary) -> None:
+    _, workdir, summary = canary
+    assert summary["verification"]["verdict"] == "passed"
+    assert summary["verification"]["counts"]["missing"] == 0
+    verify_csv = workdir / summary["reports"]["verify"]
+    assert verify_csv.name == "verify.csv"
+    assert verify_csv.read_text().splitlines()[1:] == []  # the header only: no finding
+
+
+def canary_run(sandbox: Sandbox, workdir: Path, only: list[str], on_event: Any = None) -> Any:
+    export = workdir / "clerk-export.csv"
+    if not export.exists():
+        sandbox.write_export(export)
+    settings = Settings(**{k.lower(): v for k, v in sandbox.env().items()}, clerk_export=export,
+                        state_dir=workdir / "state", kinde_max_rps=2000, kinde_initial_rps=200)  # fmt: skip
+    journal = Journal(settings.state_dir)
+    try:
+        return asyncio.run(
+            run_migration(
+                settings,
+                journal,
+                Canary(only=tuple(only)),
+                on_event=on_event or (lambda event: None),
+                confirm=lambda plan: True,
+            )
+        )
+    finally:
+        journal.close()
+
+
+def test_a_canary_verify_ignores_other_users_and_fails_on_a_user_gone_missing(sandbox_factory, tmp_path: Path) -> None:
+    sandbox = sandbox_factory(users=120)
+    chosen = sorted(eligible(sandbox, {sandbox.dataset.user_id(i) for i in range(sandbox.dataset.n)}))
+    stranger = kinde_call(sandbox, "POST", "/api/v1/user", json={
+        "provided_id": "user_2strangerNotInThisJournal", "profile": {"given_name": "Stranger"},
+        "identities": [{"type": "email", "details": {"email": "stranger@example.org"}}],
+    })  # fmt: skip
+    assert stranger.status_code == 200, stranger.text
+    first = canary_run(sandbox, tmp_path, chosen[:5])
+    second = canary_run(sandbox, tmp_path, chosen[5:8])  # Kinde holds the first canary's users and a stranger
+    assert (first.exit_code, second.exit_code) == (0, 0)
+    assert second.verification["counts"] == {
+        k: 0 for k in ("missing", "duplicated", "unexpected", "drift", "incomplete")
+    }
+
+    def delete_one_before_verify(event: Event) -> None:
+        if isinstance(event, Notice) and event.message.startswith("verifying run"):
+            ours = next(u for u in kinde_state(sandbox)["users"] if u["provided_id"] == chosen[8])
+            assert kinde_call(sandbox, "DELETE", "/api/v1/user", params={"id": ours["id"]}).status_code == 200
+
+    third = canary_run(sandbox, tmp_path, chosen[8:10], delete_one_before_verify)
+    assert third.failed == 0 and third.created == 2  # the run itself went well
+    assert third.verification["verdict"] == "failed"
+    assert third.verification["counts"]["missing"] == 1
+    assert third.exit_code == 1
+    assert chosen[8] in Path(third.reports["verify"]).read_text()

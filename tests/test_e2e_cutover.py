@@ -13,14 +13,18 @@ from typing import Any
 
 import httpx
 import pytest
+from rich.console import Console
 
 from migrator.config import Settings
 from migrator.cutover import Sync
+from migrator.errors import EXIT_INTERRUPTED
 from migrator.events import Event, PhaseAdvanced
 from migrator.journal import Journal
 from migrator.models import PasswordImport
 from migrator.passwords import translate
 from migrator.pipeline import run_migration
+from migrator.render import plan_table
+from migrator.reports import Plan
 from migrator.sandbox.clerk_app import ClerkBehaviour
 from migrator.sandbox.generator import Dataset
 from migrator.sandbox.server import Sandbox, SandboxOptions
@@ -41,9 +45,9 @@ class Step:
         return json.loads(self.result.stdout)
 
 
-def migrator(sandbox: Sandbox, workdir: Path, *args: str) -> Step:
+def migrator(sandbox: Sandbox, workdir: Path, *args: str, stdin: str | None = None) -> Step:
     before = write_requests(kinde_state(sandbox))
-    result = run_cli(*args, cwd=workdir, env=cli_env(sandbox, **FAST))
+    result = run_cli(*args, cwd=workdir, env=cli_env(sandbox, **FAST), stdin=stdin)
     assert "Traceback" not in result.stdout + result.stderr
     state = kinde_state(sandbox)
     return Step(result, write_requests(state) - before, state)
@@ -234,3 +238,66 @@ def test_when_a_ban_does_not_move_updated_at_a_full_catch_up_still_suspends(sand
     assert full.result.returncode == 0, full.result.stderr
     assert by_provided_id(full.state)[banned]["is_suspended"] is True
     assert full.writes == 1  # every user compared, only the banned one written
+
+
+def test_an_identity_removed_in_clerk_is_removed_from_kinde_once(sandbox_factory, tmp_path: Path) -> None:
+    sandbox = sandbox_factory(users=120)
+    dataset = sandbox.dataset
+    sandbox.write_export(tmp_path / "users.csv")
+    assert migrator(sandbox, tmp_path, "run", "--clerk-export", "users.csv", "--yes", "--json").result.returncode == 0
+    picked = next(
+        i for i in range(dataset.n)
+        if dataset.expected(i)["eligible"] and dataset.expected(i)["username"] and dataset.expected(i)["email"]
+    )  # fmt: skip
+    clerk_id, username = dataset.user_id(picked), dataset.expected(picked)["username"]
+    before = {i["type"] for i in by_provided_id(kinde_state(sandbox))[clerk_id]["identities"]}
+    assert {"username", "email"} <= before
+    change_clerk(sandbox, {"change": {clerk_id: {"username": None}}})
+
+    catch_up = migrator(sandbox, tmp_path, "sync", "--yes", "--json")
+    assert catch_up.result.returncode == 0, catch_up.result.stderr
+    identities = by_provided_id(catch_up.state)[clerk_id]["identities"]
+    assert username.lower() not in {i["value"].lower() for i in identities}
+    assert {i["type"] for i in identities} == before - {"username"}  # the rest stays
+    assert catch_up.state["requests"]["by_route"]["DELETE /api/v1/identities/{identity_id}"]["total"] == 1
+    again = migrator(sandbox, tmp_path, "sync", "--yes", "--json")
+    assert again.result.returncode == 0 and again.writes == 0
+
+
+def declined_catch_up(sandbox_factory, workdir: Path, action: Sync) -> tuple[Plan, int]:
+    """A full run, 2 users renamed and 3 deleted in Clerk, then ``action`` declined: (the plan asked, writes)."""
+    sandbox = sandbox_factory(users=120)
+    sandbox.write_export(workdir / "users.csv")
+    assert migrator(sandbox, workdir, "run", "--clerk-export", "users.csv", "--yes").result.returncode == 0
+    ours = sorted(by_provided_id(kinde_state(sandbox)))
+    change_clerk(sandbox, {"change": {cid: {"first_name": "Renamed"} for cid in ours[:2]}, "delete": ours[2:5]})
+    settings = Settings(**{k.lower(): v for k, v in sandbox.env().items()}, state_dir=workdir / ".migrator",
+                        kinde_max_rps=2000, kinde_initial_rps=200)  # fmt: skip
+    asked: list[Plan] = []
+    writes_before = write_requests(kinde_state(sandbox))
+    journal = Journal(settings.state_dir)
+    try:
+        summary = asyncio.run(
+            run_migration(
+                settings, journal, action, on_event=lambda e: None, confirm=lambda p: asked.append(p) or False
+            )
+        )
+    finally:
+        journal.close()
+    assert summary.exit_code == EXIT_INTERRUPTED
+    return asked[0], write_requests(kinde_state(sandbox)) - writes_before
+
+
+@pytest.mark.parametrize(("delete_removed", "counts"), [(True, (2, 3, 0)), (False, (2, 0, 3))])
+def test_the_sync_confirmation_counts_updates_and_deletions_and_declining_writes_nothing(
+    sandbox_factory, tmp_path: Path, delete_removed: bool, counts: tuple[int, int, int]
+) -> None:
+    plan, writes = declined_catch_up(sandbox_factory, tmp_path, Sync(delete_removed=delete_removed))
+    assert writes == 0  # only updates and deletions to write, and declined: nothing written
+    assert (plan.users_to_update, plan.users_to_delete, plan.users_gone_listed) == counts
+    shown = Console(width=200, record=True)
+    shown.print(plan_table(plan, title="About to write to Kinde"))
+    text = " ".join(shown.export_text().replace("│", " ").split())
+    assert "Users to update in Kinde 2" in text
+    assert ("Users to delete from Kinde (gone from Clerk) 3" in text) == delete_removed
+    assert ("Gone from Clerk, listed only (--delete-removed deletes) 3" in text) != delete_removed

@@ -250,6 +250,7 @@ OPERATIONS: list[tuple[str, str, str, dict[str, Any] | None]] = [
     ("GET", "/api/v1/user?id=kp_unknown", "read:users", None),
     ("PATCH", "/api/v1/user?id=kp_unknown", "update:users", {"given_name": "Lee"}),
     ("DELETE", "/api/v1/user?id=kp_unknown", "delete:users", None),
+    ("DELETE", "/api/v1/identities/identity_unknown", "delete:identities", None),
     ("PUT", "/api/v1/users/kp_unknown/password", "update:user_passwords", {"hashed_password": "x"}),
     ("POST", "/api/v1/users/kp_unknown/identities", "create:user_identities", {"type": "email", "value": "a@b.co"}),
     ("GET", "/api/v1/users/kp_unknown/identities", "read:user_identities", None),

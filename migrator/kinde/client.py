@@ -287,6 +287,10 @@ class KindeClient(ApiClient):
             raise ProtocolError("Kinde GET /api/v1/user answered without a user id", service=self.service)
         return user
 
+    async def delete_identity(self, identity_id: str) -> None:
+        """DELETE /api/v1/identities/{identity_id} (an id from ``user_identity_records``)."""
+        await self.call("DELETE", f"/api/v1/identities/{identity_id}", scope="delete:identities")
+
     async def delete_user(self, kinde_id: str) -> None:
         await self.call("DELETE", "/api/v1/user", params={"id": kinde_id}, scope="delete:users")
 

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-PATCHABLE = frozenset({"first_name", "last_name", "banned"})
+PATCHABLE = frozenset({"first_name", "last_name", "banned", "username"})  # username None: removed in Clerk
 
 
 def now_ms() -> int:

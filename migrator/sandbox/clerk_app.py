@@ -402,7 +402,7 @@ def _newest_updated(dataset: Dataset, selection: _Selection, limit: int, offset:
 
 
 def _change_users(dataset: Dataset, body: Any, *, bans_bump: bool = True) -> dict[str, Any]:
-    """Apply ``{"add": N, "change": {id: {first_name, last_name, banned}}, "password": [id], "delete": [id]}``."""
+    """Apply ``{"add": N, "change": {id: {first_name, last_name, banned, username}}, "password": [id], "delete": [id]}``."""
     if not isinstance(body, dict):
         raise ClerkApiError(400, "request_invalid", "invalid request", "the body must be a JSON object")
 

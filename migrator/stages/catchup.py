@@ -32,6 +32,7 @@ from migrator.stages.staging import staged_row
 
 SKEW_MARGIN_MS = 5 * 60_000  # our clock and Clerk's may differ: look a little further back (diffs are idempotent)
 SWEEP_BATCH = 100  # the spec's limit of user_id values per request
+REMOVABLE = ("email", "phone", "username")  # identity types a catch-up removes when Clerk removed them
 
 
 def since_ms(started_at: str) -> int:
@@ -132,8 +133,9 @@ def _password_settled_at(ctx: RunContext, known: Any) -> int:
 
 
 def cutover_diff(old: dict[str, Any], row: dict[str, Any], policy: str) -> tuple[dict[str, Any], list[Any], list[str]]:
-    """(PATCH body, identities to add, notes) that bring Kinde from ``old`` (the plan it holds) to the
-    staged ``row``. Only fields we own: names, suspension, identities. Pure."""
+    """(PATCH body, identity changes, notes) that bring Kinde from ``old`` (the plan it holds) to the
+    staged ``row``. Only fields we own: names, suspension, identities. An identity change is one to add,
+    or one to remove (``"remove": True``: in the old plan, gone from Clerk). Pure."""
     patch: dict[str, Any] = {}
     notes: list[str] = []
     if row["plan"] is None:
@@ -152,7 +154,11 @@ def cutover_diff(old: dict[str, Any], row: dict[str, Any], policy: str) -> tuple
     after = {_identity_key(i) for i in new.get("identities", [])}
     added = [i for i in new.get("identities", []) if _identity_key(i) not in before]
     for identity in old.get("identities", []):
-        if _identity_key(identity) not in after:
+        if _identity_key(identity) in after:
+            continue
+        if identity.get("type") in REMOVABLE:  # ours: the plan this journal sent put it there
+            added.append({**identity, "remove": True})
+        else:
             notes.append(
                 f"{identity['type']} {identity['value']} was removed in Clerk: still in Kinde (remove by hand)"
             )

@@ -5,7 +5,8 @@ update's outcome (a failure fails the user's row, so the run exits 1 and ``resum
 each deletion's outcome. A no-op for any other run. Emits: the ``update`` phase.
 
 Only what changed is sent: ``PATCH /api/v1/user`` with the changed fields, the new identities one by
-one, the password from the fresh export. A user is deleted only when this journal created it and
+one, ``DELETE /api/v1/identities/{id}`` for those Clerk removed (only identities of our plan, never the
+user's last), the password from the fresh export. A user is deleted only when this journal created it and
 Kinde's ``provided_id`` still names the Clerk user (``stages.undo.delete_ours``).
 """
 
@@ -15,14 +16,28 @@ import json
 from typing import Any
 
 from migrator import passwords
-from migrator.errors import AlreadyExists, AuthError, InputError, MigratorError, ProtocolError, ScopeError
+from migrator.errors import AlreadyExists, ApiError, AuthError, InputError, MigratorError, ProtocolError, ScopeError
 from migrator.events import PhaseAdvanced, PhaseFinished, PhaseStarted
-from migrator.journal import DeletionState
+from migrator.journal import DeletionState, Journal
 from migrator.models import PasswordImport
 from migrator.stages.context import RunContext
 from migrator.stages.undo import delete_ours
 
 FATAL = (AuthError, ScopeError, ProtocolError)
+
+
+def pending_changes(journal: Journal, run_id: int) -> dict[str, int]:
+    """What a catch-up is about to write to users already in Kinde, and delete: the confirmation shows it."""
+    updates = journal.updates_to_apply(run_id)
+    changes = [i for update in updates for i in json.loads(update["identities"])]
+    return {
+        "users_to_update": len(updates),
+        "identities_to_add": sum(1 for i in changes if not i.get("remove")),
+        "identities_to_remove": sum(1 for i in changes if i.get("remove")),
+        "passwords_to_update": sum(1 for update in updates if update["password"]),
+        "users_to_delete": len(journal.deletions(run_id, "user", (DeletionState.PENDING, DeletionState.FAILED))),
+        "users_gone_listed": len(journal.deletions(run_id, "user", (DeletionState.LISTED,))),
+    }
 
 
 async def apply_updates(ctx: RunContext) -> None:
@@ -51,8 +66,11 @@ async def apply_updates(ctx: RunContext) -> None:
 async def _apply(ctx: RunContext, update: Any) -> None:
     kinde_id = update["kinde_id"]
     patch = json.loads(update["patch"])
-    for identity in json.loads(update["identities"]):
+    changes = json.loads(update["identities"])
+    for identity in (i for i in changes if not i.get("remove")):  # adds first: a replaced email is never the last
         await _add_identity(ctx, update["clerk_id"], kinde_id, identity)
+    for identity in (i for i in changes if i.get("remove")):
+        await _remove_identity(ctx, update["clerk_id"], kinde_id, identity)
     if update["password"]:
         await ctx.kinde.set_password(kinde_id, _password_fields(ctx, update["clerk_id"]))
     if patch:
@@ -77,6 +95,34 @@ async def _add_identity(ctx: RunContext, clerk_id: str, kinde_id: str, identity:
     except AlreadyExists:
         if kinde_id not in await _holders(ctx, identity):
             raise
+
+
+async def _remove_identity(ctx: RunContext, clerk_id: str, kinde_id: str, identity: dict[str, Any]) -> None:
+    """Look before deleting: gone already (deleted before a crash, or never carried across) is done;
+    the user's last identity is kept (a user who cannot sign in is worse than a stale identity) and reported."""
+    records = await ctx.kinde.user_identity_records(kinde_id)
+    wanted = _match_key(identity["type"], identity["value"])
+    matches = [
+        r for r in records if _match_key(r.get("type"), r.get("name")) == wanted and isinstance(r.get("id"), str)
+    ]
+    if not matches:
+        return
+    if len(records) <= len(matches):
+        note = f"{identity['type']} {identity['value']} was removed in Clerk: kept in Kinde, the user's last identity"
+        ctx.journal.add_problems(ctx.run.id, [(clerk_id, "warning", note)])
+        return
+    for record in matches:
+        try:
+            await ctx.kinde.delete_identity(record["id"])
+        except ApiError as exc:  # a retried DELETE whose first answer was lost: gone is what we wanted
+            left = await ctx.kinde.user_identity_records(kinde_id) if exc.status in (400, 404) else records
+            if record["id"] in {r.get("id") for r in left}:
+                raise
+
+
+def _match_key(kind: Any, value: Any) -> tuple[str, str]:
+    text = str(value or "")
+    return str(kind), text if kind == "phone" else text.lower()
 
 
 async def _holders(ctx: RunContext, identity: dict[str, Any]) -> list[str]:
