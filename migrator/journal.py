@@ -1397,8 +1397,11 @@ class Journal:
             "SELECT u.* FROM runs r CROSS JOIN users u ON u.run_id = r.id AND u.clerk_id = ? WHERE r.mode != 'dry-run'"
             " AND u.created IN (?, ?) AND u.kinde_id IS NOT NULL AND u.state = ? AND u.plan IS NOT NULL"
             " AND NOT EXISTS (SELECT 1 FROM deletions d WHERE d.kind = 'user' AND d.key = u.clerk_id AND d.state = ?)"
+            # a catch-up's row counts only once its update reached Kinde (not when it was declined or cut off)
+            " AND NOT EXISTS (SELECT 1 FROM updates up WHERE up.run_id = u.run_id AND up.clerk_id = u.clerk_id"
+            " AND up.state != ?)"
             " ORDER BY u.run_id DESC LIMIT 1",
-            (clerk_id, Created.CREATED, Created.EARLIER, UserState.DONE, DeletionState.DELETED),
+            (clerk_id, Created.CREATED, Created.EARLIER, UserState.DONE, DeletionState.DELETED, StepState.DONE),
         )
         return rows[0] if rows else None
 

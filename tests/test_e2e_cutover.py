@@ -264,8 +264,9 @@ def test_an_identity_removed_in_clerk_is_removed_from_kinde_once(sandbox_factory
     assert again.result.returncode == 0 and again.writes == 0
 
 
-def declined_catch_up(sandbox_factory, workdir: Path, action: Sync) -> tuple[Plan, int]:
-    """A full run, 2 users renamed and 3 deleted in Clerk, then ``action`` declined: (the plan asked, writes)."""
+def declined_catch_up(sandbox_factory, workdir: Path, action: Sync) -> tuple[Plan, int, Any]:
+    """A full run, 2 users renamed and 3 deleted in Clerk, then ``action`` declined: (the plan asked, writes,
+    the sandbox)."""
     sandbox = sandbox_factory(users=120)
     sandbox.write_export(workdir / "users.csv")
     assert migrator(sandbox, workdir, "run", "--clerk-export", "users.csv", "--yes").result.returncode == 0
@@ -285,14 +286,14 @@ def declined_catch_up(sandbox_factory, workdir: Path, action: Sync) -> tuple[Pla
     finally:
         journal.close()
     assert summary.exit_code == EXIT_INTERRUPTED
-    return asked[0], write_requests(kinde_state(sandbox)) - writes_before
+    return asked[0], write_requests(kinde_state(sandbox)) - writes_before, sandbox
 
 
 @pytest.mark.parametrize(("delete_removed", "counts"), [(True, (2, 3, 0)), (False, (2, 0, 3))])
 def test_the_sync_confirmation_counts_updates_and_deletions_and_declining_writes_nothing(
     sandbox_factory, tmp_path: Path, delete_removed: bool, counts: tuple[int, int, int]
 ) -> None:
-    plan, writes = declined_catch_up(sandbox_factory, tmp_path, Sync(delete_removed=delete_removed))
+    plan, writes, _ = declined_catch_up(sandbox_factory, tmp_path, Sync(delete_removed=delete_removed))
     assert writes == 0  # only updates and deletions to write, and declined: nothing written
     assert (plan.users_to_update, plan.users_to_delete, plan.users_gone_listed) == counts
     shown = Console(width=200, record=True)
@@ -301,3 +302,15 @@ def test_the_sync_confirmation_counts_updates_and_deletions_and_declining_writes
     assert "Users to update in Kinde 2" in text
     assert ("Users to delete from Kinde (gone from Clerk) 3" in text) == delete_removed
     assert ("Gone from Clerk, listed only (--delete-removed deletes) 3" in text) != delete_removed
+
+
+def test_a_catch_up_after_a_declined_one_still_brings_its_changes(sandbox_factory, tmp_path: Path) -> None:
+    """A declined catch-up wrote nothing, so a catch-up from the run before it must not take its plans for
+    what Kinde holds (a plain `sync` refuses to follow the declined one until it is resumed)."""
+    _, writes, sandbox = declined_catch_up(sandbox_factory, tmp_path, Sync())
+    assert writes == 0
+    assert migrator(sandbox, tmp_path, "sync", "--yes").result.returncode == 2
+    after = migrator(sandbox, tmp_path, "sync", "--since", "1", "--yes", "--json")
+    assert after.result.returncode == 0, after.result.stdout + after.result.stderr
+    renamed = [u for u in kinde_state(sandbox)["users"] if u["given_name"] == "Renamed"]
+    assert len(renamed) == 2
