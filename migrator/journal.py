@@ -1156,10 +1156,13 @@ class Journal:
             )
             self._exec(
                 "INSERT INTO verify_findings(verify_id, kind, clerk_id, kinde_id, field, expected, found)"
-                " SELECT ?, 'duplicated', u.clerk_id, GROUP_CONCAT(k.kinde_id, ' '), 'email', 1, COUNT(*)"
-                " FROM kinde_users k JOIN users u ON u.run_id = ? AND u.email_key = k.email_key AND u.state != ?"
-                " WHERE k.verify_id = ? AND k.email_key IS NOT NULL GROUP BY k.email_key HAVING COUNT(*) > 1",
-                (v, r, UserState.SKIPPED, v),
+                # the shared emails first (a handful), then their users through the email index: never a
+                # join of every Kinde user with every staged user
+                " SELECT ?, 'duplicated', u.clerk_id, d.kinde_ids, 'email', 1, d.n FROM (SELECT email_key,"
+                " GROUP_CONCAT(kinde_id, ' ') AS kinde_ids, COUNT(*) AS n FROM kinde_users WHERE verify_id = ?"
+                " AND email_key IS NOT NULL GROUP BY email_key HAVING COUNT(*) > 1) d"
+                " JOIN users u INDEXED BY users_email ON u.run_id = ? AND u.email_key = d.email_key AND u.state != ?",
+                (v, v, r, UserState.SKIPPED),
             )
             if not unexpected:
                 return
