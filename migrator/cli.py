@@ -18,6 +18,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
+from migrator import cli_conventions as conventions
 from migrator.config import Settings, load_settings
 from migrator.cutover import cutover_counts, run_chain
 from migrator.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, ConfigError, MigratorError
@@ -32,10 +33,13 @@ from migrator.verification import run_verification
 
 app = typer.Typer(
     name="migrator",
-    help="Move every user of a Clerk application into Kinde: safely, resumably, with their passwords.",
+    help=conventions.TOP_LEVEL_HELP,
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings=conventions.CONTEXT_SETTINGS,
+    callback=conventions.main_options,
 )
 sandbox_app = typer.Typer(help="Local emulators of the Clerk and Kinde APIs, for rehearsals.", no_args_is_help=True)
 app.add_typer(sandbox_app, name="sandbox")
@@ -150,7 +154,7 @@ def _execute(settings: Settings, as_json: bool, action: Start | Resume, *, yes: 
     journal = Journal(settings.state_dir)
     try:
         journal.acquire()
-        with Renderer(progress_console, live=progress_console.is_terminal) as renderer:
+        with Renderer(progress_console, live=progress_console.is_terminal, quiet=conventions.OUTPUT.quiet) as renderer:
             summary = asyncio.run(
                 run_migration(settings, journal, action, on_event=renderer, confirm=_confirmer(yes, renderer))
             )
@@ -207,6 +211,9 @@ def run(
     only_file: cutover_cli.OnlyFileOption = None,
 ) -> None:
     """Start a new migration run (prints its id), a dry run, or a canary (--sample / --only).
+
+    Needs CLERK_SECRET_KEY, KINDE_DOMAIN, KINDE_MANAGEMENT_CLIENT_ID and KINDE_MANAGEMENT_CLIENT_SECRET
+    (environment, .env or --config TOML).
 
     Examples:
 
@@ -406,9 +413,9 @@ def _require_journal(settings: Settings) -> None:
 
 @app.command()
 def demo(
-    users: Annotated[int, typer.Option(help="Generated Clerk users.")] = 1000,
+    users: Annotated[int, typer.Option(help="Generated Clerk users.", min=1, max=conventions.SANDBOX_MAX_USERS)] = 1000,
     seed: Annotated[int, typer.Option(help="Seed of the generated data.")] = 1,
-    sign_ins: Annotated[int, typer.Option(help="Migrated users to sign in with their old password.")] = 25,
+    sign_ins: Annotated[int, typer.Option(help="Migrated users to sign in with their old password.", min=0)] = 25,
 ) -> None:
     """Rehearse a whole migration against the embedded sandbox, then sign users in with their old passwords.
 
@@ -421,14 +428,20 @@ def demo(
 
 @sandbox_app.command("serve")
 def sandbox_serve(
-    users: Annotated[int, typer.Option(help="Generated Clerk users.")] = 1000,
+    users: Annotated[int, typer.Option(help="Generated Clerk users.", min=1, max=conventions.SANDBOX_MAX_USERS)] = 1000,
     seed: Annotated[int, typer.Option(help="Seed of the generated data.")] = 1,
-    clerk_port: Annotated[int, typer.Option(help="Port of the Clerk emulator (0: any free port).")] = 0,
-    kinde_port: Annotated[int, typer.Option(help="Port of the Kinde emulator (0: any free port).")] = 0,
+    clerk_port: Annotated[
+        int, typer.Option(help="Port of the Clerk emulator (0: any free port).", **conventions.PORT)
+    ] = 0,
+    kinde_port: Annotated[
+        int, typer.Option(help="Port of the Kinde emulator (0: any free port).", **conventions.PORT)
+    ] = 0,
     export_csv: Annotated[Path | None, typer.Option(help="Also write Clerk's dashboard CSV export here.")] = None,
     faults: Annotated[FaultProfileName, typer.Option(help="Fault profile for both APIs.")] = FaultProfileName.none,
-    kinde_rps: Annotated[float | None, typer.Option(help="Kinde rate limit, requests/s (default: none).")] = None,
-    clerk_rps: Annotated[int | None, typer.Option(help="Clerk rate limit, requests per 10 s (default 1000).")] = 1000,
+    kinde_rps: Annotated[
+        float | None, typer.Option(help="Kinde rate limit, requests/s (default: none).", callback=conventions.positive)
+    ] = None,
+    clerk_rps: Annotated[int, typer.Option(help="Clerk rate limit, requests per 10 s.", min=1)] = 1000,
     duplicate_status: Annotated[
         DuplicateStatus, typer.Option(help="Kinde status for a duplicate identity.")
     ] = DuplicateStatus.bad_request,

@@ -59,9 +59,12 @@ class _PacingColumn(ProgressColumn):
 class Renderer:
     """Receives events (``renderer(event)``); a context manager that owns the live display."""
 
-    def __init__(self, console: Console, *, live: bool, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, console: Console, *, live: bool, clock: Callable[[], float] = time.monotonic, quiet: bool = False
+    ) -> None:
         self.console = console
-        self.live = live
+        self.quiet = quiet  # -q: no progress at all; warnings still show
+        self.live = live and not quiet
         self._clock = clock
         self.pacing: dict[str, Pacing] = {}
         self._pacing_at: dict[str, float] = {}  # when each service's last Pacing arrived
@@ -122,6 +125,8 @@ class Renderer:
         return "; ".join(parts)
 
     def __call__(self, event: Event) -> None:
+        if self.quiet and isinstance(event, PhaseStarted | PhaseAdvanced | PhaseFinished):
+            return
         if isinstance(event, PhaseStarted):
             self._started[event.phase] = self._clock()
             if self.live:
