@@ -28,6 +28,7 @@ from migrator.pipeline import Resume, Start, run_migration
 from migrator.render import Renderer, plan_table, summary_table
 from migrator.render_verify import show_verification
 from migrator.reports import Plan, Summary, status_report
+from migrator.run_records import NothingToDo
 from migrator.stages.verify import Verification
 from migrator.verification import run_verification
 
@@ -261,7 +262,9 @@ def resume(
     Example: migrator resume 3 --yes
     """
 
-    def body() -> Summary:
+    def body() -> Summary | NothingToDo:
+        if done := runs_cli.finished_already(config, state_dir, run_id, failed_only=False, as_json=as_json):
+            return done
         return _execute(_settings(config, state_dir=state_dir), as_json, Resume(run_id, allow_changed), yes=yes)
 
     raise typer.Exit(_run_command(body).exit_code)
@@ -281,7 +284,9 @@ def retry_failed(
     Example: migrator retry-failed --yes
     """
 
-    def body() -> Summary:
+    def body() -> Summary | NothingToDo:
+        if done := runs_cli.finished_already(config, state_dir, run_id, failed_only=True, as_json=as_json):
+            return done
         action = Resume(run_id, allow_changed, failed_only=True)
         return _execute(_settings(config, state_dir=state_dir), as_json, action, yes=yes)
 
@@ -485,3 +490,4 @@ __all__ = ["EXIT_BAD_INPUT", "app", "main"]
 
 
 from migrator import cli_cutover as cutover_cli  # noqa: E402 - registers sync, undo; canary options of run
+from migrator import cli_runs as runs_cli  # noqa: E402 - registers `runs`; resume's offline answer

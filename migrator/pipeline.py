@@ -146,21 +146,27 @@ class Migration:
 
     async def resume(self, run_id: int | None, *, allow_changed: bool, confirm: Confirm) -> Summary:
         run = self._reopen(run_id, allow_changed, "there is nothing to resume; start a run with `migrator run`")
-        with self.journal.transaction():
-            self.journal.mark_for_recheck(run.id)
-            self.journal.reset_failed_memberships(run.id)
-            self.journal.reopen_run(run.id)
-        self.emit(Notice(f"resuming run {run.id}"))
-        return await self.drive(run, confirm)
+
+        def reopen() -> None:
+            with self.journal.transaction():
+                self.journal.mark_for_recheck(run.id)
+                self.journal.reset_failed_memberships(run.id)
+                self.journal.reopen_run(run.id)
+            self.emit(Notice(f"resuming run {run.id}"))
+
+        return await self.drive(run, confirm, reopen)
 
     async def retry_failed(self, run_id: int | None, *, allow_changed: bool, confirm: Confirm) -> Summary:
         run = self._reopen(run_id, allow_changed, "nothing was attempted, so nothing failed")
-        with self.journal.transaction():
-            retried = self.journal.reset_failed(run.id)
-            self.journal.reset_failed_memberships(run.id)
-            self.journal.reopen_run(run.id)
-        self.emit(Notice(f"retrying {retried} failed user(s) of run {run.id}"))
-        return await self.drive(run, confirm)
+
+        def reopen() -> None:
+            with self.journal.transaction():
+                retried = self.journal.reset_failed(run.id)
+                self.journal.reset_failed_memberships(run.id)
+                self.journal.reopen_run(run.id)
+            self.emit(Notice(f"retrying {retried} failed user(s) of run {run.id}"))
+
+        return await self.drive(run, confirm, reopen)
 
     def _reopen(self, run_id: int | None, allow_changed: bool, why_not_dry: str) -> Run:
         run = self.journal.run(run_id)
@@ -176,9 +182,18 @@ class Migration:
             self.emit(Notice(f"continuing although {change}", level="warning"))
         return run
 
-    async def drive(self, run: Run, confirm: Confirm) -> Summary:
-        """Take a journaled run (new, resumed, or a cutover run) through the stages; the summary says how it ended."""
+    async def drive(self, run: Run, confirm: Confirm, reopen: Callable[[], None] | None = None) -> Summary:
+        """Take a journaled run (new, resumed, or a cutover run) through the stages. A failed credential check
+        aborts a new run, and leaves a run to resume as it was: ``reopen`` runs only once the check passed."""
         ctx = RunContext(self.settings, self.journal, self.clerk, self.kinde, self.emit, run, self.options)
+        try:
+            await preflight(ctx)
+        except (MigratorError, asyncio.CancelledError, KeyboardInterrupt):
+            if reopen is None:
+                self.journal.end_run(run.id, RunStatus.ABORTED)
+            raise
+        if reopen is not None:
+            reopen()
         try:
             if run.export_path:
                 ctx.export = open_export(Path(run.export_path))
@@ -197,7 +212,6 @@ class Migration:
 
     async def _stages(self, ctx: RunContext, confirm: Confirm) -> Summary:
         run = ctx.run
-        await preflight(ctx)
         await gather(ctx)
         await lookup(ctx)
         with self.journal.transaction():
@@ -207,14 +221,13 @@ class Migration:
         await plan_definitions(ctx, plan)
         for warning in plan_warnings(self.journal, plan, policy=self.settings.unimportable_passwords):
             self.emit(Notice(warning, level="warning"))
-        write_password_report(self.journal, run.id, self.settings.state_dir)
-        write_mfa_report(self.journal, run.id, self.settings.state_dir)
+        write_password_report(self.journal, run.id, self.settings.state_dir, dry_run=run.dry_run)
+        write_mfa_report(self.journal, run.id, self.settings.state_dir, dry_run=run.dry_run)
         if run.dry_run:
             return self._finish(ctx, plan, RunStatus.COMPLETED)
         if plan.writes_needed and not confirm(plan):
-            self.emit(
-                Notice(f"nothing was written: the operator declined (`migrator resume {run.id}` asks again)", "warning")
-            )
+            declined = f"nothing was written: the operator declined (`migrator resume {run.id}` asks again)"
+            self.emit(Notice(declined, "warning"))
             return self._finish(ctx, plan, RunStatus.CANCELLED)
         await ensure_definitions(ctx)
         await load(ctx)
@@ -224,8 +237,7 @@ class Migration:
         return self._finish(ctx, plan, RunStatus.COMPLETED)
 
     def _finish(self, ctx: RunContext, plan: Plan, status: RunStatus) -> Summary:
-        cancelled = status == RunStatus.CANCELLED
-        summary = build_summary(self.journal, ctx.run.id, ctx.run.mode, plan, cancelled=cancelled)
+        summary = build_summary(self.journal, ctx.run.id, ctx.run.mode, plan, cancelled=status == RunStatus.CANCELLED)
         summary.unaccounted = list(ctx.notes)
         summary.requests = {client.service: client.stats.requests for client in (self.clerk, self.kinde)}
         summary.throttled = {client.service: client.stats.throttled for client in (self.clerk, self.kinde)}
