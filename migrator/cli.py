@@ -162,6 +162,8 @@ def _execute(settings: Settings, as_json: bool, action: Start | Resume, *, yes: 
     finally:
         journal.close()
     _show_summary(summary, out, as_json)
+    if conventions.OUTPUT.verbose and summary.failed and not as_json:
+        status_cli.print_failed_after_run(settings, summary.run_id, out)
     return summary
 
 
@@ -178,6 +180,7 @@ def _show_summary(summary: Summary, out: Console, as_json: bool) -> None:
         for note in summary.unaccounted:
             out.print(f"[red]not accounted for[/red]: {note}", highlight=False)
         if summary.failed:
+            out.print(f"Who and why: migrator status {summary.run_id} --failed", highlight=False)
             out.print(f"Retry them with: migrator retry-failed {summary.run_id}")
     for name, path in summary.reports.items():
         out.print(f"Report ({name.replace('_', ' ')}): {path}")
@@ -296,58 +299,63 @@ def retry_failed(
 @app.command()
 def status(
     run_id: Annotated[int | None, typer.Argument(help="Run to describe (default: the latest).")] = None,
+    failed: status_cli.FailedOption = False,
+    as_csv: status_cli.CsvOption = False,
     as_json: JsonOption = False,
     config: ConfigOption = None,
     state_dir: StateDirOption = None,
 ) -> None:
-    """Counts per step and state, and failures grouped by reason. Reads the journal only.
+    """Counts per step and state, who failed and why, who was skipped and why, warnings by kind.
+    Reads the journal only.
 
-    Example: migrator status --json
+    Examples: migrator status --failed; migrator status --failed --csv > failed.csv; migrator status --json
     """
 
     def body() -> None:
+        status_cli.check_list_options(failed, as_csv, as_json)
         settings = load_settings(config, state_dir=state_dir)
         if not (settings.state_dir / JOURNAL_FILE).exists():
             raise ConfigError(f"no journal in {settings.state_dir}: nothing has run here yet (see --state-dir)")
-        journal = Journal(settings.state_dir)
+        journal, out = Journal(settings.state_dir), Console()
         try:
             report = status_report(journal, run_id)
             report["chain"], report["cutover"] = run_chain(journal), cutover_counts(journal, report["run"]["id"])
+            if as_csv:
+                return status_cli.write_failed_csv(journal, report["run"]["id"])
+            report |= status_cli.json_lists(journal, report["run"]["id"], failed)
+            if not as_json:
+                _show_status(report, out)
+                status_cli.print_lists(out, journal, report["run"]["id"], all_failed=failed)
         finally:
             journal.close()
-        out = Console()
         if as_json:
             out.print_json(json.dumps(report))
-            return
-        run_info = report["run"]
-        out.print(
-            f"Run {run_info['id']} ({run_info['mode']}): {run_info['status']}, started {run_info['started_at']}"
-            + (f", ended {run_info['ended_at']}" if run_info["ended_at"] else "")
-        )
-        if run_info["status"] in ("stopped", "interrupted", "failed", "cancelled"):
-            out.print(f"  its process is gone: `migrator resume {run_info['id']}` continues it")
-        out.print(f"Users fetched: {report['users']} of {run_info['source_count']} in Clerk")
-        if checked := report["verify"]:
-            counts = ", ".join(f"{kind} {n}" for kind, n in checked["counts"].items())
-            out.print(f"Last verify ({checked['ended_at']}): {checked['verdict']}: {counts}", highlight=False)
-        out.print("Runs: " + " | ".join(cutover_cli.chain_entry(r) for r in report["chain"]), highlight=False)
-        cutover_cli.print_cutover_counts(out, report["cutover"])
-        for column in ("state", *STEP_COLUMNS):
-            states = report["steps"].get(column, {})
-            out.print(f"  {column:<12} " + ", ".join(f"{k} {v}" for k, v in states.items()))
-        for reason, count in report["skipped"].items():
-            out.print(f"  skipped: {reason}: {count}")
-        for failure in report["failures"]:
-            out.print(
-                f"[red]failed ({failure['users']})[/red]: {failure['message']} [{failure['code']}]", highlight=False
-            )
-        for member in report["failed_memberships"]:
-            out.print(
-                f"[red]membership failed[/red]: {member['clerk_user_id']} in {member['clerk_org_id']}: {member['error']}",
-                highlight=False,
-            )
 
     _run_command(body)
+
+
+def _show_status(report: dict[str, Any], out: Console) -> None:
+    run_info = report["run"]
+    out.print(
+        f"Run {run_info['id']} ({run_info['mode']}): {run_info['status']}, started {run_info['started_at']}"
+        + (f", ended {run_info['ended_at']}" if run_info["ended_at"] else "")
+    )
+    if run_info["status"] in ("stopped", "interrupted", "failed", "cancelled"):
+        out.print(f"  its process is gone: `migrator resume {run_info['id']}` continues it")
+    out.print(f"Users fetched: {report['users']} of {run_info['source_count']} in Clerk")
+    if checked := report["verify"]:
+        counts = ", ".join(f"{kind} {n}" for kind, n in checked["counts"].items())
+        out.print(f"Last verify ({checked['ended_at']}): {checked['verdict']}: {counts}", highlight=False)
+    out.print("Runs: " + " | ".join(cutover_cli.chain_entry(r) for r in report["chain"]), highlight=False)
+    cutover_cli.print_cutover_counts(out, report["cutover"])
+    for column in ("state", *STEP_COLUMNS):
+        states = report["steps"].get(column, {})
+        out.print(f"  {column:<12} " + ", ".join(f"{k} {v}" for k, v in states.items()))
+    for reason, count in report["skipped"].items():
+        out.print(f"  skipped: {reason}: {count}")
+    for failure in report["failures"]:
+        line = f"[red]failed ({failure['users']})[/red]: {failure['message']} [{failure['code']}]"
+        out.print(line, highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -491,3 +499,4 @@ __all__ = ["EXIT_BAD_INPUT", "app", "main"]
 
 from migrator import cli_cutover as cutover_cli  # noqa: E402 - registers sync, undo; canary options of run
 from migrator import cli_runs as runs_cli  # noqa: E402 - registers `runs`; resume's offline answer
+from migrator import cli_status as status_cli  # noqa: E402 - the lists of `status`

@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from migrator.report_files import FAILURES, SKIPPED
 from migrator.sandbox.kinde_app import KindeSandboxConfig
 from tests.e2e import cli_env, run_cli
 
@@ -23,6 +24,17 @@ def runs(sandbox: Any, cwd: Path) -> dict[int, dict[str, Any]]:
     result = cli(sandbox, cwd, "runs", "--json", **UNREACHABLE)
     assert result.returncode == 0, result.stderr
     return {row["id"]: row for row in json.loads(result.stdout)}
+
+
+def failed_ids(sandbox: Any, cwd: Path) -> set[str]:
+    """The failed users as ``status --failed --csv`` lists them (checked against failures.csv)."""
+    result = cli(sandbox, cwd, "status", "--failed", "--csv", **UNREACHABLE)
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader(result.stdout.splitlines()))
+    with (cwd / ".migrator/runs/1" / FAILURES).open() as file:
+        assert {r["clerk_id"] for r in csv.DictReader(file)} == {r["clerk_id"] for r in rows}
+    assert all(r["code"] and r["message"] for r in rows)
+    return {r["clerk_id"] for r in rows}
 
 
 def test_finished_runs_aborted_checks_and_dry_runs_are_recorded_as_they_happened(sandbox_factory, tmp_path: Path):
@@ -56,8 +68,10 @@ def test_finished_runs_aborted_checks_and_dry_runs_are_recorded_as_they_happened
 
 def test_a_resume_that_fails_its_credential_check_leaves_the_finished_run_as_it_was(sandbox_factory, tmp_path: Path):
     sandbox = sandbox_factory(users=300, kinde=KindeSandboxConfig(refused_phone_prefixes=("+55",)))
-    first = cli(sandbox, tmp_path, "run", "--without-export", "--yes")
+    first = cli(sandbox, tmp_path, "-v", "run", "--without-export", "--yes")
     assert first.returncode == 1, first.stdout + first.stderr
+    failed = failed_ids(sandbox, tmp_path)
+    assert failed and all(clerk_id in first.stdout for clerk_id in failed)  # -v lists them under the summary
     before = runs(sandbox, tmp_path)
     assert before[1]["state"] == "completed-with-failures" and before[1]["failed"] > 0
 
@@ -68,3 +82,28 @@ def test_a_resume_that_fails_its_credential_check_leaves_the_finished_run_as_it_
     refused = cli(sandbox, tmp_path, "retry-failed", "--yes", KINDE_MANAGEMENT_CLIENT_SECRET="wrong")
     assert refused.returncode == 3
     assert runs(sandbox, tmp_path) == before  # not reopened, not marked failed, its end time kept
+
+
+def test_status_lists_who_failed_who_was_skipped_and_warnings_by_kind(sandbox_factory, tmp_path: Path) -> None:
+    sandbox = sandbox_factory(users=300, kinde=KindeSandboxConfig(refused_phone_prefixes=("+55",)))
+    assert cli(sandbox, tmp_path, "run", "--without-export", "--yes").returncode == 1
+    failed = failed_ids(sandbox, tmp_path)
+    with (tmp_path / ".migrator/runs/1" / SKIPPED).open() as file:
+        skipped = {r["clerk_id"]: r["reason"] for r in csv.DictReader(file)}
+    assert skipped
+
+    human = cli(sandbox, tmp_path, "status", **UNREACHABLE, COLUMNS="80")
+    assert human.returncode == 0, human.stderr
+    lines = human.stdout.splitlines()
+    for clerk_id in failed:
+        assert any(clerk_id in line and "IDENTITY_NOT_CREATED" in line for line in lines)
+    for clerk_id, reason in skipped.items():
+        assert any(clerk_id in line and reason in line for line in lines)
+    assert "Warnings by kind" in human.stdout
+
+    as_json = json.loads(cli(sandbox, tmp_path, "status", "--failed", "--json", **UNREACHABLE).stdout)
+    assert {row["clerk_id"] for row in as_json["failed_users"]} == failed
+    assert sum(kind["count"] for kind in as_json["warning_kinds"]) > 0
+
+    wrong = cli(sandbox, tmp_path, "status", "--csv", **UNREACHABLE)
+    assert wrong.returncode == 2 and "--failed" in wrong.stderr
