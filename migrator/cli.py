@@ -100,8 +100,8 @@ AllowChangedOption = Annotated[
 
 def _consoles(as_json: bool) -> tuple[Console, Console]:
     """(progress console, result console): with --json the progress must stay off stdout."""
-    out = Console()
-    return (Console(stderr=True) if as_json else out), out
+    out = Console(soft_wrap=True)  # piped: a line is never broken in a timestamp or an error code
+    return (Console(stderr=True, soft_wrap=True) if as_json else out), out
 
 
 def _run_command(body: Callable[[], T]) -> T:
