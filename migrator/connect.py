@@ -17,6 +17,7 @@ from migrator.config import Settings
 from migrator.errors import ApiError
 from migrator.kinde.client import KindeClient, M2MCredentials
 from migrator.limiter import AdaptiveLimiter
+from migrator.request_log import LoggingTransport, RequestLog
 
 USER_AGENT = f"clerk-to-kinde-migrator/{__version__}"
 
@@ -28,12 +29,21 @@ async def connect(
     on_retry: Callable[[str, ApiError, int], None] | None = None,
     clerk_transport: httpx.AsyncBaseTransport | None = None,
     kinde_transport: httpx.AsyncBaseTransport | None = None,
+    request_log: RequestLog | None = None,
 ) -> AsyncIterator[tuple[ClerkClient, KindeClient]]:
-    """Open both clients; ``settings.require_credentials()`` must have passed."""
+    """Open both clients; ``settings.require_credentials()`` must have passed. With ``request_log``,
+    every request (each retry too) is a line of it."""
     assert settings.clerk_secret_key and settings.kinde_management_client_secret and settings.kinde_domain
     timeout = httpx.Timeout(settings.timeout, connect=min(10.0, settings.timeout))
     connections = settings.concurrency + 8
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    if request_log is not None:
+        clerk_transport = LoggingTransport(
+            clerk_transport or httpx.AsyncHTTPTransport(limits=limits), "clerk", request_log
+        )
+        kinde_transport = LoggingTransport(
+            kinde_transport or httpx.AsyncHTTPTransport(limits=limits), "kinde", request_log
+        )
     clerk_http = httpx.AsyncClient(
         base_url=settings.clerk_api_url,
         headers={

@@ -18,11 +18,12 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
 
+from migrator.actions import Resume, Start
 from migrator.clerk.client import ClerkClient
 from migrator.config import Settings
 from migrator.connect import connect
@@ -32,7 +33,7 @@ from migrator.events import Emit, Notice
 from migrator.journal import Journal, Run, RunStatus
 from migrator.kinde.client import KindeClient
 from migrator.mapping import MappingOptions, property_specs
-from migrator.report_files import write_run_reports
+from migrator.report_files import run_dir, write_run_reports
 from migrator.reports import (
     Plan,
     Summary,
@@ -42,6 +43,7 @@ from migrator.reports import (
     write_mfa_report,
     write_password_report,
 )
+from migrator.request_log import REQUESTS_LOG, RequestLog
 from migrator.stages.context import RunContext
 from migrator.stages.export_index import open_export
 from migrator.stages.gather import gather
@@ -54,22 +56,6 @@ from migrator.stages.unchanged import check_unchanged, file_fingerprint
 from migrator.stages.updates import apply_updates
 
 Confirm = Callable[[Plan], bool]
-
-
-@dataclass(frozen=True)
-class Start:
-    """A new run (``migrator run``)."""
-
-    dry_run: bool = False
-
-
-@dataclass(frozen=True)
-class Resume:
-    """Continue a run where it stopped (``migrator resume``); ``failed_only`` retries only failed users."""
-
-    run_id: int | None = None
-    allow_changed: bool = False
-    failed_only: bool = False
 
 
 async def run_migration(
@@ -106,10 +92,12 @@ async def open_migration(
     def on_retry(service: str, error: ApiError, attempt: int) -> None:
         on_event(Notice(f"{service}: retry {attempt} after: {error}"))
 
-    async with connect(
-        settings, on_retry=on_retry, clerk_transport=clerk_transport, kinde_transport=kinde_transport
-    ) as (clerk, kinde):
-        yield Migration(settings, journal, clerk, kinde, on_event)
+    log = RequestLog()  # every request of the run, in its folder once drive() knows which run (request_log.py)
+    transports = {"clerk_transport": clerk_transport, "kinde_transport": kinde_transport, "request_log": log}
+    async with connect(settings, on_retry=on_retry, **transports) as (clerk, kinde):
+        migration = Migration(settings, journal, clerk, kinde, on_event)
+        migration.request_log = log
+        yield migration
 
 
 class Migration:
@@ -129,6 +117,7 @@ class Migration:
             social_connections=settings.social_connections,
         )
         self._started = time.monotonic()
+        self.request_log: RequestLog | None = None
 
     async def start(self, *, dry_run: bool, confirm: Confirm) -> Summary:
         export = self.settings.clerk_export
@@ -186,6 +175,8 @@ class Migration:
         """Take a journaled run (new, resumed, or a cutover run) through the stages. A failed credential check
         aborts a new run, and leaves a run to resume as it was: ``reopen`` runs only once the check passed."""
         ctx = RunContext(self.settings, self.journal, self.clerk, self.kinde, self.emit, run, self.options)
+        if self.request_log is not None:
+            self.request_log.attach(run_dir(self.settings.state_dir, run.id) / REQUESTS_LOG)
         try:
             await preflight(ctx)
         except (MigratorError, asyncio.CancelledError, KeyboardInterrupt):
