@@ -74,6 +74,8 @@ def _print_failed(out: Console, journal: Journal, run_id: int, limit: int | None
     rows = failed_user_rows(journal, run_id)
     shown = list(rows if limit is None else islice(rows, limit + 1))
     if not shown:
+        if limit is None:  # asked for explicitly (--failed, -v): say there are none
+            out.print("Failed: none")
         return
     out.print("[red]Failed[/red] (retry with `migrator retry-failed`):", highlight=False)
     for row in shown[:limit]:

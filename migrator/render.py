@@ -210,11 +210,8 @@ class Renderer:
                     self._last_line[event.phase] = now
                     of = f"/{event.total}" if event.total is not None else ""
                     timing = f"elapsed {clock_time(elapsed)}, ETA {eta(event.completed, event.total, elapsed)}"
-                    self.console.print(
-                        f"{PHASES.get(event.phase, event.phase)}: {event.completed}{of} {rate} {timing}  {counts}",
-                        highlight=False,
-                        soft_wrap=True,
-                    )
+                    parts = [f"{PHASES.get(event.phase, event.phase)}: {event.completed}{of}", rate, timing, counts]
+                    self.console.print("  ".join(p for p in parts if p), highlight=False, soft_wrap=True)
         elif isinstance(event, PhaseFinished):
             if not self.live:
                 took = clock_time(self._clock() - self._started.get(event.phase, self._clock()))
