@@ -12,12 +12,22 @@ from migrator.cli import ConfigOption, JsonOption, StateDirOption, _require_jour
 from migrator.config import Settings, load_settings
 from migrator.journal import JOURNAL_FILE, Journal
 from migrator.run_records import NothingToDo, nothing_to_do, run_rows
+from migrator.stages.unchanged import check_unchanged
 
 
 def finished_already(
-    config: Path | None, state_dir: Path | None, run_id: int | None, *, failed_only: bool, as_json: bool
+    config: Path | None,
+    state_dir: Path | None,
+    run_id: int | None,
+    *,
+    failed_only: bool,
+    allow_changed: bool,
+    as_json: bool,
 ) -> NothingToDo | None:
-    """Say so and return the answer when the run is finished and this command would change nothing."""
+    """Say so and return the answer when the run is finished and this command would change nothing.
+
+    A changed export or changed settings are refused (or let through with --allow-changed) exactly as
+    a resume that connects would: the answer must not depend on whether there is work left."""
     settings = load_settings(config, state_dir=state_dir)
     if not (settings.state_dir / JOURNAL_FILE).exists():
         return None  # the ordinary path explains
@@ -27,7 +37,10 @@ def finished_already(
     finally:
         journal.close()
     if answer is not None:
-        out = Console()
+        out = Console(soft_wrap=True)
+        _, changes = check_unchanged(settings, answer.run, allow_changed=allow_changed)
+        for change in changes:
+            Console(stderr=as_json).print(f"warning: continuing although {change}", highlight=False, soft_wrap=True)
         if as_json:
             out.print_json(json.dumps(answer.to_json()))
         else:
@@ -75,4 +88,3 @@ def runs(as_json: JsonOption = False, config: ConfigOption = None, state_dir: St
                 out.print(run_line(row), highlight=False, soft_wrap=True)
 
     _run_command(body)
-

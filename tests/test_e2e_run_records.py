@@ -13,7 +13,7 @@ from migrator.report_files import FAILURES, SKIPPED
 from migrator.sandbox.kinde_app import KindeSandboxConfig
 from tests.e2e import cli_env, run_cli
 
-UNREACHABLE = {"KINDE_DOMAIN": "http://127.0.0.1:1", "CLERK_API_URL": "http://127.0.0.1:1/v1"}
+UNREACHABLE = {"KINDE_DOMAIN": "http://127.0.0.1:1", "CLERK_API_URL": "http://127.0.0.1:1/v1"}  # for read-only commands
 
 
 def cli(sandbox: Any, cwd: Path, *args: str, **env: str):
@@ -59,8 +59,9 @@ def test_finished_runs_aborted_checks_and_dry_runs_are_recorded_as_they_happened
         ("run", "completed"),
     ]
 
-    for command in ("retry-failed", "resume"):  # the APIs are unreachable: nothing may connect
-        result = cli(sandbox, tmp_path, command, **UNREACHABLE)
+    sandbox.stop()  # both APIs gone: nothing may connect
+    for command in ("retry-failed", "resume"):
+        result = cli(sandbox, tmp_path, command)
         assert result.returncode == 0, result.stdout + result.stderr
         assert "run 3 is completed: nothing" in result.stdout
     assert runs(sandbox, tmp_path) == before
@@ -75,13 +76,15 @@ def test_a_resume_that_fails_its_credential_check_leaves_the_finished_run_as_it_
     before = runs(sandbox, tmp_path)
     assert before[1]["state"] == "completed-with-failures" and before[1]["failed"] > 0
 
-    offline = cli(sandbox, tmp_path, "resume", **UNREACHABLE)
-    assert offline.returncode == 1
-    assert "migrator retry-failed 1" in offline.stdout
-
     refused = cli(sandbox, tmp_path, "retry-failed", "--yes", KINDE_MANAGEMENT_CLIENT_SECRET="wrong")
     assert refused.returncode == 3
     assert runs(sandbox, tmp_path) == before  # not reopened, not marked failed, its end time kept
+
+    sandbox.stop()
+    offline = cli(sandbox, tmp_path, "resume")
+    assert offline.returncode == 1
+    assert "migrator retry-failed 1" in offline.stdout
+    assert runs(sandbox, tmp_path) == before
 
 
 def test_status_lists_who_failed_who_was_skipped_and_warnings_by_kind(sandbox_factory, tmp_path: Path) -> None:
