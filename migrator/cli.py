@@ -18,6 +18,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
+from migrator import cli_conventions as conventions
 from migrator.config import Settings, load_settings
 from migrator.cutover import cutover_counts, run_chain
 from migrator.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, ConfigError, MigratorError
@@ -27,15 +28,19 @@ from migrator.pipeline import Resume, Start, run_migration
 from migrator.render import Renderer, plan_table, summary_table
 from migrator.render_verify import show_verification
 from migrator.reports import Plan, Summary, status_report
+from migrator.run_records import NothingToDo
 from migrator.stages.verify import Verification
 from migrator.verification import run_verification
 
 app = typer.Typer(
     name="migrator",
-    help="Move every user of a Clerk application into Kinde: safely, resumably, with their passwords.",
+    help=conventions.TOP_LEVEL_HELP,
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings=conventions.CONTEXT_SETTINGS,
+    callback=conventions.main_options,
 )
 sandbox_app = typer.Typer(help="Local emulators of the Clerk and Kinde APIs, for rehearsals.", no_args_is_help=True)
 app.add_typer(sandbox_app, name="sandbox")
@@ -95,8 +100,8 @@ AllowChangedOption = Annotated[
 
 def _consoles(as_json: bool) -> tuple[Console, Console]:
     """(progress console, result console): with --json the progress must stay off stdout."""
-    out = Console()
-    return (Console(stderr=True) if as_json else out), out
+    out = Console(soft_wrap=True)  # piped: a line is never broken in a timestamp or an error code
+    return (Console(stderr=True, soft_wrap=True) if as_json else out), out
 
 
 def _run_command(body: Callable[[], T]) -> T:
@@ -150,13 +155,15 @@ def _execute(settings: Settings, as_json: bool, action: Start | Resume, *, yes: 
     journal = Journal(settings.state_dir)
     try:
         journal.acquire()
-        with Renderer(progress_console, live=progress_console.is_terminal) as renderer:
+        with Renderer(progress_console, live=progress_console.is_terminal, quiet=conventions.OUTPUT.quiet) as renderer:
             summary = asyncio.run(
                 run_migration(settings, journal, action, on_event=renderer, confirm=_confirmer(yes, renderer))
             )
     finally:
         journal.close()
     _show_summary(summary, out, as_json)
+    if conventions.OUTPUT.verbose and summary.failed and not as_json:
+        status_cli.print_failed_after_run(settings, summary.run_id, out)
     return summary
 
 
@@ -173,6 +180,7 @@ def _show_summary(summary: Summary, out: Console, as_json: bool) -> None:
         for note in summary.unaccounted:
             out.print(f"[red]not accounted for[/red]: {note}", highlight=False)
         if summary.failed:
+            out.print(f"Who and why: migrator status {summary.run_id} --failed", highlight=False)
             out.print(f"Retry them with: migrator retry-failed {summary.run_id}")
     for name, path in summary.reports.items():
         out.print(f"Report ({name.replace('_', ' ')}): {path}")
@@ -207,6 +215,9 @@ def run(
     only_file: cutover_cli.OnlyFileOption = None,
 ) -> None:
     """Start a new migration run (prints its id), a dry run, or a canary (--sample / --only).
+
+    Needs CLERK_SECRET_KEY, KINDE_DOMAIN, KINDE_MANAGEMENT_CLIENT_ID and KINDE_MANAGEMENT_CLIENT_SECRET
+    (environment, .env or --config TOML).
 
     Examples:
 
@@ -254,7 +265,11 @@ def resume(
     Example: migrator resume 3 --yes
     """
 
-    def body() -> Summary:
+    def body() -> Summary | NothingToDo:
+        if done := runs_cli.finished_already(
+            config, state_dir, run_id, failed_only=False, allow_changed=allow_changed, as_json=as_json
+        ):
+            return done
         return _execute(_settings(config, state_dir=state_dir), as_json, Resume(run_id, allow_changed), yes=yes)
 
     raise typer.Exit(_run_command(body).exit_code)
@@ -274,7 +289,11 @@ def retry_failed(
     Example: migrator retry-failed --yes
     """
 
-    def body() -> Summary:
+    def body() -> Summary | NothingToDo:
+        if done := runs_cli.finished_already(
+            config, state_dir, run_id, failed_only=True, allow_changed=allow_changed, as_json=as_json
+        ):
+            return done
         action = Resume(run_id, allow_changed, failed_only=True)
         return _execute(_settings(config, state_dir=state_dir), as_json, action, yes=yes)
 
@@ -284,58 +303,63 @@ def retry_failed(
 @app.command()
 def status(
     run_id: Annotated[int | None, typer.Argument(help="Run to describe (default: the latest).")] = None,
+    failed: status_cli.FailedOption = False,
+    as_csv: status_cli.CsvOption = False,
     as_json: JsonOption = False,
     config: ConfigOption = None,
     state_dir: StateDirOption = None,
 ) -> None:
-    """Counts per step and state, and failures grouped by reason. Reads the journal only.
+    """Counts per step and state, who failed and why, who was skipped and why, warnings by kind.
+    Reads the journal only.
 
-    Example: migrator status --json
+    Examples: migrator status --failed; migrator status --failed --csv > failed.csv; migrator status --json
     """
 
     def body() -> None:
+        status_cli.check_list_options(failed, as_csv, as_json)
         settings = load_settings(config, state_dir=state_dir)
         if not (settings.state_dir / JOURNAL_FILE).exists():
             raise ConfigError(f"no journal in {settings.state_dir}: nothing has run here yet (see --state-dir)")
-        journal = Journal(settings.state_dir)
+        journal, out = Journal(settings.state_dir), Console()
         try:
             report = status_report(journal, run_id)
             report["chain"], report["cutover"] = run_chain(journal), cutover_counts(journal, report["run"]["id"])
+            if as_csv:
+                return status_cli.write_failed_csv(journal, report["run"]["id"])
+            report |= status_cli.json_lists(journal, report["run"]["id"], failed)
+            if not as_json:
+                _show_status(report, out)
+                status_cli.print_lists(out, journal, report["run"]["id"], all_failed=failed)
         finally:
             journal.close()
-        out = Console()
         if as_json:
             out.print_json(json.dumps(report))
-            return
-        run_info = report["run"]
-        out.print(
-            f"Run {run_info['id']} ({run_info['mode']}): {run_info['status']}, started {run_info['started_at']}"
-            + (f", ended {run_info['ended_at']}" if run_info["ended_at"] else "")
-        )
-        if run_info["status"] in ("stopped", "interrupted", "failed", "cancelled"):
-            out.print(f"  its process is gone: `migrator resume {run_info['id']}` continues it")
-        out.print(f"Users fetched: {report['users']} of {run_info['source_count']} in Clerk")
-        if checked := report["verify"]:
-            counts = ", ".join(f"{kind} {n}" for kind, n in checked["counts"].items())
-            out.print(f"Last verify ({checked['ended_at']}): {checked['verdict']}: {counts}", highlight=False)
-        out.print("Runs: " + " | ".join(cutover_cli.chain_entry(r) for r in report["chain"]), highlight=False)
-        cutover_cli.print_cutover_counts(out, report["cutover"])
-        for column in ("state", *STEP_COLUMNS):
-            states = report["steps"].get(column, {})
-            out.print(f"  {column:<12} " + ", ".join(f"{k} {v}" for k, v in states.items()))
-        for reason, count in report["skipped"].items():
-            out.print(f"  skipped: {reason}: {count}")
-        for failure in report["failures"]:
-            out.print(
-                f"[red]failed ({failure['users']})[/red]: {failure['message']} [{failure['code']}]", highlight=False
-            )
-        for member in report["failed_memberships"]:
-            out.print(
-                f"[red]membership failed[/red]: {member['clerk_user_id']} in {member['clerk_org_id']}: {member['error']}",
-                highlight=False,
-            )
 
     _run_command(body)
+
+
+def _show_status(report: dict[str, Any], out: Console) -> None:
+    run_info = report["run"]
+    out.print(
+        f"Run {run_info['id']} ({run_info['mode']}): {run_info['status']}, started {run_info['started_at']}"
+        + (f", ended {run_info['ended_at']}" if run_info["ended_at"] else "")
+    )
+    if run_info["status"] in ("stopped", "interrupted", "failed", "cancelled"):
+        out.print(f"  its process is gone: `migrator resume {run_info['id']}` continues it")
+    out.print(f"Users fetched: {report['users']} of {run_info['source_count']} in Clerk")
+    if checked := report["verify"]:
+        counts = ", ".join(f"{kind} {n}" for kind, n in checked["counts"].items())
+        out.print(f"Last verify ({checked['ended_at']}): {checked['verdict']}: {counts}", highlight=False)
+    out.print("Runs: " + " | ".join(cutover_cli.chain_entry(r) for r in report["chain"]), highlight=False)
+    cutover_cli.print_cutover_counts(out, report["cutover"])
+    for column in ("state", *STEP_COLUMNS):
+        states = report["steps"].get(column, {})
+        out.print(f"  {column:<12} " + ", ".join(f"{k} {v}" for k, v in states.items()))
+    for reason, count in report["skipped"].items():
+        out.print(f"  skipped: {reason}: {count}")
+    for failure in report["failures"]:
+        line = f"[red]failed ({failure['users']})[/red]: {failure['message']} [{failure['code']}]"
+        out.print(line, highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -409,9 +433,9 @@ def _require_journal(settings: Settings) -> None:
 
 @app.command()
 def demo(
-    users: Annotated[int, typer.Option(help="Generated Clerk users.")] = 1000,
+    users: Annotated[int, typer.Option(help="Generated Clerk users.", min=1, max=conventions.SANDBOX_MAX_USERS)] = 1000,
     seed: Annotated[int, typer.Option(help="Seed of the generated data.")] = 1,
-    sign_ins: Annotated[int, typer.Option(help="Migrated users to sign in with their old password.")] = 25,
+    sign_ins: Annotated[int, typer.Option(help="Migrated users to sign in with their old password.", min=0)] = 25,
 ) -> None:
     """Rehearse a whole migration against the embedded sandbox, then sign users in with their old passwords.
 
@@ -424,14 +448,20 @@ def demo(
 
 @sandbox_app.command("serve")
 def sandbox_serve(
-    users: Annotated[int, typer.Option(help="Generated Clerk users.")] = 1000,
+    users: Annotated[int, typer.Option(help="Generated Clerk users.", min=1, max=conventions.SANDBOX_MAX_USERS)] = 1000,
     seed: Annotated[int, typer.Option(help="Seed of the generated data.")] = 1,
-    clerk_port: Annotated[int, typer.Option(help="Port of the Clerk emulator (0: any free port).")] = 0,
-    kinde_port: Annotated[int, typer.Option(help="Port of the Kinde emulator (0: any free port).")] = 0,
+    clerk_port: Annotated[
+        int, typer.Option(help="Port of the Clerk emulator (0: any free port).", **conventions.PORT)
+    ] = 0,
+    kinde_port: Annotated[
+        int, typer.Option(help="Port of the Kinde emulator (0: any free port).", **conventions.PORT)
+    ] = 0,
     export_csv: Annotated[Path | None, typer.Option(help="Also write Clerk's dashboard CSV export here.")] = None,
     faults: Annotated[FaultProfileName, typer.Option(help="Fault profile for both APIs.")] = FaultProfileName.none,
-    kinde_rps: Annotated[float | None, typer.Option(help="Kinde rate limit, requests/s (default: none).")] = None,
-    clerk_rps: Annotated[int | None, typer.Option(help="Clerk rate limit, requests per 10 s (default 1000).")] = 1000,
+    kinde_rps: Annotated[
+        float | None, typer.Option(help="Kinde rate limit, requests/s (default: none).", callback=conventions.positive)
+    ] = None,
+    clerk_rps: Annotated[int, typer.Option(help="Clerk rate limit, requests per 10 s.", min=1)] = 1000,
     duplicate_status: Annotated[
         DuplicateStatus, typer.Option(help="Kinde status for a duplicate identity.")
     ] = DuplicateStatus.bad_request,
@@ -475,3 +505,5 @@ __all__ = ["EXIT_BAD_INPUT", "app", "main"]
 
 
 from migrator import cli_cutover as cutover_cli  # noqa: E402 - registers sync, undo; canary options of run
+from migrator import cli_runs as runs_cli  # noqa: E402 - registers `runs`; resume's offline answer
+from migrator import cli_status as status_cli  # noqa: E402 - the lists of `status`

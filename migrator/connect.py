@@ -17,6 +17,7 @@ from migrator.config import Settings
 from migrator.errors import ApiError
 from migrator.kinde.client import KindeClient, M2MCredentials
 from migrator.limiter import AdaptiveLimiter
+from migrator.request_log import LoggingTransport, RequestLog
 
 USER_AGENT = f"clerk-to-kinde-migrator/{__version__}"
 
@@ -28,35 +29,28 @@ async def connect(
     on_retry: Callable[[str, ApiError, int], None] | None = None,
     clerk_transport: httpx.AsyncBaseTransport | None = None,
     kinde_transport: httpx.AsyncBaseTransport | None = None,
+    request_log: RequestLog | None = None,
 ) -> AsyncIterator[tuple[ClerkClient, KindeClient]]:
-    """Open both clients; ``settings.require_credentials()`` must have passed."""
+    """Open both clients; ``settings.require_credentials()`` must have passed. With ``request_log``,
+    every request (each retry too) is a line of it."""
     assert settings.clerk_secret_key and settings.kinde_management_client_secret and settings.kinde_domain
     timeout = httpx.Timeout(settings.timeout, connect=min(10.0, settings.timeout))
     connections = settings.concurrency + 8
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-    clerk_http = httpx.AsyncClient(
-        base_url=settings.clerk_api_url,
-        headers={
-            "Authorization": f"Bearer {settings.clerk_secret_key.get_secret_value()}",
-            "User-Agent": USER_AGENT,
-        },
-        timeout=timeout,
-        limits=limits,
-        transport=clerk_transport,
-    )
-    kinde_http = httpx.AsyncClient(
-        base_url=settings.kinde_domain,
-        headers={"User-Agent": USER_AGENT},
-        timeout=timeout,
-        limits=limits,
-        transport=kinde_transport,
-    )
+    if request_log is not None:
+        clerk_transport = LoggingTransport(
+            clerk_transport or httpx.AsyncHTTPTransport(limits=limits), "clerk", request_log
+        )
+        kinde_transport = LoggingTransport(
+            kinde_transport or httpx.AsyncHTTPTransport(limits=limits), "kinde", request_log
+        )
+    secret_key = settings.clerk_secret_key.get_secret_value()
+    clerk_http = _http(settings.clerk_api_url, timeout, limits, clerk_transport, Authorization=f"Bearer {secret_key}")
+    kinde_http = _http(settings.kinde_domain, timeout, limits, kinde_transport)
     async with clerk_http, kinde_http:
         clerk = ClerkClient(
             clerk_http,
-            AdaptiveLimiter(
-                initial_rate=settings.clerk_max_rps, max_rate=settings.clerk_max_rps, max_wait=settings.max_wait
-            ),
+            _limiter(settings.clerk_max_rps, settings.clerk_max_rps, settings.max_wait),
             max_attempts=settings.max_attempts,
             on_retry=on_retry,
             max_wait=settings.max_wait,
@@ -68,12 +62,30 @@ async def connect(
         )
         kinde = KindeClient(
             kinde_http,
-            AdaptiveLimiter(
-                initial_rate=settings.kinde_initial_rps, max_rate=settings.kinde_max_rps, max_wait=settings.max_wait
-            ),
+            _limiter(settings.kinde_initial_rps, settings.kinde_max_rps, settings.max_wait),
             credentials,
             max_attempts=settings.max_attempts,
             on_retry=on_retry,
             max_wait=settings.max_wait,
         )
         yield clerk, kinde
+
+
+def _http(
+    base_url: str,
+    timeout: httpx.Timeout,
+    limits: httpx.Limits,
+    transport: httpx.AsyncBaseTransport | None,
+    **headers: str,
+) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        base_url=base_url,
+        headers={"User-Agent": USER_AGENT, **headers},
+        timeout=timeout,
+        limits=limits,
+        transport=transport,
+    )
+
+
+def _limiter(initial_rate: float, max_rate: float, max_wait: float) -> AdaptiveLimiter:
+    return AdaptiveLimiter(initial_rate=initial_rate, max_rate=max_rate, max_wait=max_wait)

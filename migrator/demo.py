@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from migrator.config import Settings
+from migrator.errors import ConfigError
 from migrator.journal import Journal
 from migrator.pipeline import Start, run_migration
 from migrator.render import Renderer, summary_table
@@ -123,7 +124,13 @@ def serve_sandbox(
         kinde=KindeSandboxConfig(rate_limit_rps=kinde_rps, duplicate_status=duplicate_status),
     )
     console = Console()
-    with Sandbox(options) as sandbox:
+    try:
+        sandbox = Sandbox(options)  # starts both servers
+    except RuntimeError as exc:  # the port is taken or not ours to bind
+        raise ConfigError(
+            f"{exc}: is another process using the port? (--clerk-port/--kinde-port 0 pick a free one)"
+        ) from None
+    with sandbox:
         if export_csv is not None:
             rows = sandbox.write_export(export_csv)
             console.print(f"# wrote {rows} rows of Clerk's CSV export to {export_csv}", highlight=False)

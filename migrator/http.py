@@ -40,6 +40,7 @@ from migrator.errors import (
     TransientError,
 )
 from migrator.limiter import DEFAULT_MAX_WAIT, AdaptiveLimiter
+from migrator.request_log import ATTEMPT
 
 RETRY_HEADERS = ("Retry-After", "RateLimit-Reset", "X-RateLimit-Reset")
 # A reset header's number above this is an epoch timestamp, not a delay: 10^9 s is 31 years, and
@@ -272,6 +273,7 @@ class ApiClient:
         )
         async for attempt in retrying:
             with attempt:
+                ATTEMPT.set(attempt.retry_state.attempt_number)  # for the request log (request_log.py)
                 _response, body = await self._send_once(method, path, scope, **kwargs)
         if expect is not None and not isinstance(body, expect):
             raise ProtocolError(

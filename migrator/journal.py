@@ -66,6 +66,7 @@ class RunStatus(StrEnum):
     FAILED = "failed"  # stopped by an error; `resume` continues
     INTERRUPTED = "interrupted"  # Ctrl-C; `resume` continues
     CANCELLED = "cancelled"  # the operator declined to write; `resume` asks again
+    ABORTED = "aborted"  # the credential check failed: nothing of the run happened
 
 
 class UserState(StrEnum):

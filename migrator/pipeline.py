@@ -18,11 +18,12 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
 
+from migrator.actions import Resume, Start
 from migrator.clerk.client import ClerkClient
 from migrator.config import Settings
 from migrator.connect import connect
@@ -31,7 +32,7 @@ from migrator.errors import ApiError, InputError, JournalError, MigratorError
 from migrator.events import Emit, Notice
 from migrator.journal import Journal, Run, RunStatus
 from migrator.kinde.client import KindeClient
-from migrator.report_files import write_run_reports
+from migrator.report_files import run_dir, write_run_reports
 from migrator.reports import (
     Plan,
     Summary,
@@ -41,6 +42,7 @@ from migrator.reports import (
     write_mfa_report,
     write_password_report,
 )
+from migrator.request_log import REQUESTS_LOG, RequestLog
 from migrator.stages.context import RunContext, mapping_options
 from migrator.stages.export_index import open_export
 from migrator.stages.gather import gather
@@ -53,22 +55,6 @@ from migrator.stages.unchanged import check_unchanged, file_fingerprint
 from migrator.stages.updates import apply_updates
 
 Confirm = Callable[[Plan], bool]
-
-
-@dataclass(frozen=True)
-class Start:
-    """A new run (``migrator run``)."""
-
-    dry_run: bool = False
-
-
-@dataclass(frozen=True)
-class Resume:
-    """Continue a run where it stopped (``migrator resume``); ``failed_only`` retries only failed users."""
-
-    run_id: int | None = None
-    allow_changed: bool = False
-    failed_only: bool = False
 
 
 async def run_migration(
@@ -105,10 +91,12 @@ async def open_migration(
     def on_retry(service: str, error: ApiError, attempt: int) -> None:
         on_event(Notice(f"{service}: retry {attempt} after: {error}"))
 
-    async with connect(
-        settings, on_retry=on_retry, clerk_transport=clerk_transport, kinde_transport=kinde_transport
-    ) as (clerk, kinde):
-        yield Migration(settings, journal, clerk, kinde, on_event)
+    log = RequestLog()  # every request of the run, in its folder once drive() knows which run (request_log.py)
+    transports = {"clerk_transport": clerk_transport, "kinde_transport": kinde_transport, "request_log": log}
+    async with connect(settings, on_retry=on_retry, **transports) as (clerk, kinde):
+        migration = Migration(settings, journal, clerk, kinde, on_event)
+        migration.request_log = log
+        yield migration
 
 
 class Migration:
@@ -118,6 +106,7 @@ class Migration:
         self.settings, self.journal, self.clerk, self.kinde, self.emit = settings, journal, clerk, kinde, emit
         self.options = mapping_options(settings)
         self._started = time.monotonic()
+        self.request_log: RequestLog | None = None
 
     async def start(self, *, dry_run: bool, confirm: Confirm) -> Summary:
         export = self.settings.clerk_export
@@ -135,21 +124,27 @@ class Migration:
 
     async def resume(self, run_id: int | None, *, allow_changed: bool, confirm: Confirm) -> Summary:
         run = self._reopen(run_id, allow_changed, "there is nothing to resume; start a run with `migrator run`")
-        with self.journal.transaction():
-            self.journal.mark_for_recheck(run.id)
-            self.journal.reset_failed_memberships(run.id)
-            self.journal.reopen_run(run.id)
-        self.emit(Notice(f"resuming run {run.id}"))
-        return await self.drive(run, confirm)
+
+        def reopen() -> None:
+            with self.journal.transaction():
+                self.journal.mark_for_recheck(run.id)
+                self.journal.reset_failed_memberships(run.id)
+                self.journal.reopen_run(run.id)
+            self.emit(Notice(f"resuming run {run.id}"))
+
+        return await self.drive(run, confirm, reopen)
 
     async def retry_failed(self, run_id: int | None, *, allow_changed: bool, confirm: Confirm) -> Summary:
         run = self._reopen(run_id, allow_changed, "nothing was attempted, so nothing failed")
-        with self.journal.transaction():
-            retried = self.journal.reset_failed(run.id)
-            self.journal.reset_failed_memberships(run.id)
-            self.journal.reopen_run(run.id)
-        self.emit(Notice(f"retrying {retried} failed user(s) of run {run.id}"))
-        return await self.drive(run, confirm)
+
+        def reopen() -> None:
+            with self.journal.transaction():
+                retried = self.journal.reset_failed(run.id)
+                self.journal.reset_failed_memberships(run.id)
+                self.journal.reopen_run(run.id)
+            self.emit(Notice(f"retrying {retried} failed user(s) of run {run.id}"))
+
+        return await self.drive(run, confirm, reopen)
 
     def _reopen(self, run_id: int | None, allow_changed: bool, why_not_dry: str) -> Run:
         run = self.journal.run(run_id)
@@ -165,9 +160,20 @@ class Migration:
             self.emit(Notice(f"continuing although {change}", level="warning"))
         return run
 
-    async def drive(self, run: Run, confirm: Confirm) -> Summary:
-        """Take a journaled run (new, resumed, or a cutover run) through the stages; the summary says how it ended."""
+    async def drive(self, run: Run, confirm: Confirm, reopen: Callable[[], None] | None = None) -> Summary:
+        """Take a journaled run (new, resumed, or a cutover run) through the stages. A failed credential check
+        aborts a new run, and leaves a run to resume as it was: ``reopen`` runs only once the check passed."""
         ctx = RunContext(self.settings, self.journal, self.clerk, self.kinde, self.emit, run, self.options)
+        if self.request_log is not None:
+            self.request_log.attach(run_dir(self.settings.state_dir, run.id) / REQUESTS_LOG)
+        try:
+            await preflight(ctx)
+        except (MigratorError, asyncio.CancelledError, KeyboardInterrupt):
+            if reopen is None:
+                self.journal.end_run(run.id, RunStatus.ABORTED)
+            raise
+        if reopen is not None:
+            reopen()
         try:
             if run.export_path:
                 ctx.export = open_export(Path(run.export_path))
@@ -186,7 +192,6 @@ class Migration:
 
     async def _stages(self, ctx: RunContext, confirm: Confirm) -> Summary:
         run = ctx.run
-        await preflight(ctx)
         await gather(ctx)
         await lookup(ctx)
         with self.journal.transaction():
@@ -196,14 +201,13 @@ class Migration:
         await plan_definitions(ctx, plan)
         for warning in plan_warnings(self.journal, plan, policy=self.settings.unimportable_passwords):
             self.emit(Notice(warning, level="warning"))
-        write_password_report(self.journal, run.id, self.settings.state_dir)
-        write_mfa_report(self.journal, run.id, self.settings.state_dir)
+        write_password_report(self.journal, run.id, self.settings.state_dir, dry_run=run.dry_run)
+        write_mfa_report(self.journal, run.id, self.settings.state_dir, dry_run=run.dry_run)
         if run.dry_run:
             return self._finish(ctx, plan, RunStatus.COMPLETED)
         if plan.writes_needed and not confirm(plan):
-            self.emit(
-                Notice(f"nothing was written: the operator declined (`migrator resume {run.id}` asks again)", "warning")
-            )
+            declined = f"nothing was written: the operator declined (`migrator resume {run.id}` asks again)"
+            self.emit(Notice(declined, "warning"))
             return self._finish(ctx, plan, RunStatus.CANCELLED)
         await ensure_definitions(ctx)
         await load(ctx)
@@ -213,8 +217,7 @@ class Migration:
         return self._finish(ctx, plan, RunStatus.COMPLETED)
 
     def _finish(self, ctx: RunContext, plan: Plan, status: RunStatus) -> Summary:
-        cancelled = status == RunStatus.CANCELLED
-        summary = build_summary(self.journal, ctx.run.id, ctx.run.mode, plan, cancelled=cancelled)
+        summary = build_summary(self.journal, ctx.run.id, ctx.run.mode, plan, cancelled=status == RunStatus.CANCELLED)
         summary.unaccounted = list(ctx.notes)
         summary.requests = {client.service: client.stats.requests for client in (self.clerk, self.kinde)}
         summary.throttled = {client.service: client.stats.throttled for client in (self.clerk, self.kinde)}

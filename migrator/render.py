@@ -9,11 +9,11 @@ from __future__ import annotations
 import json
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -26,7 +26,7 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
-from rich.table import Table
+from rich.table import Column, Table
 from rich.text import Text
 
 from migrator.events import PHASES, Event, Notice, Pacing, PhaseAdvanced, PhaseFinished, PhaseStarted
@@ -43,6 +43,19 @@ def _counts_text(counts: dict[str, int]) -> str:
 PACED_PHASES = ("migrate", "lookup")
 
 
+def clock_time(seconds: float) -> str:
+    """``0:01:05``: the same form as the live display's elapsed and remaining columns."""
+    whole = int(max(0.0, seconds))
+    return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
+
+
+def eta(completed: int, total: int | None, elapsed: float) -> str:
+    """Time left at the phase's average rate so far; ``?`` until there is a rate and a total."""
+    if total is None or completed <= 0 or elapsed < 0.5:
+        return "?"
+    return clock_time((total - completed) * elapsed / completed)
+
+
 class _PacingColumn(ProgressColumn):
     """The pacing text, rendered at every refresh so a server-reset countdown ticks between events."""
 
@@ -56,12 +69,70 @@ class _PacingColumn(ProgressColumn):
         return Text(self.renderer._pacing_text())
 
 
+WIDE, MEDIUM = 160, 100  # terminal widths (columns) at which the progress line gains detail
+
+
+def progress_columns(width: int) -> list[ProgressColumn]:
+    """What fits the terminal, by priority: phase, bar, done/total, ETA; then rate; then elapsed and counts.
+
+    Every column is no_wrap: what does not fit is cut at its end, never folded into a second row."""
+
+    def text(template: str, **column: Any) -> TextColumn:
+        return TextColumn(template, table_column=Column(no_wrap=True, **column))
+
+    eta = [text("ETA"), TimeRemainingColumn(table_column=Column(no_wrap=True))]
+    done = MofNCompleteColumn(table_column=Column(no_wrap=True))
+    if width < MEDIUM:
+        return [text("[bold]{task.description}", max_width=16), BarColumn(bar_width=10), done, *eta]
+    rate = text("{task.fields[rate]}")
+    if width < WIDE:
+        return [
+            SpinnerColumn(),
+            text("[bold]{task.description}", min_width=16),
+            BarColumn(bar_width=20),
+            done,
+            rate,
+            *eta,
+            text("{task.fields[counts]}", overflow="ellipsis", max_width=width - MEDIUM),
+        ]
+    return [
+        SpinnerColumn(),
+        text("[bold]{task.description}", min_width=18),
+        BarColumn(bar_width=40),
+        done,
+        rate,
+        TimeElapsedColumn(table_column=Column(no_wrap=True)),
+        *eta,
+        text("{task.fields[counts]}", overflow="ellipsis", max_width=width - WIDE + 30),
+    ]
+
+
+class _FittingProgress(Progress):
+    """Rich's progress with columns chosen by the terminal's width at every refresh, and the pacing
+    (requests/s, the limiter's pace, 429s, a server-reset countdown) on a line of its own."""
+
+    def __init__(self, renderer: Renderer, console: Console, **kwargs: Any) -> None:
+        self._width_of, self._pacing = console, _PacingColumn(renderer)  # set first: Live renders in __init__
+        super().__init__(console=console, **kwargs)
+
+    def get_renderables(self) -> Iterable[RenderableType]:
+        self.columns = tuple(progress_columns(self._width_of.width))
+        yield self.make_tasks_table(self.tasks)
+        for task in self.tasks:
+            line = self._pacing.render(task)
+            if line.plain:
+                yield Text("  pacing: ", style="dim", no_wrap=True, overflow="ellipsis") + line
+
+
 class Renderer:
     """Receives events (``renderer(event)``); a context manager that owns the live display."""
 
-    def __init__(self, console: Console, *, live: bool, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, console: Console, *, live: bool, clock: Callable[[], float] = time.monotonic, quiet: bool = False
+    ) -> None:
         self.console = console
-        self.live = live
+        self.quiet = quiet  # -q: no progress at all; warnings still show
+        self.live = live and not quiet
         self._clock = clock
         self.pacing: dict[str, Pacing] = {}
         self._pacing_at: dict[str, float] = {}  # when each service's last Pacing arrived
@@ -69,21 +140,7 @@ class Renderer:
         self._tasks: dict[str, TaskID] = {}
         self._last_line: dict[str, float] = {}
         self._started: dict[str, float] = {}
-        self.progress = Progress(
-            SpinnerColumn(),
-            TextColumn("[bold]{task.description:<22}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]}"),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            TextColumn("{task.fields[counts]}"),
-            _PacingColumn(self),
-            console=console,
-            transient=False,
-            disable=not live,
-        )
+        self.progress = _FittingProgress(self, console=console, transient=False, disable=not self.live)
 
     def __enter__(self) -> Renderer:
         if self.live:
@@ -122,6 +179,8 @@ class Renderer:
         return "; ".join(parts)
 
     def __call__(self, event: Event) -> None:
+        if self.quiet and isinstance(event, PhaseStarted | PhaseAdvanced | PhaseFinished):
+            return
         if isinstance(event, PhaseStarted):
             self._started[event.phase] = self._clock()
             if self.live:
@@ -137,7 +196,7 @@ class Renderer:
                 self.console.print(f"{PHASES.get(event.phase, event.phase)}: started{total}")
         elif isinstance(event, PhaseAdvanced):
             elapsed = max(1e-6, self._clock() - self._started.get(event.phase, self._clock()))
-            rate = f"{event.completed / elapsed:,.0f}/s"
+            rate = f"{event.completed / elapsed:,.0f}/s" if elapsed >= 0.5 else ""
             counts = _counts_text(event.counts)
             if not self.live and event.phase in PACED_PHASES and self.pacing:
                 counts = (counts + "  " + self._pacing_text()).strip()  # live: the pacing column shows it
@@ -150,14 +209,13 @@ class Renderer:
                 if now - self._last_line.get(event.phase, 0.0) >= PLAIN_INTERVAL:
                     self._last_line[event.phase] = now
                     of = f"/{event.total}" if event.total is not None else ""
-                    self.console.print(
-                        f"{PHASES.get(event.phase, event.phase)}: {event.completed}{of} ({rate}) {counts}",
-                        highlight=False,
-                        soft_wrap=True,
-                    )
+                    timing = f"elapsed {clock_time(elapsed)}, ETA {eta(event.completed, event.total, elapsed)}"
+                    parts = [f"{PHASES.get(event.phase, event.phase)}: {event.completed}{of}", rate, timing, counts]
+                    self.console.print("  ".join(p for p in parts if p), highlight=False, soft_wrap=True)
         elif isinstance(event, PhaseFinished):
             if not self.live:
-                self.console.print(f"{PHASES.get(event.phase, event.phase)}: done")
+                took = clock_time(self._clock() - self._started.get(event.phase, self._clock()))
+                self.console.print(f"{PHASES.get(event.phase, event.phase)}: done in {took}", soft_wrap=True)
         elif isinstance(event, Pacing):
             self.pacing[event.service] = event
             now = self._clock()

@@ -199,7 +199,23 @@ def password_report_path(state_dir: Path, run_id: int) -> Path:
     return run_dir(state_dir, run_id) / PASSWORD_RESETS
 
 
-def write_password_report(journal: Journal, run_id: int, state_dir: Path) -> Path:
+DRY_RUN_ACTIONS = {  # a dry run's reports say what a real run would do, never that it happened
+    "password reset requested": "password reset would be requested",
+    "created without a password": "would be created without a password",
+    "not migrated (already in Kinde)": "would not be migrated (already in Kinde)",
+    "re-enrol MFA in Kinde": "would need to re-enrol MFA in Kinde",
+}
+
+
+def _action(action: str, dry_run: bool) -> str:
+    if not dry_run:
+        return action
+    if action.startswith("skipped ("):
+        return "would be " + action
+    return DRY_RUN_ACTIONS.get(action, f"would: {action}")
+
+
+def write_password_report(journal: Journal, run_id: int, state_dir: Path, *, dry_run: bool = False) -> Path:
     """The users who cannot sign in with their Clerk password, for the team's user communication."""
 
     def rows() -> Iterator[list[str]]:
@@ -209,6 +225,7 @@ def write_password_report(journal: Journal, run_id: int, state_dir: Path) -> Pat
             )
             if row["state"] == "skipped":
                 action = f"skipped ({row['skip_reason']})"
+            action = _action(action, dry_run)
             yield [row["clerk_id"], row["email_key"] or "", row["hasher"] or "", row["password_problem"], action]
 
     return write_rows(password_report_path(state_dir, run_id), PASSWORD_REPORT_COLUMNS, rows())
@@ -218,7 +235,7 @@ def mfa_report_path(state_dir: Path, run_id: int) -> Path:
     return run_dir(state_dir, run_id) / MFA_REENROL
 
 
-def write_mfa_report(journal: Journal, run_id: int, state_dir: Path) -> Path:
+def write_mfa_report(journal: Journal, run_id: int, state_dir: Path, *, dry_run: bool = False) -> Path:
     """The users enrolled in MFA in Clerk, who must enrol again in Kinde. Names and emails only:
     no TOTP secret is ever read beyond noticing the export's cell is filled."""
 
@@ -230,7 +247,7 @@ def write_mfa_report(journal: Journal, run_id: int, state_dir: Path) -> Path:
                 action = "not migrated (already in Kinde)"
             else:
                 action = "re-enrol MFA in Kinde"
-            yield [row["clerk_id"], row["email_key"] or "", action]
+            yield [row["clerk_id"], row["email_key"] or "", _action(action, dry_run)]
 
     return write_rows(mfa_report_path(state_dir, run_id), MFA_REPORT_COLUMNS, rows())
 

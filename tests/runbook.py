@@ -29,7 +29,14 @@ class Command:
 
     @property
     def args(self) -> list[str]:
-        return EXITS.sub("", self.line).split()[1:]
+        words = EXITS.sub("", self.line).split()[1:]
+        return words[: words.index(">")] if ">" in words else words
+
+    @property
+    def redirect(self) -> str | None:
+        """``> FILE`` at the end of the line: the test writes the command's stdout there, as a shell would."""
+        words = EXITS.sub("", self.line).split()
+        return words[words.index(">") + 1] if ">" in words else None
 
     @property
     def exit_code(self) -> int:
@@ -66,7 +73,10 @@ def run_all(
             sandbox.write_export(workdir / "users-final.csv")
             changed = True
         before(command)
-        results.append((command, run_cli(*command.args, cwd=workdir, env=cli_env(sandbox, **FAST))))
+        result = run_cli(*command.args, cwd=workdir, env=cli_env(sandbox, **FAST))
+        if command.redirect:
+            (workdir / command.redirect).write_text(result.stdout)
+        results.append((command, result))
     return results
 
 

@@ -13,7 +13,9 @@ from tests.runbook import commands, run_all
 RUNBOOKS = Path(__file__).resolve().parent.parent / "runbooks"
 
 
-@pytest.mark.parametrize("name", ["cutover.md", "rollback.md", "troubleshooting.md"])
+@pytest.mark.parametrize(
+    "name", ["cutover.md", "rollback.md", "troubleshooting.md", "verify-and-sign-off.md", "resume-after-a-failure.md"]
+)
 def test_every_runbook_command_runs_as_documented(name: str, sandbox_factory, tmp_path: Path) -> None:
     path = RUNBOOKS / name
     assert len(commands(path)) >= 3

@@ -1,0 +1,87 @@
+"""The conventions operators know from gh, stripe and pip: ``--version``, ``-h``, ``-v``/``-q``, examples
+in the top-level help, and option values checked by the parser (exit 2 with a message, never a traceback).
+
+The help is click's plain layout (``rich_markup_mode=None`` on the app): it shows a boolean flag as a
+flag (typer's rich panel labels every flag ``<bool>``), fits 80 columns and reads the same when piped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from typing import Annotated
+
+import typer
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
+
+TOP_LEVEL_HELP = """Move every user of a Clerk application into Kinde: safely, resumably, with their passwords.
+
+Every run needs four settings (environment, .env or --config TOML): CLERK_SECRET_KEY, KINDE_DOMAIN,
+KINDE_MANAGEMENT_CLIENT_ID and KINDE_MANAGEMENT_CLIENT_SECRET.
+
+\b
+Examples:
+  migrator demo --users 2000              rehearse against the sandbox
+  migrator run --clerk-export users.csv --dry-run
+  migrator run --clerk-export users.csv --yes
+  migrator status --failed                who failed, and why
+  migrator resume --yes                   continue a stopped run
+  migrator runs                           every run in this state directory
+"""
+
+REQUIRED_SETTINGS_NOTE = (
+    "Needs CLERK_SECRET_KEY, KINDE_DOMAIN, KINDE_MANAGEMENT_CLIENT_ID and KINDE_MANAGEMENT_CLIENT_SECRET"
+    " (environment, .env or --config TOML)."
+)
+
+
+@dataclass
+class Verbosity:
+    """Set once by the top-level ``-v``/``-q`` flags; read by the commands that show progress."""
+
+    verbose: bool = False
+    quiet: bool = False
+
+
+OUTPUT = Verbosity()
+
+
+def package_version() -> str:
+    try:
+        return version("migrator")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "unknown"
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"migrator {package_version()}")
+        raise typer.Exit(0)
+
+
+def main_options(
+    show_version: Annotated[
+        bool,
+        typer.Option("--version", callback=_show_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="After a run, also list each failed user and why.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display; only the result.")] = False,
+) -> None:
+    """Move every user of a Clerk application into Kinde."""
+    if verbose and quiet:
+        raise typer.BadParameter("--verbose and --quiet cannot be used together", param_hint="-v/-q")
+    OUTPUT.verbose, OUTPUT.quiet = verbose, quiet
+
+
+def positive(value: float | None) -> float | None:
+    """Parser check for a rate: none, or above zero."""
+    if value is not None and value <= 0:
+        raise typer.BadParameter(f"must be above 0, got {value}")
+    return value
+
+
+PORT = {"min": 0, "max": 65535}
+SANDBOX_MAX_USERS = 4_000_000  # generator.MAX_USERS, without importing the sandbox for every command

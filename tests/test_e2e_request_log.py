@@ -1,0 +1,48 @@
+"""The run's JSON-lines request log: one line per request sent (retries too), in the run's folder,
+0600, with method, route, status, duration and attempt, and never a secret, token, digest or email."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from migrator.request_log import route
+from migrator.sandbox.faults import FaultProfile
+from tests.e2e import cli_env, run_cli
+
+
+def test_every_request_of_a_run_is_a_line_of_its_log(sandbox_factory, tmp_path: Path) -> None:
+    faults = FaultProfile(error_rate=0.05, reset_rate=0.02)  # retries, and network errors without an answer
+    sandbox = sandbox_factory(users=200, kinde_faults=faults)
+    sandbox.write_export(tmp_path / "users.csv")
+    env = cli_env(sandbox, KINDE_MAX_RPS="2000", KINDE_INITIAL_RPS="200")
+    result = run_cli("run", "--clerk-export", "users.csv", "--yes", "--json", cwd=tmp_path, env=env)
+    assert result.returncode in (0, 1), result.stderr
+    summary = json.loads(result.stdout)
+
+    log = tmp_path / ".migrator/runs/1/requests.jsonl"
+    assert oct(log.stat().st_mode & 0o777) == "0o600"
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    answered = [entry for entry in lines if entry["status"] is not None]
+    for service in ("clerk", "kinde"):
+        sent = [e for e in lines if e["service"] == service]
+        assert len(sent) >= summary["requests"][service.capitalize()]
+    assert {"at", "service", "method", "route", "status", "ms", "attempt", "retry"} <= set(answered[0])
+    assert any(e["retry"] and e["attempt"] > 1 for e in lines)  # retries are lines of their own
+    assert any(e.get("error") for e in lines)  # so are answers cut short (the error is named)
+    assert any(e["route"] == "/oauth2/token" and e["method"] == "POST" for e in lines)
+
+    blob = log.read_text()
+    assert sandbox.secret_key not in blob and sandbox.kinde_config.client_secret not in blob
+    assert "Bearer" not in blob and "eyJ" not in blob  # no token
+    assert "$2" not in blob and "?" not in blob and "@" not in blob  # no digest, query string or email
+
+
+def test_routes_hide_ids_emails_and_query_strings() -> None:
+    assert route("/v1/users/user_2abcDEF123xyz/organization_memberships") == "/v1/users/:id/organization_memberships"
+    assert route("/api/v1/users?email=a%40b.c&page_size=10") == "/api/v1/users"
+    assert route("/api/v1/organizations/org_1a2b3c4d5e/users/kp_0123456789abcdef") == (
+        "/api/v1/organizations/:id/users/:id"
+    )
+    assert route("/api/v1/user/ada@example.com") == "/api/v1/user/:email"
+    assert route("/api/v1/organization") == "/api/v1/organization"
