@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -148,19 +148,31 @@ def _require_confirmation_possible(yes: bool, dry_run: bool = False) -> None:
         raise ConfigError("refusing to write to Kinde without confirmation: no terminal to ask, pass --yes")
 
 
-def _execute(settings: Settings, as_json: bool, action: Start | Resume, *, yes: bool) -> Summary:
-    """Check confirmation is possible, open the journal, run ``action``, show the result."""
-    _require_confirmation_possible(yes, isinstance(action, Start) and action.dry_run)
+def _hold_and_run(
+    settings: Settings, as_json: bool, work: Callable[[Journal, Renderer], Coroutine[Any, Any, T]]
+) -> tuple[T, Console]:
+    """Hold the state directory, show progress (on stderr with --json), run ``work``: its result, and the
+    console the result is shown on."""
     progress_console, out = _consoles(as_json)
     journal = Journal(settings.state_dir)
     try:
         journal.acquire()
         with Renderer(progress_console, live=progress_console.is_terminal, quiet=conventions.OUTPUT.quiet) as renderer:
-            summary = asyncio.run(
-                run_migration(settings, journal, action, on_event=renderer, confirm=_confirmer(yes, renderer))
-            )
+            return asyncio.run(work(journal, renderer)), out
     finally:
         journal.close()
+
+
+def _execute(settings: Settings, as_json: bool, action: Start | Resume, *, yes: bool) -> Summary:
+    """Check confirmation is possible, open the journal, run ``action``, show the result."""
+    _require_confirmation_possible(yes, isinstance(action, Start) and action.dry_run)
+    summary, out = _hold_and_run(
+        settings,
+        as_json,
+        lambda journal, renderer: run_migration(
+            settings, journal, action, on_event=renderer, confirm=_confirmer(yes, renderer)
+        ),
+    )
     _show_summary(summary, out, as_json)
     if conventions.OUTPUT.verbose and summary.failed and not as_json:
         status_cli.print_failed_after_run(settings, summary.run_id, out)
@@ -383,14 +395,11 @@ def verify(
     def body() -> Verification:
         settings = _settings(config, state_dir=state_dir)
         _require_journal(settings)
-        progress_console, out = _consoles(as_json)
-        journal = Journal(settings.state_dir)
-        try:
-            journal.acquire()
-            with Renderer(progress_console, live=progress_console.is_terminal) as renderer:
-                result = asyncio.run(run_verification(settings, journal, run_id, on_event=renderer, fresh=fresh))
-        finally:
-            journal.close()
+        result, out = _hold_and_run(
+            settings,
+            as_json,
+            lambda journal, renderer: run_verification(settings, journal, run_id, on_event=renderer, fresh=fresh),
+        )
         show_verification(result, out, as_json)
         return result
 

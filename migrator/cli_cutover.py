@@ -5,7 +5,6 @@ Kept apart from ``cli.py`` so the core commands stay short; registered on the sa
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,8 +19,8 @@ from migrator.cli import (
     JsonOption,
     StateDirOption,
     YesOption,
-    _consoles,
     _execute,
+    _hold_and_run,
     _require_confirmation_possible,
     _run_command,
     _settings,
@@ -29,7 +28,6 @@ from migrator.cli import (
 )
 from migrator.cutover import Canary, ConfirmUndo, Sync, Undo, UndoSummary, run_undo
 from migrator.errors import ConfigError
-from migrator.journal import Journal
 from migrator.only_file import read_only_ids
 from migrator.render import Renderer
 from migrator.reports import Summary
@@ -135,16 +133,13 @@ def undo(
     def body() -> UndoSummary:
         settings = _settings(config, state_dir=state_dir)
         _require_confirmation_possible(yes, dry_run)
-        progress_console, out = _consoles(as_json)
-        journal = Journal(settings.state_dir)
-        try:
-            journal.acquire()
-            with Renderer(progress_console, live=progress_console.is_terminal) as renderer:
-                summary = asyncio.run(
-                    run_undo(settings, journal, Undo(run_id, dry_run), on_event=renderer, confirm=_ask(yes, renderer))
-                )
-        finally:
-            journal.close()
+        summary, out = _hold_and_run(
+            settings,
+            as_json,
+            lambda journal, renderer: run_undo(
+                settings, journal, Undo(run_id, dry_run), on_event=renderer, confirm=_ask(yes, renderer)
+            ),
+        )
         _show(summary, out, as_json)
         return summary
 

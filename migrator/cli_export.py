@@ -5,7 +5,6 @@ Registered on the main app by ``migrator.cli``; kept apart so the CLI module sta
 
 from __future__ import annotations
 
-import asyncio
 import json
 from enum import StrEnum
 from pathlib import Path
@@ -20,7 +19,7 @@ from migrator.cli import (
     ConfigOption,
     JsonOption,
     StateDirOption,
-    _consoles,
+    _hold_and_run,
     _require_export,
     _run_command,
     _settings,
@@ -29,9 +28,7 @@ from migrator.cli import (
 from migrator.config import Settings
 from migrator.errors import ConfigError
 from migrator.exporting import ExportAction, run_export
-from migrator.journal import Journal
 from migrator.kinde.import_files import FileFormat
-from migrator.render import Renderer
 from migrator.stages.export_files import API_USERS, ExportOutcome, FileRequest
 
 MEGABYTE = 1000 * 1000
@@ -100,14 +97,9 @@ def export(
 
 
 def _execute_export(settings: Settings, action: ExportAction, as_json: bool) -> ExportOutcome:
-    progress_console, out = _consoles(as_json)
-    journal = Journal(settings.state_dir)
-    try:
-        journal.acquire()
-        with Renderer(progress_console, live=progress_console.is_terminal) as renderer:
-            outcome = asyncio.run(run_export(settings, journal, action, on_event=renderer))
-    finally:
-        journal.close()
+    outcome, out = _hold_and_run(
+        settings, as_json, lambda journal, renderer: run_export(settings, journal, action, on_event=renderer)
+    )
     _show(outcome, out, as_json)
     return outcome
 
