@@ -1214,7 +1214,8 @@ class Journal:
             "SELECT m.clerk_user_id, m.clerk_org_id, m.role_key, m.state, o.kinde_code, vm.kinde_id, km.roles"
             " FROM memberships m JOIN users u ON u.run_id = m.run_id AND u.clerk_id = m.clerk_user_id"
             " JOIN organizations o ON o.run_id = m.run_id AND o.clerk_org_id = m.clerk_org_id"
-            " JOIN verify_matches vm ON vm.verify_id = ? AND vm.clerk_id = m.clerk_user_id"
+            # unary +: SQLite would otherwise carry the paging range onto vm.clerk_id and scan it per row
+            " JOIN verify_matches vm ON vm.verify_id = ? AND vm.clerk_id = +m.clerk_user_id"
             " LEFT JOIN kinde_members km ON km.verify_id = vm.verify_id AND km.kinde_id = vm.kinde_id"
             " AND km.org_code = o.kinde_code"
             " WHERE m.run_id = ? AND (? OR u.created IN (?, ?)) AND (m.clerk_user_id, m.clerk_org_id) > (?, ?)"
