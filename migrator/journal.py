@@ -166,6 +166,10 @@ class StepState(StrEnum):
     DONE = "done"
 
 
+# ``users.carried`` bits: steps an earlier run of this journal finished for the same Kinde user
+CARRIED_PASSWORD = 1
+CARRIED_FLAGS = 2
+
 STEP_COLUMNS = ("lookup", "created", "password", "flags", "identities", "properties", "social")
 UNMAPPED_PROVIDER = "social_unmapped"  # problems.kind of a user's external account with no Kinde connection
 LOOKUP_FIELDS = ("email", "username", "phone")
@@ -353,6 +357,7 @@ _ADDED_COLUMNS = (
     ("users", "missing_identities", "TEXT"),
     ("memberships", "error", "TEXT"),
     ("runs", "fetch_cursor_at", "INTEGER"),
+    ("users", "carried", "INTEGER NOT NULL DEFAULT 0"),
     ("users", "properties", "TEXT NOT NULL DEFAULT 'n/a'"),
     ("users", "social", "TEXT NOT NULL DEFAULT 'n/a'"),
     ("users", "mfa", "INTEGER NOT NULL DEFAULT 0"),
@@ -376,7 +381,7 @@ _USER_FIELDS = frozenset(
     {
         "plan", "phone_key", "state", "lookup", "created", "password", "flags", "identities",
         "missing_identities", "properties", "social", "kinde_id", "skip_reason", "skip_detail", "attempts", "error_code",
-        "error_message", "error_retryable", "password_method", "password_problem",
+        "error_message", "error_retryable", "password_method", "password_problem", "carried",
     }
 )  # fmt: skip
 _RUN_FIELDS = frozenset({"ended_at", "status", "source_count", "fetch_done", "fetch_cursor", "fetch_cursor_at"})
@@ -939,11 +944,17 @@ class Journal:
             "pending": count(run_id, "state = ?", (UserState.PENDING,)),
             "passwords_set": dict(
                 self._rows(
-                    "SELECT password_method, COUNT(*) FROM users WHERE run_id = ? AND password = ? GROUP BY 1",
-                    (run_id, PasswordStep.SET),
+                    "SELECT password_method, COUNT(*) FROM users WHERE run_id = ? AND password = ?"
+                    " AND (carried & ?) = 0 GROUP BY 1",
+                    (run_id, PasswordStep.SET, CARRIED_PASSWORD),
                 )
             ),
-            "password_resets": count(run_id, "password = ? AND flags = ?", (PasswordStep.RESET, FlagsStep.DONE)),
+            "password_resets": count(
+                run_id,
+                "password = ? AND flags = ? AND (carried & ?) = 0",
+                (PasswordStep.RESET, FlagsStep.DONE, CARRIED_FLAGS),
+            ),
+            "done_earlier": count(run_id, "carried != 0 AND state = ?", (UserState.DONE,)),
         }
 
     def _count_users(self, run_id: int, where: str, params: Sequence[Any] = ()) -> int:

@@ -309,6 +309,8 @@ def summary_table(summary: Summary) -> Table:
     for method, count in sorted(summary.passwords_set.items()):
         rows.append((f"Password imported ({method})", count))
     rows.append(("Password reset requested", summary.password_resets))
+    if summary.done_earlier:
+        rows.append(("Passwords / resets done by earlier runs", summary.done_earlier))
     if summary.memberships_added or summary.memberships_failed:
         rows.append(("Memberships added", summary.memberships_added))
         rows.append(("Memberships failed", summary.memberships_failed))

@@ -76,6 +76,7 @@ class Summary:
     plan: Plan
     created: int = 0
     already_present: int = 0
+    done_earlier: int = 0  # users whose password / flags an earlier run of this journal already set
     skipped: dict[str, int] = field(default_factory=dict)
     failed: int = 0
     pending: int = 0

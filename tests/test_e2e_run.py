@@ -220,6 +220,13 @@ def test_a_second_run_writes_nothing_and_creates_nothing(second_run: Step, first
     assert second_run.state["duplicate_creations"] == []
 
 
+def test_a_second_runs_summary_does_not_claim_what_the_first_did(second_run: Step, first_run: Step) -> None:
+    summary = second_run.output
+    assert summary["passwords_set"] == {} and summary["password_resets"] == 0
+    first = first_run.output
+    assert summary["done_earlier"] >= sum(first["passwords_set"].values()) + first["password_resets"] > 0
+
+
 def test_status_json_describes_the_run(first_status: dict[str, Any], first_run: Step) -> None:
     assert first_status["run"]["id"] == first_run.output["run_id"]
     assert first_status["run"]["status"] == "completed"

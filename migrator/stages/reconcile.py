@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from migrator.journal import (
+    CARRIED_FLAGS,
+    CARRIED_PASSWORD,
     Created,
     FlagsStep,
     IdentitiesStep,
@@ -86,10 +88,15 @@ def _continue_earlier(row: Any, earlier: Any, kinde_id: str) -> dict[str, Any]:
     """This run's steps for a user an earlier run created: whatever that run finished is not redone."""
     fields: dict[str, Any] = {"lookup": Lookup.FOUND, "created": Created.EARLIER, "kinde_id": kinde_id}
     if earlier is not None:
+        # what an earlier run did is recorded as carried over, so this run's summary does not claim it
+        carried = 0
         if earlier["password"] in (PasswordStep.SET, PasswordStep.NA) and row["password"] == PasswordStep.PENDING:
             fields["password"] = earlier["password"]
+            carried |= CARRIED_PASSWORD
         if earlier["flags"] in (FlagsStep.DONE, FlagsStep.NA) and row["flags"] == FlagsStep.PENDING:
             fields["flags"] = earlier["flags"]
+            carried |= CARRIED_FLAGS
+        fields["carried"] = carried
         if earlier["identities"] == IdentitiesStep.PENDING:
             fields["identities"] = IdentitiesStep.PENDING  # identities Kinde refused are still missing
             fields["missing_identities"] = earlier["missing_identities"]
