@@ -140,3 +140,18 @@ def sign_in(sandbox: Sandbox, email: str, password: str) -> int:
         f"{sandbox.kinde_url}/_sandbox/sign-in", json={"email": email, "password": password}, timeout=30
     )
     return response.status_code
+
+
+def kinde_call(sandbox: Sandbox, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    """One authenticated request to the sandbox's Kinde, as another tool of the same tenant would send it."""
+    with httpx.Client(base_url=sandbox.kinde_url, timeout=30) as http:
+        token = http.post(
+            "/oauth2/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": sandbox.kinde_config.client_id,
+                "client_secret": sandbox.kinde_config.client_secret,
+                "audience": f"{sandbox.kinde_url}/api",
+            },
+        ).json()["access_token"]
+        return http.request(method, path, headers={"Authorization": f"Bearer {token}"}, **kwargs)

@@ -12,7 +12,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from migrator.config import Settings
@@ -22,7 +21,7 @@ from migrator.journal import Journal
 from migrator.pipeline import run_migration
 from migrator.sandbox.server import Sandbox
 from migrator.stages.canary import sample_rank
-from tests.e2e import cli_env, kinde_state, run_cli, write_requests
+from tests.e2e import cli_env, kinde_call, kinde_state, run_cli, write_requests
 
 FAST = {"KINDE_MAX_RPS": "2000", "KINDE_INITIAL_RPS": "200"}
 SAMPLE, SEED = 50, 7
@@ -35,21 +34,6 @@ def cli(sandbox: Sandbox, cwd: Path, *args: str) -> Any:
     result = run_cli(*args, cwd=cwd, env=cli_env(sandbox, CLERK_EXPORT=str(export), **FAST))
     assert "Traceback" not in result.stdout + result.stderr
     return result
-
-
-def kinde_call(sandbox: Sandbox, method: str, path: str, **kwargs: Any) -> httpx.Response:
-    """Someone else's tool writing to the same tenant."""
-    with httpx.Client(base_url=sandbox.kinde_url, timeout=30) as http:
-        token = http.post(
-            "/oauth2/token",
-            data={
-                "grant_type": "client_credentials",
-                "client_id": sandbox.kinde_config.client_id,
-                "client_secret": sandbox.kinde_config.client_secret,
-                "audience": f"{sandbox.kinde_url}/api",
-            },
-        ).json()["access_token"]
-        return http.request(method, path, headers={"Authorization": f"Bearer {token}"}, **kwargs)
 
 
 def expected_sample(sandbox: Sandbox) -> set[str]:

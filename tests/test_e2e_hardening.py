@@ -13,8 +13,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from migrator.config import Settings
 from migrator.events import Event, PhaseStarted
 from migrator.journal import Journal
@@ -23,7 +21,7 @@ from migrator.reports import Summary
 from migrator.sandbox.clerk_app import ClerkBehaviour
 from migrator.sandbox.kinde_app import KindeSandboxConfig
 from migrator.sandbox.server import Sandbox
-from tests.e2e import cli_env, kinde_state, run_cli
+from tests.e2e import cli_env, kinde_call, kinde_state, run_cli
 
 FAST = {"KINDE_MAX_RPS": "2000", "KINDE_INITIAL_RPS": "200", "MAX_ATTEMPTS": "2"}
 
@@ -119,20 +117,6 @@ def migrate_with_hook(sandbox: Sandbox, tmp_path: Path, before_organizations) ->
 
     summary = asyncio.run(run_migration(settings, journal, Start(), on_event=on_event, confirm=lambda plan: True))
     return summary, journal
-
-
-def kinde_call(sandbox: Sandbox, method: str, path: str, **kwargs: Any) -> httpx.Response:
-    with httpx.Client(base_url=sandbox.kinde_url, timeout=30) as http:
-        token = http.post(
-            "/oauth2/token",
-            data={
-                "grant_type": "client_credentials",
-                "client_id": sandbox.kinde_config.client_id,
-                "client_secret": sandbox.kinde_config.client_secret,
-                "audience": f"{sandbox.kinde_url}/api",
-            },
-        ).json()["access_token"]
-        return http.request(method, path, headers={"Authorization": f"Bearer {token}"}, **kwargs)
 
 
 def test_a_member_already_in_the_organization_answered_400_is_not_a_failure(sandbox_factory, tmp_path: Path) -> None:
