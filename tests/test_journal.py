@@ -9,29 +9,7 @@ import pytest
 
 from migrator.errors import JournalError
 from migrator.journal import Journal, RunStatus
-
-
-def staged(clerk_id: str, seq: int, **fields) -> dict:
-    row = {
-        "clerk_id": clerk_id,
-        "seq": seq,
-        "plan": "{}",
-        "email_key": None,
-        "username_key": None,
-        "phone_key": None,
-        "hasher": None,
-        "password_method": None,
-        "password_problem": None,
-        "state": "pending",
-        "lookup": "pending",
-        "created": "pending",
-        "password": "n/a",
-        "flags": "n/a",
-        "skip_reason": None,
-        "skip_detail": None,
-    }
-    row.update(fields)
-    return row
+from tests.journal_rows import row as staged
 
 
 @pytest.fixture
