@@ -31,6 +31,14 @@ from migrator.errors import ConfigError
 from migrator.only_file import read_only_ids
 from migrator.render import Renderer
 from migrator.reports import Summary
+from migrator.stages.undo import PLANNED_KINDS
+
+UNDO_LABELS = {
+    "organization_property": "organization property values (restored)",
+    "role_permission": "permissions attached to roles it did not create (detached)",
+    "permission": "permissions",
+    "property": "property definitions",
+}
 
 SampleOption = Annotated[int | None, typer.Option("--sample", help="Canary: migrate N random users only.")]
 SeedOption = Annotated[int, typer.Option("--seed", help="Canary: the same seed picks the same sample.")]
@@ -159,8 +167,9 @@ def _counts_table(title: str, counts: dict[str, int]) -> Table:
     table = Table(title=title)
     table.add_column("kind")
     table.add_column("count", justify="right")
-    for kind in ("user", "organization", "role"):
-        table.add_row(f"{kind}s", str(counts.get(kind, 0)))
+    for kind in PLANNED_KINDS:
+        if kind in ("user", "organization", "role") or counts.get(kind):
+            table.add_row(UNDO_LABELS.get(kind, f"{kind}s"), str(counts.get(kind, 0)))
     return table
 
 
@@ -172,6 +181,8 @@ def _show(summary: UndoSummary, out: Console, as_json: bool) -> None:
         out.print(
             _counts_table(f"Undo of run {summary.base_run_id}: would delete (nothing was deleted)", summary.planned)
         )
+        for note in summary.kept:
+            out.print(f"[yellow]would keep[/yellow]: {note}", highlight=False)
         return
     for kind, states in summary.outcomes.items():
         out.print(f"{kind}s: " + ", ".join(f"{state} {n}" for state, n in sorted(states.items())), highlight=False)

@@ -24,11 +24,13 @@ from migrator.connect import connect
 from migrator.errors import EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK, InputError, JournalError, MigratorError
 from migrator.events import Emit, Notice
 from migrator.journal import DeletionState, Journal, Run, RunStatus
+from migrator.kinde.scopes import check_scopes, undo_scopes
 from migrator.mapping import MappingOptions
 from migrator.stages.catchup import since_ms
 from migrator.stages.context import RunContext
 from migrator.stages.unchanged import file_fingerprint
-from migrator.stages.undo import plan_undo, undo
+from migrator.stages.undo import UNDO_KINDS, plan_undo, planned_counts, undo
+from migrator.stages.undo_definitions import kept_categories
 from migrator.verification import verify_connected
 
 if TYPE_CHECKING:
@@ -185,12 +187,8 @@ async def run_undo(
         on_event(Notice(f"run {base.id} was already undone by run {previous.id}: nothing to do"))
         return UndoSummary(previous.id, base.id, outcomes=_outcomes(journal, previous.id), already_done=True)
     if action.dry_run:
-        planned = {
-            "user": len(journal.created_users(base.id)),
-            "organization": len(journal.created_organizations(base.id)),
-            "role": len(journal.created_roles(base.id)),
-        }
-        return UndoSummary(None, base.id, planned=planned, dry_run=True)
+        planned = planned_counts(journal, base.id)
+        return UndoSummary(None, base.id, planned=planned, kept=kept_categories(journal, base.id), dry_run=True)
     async with connect(settings, clerk_transport=clerk_transport, kinde_transport=kinde_transport) as (clerk, kinde):
         run = previous or _start_undo(settings, journal, base)
         journal.reopen_run(run.id)
@@ -217,6 +215,7 @@ async def _drive_undo(ctx: RunContext, base: Run, confirm: ConfirmUndo) -> UndoS
     ctx.emit(Notice(f"run {run.id} (undo of run {base.id}); journal {journal.path}"))
     try:
         planned = plan_undo(ctx, base.id)
+        await _check_undo_scopes(ctx, planned)
         if any(planned.values()) and not confirm(planned):
             ctx.emit(Notice(f"nothing was deleted: the operator declined (`migrator undo {base.id}` asks again)"))
             journal.end_run(run.id, RunStatus.CANCELLED)
@@ -234,10 +233,16 @@ async def _drive_undo(ctx: RunContext, base: Run, confirm: ConfirmUndo) -> UndoS
     journal.end_run(run.id, RunStatus.COMPLETED_WITH_FAILURES if failed else RunStatus.COMPLETED)
     kept = [
         f"{kind} {row['key']}: {row['detail']}"
-        for kind in ("user", "organization", "role")
+        for kind in UNDO_KINDS
         for row in journal.deletions(run.id, kind, (DeletionState.KEPT,))
     ]
     return UndoSummary(run.id, base.id, planned=planned, outcomes=outcomes, kept=kept)
+
+
+async def _check_undo_scopes(ctx: RunContext, planned: dict[str, int]) -> None:
+    """Before asking: refuse a token known to lack a scope the planned deletions need (unknown: let through)."""
+    await ctx.kinde.tokens.token()
+    check_scopes(ctx.kinde.tokens.scopes, undo_scopes(kind for kind, count in planned.items() if count))
 
 
 def _outcomes(journal: Journal, run_id: int) -> dict[str, dict[str, int]]:
@@ -246,7 +251,7 @@ def _outcomes(journal: Journal, run_id: int) -> dict[str, dict[str, int]]:
 
 def _open_items(journal: Journal, run_id: int) -> bool:
     open_states = (DeletionState.PENDING, DeletionState.FAILED)
-    return any(journal.deletions(run_id, kind, open_states) for kind in ("user", "organization", "role"))
+    return any(journal.deletions(run_id, kind, open_states) for kind in UNDO_KINDS)
 
 
 def cutover_counts(journal: Journal, run_id: int) -> dict[str, Any]:

@@ -35,6 +35,8 @@ Schema (``SCHEMA_VERSION`` 2; version 1 journals gain the ``identities`` columns
                                                   -- a catch-up's changes to users already in Kinde
     deletions(run_id, kind 'user'|'organization'|'role', key, kinde_ref, state DeletionState, detail)
                                                   -- users gone from Clerk (sync), what an undo removes
+    definitions(run_id, kind DefinitionKind, scope, key, created 0|1)   -- undo provenance of definitions
+    property_writes(run_id, clerk_org_id, kinde_code, key, previous, written)  -- organization values written
     runs also carry parent_run_id (a catch-up's or undo's base run) and run_options JSON (since,
     canary selection, delete_removed); organizations and roles carry created_here (undo provenance).
 """
@@ -157,6 +159,15 @@ class DeletionState(StrEnum):
     DELETED = "deleted"
     KEPT = "kept"  # not ours after all (provenance), or still in use: left in Kinde
     FAILED = "failed"
+
+
+class DefinitionKind(StrEnum):
+    """What ``definitions`` records for an undo: Kinde definitions a run created, and its attachments."""
+
+    PERMISSION = "permission"
+    PROPERTY = "property"  # scope: its context, 'usr' or 'org'
+    PROPERTY_CATEGORY = "property_category"  # scope: its context; Kinde's API cannot delete one
+    ROLE_PERMISSION = "role_permission"  # scope: the role key; key: the permission key
 
 
 class StepState(StrEnum):
@@ -348,6 +359,28 @@ CREATE TABLE IF NOT EXISTS verify_plans(
     clerk_id TEXT NOT NULL,
     plan TEXT,
     PRIMARY KEY (verify_id, clerk_id)
+) WITHOUT ROWID;
+-- undo provenance of Kinde definitions (issue 14): what a run created, found, or attached. kind
+-- 'permission' | 'property' | 'property_category' | 'role_permission'; scope: a property's or category's
+-- context ('usr'|'org'), a role_permission's role key, '' otherwise. created = 1 is recorded just before
+-- the create (or attach) is sent, after a read found it missing: a crash in between cannot lose it.
+CREATE TABLE IF NOT EXISTS definitions(
+    run_id INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    key TEXT NOT NULL,
+    created INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (run_id, kind, scope, key)
+) WITHOUT ROWID;
+-- property values a run wrote on organizations, with the value before its first write (undo restores it)
+CREATE TABLE IF NOT EXISTS property_writes(
+    run_id INTEGER NOT NULL,
+    clerk_org_id TEXT NOT NULL,
+    kinde_code TEXT NOT NULL,
+    key TEXT NOT NULL,
+    previous TEXT,
+    written TEXT NOT NULL,
+    PRIMARY KEY (run_id, clerk_org_id, key)
 ) WITHOUT ROWID;
 """
 
@@ -1558,6 +1591,54 @@ class Journal:
                 (run_id, key, MembershipState.DONE, MembershipState.EARLIER),
             )
             is not None
+        )
+
+    # -- undo of definitions: permissions, property definitions, attachments, organization values -----
+    def record_definition(self, run_id: int, kind: DefinitionKind, scope: str, key: str, *, created: bool) -> None:
+        """``created``: this run is about to create (or attach) it, a read having just found it missing;
+        otherwise it was found. Once created, a later "found" (a resume sees its own creation) keeps it so."""
+        self._exec(
+            "INSERT INTO definitions(run_id, kind, scope, key, created) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT(run_id, kind, scope, key) DO UPDATE SET created = MAX(created, excluded.created)",
+            (run_id, kind, scope, key, int(created)),
+        )
+
+    def created_definitions(self, run_id: int, kind: DefinitionKind) -> list[tuple[str, str]]:
+        """(scope, key) of the definitions of ``kind`` this run created."""
+        rows = self._rows(
+            "SELECT scope, key FROM definitions WHERE run_id = ? AND kind = ? AND created = 1 ORDER BY scope, key",
+            (run_id, kind),
+        )
+        return [(r[0], r[1]) for r in rows]
+
+    def attachments_to_found_roles(self, run_id: int) -> list[tuple[str, str]]:
+        """(role key, permission key) this run attached to roles it did not create (a role it created goes
+        with its attachments)."""
+        rows = self._rows(
+            "SELECT d.scope, d.key FROM definitions d JOIN roles r ON r.run_id = d.run_id AND r.key = d.scope"
+            " WHERE d.run_id = ? AND d.kind = ? AND d.created = 1 AND r.created_here = 0 ORDER BY d.scope, d.key",
+            (run_id, DefinitionKind.ROLE_PERMISSION),
+        )
+        return [(r[0], r[1]) for r in rows]
+
+    def record_property_write(
+        self, run_id: int, clerk_org_id: str, kinde_code: str, key: str, previous: str | None, written: str
+    ) -> None:
+        """Before an organization's value is sent: the first ``previous`` of the run is kept (a resume
+        reads back its own write)."""
+        self._exec(
+            "INSERT INTO property_writes(run_id, clerk_org_id, kinde_code, key, previous, written)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(run_id, clerk_org_id, key) DO UPDATE SET written = excluded.written",
+            (run_id, clerk_org_id, kinde_code, key, previous, written),
+        )
+
+    def property_writes_on_found_organizations(self, run_id: int) -> list[sqlite3.Row]:
+        """Values this run wrote on organizations it did not create (an undo restores the previous value)."""
+        return self._rows(
+            "SELECT w.clerk_org_id, w.kinde_code, w.key, w.previous, w.written FROM property_writes w"
+            " JOIN organizations o ON o.run_id = w.run_id AND o.clerk_org_id = w.clerk_org_id"
+            " WHERE w.run_id = ? AND o.created_here = 0 ORDER BY w.clerk_org_id, w.key",
+            (run_id,),
         )
 
     def drop_unselected_organizations(self, run_id: int) -> int:

@@ -432,6 +432,48 @@ class KindeClient(ApiClient):
             scope="update:role_permissions",
         )
 
+    # -- undo of definitions: attachments, permissions, property definitions ---------------------
+    async def remove_role_permission(self, role_id: str, permission_id: str) -> None:
+        """DELETE /api/v1/roles/{role_id}/permissions/{permission_id}: detach one permission from a role."""
+        await self.call(
+            "DELETE", f"/api/v1/roles/{role_id}/permissions/{permission_id}", scope="delete:role_permissions"
+        )
+
+    async def delete_permission(self, permission_id: str) -> None:
+        await self.call("DELETE", f"/api/v1/permissions/{permission_id}", scope="delete:permissions")
+
+    async def delete_property(self, property_id: str) -> None:
+        await self.call("DELETE", f"/api/v1/properties/{property_id}", scope="delete:properties")
+
+    async def restore_organization_properties(self, org_code: str, values: dict[str, str | None]) -> None:
+        """PATCH values back; ``None`` asks Kinde to clear one (the spec's ``properties`` object allows it)."""
+        await self.call(
+            "PATCH",
+            f"/api/v1/organizations/{org_code}/properties",
+            json={"properties": values},
+            scope="update:organization_properties",
+        )
+
+    async def users_with_properties(self) -> AsyncIterator[list[dict[str, Any]]]:
+        """Every Kinde user with its property values: ``GET /api/v1/search/users?query=*&expand=properties``,
+        paged by ``starting_after`` (the spec gives it no ``has_more``) until an empty page."""
+        params: dict[str, Any] = {"query": "*", "expand": "properties", "page_size": MAX_PAGE}
+        path = "/api/v1/search/users"
+        while True:
+            body = await self.call("GET", path, params=params, scope="read:users")
+            page = body.get("results") if isinstance(body, dict) else None
+            if page is None:
+                return
+            if not isinstance(page, list):
+                raise ProtocolError(f"Kinde GET {path} answered results that are not a list", service=self.service)
+            users = [user for user in page if isinstance(user, dict) and isinstance(user.get("id"), str)]
+            if not users:
+                return
+            yield users
+            if users[-1]["id"] == params.get("starting_after"):
+                raise ProtocolError(f"Kinde GET {path} answered the same page again", service=self.service)
+            params = {**params, "starting_after": users[-1]["id"]}
+
 
 def lookup_batches(
     values: Sequence[str], *, max_chars: int = MAX_LOOKUP_QUERY, max_items: int = 100

@@ -52,6 +52,28 @@ def feature_scopes(
     return needed
 
 
+# What an undo reads and deletes for each kind it takes back (a kind with nothing to undo needs nothing).
+UNDO_SCOPES: dict[str, frozenset[str]] = {
+    "user": frozenset({"read:users", "delete:users"}),
+    "organization": frozenset({"read:organizations", "read:organization_users", "delete:organizations"}),
+    "organization_property": frozenset({"read:organization_properties", "update:organization_properties"}),
+    "role_permission": frozenset(
+        {"read:roles", "read:permissions", "read:role_permissions", "delete:role_permissions"}
+    ),
+    "role": frozenset({"read:roles", "delete:roles"}),
+    "permission": frozenset({"read:permissions", "read:roles", "read:role_permissions", "delete:permissions"}),
+    # before deleting a definition: does a user or organization the run did not create still hold a value?
+    "property": frozenset(
+        {"read:properties", "delete:properties", "read:users", "read:organizations", "read:organization_properties"}
+    ),
+}
+
+
+def undo_scopes(kinds: Iterable[str]) -> set[str]:
+    """Scopes an undo needs to take back these kinds (``migrator undo`` checks them before asking)."""
+    return {scope for kind in kinds for scope in UNDO_SCOPES.get(kind, frozenset())}
+
+
 def required_scopes(dry_run: bool, migrate_organizations: bool) -> set[str]:
     """A dry run only looks users up; a real run writes users, and organizations unless turned off."""
     needed = set(READ)

@@ -2,7 +2,8 @@
 
 Permissions missing in Kinde are created (``POST /api/v1/permissions`` answers no id, so ids are
 read back from the list); each role's current permissions are read before ``PATCH
-/api/v1/roles/{id}/permissions`` attaches only the missing ones, so a re-run sends nothing.
+/api/v1/roles/{id}/permissions`` attaches only the missing ones, so a re-run sends nothing. What the run created or attached is journaled before it is sent
+(``definitions``), so ``undo`` takes back exactly that.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import json
 from typing import Any
 
 from migrator.errors import ApiError, ProtocolError
-from migrator.journal import PermissionsStep
+from migrator.journal import DefinitionKind, PermissionsStep
 from migrator.stages.context import RunContext
 from migrator.stages.creates import create_settled
 
@@ -23,6 +24,7 @@ async def attach_role_permissions(ctx: RunContext) -> None:
     wanted = {body["key"]: body for role in roles for body in json.loads(role["permission_bodies"] or "[]")}
     ids = await _permission_ids(ctx)
     for key, body in wanted.items():
+        ctx.journal.record_definition(ctx.run.id, DefinitionKind.PERMISSION, "", key, created=key not in ids)
         if key not in ids:
             await _create_permission(ctx, body)
     ids = await _permission_ids(ctx)
@@ -37,6 +39,10 @@ async def attach_role_permissions(ctx: RunContext) -> None:
         if unknown:
             raise ProtocolError(f"Kinde lists no permission {unknown[0]!r} after it was created", service="Kinde")
         missing = [ids[key] for key in keys if key not in attached]
+        for key in keys:  # before the PATCH: an undo takes back what this run attached, even if the answer is lost
+            ctx.journal.record_definition(
+                ctx.run.id, DefinitionKind.ROLE_PERMISSION, role["key"], key, created=key not in attached
+            )
         if missing:
             await ctx.kinde.add_role_permissions(role_id, missing)
         ctx.journal.record_role_permissions(ctx.run.id, role["key"])

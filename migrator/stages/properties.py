@@ -5,6 +5,8 @@ in a category). Definitions the mapping needs are listed in the plan; a real run
 ones (in a "Clerk" category) unless ``create_properties`` is off, which makes them an error before
 anything is written. Values are written with one PATCH per user (or organization); whenever an earlier
 attempt may have written them, the current values are read first and only the differing ones are sent.
+Created definitions and each organization value's previous value are journaled before they are sent,
+for ``undo``.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import json
 
 from migrator.errors import ApiError, ConfigError
+from migrator.journal import DefinitionKind
 from migrator.mapping import PropertySpec
 from migrator.models import UserPlan
 from migrator.reports import Plan
@@ -65,10 +68,15 @@ async def ensure_definitions(ctx: RunContext) -> None:
     """Create every missing definition the mapping needs (or refuse, see ``refuse_missing``)."""
     missing = await missing_definitions(ctx)
     refuse_missing(ctx, missing)
+    for context, _ in CONTEXTS:  # found ones are journaled too: an undo leaves them alone
+        for spec in _specs(ctx, context):
+            if (context, spec) not in missing:
+                ctx.journal.record_definition(ctx.run.id, DefinitionKind.PROPERTY, context, spec.key, created=False)
     categories: dict[str, str] = {}
     for context, spec in missing:
         if context not in categories:
             categories[context] = await _category(ctx, context)
+        ctx.journal.record_definition(ctx.run.id, DefinitionKind.PROPERTY, context, spec.key, created=True)
         await _create_definition(ctx, context, spec, categories[context])
 
 
@@ -82,6 +90,7 @@ async def _category(ctx: RunContext, context: str) -> str:
         return found[0]["id"] if found and isinstance(found[0].get("id"), str) else None
 
     body = {"name": CATEGORY_NAME, "context": context}
+    ctx.journal.record_definition(ctx.run.id, DefinitionKind.PROPERTY_CATEGORY, context, CATEGORY_NAME, created=True)
     return await create_settled(
         lambda: ctx.kinde.create_property_category(body), find, attempts=ctx.settings.max_attempts
     )
@@ -126,6 +135,11 @@ async def write_organization_properties(ctx: RunContext) -> None:
         values: dict[str, str] = json.loads(org["property_values"] or "{}")
         current = await ctx.kinde.organization_properties(org["kinde_code"])
         changed = {key: value for key, value in values.items() if current.get(key) != value}
+        with ctx.journal.transaction():  # before the PATCH: what an undo restores on an organization not ours
+            for key, value in changed.items():
+                ctx.journal.record_property_write(
+                    ctx.run.id, org["clerk_org_id"], org["kinde_code"], key, current.get(key), value
+                )
         if changed:
             await ctx.kinde.set_organization_properties(org["kinde_code"], changed)
         ctx.journal.record_organization_properties(ctx.run.id, org["clerk_org_id"])

@@ -1,7 +1,7 @@
 """Stage (``migrator undo RUN_ID``): delete from Kinde exactly what one run created, nothing else.
 
 Reads: the undo run's ``deletions`` (planned from the base run's journal: users it created, then
-organizations and roles it created). Writes: each deletion's outcome, so a killed undo continues
+organizations and roles it created, then the definitions and attachments of ``undo_definitions``). Writes: each deletion's outcome, so a killed undo continues
 where it stopped and a second undo finds nothing left. Emits: the ``undo`` phase.
 
 Provenance, twice: the journal must say the run created it, and Kinde must still agree (a user's
@@ -17,11 +17,23 @@ from typing import Any
 
 from migrator.errors import ApiError, AuthError, ProtocolError, ScopeError
 from migrator.events import Notice, PhaseAdvanced, PhaseFinished, PhaseStarted
-from migrator.journal import DeletionState
+from migrator.journal import DeletionState, Journal
 from migrator.stages.context import RunContext, task_group
+from migrator.stages.undo_definitions import (
+    definition_counts,
+    delete_permissions,
+    delete_properties,
+    detach_role_permissions,
+    plan_definitions,
+    restore_organization_values,
+)
 
 FATAL = (AuthError, ScopeError, ProtocolError)
 OPEN = (DeletionState.PENDING, DeletionState.FAILED)
+# every kind an undo takes back, in the order it does (property categories are only ever kept)
+UNDO_KINDS = ("user", "organization", "organization_property", "role_permission", "role", "permission", "property",
+              "property_category")  # fmt: skip
+PLANNED_KINDS = UNDO_KINDS[:-1]
 
 
 def plan_undo(ctx: RunContext, base_run_id: int) -> dict[str, int]:
@@ -33,7 +45,18 @@ def plan_undo(ctx: RunContext, base_run_id: int) -> dict[str, int]:
         journal.add_deletions(
             run_id, "role", [(k, k) for k in journal.created_roles(base_run_id)], DeletionState.PENDING
         )
-    return {kind: len(journal.deletions(run_id, kind, OPEN)) for kind in ("user", "organization", "role")}
+        plan_definitions(journal, run_id, base_run_id)
+    return {kind: len(journal.deletions(run_id, kind, OPEN)) for kind in PLANNED_KINDS}
+
+
+def planned_counts(journal: Journal, base_run_id: int) -> dict[str, int]:
+    """What an undo of ``base_run_id`` would take back, per kind, without recording anything (dry run)."""
+    return {
+        "user": len(journal.created_users(base_run_id)),
+        "organization": len(journal.created_organizations(base_run_id)),
+        "role": len(journal.created_roles(base_run_id)),
+        **definition_counts(journal, base_run_id),
+    }
 
 
 async def undo(ctx: RunContext) -> None:
@@ -57,7 +80,11 @@ async def undo(ctx: RunContext) -> None:
             await slots.acquire()  # at most `concurrency` deletions (and tasks) at once, at any size
             group.create_task(remove(item))
     await _undo_organizations(ctx)
+    await restore_organization_values(ctx)
+    await detach_role_permissions(ctx)
     await _undo_roles(ctx)
+    await delete_permissions(ctx)  # after roles: a permission is deleted only once no role carries it
+    await delete_properties(ctx)  # after users and organizations: only once nobody holds a value
     ctx.emit_pacing()
     ctx.emit(PhaseFinished("undo"))
 
