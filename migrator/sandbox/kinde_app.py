@@ -130,6 +130,10 @@ ALL_SCOPES: frozenset[str] = frozenset(
         "create:properties",
         "read:property_categories",
         "create:property_categories",
+        # an undo's deletions of definitions (issue 14)
+        "delete:role_permissions",
+        "delete:permissions",
+        "delete:properties",
     }
 )
 
@@ -204,6 +208,15 @@ class KindeSandboxConfig:
     # examples say roles; D-BULK says email is required, D-IMPORT says email or phone.
     import_role_header: Literal["role_key", "roles"] = "role_key"
     import_csv_requires: Literal["email", "email-or-phone"] = "email"
+    # GUESS: what DELETE /api/v1/permissions/{id} does to a permission roles still carry (the spec says
+    # nothing): detach it from them, or refuse with 400.
+    permission_delete_in_use: Literal["detach", "refuse"] = "detach"
+    # GUESS: what DELETE /api/v1/properties/{id} does when users or organizations hold a value: drop the
+    # values with it, or refuse with 400.
+    property_delete_with_values: Literal["cascade", "refuse"] = "cascade"
+    # GUESS: whether a null in PATCH .../properties clears a value (the spec's ``properties`` object does
+    # not type its values), or is refused with 400 (then only the empty string empties it).
+    property_null_value: Literal["clears", "refused"] = "clears"
 
 
 class KindeError(Exception):
@@ -870,6 +883,15 @@ class _KindeApi:
             _Operation(
                 "POST", "/api/v1/property_categories", self.create_category, "create:property_categories", "json"
             ),
+            _Operation(
+                "DELETE",
+                "/api/v1/roles/{role_id}/permissions/{permission_id}",
+                self.remove_role_permission,
+                "delete:role_permissions",
+            ),
+            _Operation("DELETE", "/api/v1/permissions/{permission_id}", self.delete_permission, "delete:permissions"),
+            _Operation("DELETE", "/api/v1/properties/{property_id}", self.delete_property, "delete:properties"),
+            _Operation("GET", "/api/v1/search/users", self.search_users, "read:users"),
             _Operation("POST", "/_sandbox/sign-in", self.sign_in, None, "json"),
             _Operation("DELETE", "/_sandbox/users/{user_id}", self.tamper_delete),
             _Operation("PATCH", "/_sandbox/users/{user_id}", self.tamper_alter, None, "json"),
@@ -1129,6 +1151,8 @@ class _KindeApi:
                 raise KindeError(400, "PROPERTY_NOT_FOUND", f"No {context} property with key {key}.")
             if value is not None and not isinstance(value, str):
                 raise _invalid(f"'properties.{key}' must be a string")
+        if self.config.property_null_value == "refused" and None in properties.data.values():
+            raise _invalid("'properties' values must be strings")
         for key, value in properties.data.items():
             if value is None:
                 target.pop(key, None)
@@ -1621,6 +1645,78 @@ class _KindeApi:
         )
         self.store.property_definitions[definition.id] = definition
         return _ok({**_SUCCESS, "property": {"id": definition.id}}, status=201)
+
+    # ---- deleting definitions (an undo) ----------------------------------------------------
+
+    def remove_role_permission(self, call: _Call) -> Response:
+        role = self._role(call)
+        permission_id = call.path_params["permission_id"]
+        if permission_id not in role.permission_ids:
+            # GUESS: the spec's only client error is 400; detaching what is not attached is one
+            raise KindeError(400, "INVALID_PERMISSION_ID_ROLE", f"Role {role.key} has no permission {permission_id}.")
+        role.permission_ids.remove(permission_id)
+        return _ok(_SUCCESS)
+
+    def delete_permission(self, call: _Call) -> Response:
+        permission = self.store.permissions.get(call.path_params["permission_id"])
+        if permission is None:
+            raise KindeError(
+                400, "INVALID_PERMISSION_ID", f"No permission with id {call.path_params['permission_id']}."
+            )
+        carriers = [role for role in self.store.roles.values() if permission.id in role.permission_ids]
+        if carriers and self.config.permission_delete_in_use == "refuse":
+            raise KindeError(400, "PERMISSION_IN_USE", f"Permission {permission.key} is assigned to roles.")
+        for role in carriers:
+            role.permission_ids.remove(permission.id)
+        for org in self.store.organizations.values():
+            for membership in org.members.values():
+                if permission.key in membership.permissions:
+                    membership.permissions.remove(permission.key)
+        del self.store.permissions[permission.id]
+        return _ok(_SUCCESS)
+
+    def delete_property(self, call: _Call) -> Response:
+        definition = self.store.property_definitions.get(call.path_params["property_id"])
+        if definition is None:
+            raise KindeError(400, "PROPERTY_NOT_FOUND", f"No property with id {call.path_params['property_id']}.")
+        holders = [
+            *(u.properties for u in self.store.users.values()),
+            *(o.properties for o in self.store.organizations.values()),
+        ]
+        holding = [values for values in holders if values.get(definition.key)]
+        if holding and self.config.property_delete_with_values == "refuse":
+            raise KindeError(400, "PROPERTY_IN_USE", f"Property {definition.key} has values.")
+        for values in holders:
+            values.pop(definition.key, None)
+        del self.store.property_definitions[definition.id]
+        return _ok(_SUCCESS)
+
+    def search_users(self, call: _Call) -> Response:
+        """``query`` (``*``: everyone; else part of an email or name), ``properties[key]=v1,v2``, paged by
+        ``starting_after`` (user id); ``expand`` adds organizations, identities, properties."""
+        params = call.query
+        query = (params.get("query") or "*").lower()
+        users = sorted(self.store.users.values(), key=lambda u: u.seq)
+        if query != "*":
+            users = [u for u in users if any(query in (v or "").lower() for v in self._searchable(u))]
+        for name, value in params.multi_items():
+            if name.startswith("properties[") and name.endswith("]"):
+                wanted = set(value.split(","))
+                users = [u for u in users if u.properties.get(name[len("properties[") : -1]) in wanted]
+        page, _ = _cursor_page(users, lambda u: u.id, params)
+        expand = self._expand(params)
+        results = []
+        for user in page:
+            item = self._user_fields(user, expand & {"organizations", "identities"}, "email")
+            item.pop("phone", None)  # not a field of the search's results
+            if "properties" in expand:
+                item["properties"] = dict(user.properties)
+            results.append(item)
+        return _ok({"code": "OK", "message": "Success", "results": results})
+
+    @staticmethod
+    def _searchable(user: _User) -> list[str | None]:
+        return [user.first("email"), user.given_name, user.family_name]
 
     # ---- sandbox-only ---------------------------------------------------------------------
 
