@@ -281,6 +281,11 @@ OPERATIONS: list[tuple[str, str, str, dict[str, Any] | None]] = [
     ("PATCH", "/api/v1/roles/r_unknown/permissions", "update:role_permissions", {"permissions": []}),
     ("GET", "/api/v1/organizations/org_unknown/properties", "read:organization_properties", None),
     ("PATCH", "/api/v1/organizations/org_unknown/properties", "update:organization_properties", {"properties": {}}),
+    # an undo's deletions of definitions
+    ("DELETE", "/api/v1/roles/r_unknown/permissions/p_unknown", "delete:role_permissions", None),
+    ("DELETE", "/api/v1/permissions/p_unknown", "delete:permissions", None),
+    ("DELETE", "/api/v1/properties/prop_unknown", "delete:properties", None),
+    ("GET", "/api/v1/search/users?query=*", "read:users", None),
 ]
 
 
