@@ -128,8 +128,10 @@ def undo(
     state_dir: StateDirOption = None,
 ) -> None:
     """Delete from Kinde exactly what run RUN_ID created: its users, then its organizations and roles
-    nobody else uses. Never anything it did not create (journal and Kinde's provided_id/external_id
-    must agree). Resumable: run it again to continue; once done, it is a no-op.
+    nobody else uses, then its permissions and property definitions nobody else uses; permissions it
+    attached to roles it found are detached, values it wrote on organizations it found restored. Never
+    anything it did not create (journal and Kinde's provided_id/external_id must agree). Resumable: run
+    it again to continue; once done, it is a no-op.
 
     Examples:
 
