@@ -1,0 +1,44 @@
+"""The journal's undo provenance of definitions: created survives a resume that finds its own creation,
+and only attachments and values on things the run did not create are planned for an undo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from migrator.journal import DefinitionKind, Journal
+from tests.journal_rows import new_run
+
+
+def test_a_creation_stays_a_creation_when_a_resume_finds_it(tmp_path: Path) -> None:
+    journal = Journal(tmp_path)
+    run = new_run(journal)
+    journal.record_definition(run.id, DefinitionKind.PERMISSION, "", "reports:read", created=True)
+    journal.record_definition(run.id, DefinitionKind.PERMISSION, "", "reports:read", created=False)  # the resume
+    journal.record_definition(run.id, DefinitionKind.PERMISSION, "", "billing:read", created=False)  # found
+    journal.record_definition(run.id, DefinitionKind.PROPERTY, "usr", "plan", created=True)
+    assert journal.created_definitions(run.id, DefinitionKind.PERMISSION) == [("", "reports:read")]
+    assert journal.created_definitions(run.id, DefinitionKind.PROPERTY) == [("usr", "plan")]
+    assert journal.created_definitions(new_run(journal).id, DefinitionKind.PERMISSION) == []  # per run
+
+
+def test_only_what_the_run_did_to_things_it_did_not_create_is_taken_back_separately(tmp_path: Path) -> None:
+    journal = Journal(tmp_path)
+    run = new_run(journal)
+    for key in ("viewer", "admin"):
+        journal.stage_role(run.id, key, {"key": key, "name": key})
+    journal.record_role(run.id, "viewer", created=False)
+    journal.record_role(run.id, "admin", created=True)  # deleted with its attachments
+    for role in ("viewer", "admin"):
+        journal.record_definition(run.id, DefinitionKind.ROLE_PERMISSION, role, "reports:read", created=True)
+    journal.record_definition(run.id, DefinitionKind.ROLE_PERMISSION, "viewer", "legacy", created=False)
+    assert journal.attachments_to_found_roles(run.id) == [("viewer", "reports:read")]
+
+    for org in ("org_found", "org_new"):
+        journal.stage_organization(run.id, org, {"name": org})
+    journal.record_organization(run.id, "org_found", "code_f", created=False)
+    journal.record_organization(run.id, "org_new", "code_n", created=True)
+    journal.record_property_write(run.id, "org_found", "code_f", "slug", "old", "acme")
+    journal.record_property_write(run.id, "org_found", "code_f", "slug", "acme", "acme")  # a resume: first kept
+    journal.record_property_write(run.id, "org_new", "code_n", "slug", None, "new")
+    writes = [tuple(w) for w in journal.property_writes_on_found_organizations(run.id)]
+    assert writes == [("org_found", "code_f", "slug", "old", "acme")]
