@@ -52,6 +52,7 @@ def test_the_main_runbook_migrates_everyone_and_names_who_failed_and_why(sandbox
     for clerk_id in taken.clerk_ids:
         line = next(line for line in listed.splitlines() if clerk_id in line)
         assert "USER_ALREADY_EXISTS" in line and "already holds an identity" in line
+        assert "(no provided_id)" in line  # another application's user: never "provided_id None"
     with (tmp_path / "failed.csv").open() as file:
         rows = list(csv.DictReader(file))
     assert sorted(r["clerk_id"] for r in rows) == sorted(taken.clerk_ids)
