@@ -89,13 +89,13 @@ AllowChangedOption = Annotated[
 
 def _consoles(as_json: bool) -> tuple[Console, Console]:
     """(progress console, result console): with --json the progress must stay off stdout."""
-    out = Console(soft_wrap=True)  # piped: a line is never broken in a timestamp or an error code
-    return (Console(stderr=True, soft_wrap=True) if as_json else out), out
+    out = conventions.TerminalConsole(soft_wrap=True)  # piped: a line is never broken in a timestamp or a code
+    return (conventions.TerminalConsole(stderr=True, soft_wrap=True) if as_json else out), out
 
 
 def _run_command(body: Callable[[], T]) -> T:
     """Run a command body, turning expected failures into a message and an exit code."""
-    err = Console(stderr=True)
+    err = conventions.TerminalConsole(stderr=True)
     try:
         return body()
     except MigratorError as exc:
@@ -321,7 +321,7 @@ def status(
         settings = load_settings(config, state_dir=state_dir)
         if not (settings.state_dir / JOURNAL_FILE).exists():
             raise ConfigError(f"no journal in {settings.state_dir}: nothing has run here yet (see --state-dir)")
-        journal, out = Journal(settings.state_dir), Console()
+        journal, out = Journal(settings.state_dir), conventions.TerminalConsole()
         try:
             report = status_report(journal, run_id)
             report["chain"], report["cutover"] = run_chain(journal), cutover_counts(journal, report["run"]["id"])
