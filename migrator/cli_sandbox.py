@@ -127,7 +127,8 @@ WithoutScope = Annotated[
 Cursor = Annotated[ClerkCursor, typer.Option(help="What Clerk does with starting_after: honoured, ignored, rejected.")]
 OutageAfter = Annotated[int | None, typer.Option(help="Clerk's user list fails after this many pages.", min=0)]
 OutageSeconds = Annotated[
-    float | None, typer.Option(help="The outage ends after this many seconds (default: never).", min=0.0)
+    float | None,
+    typer.Option(help="The outage ends after this many seconds (default: never).", callback=conventions.positive),
 ]
 OutageCode = Annotated[OutageStatus, typer.Option(help="The status of Clerk's failing pages.")]
 

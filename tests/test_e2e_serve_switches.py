@@ -114,6 +114,7 @@ def test_rate_limit_switches_reach_the_served_sandbox(tmp_path: Path, monkeypatc
         (["--clerk-cursor", "sideways"], "--clerk-cursor"),
         (["--clerk-outage-after-pages", "-1"], "--clerk-outage-after-pages"),
         (["--clerk-outage-seconds", "30"], "--clerk-outage-after-pages"),  # an outage that never begins
+        (["--clerk-outage-after-pages", "1", "--clerk-outage-seconds", "0"], "--clerk-outage-seconds"),
         (["--clerk-outage-status", "418"], "--clerk-outage-status"),
     ],
 )
