@@ -167,7 +167,7 @@ def sandbox_serve(
       migrator sandbox serve --kinde-rps 20 --shared-quota 0.5 --reset-form epoch
       migrator sandbox serve --token-max-uses 200 --without-scope update:users
       migrator sandbox serve --clerk-cursor ignored
-      migrator sandbox serve --clerk-outage-after-pages 1 --clerk-outage-seconds 30
+      migrator sandbox serve --clerk-outage-after-pages 2 --clerk-outage-seconds 9
     """
     given = dict(locals())
     if shared_quota is not None and kinde_rps is None:

@@ -3,6 +3,7 @@ loopback while it serves, the command in-process), and every bad value is refuse
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -131,3 +132,12 @@ def test_a_clerk_outage_with_a_duration_ends_by_itself() -> None:
     assert not behaviour.in_outage(now=130.0)
     assert behaviour.outage_after_pages is None and not behaviour.in_outage(now=131.0)  # over for good
     assert ClerkBehaviour(outage_after_pages=1, pages_served=1).in_outage(now=10**9)  # no duration: never ends
+
+
+def test_serve_help_fits_80_columns_and_names_every_switch(tmp_path: Path) -> None:
+    result = run_cli("sandbox", "serve", "-h", cwd=tmp_path, env=cli_env(COLUMNS="80"))
+    assert result.returncode == 0
+    assert max(len(line) for line in result.stdout.splitlines()) <= 80
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    for switch in re.findall(r"^  (--[a-z-]+)", result.stdout, flags=re.M):
+        assert switch in readme or switch == "--help", f"{switch} is not in README"
