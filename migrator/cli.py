@@ -56,17 +56,6 @@ class PasswordPolicy(StrEnum):
     skip = "skip"
 
 
-class FaultProfileName(StrEnum):
-    none = "none"
-    light = "light"
-    chaos = "chaos"
-
-
-class DuplicateStatus(StrEnum):
-    bad_request = "400"
-    conflict = "409"
-
-
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", help="TOML settings file (default: config/migrator.toml if present).")
 ]
@@ -100,13 +89,13 @@ AllowChangedOption = Annotated[
 
 def _consoles(as_json: bool) -> tuple[Console, Console]:
     """(progress console, result console): with --json the progress must stay off stdout."""
-    out = Console(soft_wrap=True)  # piped: a line is never broken in a timestamp or an error code
-    return (Console(stderr=True, soft_wrap=True) if as_json else out), out
+    out = conventions.TerminalConsole(soft_wrap=True)  # piped: a line is never broken in a timestamp or a code
+    return (conventions.TerminalConsole(stderr=True, soft_wrap=True) if as_json else out), out
 
 
 def _run_command(body: Callable[[], T]) -> T:
     """Run a command body, turning expected failures into a message and an exit code."""
-    err = Console(stderr=True)
+    err = conventions.TerminalConsole(stderr=True)
     try:
         return body()
     except MigratorError as exc:
@@ -332,7 +321,7 @@ def status(
         settings = load_settings(config, state_dir=state_dir)
         if not (settings.state_dir / JOURNAL_FILE).exists():
             raise ConfigError(f"no journal in {settings.state_dir}: nothing has run here yet (see --state-dir)")
-        journal, out = Journal(settings.state_dir), Console()
+        journal, out = Journal(settings.state_dir), conventions.TerminalConsole()
         try:
             report = status_report(journal, run_id)
             report["chain"], report["cutover"] = run_chain(journal), cutover_counts(journal, report["run"]["id"])
@@ -455,51 +444,6 @@ def demo(
     raise typer.Exit(_run_command(lambda: run_demo(users=users, seed=seed, sign_ins=sign_ins)))
 
 
-@sandbox_app.command("serve")
-def sandbox_serve(
-    users: Annotated[int, typer.Option(help="Generated Clerk users.", min=1, max=conventions.SANDBOX_MAX_USERS)] = 1000,
-    seed: Annotated[int, typer.Option(help="Seed of the generated data.")] = 1,
-    clerk_port: Annotated[
-        int, typer.Option(help="Port of the Clerk emulator (0: any free port).", **conventions.PORT)
-    ] = 0,
-    kinde_port: Annotated[
-        int, typer.Option(help="Port of the Kinde emulator (0: any free port).", **conventions.PORT)
-    ] = 0,
-    export_csv: Annotated[Path | None, typer.Option(help="Also write Clerk's dashboard CSV export here.")] = None,
-    faults: Annotated[FaultProfileName, typer.Option(help="Fault profile for both APIs.")] = FaultProfileName.none,
-    kinde_rps: Annotated[
-        float | None, typer.Option(help="Kinde rate limit, requests/s (default: none).", callback=conventions.positive)
-    ] = None,
-    clerk_rps: Annotated[int, typer.Option(help="Clerk rate limit, requests per 10 s.", min=1)] = 1000,
-    duplicate_status: Annotated[
-        DuplicateStatus, typer.Option(help="Kinde status for a duplicate identity.")
-    ] = DuplicateStatus.bad_request,
-) -> None:
-    """Serve the Clerk and Kinde emulators on loopback until interrupted.
-
-    Prints the `export NAME=value` lines that point `migrator run` at them.
-
-    Example: migrator sandbox serve --users 5000 --export-csv users.csv --faults light
-    """
-    from migrator.demo import serve_sandbox
-
-    raise typer.Exit(
-        _run_command(
-            lambda: serve_sandbox(
-                users=users,
-                seed=seed,
-                clerk_port=clerk_port,
-                kinde_port=kinde_port,
-                export_csv=export_csv,
-                faults=faults.value,
-                kinde_rps=kinde_rps,
-                clerk_rps=clerk_rps,
-                duplicate_status=int(duplicate_status.value),
-            )
-        )
-    )
-
-
 from migrator import cli_export  # noqa: E402,F401  (registers `migrator export` on app)
 
 
@@ -515,4 +459,5 @@ __all__ = ["EXIT_BAD_INPUT", "app", "main"]
 
 from migrator import cli_cutover as cutover_cli  # noqa: E402 - registers sync, undo; canary options of run
 from migrator import cli_runs as runs_cli  # noqa: E402 - registers `runs`; resume's offline answer
+from migrator import cli_sandbox  # noqa: E402,F401 - registers `sandbox serve`
 from migrator import cli_status as status_cli  # noqa: E402 - the lists of `status`

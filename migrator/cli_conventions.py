@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from rich.console import Console
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
 
@@ -85,3 +86,11 @@ def positive(value: float | None) -> float | None:
 
 PORT = {"min": 0, "max": 65535}
 SANDBOX_MAX_USERS = 4_000_000  # generator.MAX_USERS, without importing the sandbox for every command
+
+
+class TerminalConsole(Console):
+    """In a terminal, every line wraps at a word to the terminal's width (an 80-column reader never sees a
+    word cut by the terminal); piped, a line asked not to wrap (``soft_wrap=True``) stays whole for grep."""
+
+    def print(self, *objects: Any, soft_wrap: bool | None = None, **options: Any) -> None:
+        super().print(*objects, soft_wrap=False if self.is_terminal else soft_wrap, **options)

@@ -6,9 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from rich.console import Console
-
 from migrator.cli import ConfigOption, JsonOption, StateDirOption, _require_journal, _run_command, app
+from migrator.cli_conventions import TerminalConsole
 from migrator.config import Settings, load_settings
 from migrator.journal import JOURNAL_FILE, Journal
 from migrator.run_records import NothingToDo, nothing_to_do, run_rows
@@ -37,10 +36,12 @@ def finished_already(
     finally:
         journal.close()
     if answer is not None:
-        out = Console(soft_wrap=True)
+        out = TerminalConsole(soft_wrap=True)
         _, changes = check_unchanged(settings, answer.run, allow_changed=allow_changed)
         for change in changes:
-            Console(stderr=as_json).print(f"warning: continuing although {change}", highlight=False, soft_wrap=True)
+            TerminalConsole(stderr=as_json).print(
+                f"warning: continuing although {change}", highlight=False, soft_wrap=True
+            )
         if as_json:
             out.print_json(json.dumps(answer.to_json()))
         else:
@@ -79,7 +80,7 @@ def runs(as_json: JsonOption = False, config: ConfigOption = None, state_dir: St
             rows = run_rows(journal)
         finally:
             journal.close()
-        out = Console()
+        out = TerminalConsole()
         if as_json:
             out.print_json(json.dumps(rows))
         else:

@@ -8,9 +8,11 @@ validation failure becomes a ``ConfigError`` that names the setting but never ec
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import ipaddress
 import json
+import tomllib
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -298,6 +300,7 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         ) -> tuple[PydanticBaseSettingsSource, ...]:
             sources = [init_settings, env_settings, dotenv_settings]
             if path.is_file():
+                refuse_unknown_keys(path)
                 sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
             return tuple(sources)
 
@@ -312,3 +315,20 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     resolved = Settings.model_construct(**{k: getattr(settings, k) for k in Settings.model_fields})
     resolved._export_time_default = settings._export_time_default
     return resolved
+
+
+def refuse_unknown_keys(path: Path) -> None:
+    """A misspelt key in the TOML file would be ignored silently (the environment may hold anything, the file
+    is ours): name it, with the setting it probably meant. Malformed TOML is left to the settings source."""
+    try:
+        keys = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+        return
+    unknown = sorted(set(keys) - set(Settings.model_fields))
+    if unknown:
+        hints = [f"{key} (did you mean {close[0]}?)" if (close := _closest(key)) else key for key in unknown]
+        raise ConfigError(f"config file {path}: unknown setting(s) {', '.join(hints)}")
+
+
+def _closest(key: str) -> list[str]:
+    return difflib.get_close_matches(key, list(Settings.model_fields), n=1, cutoff=0.6)

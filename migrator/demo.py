@@ -14,6 +14,7 @@ import signal
 import tempfile
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 from rich.console import Console
@@ -24,8 +25,12 @@ from migrator.errors import ConfigError
 from migrator.journal import Journal
 from migrator.pipeline import Start, run_migration
 from migrator.render import Renderer, summary_table
-from migrator.sandbox.kinde_app import KindeSandboxConfig
+from migrator.sandbox.clerk_app import ClerkBehaviour
+from migrator.sandbox.kinde_app import ALL_SCOPES, KindeSandboxConfig, SharedQuota
 from migrator.sandbox.server import Sandbox, SandboxOptions, profile
+
+if TYPE_CHECKING:
+    from migrator.cli_sandbox import ServeRequest
 
 
 def run_demo(*, users: int, seed: int, sign_ins: int) -> int:
@@ -100,45 +105,67 @@ def _sign_in_sample(console: Console, sandbox: Sandbox, journal: Journal, run_id
     return all_ok
 
 
-def serve_sandbox(
-    *,
-    users: int,
-    seed: int,
-    clerk_port: int,
-    kinde_port: int,
-    export_csv: Path | None,
-    faults: str,
-    kinde_rps: float | None,
-    clerk_rps: int | None,
-    duplicate_status: int,
-) -> int:
-    fault_profile = profile(faults)
-    options = SandboxOptions(
-        users=users,
-        seed=seed,
-        clerk_port=clerk_port,
-        kinde_port=kinde_port,
-        clerk_requests_per_10s=clerk_rps,
+def sandbox_scopes() -> frozenset[str]:
+    """Every scope the sandbox's Kinde knows (what ``sandbox serve --without-scope`` may name)."""
+    return ALL_SCOPES
+
+
+def serve_options(request: ServeRequest) -> SandboxOptions:
+    """The sandbox ``sandbox serve`` was asked for: each flag onto its switch."""
+    fault_profile = profile(request.faults)
+    quota = request.shared_quota
+    shared = None if quota is None else SharedQuota(quota, request.shared_quota_after, request.shared_quota_for)
+    kinde = KindeSandboxConfig(
+        rate_limit_rps=request.kinde_rps,
+        duplicate_status=request.duplicate_status,
+        rate_limit_reset_form=request.reset_form,  # type: ignore[arg-type]  (checked by the parser)
+        shared_quota=shared,
+        token_lifetime=request.token_lifetime,
+        token_max_uses=request.token_max_uses,
+        bad_token_status=request.bad_token_status,  # type: ignore[arg-type]
+        scopes=ALL_SCOPES - set(request.without_scopes),
+    )
+    clerk = ClerkBehaviour(
+        cursor=request.clerk_cursor,  # type: ignore[arg-type]
+        outage_after_pages=request.clerk_outage_after_pages,
+        outage_seconds=request.clerk_outage_seconds,
+        outage_status=request.clerk_outage_status,
+    )
+    return SandboxOptions(
+        users=request.users,
+        seed=request.seed,
+        clerk_port=request.clerk_port,
+        kinde_port=request.kinde_port,
+        clerk_requests_per_10s=request.clerk_rps,
         clerk_faults=fault_profile,
         kinde_faults=fault_profile,
-        kinde=KindeSandboxConfig(rate_limit_rps=kinde_rps, duplicate_status=duplicate_status),
+        clerk=clerk,
+        kinde=kinde,
     )
+
+
+def serve_sandbox(request: ServeRequest) -> int:
     console = Console()
     try:
-        sandbox = Sandbox(options)  # starts both servers
+        sandbox = Sandbox(serve_options(request))  # starts both servers
     except RuntimeError as exc:  # the port is taken or not ours to bind
         raise ConfigError(
             f"{exc}: is another process using the port? (--clerk-port/--kinde-port 0 pick a free one)"
         ) from None
     with sandbox:
-        if export_csv is not None:
-            rows = sandbox.write_export(export_csv)
-            console.print(f"# wrote {rows} rows of Clerk's CSV export to {export_csv}", highlight=False)
+        if request.export_csv is not None:
+            rows = sandbox.write_export(request.export_csv)
+            console.print(f"# wrote {rows} rows of Clerk's CSV export to {request.export_csv}", highlight=False)
         for name, value in sandbox.env().items():
             print(f"export {name}={value}", flush=True)
         console.print("# sandbox running; Ctrl-C to stop", highlight=False)
-        stop = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        with contextlib.suppress(KeyboardInterrupt):
-            stop.wait()
+        wait_until_stopped(sandbox)
     return 0
+
+
+def wait_until_stopped(sandbox: Sandbox) -> None:
+    """Serve until Ctrl-C or SIGTERM (the sandbox is passed so a test can use it while it serves)."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with contextlib.suppress(KeyboardInterrupt):
+        stop.wait()

@@ -2,7 +2,9 @@
 
 ``python -m tests.runbook runbooks/cutover.md`` refreshes the output shown under each command with a
 real run (against a fresh sandbox of 1,000 users); the test (``test_runbooks.py``) runs the same
-commands and checks each exits as documented (0, unless the line ends with ``# exits N``).
+commands and checks each exits as documented (0, unless the line ends with ``# exits N``). A line may set
+settings first, as a shell would (``$ KINDE_MANAGEMENT_CLIENT_SECRET=wrong migrator run ...``). What a
+runbook's story needs done outside the tool (in Kinde's dashboard, say) is its hook in ``HOOKS``.
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ from pathlib import Path
 import httpx
 
 from migrator.sandbox.server import Sandbox, SandboxOptions
-from tests.e2e import cli_env, run_cli
+from tests.e2e import cli_env, kinde_call, run_cli
 
 FAST = {"KINDE_MAX_RPS": "2000", "KINDE_INITIAL_RPS": "200", "COLUMNS": "100"}
 EXITS = re.compile(r"\s+# exits (\d+)$")
+ASSIGNMENT = re.compile(r"^[A-Z][A-Z0-9_]*=\S*$")
+COMMAND = re.compile(r"^\$ (?:[A-Z][A-Z0-9_]*=\S* )*migrator ")
 
 
 @dataclass
@@ -29,8 +33,18 @@ class Command:
 
     @property
     def args(self) -> list[str]:
-        words = EXITS.sub("", self.line).split()[1:]
+        words = self._words()[1:]
         return words[: words.index(">")] if ">" in words else words
+
+    @property
+    def env(self) -> dict[str, str]:
+        """``NAME=value`` words before ``migrator``: settings for this command only."""
+        words = EXITS.sub("", self.line).split()
+        return dict(w.split("=", 1) for w in words[: words.index("migrator")] if ASSIGNMENT.match(w))
+
+    def _words(self) -> list[str]:
+        words = EXITS.sub("", self.line).split()
+        return words[words.index("migrator") :]
 
     @property
     def redirect(self) -> str | None:
@@ -49,7 +63,7 @@ def commands(path: Path) -> list[Command]:
     for line in path.read_text().splitlines():
         if line.startswith("```"):
             inside = line.strip() == "```console"
-        elif inside and line.startswith("$ migrator "):
+        elif inside and COMMAND.match(line):
             found.append(Command(line[2:]))
     return found
 
@@ -59,6 +73,42 @@ def change_clerk(sandbox: Sandbox) -> None:
     ids = [sandbox.dataset.user_id(i) for i in (100, 200, 250)]
     body = {"add": 2, "change": {ids[0]: {"first_name": "Ada"}, ids[1]: {"banned": True}}, "delete": [ids[2]]}
     httpx.post(f"{sandbox.clerk_url.removesuffix('/v1')}/_sandbox/users", json=body, timeout=30).raise_for_status()
+
+
+class TakenPhones:
+    """The main runbook's failure: Kinde users another application created hold the phone numbers of three
+    Clerk users (the run fails those three, USER_ALREADY_EXISTS); before ``retry-failed`` the operator deletes
+    them in Kinde's dashboard (here: the sandbox's ``DELETE /_sandbox/users/{id}``)."""
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        self.sandbox = sandbox
+        self.clerk_ids: list[str] = []  # the Clerk users whose phone was taken
+        self.kinde_ids: list[str] = []
+
+    def __call__(self, command: Command) -> None:
+        if not self.clerk_ids:
+            self._take(3)
+        elif command.args[0] == "retry-failed" and self.kinde_ids:
+            for kinde_id in self.kinde_ids:
+                httpx.delete(f"{self.sandbox.kinde_url}/_sandbox/users/{kinde_id}", timeout=30).raise_for_status()
+            self.kinde_ids = []
+
+    def _take(self, count: int) -> None:
+        dataset = self.sandbox.dataset
+        for i in range(dataset.n):
+            expected = dataset.expected(i)
+            if len(self.clerk_ids) == count:
+                return
+            if expected["eligible"] and expected["email"] and expected["phone"]:
+                identity = {"type": "phone", "details": {"phone": expected["phone"]}}
+                body = {"profile": {"given_name": "Other app"}, "identities": [identity]}
+                answer = kinde_call(self.sandbox, "POST", "/api/v1/user", json=body)
+                answer.raise_for_status()
+                self.clerk_ids.append(dataset.user_id(i))
+                self.kinde_ids.append(answer.json()["id"])
+
+
+HOOKS: dict[str, Callable[[Sandbox], Callable[[Command], None]]] = {"migrate-clerk-to-kinde.md": TakenPhones}
 
 
 def run_all(
@@ -73,7 +123,7 @@ def run_all(
             sandbox.write_export(workdir / "users-final.csv")
             changed = True
         before(command)
-        result = run_cli(*command.args, cwd=workdir, env=cli_env(sandbox, **FAST))
+        result = run_cli(*command.args, cwd=workdir, env=cli_env(sandbox, **FAST, **command.env))
         if command.redirect:
             (workdir / command.redirect).write_text(result.stdout)
         results.append((command, result))
@@ -89,7 +139,7 @@ def refresh(path: Path, results: list[tuple[Command, subprocess.CompletedProcess
         if line.startswith("```"):
             inside, skipping = line.strip() == "```console", False
             out.append(line)
-        elif inside and line.startswith("$ migrator "):
+        elif inside and COMMAND.match(line):
             command = queue.pop(0)
             out.extend([line, *outputs[id(command)].splitlines()])
             skipping = True
@@ -103,4 +153,5 @@ if __name__ == "__main__":
 
     for name in sys.argv[1:]:
         with Sandbox(SandboxOptions(users=1000)) as box, tempfile.TemporaryDirectory() as tmp:
-            refresh(Path(name), run_all(Path(name), box, Path(tmp)))
+            hook = HOOKS.get(Path(name).name, lambda _: lambda c: None)(box)
+            refresh(Path(name), run_all(Path(name), box, Path(tmp), hook))

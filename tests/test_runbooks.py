@@ -1,14 +1,15 @@
-"""Every command of the cutover, rollback and troubleshooting runbooks runs against the sandbox and
-exits as the runbook says (``tests/runbook.py`` reads the ``$ migrator ...`` lines)."""
+"""Every command of the runbooks runs against the sandbox and exits as the runbook says
+(``tests/runbook.py`` reads the ``$ migrator ...`` lines); the main runbook's end state is checked too."""
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import pytest
 
 from tests.e2e import kinde_state
-from tests.runbook import commands, run_all
+from tests.runbook import HOOKS, commands, run_all
 
 RUNBOOKS = Path(__file__).resolve().parent.parent / "runbooks"
 
@@ -30,3 +31,34 @@ def test_every_runbook_command_runs_as_documented(name: str, sandbox_factory, tm
         gone = sandbox.dataset.user_id(250)  # deleted in Clerk before the catch-ups (runbook.change_clerk)
         assert gone not in {u["provided_id"] for u in state["users"]}
         assert sandbox.dataset.user_id(100) in {u["provided_id"] for u in state["users"]}
+
+
+def test_the_main_runbook_migrates_everyone_and_names_who_failed_and_why(sandbox_factory, tmp_path: Path) -> None:
+    """migrate-clerk-to-kinde.md: credentials check, dry run, a run where three users fail (their phone is
+    held by another application's Kinde user), status --failed, retry-failed once the operator removed
+    those users, verify, runs, reports: everyone eligible ends in Kinde, and the failed three were named."""
+    path = RUNBOOKS / "migrate-clerk-to-kinde.md"
+    sandbox = sandbox_factory(users=300)
+    taken = HOOKS[path.name](sandbox)
+    ran = run_all(path, sandbox, tmp_path, taken)
+    assert len(ran) >= 10
+    for command, result in ran:
+        assert "Traceback" not in result.stdout + result.stderr, command.line
+        assert result.returncode == command.exit_code, f"{command.line}: {result.stdout}{result.stderr}"
+    assert len(taken.clerk_ids) == 3
+
+    results = {command.line: result for command, result in ran}  # the last of two identical lines
+    listed = results["migrator status --failed"].stdout
+    for clerk_id in taken.clerk_ids:
+        line = next(line for line in listed.splitlines() if clerk_id in line)
+        assert "USER_ALREADY_EXISTS" in line and "already holds an identity" in line
+        assert "(no provided_id)" in line  # another application's user: never "provided_id None"
+    with (tmp_path / "failed.csv").open() as file:
+        rows = list(csv.DictReader(file))
+    assert sorted(r["clerk_id"] for r in rows) == sorted(taken.clerk_ids)
+    assert {r["code"] for r in rows} == {"USER_ALREADY_EXISTS"}
+
+    eligible = {sandbox.dataset.user_id(i) for i in range(300) if sandbox.dataset.expected(i)["eligible"]}
+    in_kinde = [u["provided_id"] for u in kinde_state(sandbox)["users"]]
+    assert sorted(in_kinde) == sorted(eligible)  # everyone once; the other application's users are gone
+    assert "Verify of run 3: passed" in results["migrator verify"].stdout

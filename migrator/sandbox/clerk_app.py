@@ -530,7 +530,8 @@ class ClerkBehaviour:
     ``bans_and_passwords_bump_updated_at``: the spec does not say whether a ban or a password change
     moves a user's ``updated_at``; False: they do not (only ``migrator sync --full`` sees them).
     ``outage_after_pages``: after that many user pages, every ``GET /v1/users`` fails with
-    ``outage_status`` until the field is set back to ``None``.
+    ``outage_status`` until the field is set back to ``None``, or (``outage_seconds``) until that many
+    seconds have passed since the first failure (``sandbox serve``, where no test can end it).
     """
 
     cursor: Literal["honoured", "ignored", "rejected"] = "honoured"
@@ -538,6 +539,20 @@ class ClerkBehaviour:
     outage_after_pages: int | None = None
     outage_status: int = 503
     pages_served: int = 0
+    outage_seconds: float | None = None
+    outage_began: float | None = None
+
+    def in_outage(self, now: float) -> bool:
+        """Whether this user page fails; an outage with a duration ends by itself."""
+        if self.outage_after_pages is None or self.pages_served < self.outage_after_pages:
+            return False
+        if self.outage_seconds is None:
+            return True
+        self.outage_began = now if self.outage_began is None else self.outage_began
+        if now - self.outage_began < self.outage_seconds:
+            return True
+        self.outage_after_pages = self.outage_began = None
+        return False
 
 
 def build_clerk_app(
@@ -555,7 +570,7 @@ def build_clerk_app(
 
     async def list_users(request: Request) -> Response:
         params = request.query_params
-        if behaviour.outage_after_pages is not None and behaviour.pages_served >= behaviour.outage_after_pages:
+        if behaviour.in_outage(clock()):
             raise ClerkApiError(
                 behaviour.outage_status,
                 "internal_clerk_error",

@@ -196,9 +196,9 @@ async def own_user(ctx: RunContext, plan: UserPlan, exc: ApiError) -> CreatedUse
     if existing is not None and existing.provided_id == plan.clerk_id:
         return CreatedUser(existing.id)  # an earlier attempt went through after all
     if existing is not None:  # not ours: our create cannot have gone through
+        owner = f"provided_id {existing.provided_id}" if existing.provided_id else "no provided_id"
         raise AlreadyExists(
-            f"Kinde user {existing.id} (provided_id {existing.provided_id}) already holds an identity of"
-            f" this user: {exc}",
+            f"Kinde user {existing.id} ({owner}) already holds an identity of this user: {exc}",
             service="Kinde",
             status=exc.status,
             code=exc.code,

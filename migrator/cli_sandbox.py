@@ -1,0 +1,190 @@
+"""``migrator sandbox serve``: the emulators for an operator's own rehearsal, with a switch for each vendor
+behaviour worth rehearsing (rate limits and their reset headers, a quota shared with a live app, tokens that
+expire or lack a scope, Clerk ignoring or refusing the cursor, a Clerk outage). Every value is checked by the
+parser (exit 2). The sandbox itself is imported only in ``migrator.demo``, when the command runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from migrator import cli_conventions as conventions
+from migrator.cli import _run_command, sandbox_app
+
+
+class FaultProfileName(StrEnum):
+    none = "none"
+    light = "light"
+    chaos = "chaos"
+
+
+class DuplicateStatus(StrEnum):
+    bad_request = "400"
+    conflict = "409"
+
+
+class BadTokenStatus(StrEnum):
+    unauthorized = "401"
+    forbidden = "403"
+
+
+class ResetForm(StrEnum):
+    seconds = "seconds"
+    epoch = "epoch"
+    http_date = "http-date"
+
+
+class ClerkCursor(StrEnum):
+    honoured = "honoured"
+    ignored = "ignored"
+    rejected = "rejected"
+
+
+class OutageStatus(StrEnum):
+    internal = "500"
+    bad_gateway = "502"
+    unavailable = "503"
+
+
+@dataclass
+class ServeRequest:
+    """What ``sandbox serve`` was asked for, in plain values (``demo.serve_options`` builds the sandbox)."""
+
+    users: int = 1000
+    seed: int = 1
+    clerk_port: int = 0
+    kinde_port: int = 0
+    export_csv: Path | None = None
+    faults: str = "none"
+    kinde_rps: float | None = None
+    clerk_rps: int = 1000
+    duplicate_status: int = 400
+    reset_form: str = "seconds"
+    shared_quota: float | None = None
+    shared_quota_after: float = 0.0
+    shared_quota_for: float = 3600.0
+    token_lifetime: int = 3600
+    token_max_uses: int | None = None
+    bad_token_status: int = 401
+    without_scopes: list[str] = field(default_factory=list)
+    clerk_cursor: str = "honoured"
+    clerk_outage_after_pages: int | None = None
+    clerk_outage_seconds: float | None = None
+    clerk_outage_status: int = 503
+
+
+def _known_scopes(values: list[str] | None) -> list[str]:
+    from migrator.demo import sandbox_scopes  # the sandbox is imported only when this command runs
+
+    unknown = sorted(set(values or []) - sandbox_scopes())
+    if unknown:
+        raise typer.BadParameter(f"unknown scope(s) {', '.join(unknown)}; the Management API's are e.g. read:users")
+    return list(values or [])
+
+
+def _share(value: float | None) -> float | None:
+    if value is not None and not 0 < value <= 1:
+        raise typer.BadParameter(f"must be above 0 and at most 1 (a share of the rate limit), got {value}")
+    return value
+
+
+SECONDS = {"min": 0.0, "max": 86_400.0}
+Users = Annotated[int, typer.Option(help="Generated Clerk users.", min=1, max=conventions.SANDBOX_MAX_USERS)]
+Seed = Annotated[int, typer.Option(help="Seed of the generated data.")]
+ClerkPort = Annotated[int, typer.Option(help="Port of the Clerk emulator (0: any free port).", **conventions.PORT)]
+KindePort = Annotated[int, typer.Option(help="Port of the Kinde emulator (0: any free port).", **conventions.PORT)]
+ExportCsv = Annotated[Path | None, typer.Option(help="Also write Clerk's dashboard CSV export here.")]
+Faults = Annotated[FaultProfileName, typer.Option(help="Fault profile for both APIs.")]
+KindeRps = Annotated[
+    float | None, typer.Option(help="Kinde rate limit, requests/s (default: none).", callback=conventions.positive)
+]
+ClerkRps = Annotated[int, typer.Option(help="Clerk rate limit, requests per 10 s.", min=1)]
+Duplicate = Annotated[DuplicateStatus, typer.Option(help="Kinde status for a duplicate identity.")]
+Reset = Annotated[ResetForm, typer.Option(help="How Kinde's 429s name their reset: seconds, epoch or HTTP date.")]
+SharedQuota = Annotated[
+    float | None,
+    typer.Option(help="Another app takes this share (0-1] of Kinde's rate limit (needs --kinde-rps).", callback=_share),
+]
+SharedAfter = Annotated[
+    float, typer.Option(help="Seconds after Kinde's first rate-limited request the share starts.", **SECONDS)
+]
+SharedFor = Annotated[float, typer.Option(help="Seconds the share lasts.", callback=conventions.positive)]
+TokenLifetime = Annotated[int, typer.Option(help="Seconds a Kinde token lives.", min=1, max=86_400)]
+TokenMaxUses = Annotated[int | None, typer.Option(help="A Kinde token expires after this many calls.", min=1)]
+BadToken = Annotated[BadTokenStatus, typer.Option(help="Kinde's status for an expired or bad token.")]
+WithoutScope = Annotated[
+    list[str] | None,
+    typer.Option(
+        help="A scope the M2M application lacks (repeatable), e.g. create:users.",
+        callback=_known_scopes,
+        metavar="SCOPE",
+    ),
+]
+Cursor = Annotated[ClerkCursor, typer.Option(help="What Clerk does with starting_after: honoured, ignored, rejected.")]
+OutageAfter = Annotated[int | None, typer.Option(help="Clerk's user list fails after this many pages.", min=0)]
+OutageSeconds = Annotated[
+    float | None,
+    typer.Option(help="The outage ends after this many seconds (default: never).", callback=conventions.positive),
+]
+OutageCode = Annotated[OutageStatus, typer.Option(help="The status of Clerk's failing pages.")]
+
+
+@sandbox_app.command("serve")
+def sandbox_serve(
+    users: Users = 1000,
+    seed: Seed = 1,
+    clerk_port: ClerkPort = 0,
+    kinde_port: KindePort = 0,
+    export_csv: ExportCsv = None,
+    faults: Faults = FaultProfileName.none,
+    kinde_rps: KindeRps = None,
+    clerk_rps: ClerkRps = 1000,
+    duplicate_status: Duplicate = DuplicateStatus.bad_request,
+    reset_form: Reset = ResetForm.seconds,
+    shared_quota: SharedQuota = None,
+    shared_quota_after: SharedAfter = 0.0,
+    shared_quota_for: SharedFor = 3600.0,
+    token_lifetime: TokenLifetime = 3600,
+    token_max_uses: TokenMaxUses = None,
+    bad_token_status: BadToken = BadTokenStatus.unauthorized,
+    without_scope: WithoutScope = None,
+    clerk_cursor: Cursor = ClerkCursor.honoured,
+    clerk_outage_after_pages: OutageAfter = None,
+    clerk_outage_seconds: OutageSeconds = None,
+    clerk_outage_status: OutageCode = OutageStatus.unavailable,
+) -> None:
+    """Serve the Clerk and Kinde emulators on loopback until interrupted.
+
+    Prints the `export NAME=value` lines that point `migrator run` at them.
+
+    \b
+    Examples:
+      migrator sandbox serve --users 5000 --export-csv users.csv --faults light
+      migrator sandbox serve --kinde-rps 20 --shared-quota 0.5 --reset-form epoch
+      migrator sandbox serve --token-max-uses 200 --without-scope update:users
+      migrator sandbox serve --clerk-cursor ignored
+      migrator sandbox serve --clerk-outage-after-pages 2 --clerk-outage-seconds 9
+    """
+    given = dict(locals())
+    if shared_quota is not None and kinde_rps is None:
+        raise typer.BadParameter("--shared-quota shares Kinde's rate limit: give --kinde-rps too")
+    if clerk_outage_seconds is not None and clerk_outage_after_pages is None:
+        raise typer.BadParameter("--clerk-outage-seconds goes with --clerk-outage-after-pages")
+    choices = {
+        "faults": faults.value,
+        "duplicate_status": int(duplicate_status.value),
+        "reset_form": reset_form.value,
+        "bad_token_status": int(bad_token_status.value),
+        "without_scopes": list(without_scope or []),
+        "clerk_cursor": clerk_cursor.value,
+        "clerk_outage_status": int(clerk_outage_status.value),
+    }
+    plain = {name: value for name, value in given.items() if name in ServeRequest.__dataclass_fields__}
+    request = ServeRequest(**(plain | choices))
+    from migrator.demo import serve_sandbox
+
+    raise typer.Exit(_run_command(lambda: serve_sandbox(request)))

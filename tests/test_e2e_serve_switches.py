@@ -1,0 +1,143 @@
+"""`migrator sandbox serve`'s switches for a rehearsal: each flag reaches the sandbox it serves (probed over
+loopback while it serves, the command in-process), and every bad value is refused by the parser (exit 2)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from migrator import demo
+from migrator.sandbox.clerk_app import ClerkBehaviour
+from migrator.sandbox.kinde_app import SharedQuota
+from migrator.sandbox.server import Sandbox
+from tests.e2e import cli_env, run_cli
+
+
+def serve(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, probe: Callable[[Sandbox], None], *flags: str) -> Any:
+    """``migrator sandbox serve --users 20 FLAGS``, in-process: ``probe`` runs while it serves, then it stops."""
+    probed: list[Sandbox] = []
+
+    def probe_then_stop(sandbox: Sandbox) -> None:
+        probed.append(sandbox)
+        probe(sandbox)
+
+    monkeypatch.setattr(demo, "wait_until_stopped", probe_then_stop)
+    result = run_cli("sandbox", "serve", "--users", "20", *flags, cwd=tmp_path, env=cli_env())
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert len(probed) == 1 and "export KINDE_DOMAIN=" in result.stdout
+    return probed[0]
+
+
+def token(sandbox: Sandbox, http: httpx.Client) -> dict[str, Any]:
+    answer = http.post(
+        f"{sandbox.kinde_url}/oauth2/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": sandbox.kinde_config.client_id,
+            "client_secret": sandbox.kinde_config.client_secret,
+            "audience": f"{sandbox.kinde_url}/api",
+        },
+    )
+    answer.raise_for_status()
+    return answer.json()
+
+
+def test_token_scope_and_clerk_switches_reach_the_served_sandbox(tmp_path: Path, monkeypatch) -> None:
+    def probe(sandbox: Sandbox) -> None:
+        with httpx.Client(timeout=30) as http:
+            issued = token(sandbox, http)
+            assert issued["expires_in"] == 120  # --token-lifetime
+            bearer = {"Authorization": f"Bearer {issued['access_token']}"}
+            refused = http.get(f"{sandbox.kinde_url}/api/v1/roles", headers=bearer)
+            assert refused.status_code == 403 and "read:roles" in refused.text  # --without-scope read:roles
+            for _ in range(2):  # --token-max-uses 3: the refused call and these two use the token up
+                assert http.get(f"{sandbox.kinde_url}/api/v1/users", headers=bearer).status_code == 200
+            expired = http.get(f"{sandbox.kinde_url}/api/v1/users", headers=bearer)
+            assert expired.status_code == 403  # --bad-token-status 403
+
+            clerk = {"Authorization": f"Bearer {sandbox.secret_key}"}
+            users = f"{sandbox.clerk_url}/users"
+            first = http.get(users, params={"limit": 5, "order_by": "created_at"}, headers=clerk)
+            assert first.status_code == 200
+            after = {"limit": 5, "order_by": "created_at", "starting_after": first.json()[-1]["id"]}
+            assert http.get(users, params=after, headers=clerk).status_code == 422  # --clerk-cursor rejected
+            assert http.get(users, params={"limit": 5}, headers=clerk).status_code == 502  # the outage began
+
+    sandbox = serve(
+        tmp_path,
+        monkeypatch,
+        probe,
+        *("--token-lifetime", "120", "--without-scope", "read:roles", "--token-max-uses", "3"),
+        *("--bad-token-status", "403", "--clerk-cursor", "rejected"),
+        *("--clerk-outage-after-pages", "2", "--clerk-outage-seconds", "600", "--clerk-outage-status", "502"),
+    )
+    assert sandbox.options.clerk.outage_seconds == 600
+
+
+def test_rate_limit_switches_reach_the_served_sandbox(tmp_path: Path, monkeypatch) -> None:
+    def probe(sandbox: Sandbox) -> None:
+        with httpx.Client(timeout=30) as http:
+            bearer = {"Authorization": f"Bearer {token(sandbox, http)['access_token']}"}
+            answers = [http.get(f"{sandbox.kinde_url}/api/v1/users", headers=bearer) for _ in range(6)]
+        limited = [a for a in answers if a.status_code == 429]
+        assert limited, [a.status_code for a in answers]  # --kinde-rps 1
+        assert int(limited[0].headers["RateLimit-Reset"]) > 1_000_000_000  # --reset-form epoch: a timestamp
+
+    sandbox = serve(
+        tmp_path,
+        monkeypatch,
+        probe,
+        *("--kinde-rps", "1", "--reset-form", "epoch"),
+        *("--shared-quota", "0.5", "--shared-quota-after", "2", "--shared-quota-for", "30"),
+    )
+    assert sandbox.kinde_config.shared_quota == SharedQuota(share=0.5, start=2.0, duration=30.0)
+
+
+@pytest.mark.parametrize(
+    ("flags", "named"),
+    [
+        (["--reset-form", "sometimes"], "--reset-form"),
+        (["--shared-quota", "1.5", "--kinde-rps", "5"], "--shared-quota"),
+        (["--shared-quota", "0"], "--shared-quota"),
+        (["--shared-quota", "0.5"], "--kinde-rps"),  # a share of no rate limit
+        (["--shared-quota", "0.5", "--kinde-rps", "5", "--shared-quota-for", "0"], "--shared-quota-for"),
+        (["--shared-quota-after", "-1"], "--shared-quota-after"),
+        (["--token-lifetime", "0"], "--token-lifetime"),
+        (["--token-max-uses", "0"], "--token-max-uses"),
+        (["--bad-token-status", "500"], "--bad-token-status"),
+        (["--without-scope", "read:everything"], "read:everything"),
+        (["--clerk-cursor", "sideways"], "--clerk-cursor"),
+        (["--clerk-outage-after-pages", "-1"], "--clerk-outage-after-pages"),
+        (["--clerk-outage-seconds", "30"], "--clerk-outage-after-pages"),  # an outage that never begins
+        (["--clerk-outage-after-pages", "1", "--clerk-outage-seconds", "0"], "--clerk-outage-seconds"),
+        (["--clerk-outage-status", "418"], "--clerk-outage-status"),
+    ],
+)
+def test_bad_switch_values_are_refused_by_the_parser(flags: list[str], named: str, tmp_path: Path) -> None:
+    result = run_cli("sandbox", "serve", *flags, cwd=tmp_path, env=cli_env())
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert named in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_clerk_outage_with_a_duration_ends_by_itself() -> None:
+    behaviour = ClerkBehaviour(outage_after_pages=1, outage_seconds=30, pages_served=1)
+    assert behaviour.in_outage(now=100.0)  # the first failure starts the clock
+    assert behaviour.in_outage(now=129.9)
+    assert not behaviour.in_outage(now=130.0)
+    assert behaviour.outage_after_pages is None and not behaviour.in_outage(now=131.0)  # over for good
+    assert ClerkBehaviour(outage_after_pages=1, pages_served=1).in_outage(now=10**9)  # no duration: never ends
+
+
+def test_serve_help_fits_80_columns_and_names_every_switch(tmp_path: Path) -> None:
+    result = run_cli("sandbox", "serve", "-h", cwd=tmp_path, env=cli_env(COLUMNS="80"))
+    assert result.returncode == 0
+    assert max(len(line) for line in result.stdout.splitlines()) <= 80
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    for switch in re.findall(r"^  (--[a-z-]+)", result.stdout, flags=re.M):
+        assert switch in readme or switch == "--help", f"{switch} is not in README"
