@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from migrator.reports import Summary
 
 BASE_MODES = ("run", "sync", "canary", "export")  # runs a catch-up can follow, or an undo take back
+FILES_OPTION = "files"  # exporting.FILES_OPTION (not imported: exporting imports the pipeline, which imports this)
 EXPORT_MODE = "export"  # an export run: the dashboard import of its files created its users (stages/imported.py)
 DEFAULT_SINCE_MODES = ("run", "sync", "export")  # a canary covers a few users: never the default base of a catch-up
 FINISHED = (RunStatus.COMPLETED, RunStatus.COMPLETED_WITH_FAILURES)
@@ -137,12 +138,22 @@ def _sync_base(journal: Journal, run_id: int | None) -> Run:
         raise JournalError(
             f"run {base.id} is a {base.mode}: a catch-up follows a run, a catch-up, a canary or an export"
         )
+    _require_files(base)
     if base.status not in FINISHED:
         raise JournalError(
             f"run {base.id} is {base.status}: finish it first (`migrator resume {base.id}`); a catch-up since an"
             " unfinished run could miss users"
         )
     return base
+
+
+def _require_files(base: Run) -> None:
+    """An export run counts as a base only once it wrote import files (``export --dry-run`` wrote none)."""
+    if base.mode == EXPORT_MODE and not (base.run_options or {}).get(FILES_OPTION):
+        raise JournalError(
+            f"run {base.id} is an export that wrote no import files (a --dry-run, or not finished): nothing of it"
+            f" can be in Kinde; `migrator export --out DIR --resume --run {base.id}` writes them"
+        )
 
 
 def _selection(action: Canary) -> dict[str, Any]:
@@ -202,6 +213,7 @@ async def run_undo(
     base = journal.run(action.run_id)
     if base.mode not in BASE_MODES:
         raise JournalError(f"run {base.id} is a {base.mode}: it created nothing to undo")
+    _require_files(base)
     previous = journal.child_run(base.id, "undo")
     if previous is not None and previous.status in FINISHED and not _open_items(journal, previous.id):
         on_event(Notice(f"run {base.id} was already undone by run {previous.id}: nothing to do"))

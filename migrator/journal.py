@@ -1569,6 +1569,14 @@ class Journal:
         ).rowcount
 
     # -- export runs: the users the dashboard import created (a catch-up or undo of an export) -------
+    def record_run_option(self, run_id: int, key: str, value: Any) -> None:
+        """One more entry in the run's ``run_options`` (an export run: where it wrote its import files)."""
+        options = self.run(run_id).run_options or {}
+        self._exec(
+            "UPDATE runs SET run_options = ? WHERE id = ?",
+            (json.dumps({**options, key: value}, sort_keys=True), run_id),
+        )
+
     def imported_to_adopt(self, run_id: int) -> int:
         """Users of an export run written to an import file whose Kinde id is not known yet."""
         return self._count_users(

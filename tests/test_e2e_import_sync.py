@@ -150,8 +150,6 @@ def test_the_catch_up_again_since_the_export_writes_nothing(world: World) -> Non
     assert again.result.returncode == 0, again.result.stderr[-3000:]
     assert again.writes == 0 and again.output["created"] == 0
     assert "GET /api/v1/users" not in _routes_since(world.catch_up.state, again.state)  # every Kinde id known
-    following = migrator(world.sandbox, world.workdir, "sync", "--yes", "--json")  # since the latest catch-up
-    assert following.result.returncode == 0 and following.writes == 0, following.result.stderr[-3000:]
 
 
 def _routes_since(before: dict[str, Any], after: dict[str, Any]) -> set[str]:
@@ -261,3 +259,15 @@ def _modes(workdir: Path) -> list[str]:
         return [run.mode for run in journal.runs()]
     finally:
         journal.close()
+
+
+def test_a_dry_run_export_is_no_base_for_a_catch_up_or_an_undo(sandbox_factory, tmp_path: Path) -> None:
+    sandbox = sandbox_factory(users=60)
+    sandbox.write_export(tmp_path / "users.csv")
+    dry = migrator(sandbox, tmp_path, "export", "--out", "out", "--clerk-export", "users.csv", "--dry-run")
+    assert dry.result.returncode == 0, dry.result.stderr[-3000:]
+    for args in (("sync", "--since", "1", "--yes"), ("sync", "--yes"), ("undo", "1", "--yes")):
+        refused = migrator(sandbox, tmp_path, *args)
+        assert refused.result.returncode == 2, (args, refused.result.stdout + refused.result.stderr)
+        assert "run 1 is an export that wrote no import files" in " ".join(refused.result.stderr.split()), args
+        assert refused.writes == 0
