@@ -1,4 +1,4 @@
-"""Every command of the cutover, rollback and troubleshooting runbooks runs against the sandbox and
+"""Every command of the cutover, rollback, troubleshooting and bulk-import runbooks runs against the sandbox and
 exits as the runbook says (``tests/runbook.py`` reads the ``$ migrator ...`` lines)."""
 
 from __future__ import annotations
@@ -14,7 +14,15 @@ RUNBOOKS = Path(__file__).resolve().parent.parent / "runbooks"
 
 
 @pytest.mark.parametrize(
-    "name", ["cutover.md", "rollback.md", "troubleshooting.md", "verify-and-sign-off.md", "resume-after-a-failure.md"]
+    "name",
+    [
+        "cutover.md",
+        "rollback.md",
+        "troubleshooting.md",
+        "verify-and-sign-off.md",
+        "resume-after-a-failure.md",
+        "bulk-import-files.md",
+    ],
 )
 def test_every_runbook_command_runs_as_documented(name: str, sandbox_factory, tmp_path: Path) -> None:
     path = RUNBOOKS / name
@@ -30,3 +38,10 @@ def test_every_runbook_command_runs_as_documented(name: str, sandbox_factory, tm
         gone = sandbox.dataset.user_id(250)  # deleted in Clerk before the catch-ups (runbook.change_clerk)
         assert gone not in {u["provided_id"] for u in state["users"]}
         assert sandbox.dataset.user_id(100) in {u["provided_id"] for u in state["users"]}
+    if name == "bulk-import-files.md":  # export, dashboard import, --only-file, verify, catch-up since the export
+        users = {u["provided_id"]: u for u in state["users"]}
+        dataset = sandbox.dataset
+        assert users[dataset.user_id(100)]["given_name"] == "Ada"  # renamed in Clerk after the export
+        assert users[dataset.user_id(200)]["is_suspended"] is True  # banned after the export
+        assert dataset.user_id(250) not in users  # deleted in Clerk: gone with --delete-removed
+        assert state["duplicate_creations"] == []

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from migrator.errors import JournalError
-from migrator.events import PhaseAdvanced, PhaseFinished, PhaseStarted
+from migrator.events import Notice, PhaseAdvanced, PhaseFinished, PhaseStarted
 from migrator.report_files import run_dir, write_rows
 from migrator.stages.context import RunContext, Ticker
 
@@ -49,6 +49,7 @@ async def adopt_imported(ctx: RunContext, export_run_id: int) -> int:
     journal = ctx.journal
     if not journal.imported_to_adopt(export_run_id):
         return 0
+    ctx.emit(Notice(f"run {export_run_id} is an export: reading Kinde's users to find those its import created"))
     ctx.emit(PhaseStarted(PHASE, None))
     read, recorded, ticker = 0, 0, Ticker()
     async for page in ctx.kinde.user_pages():
