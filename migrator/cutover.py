@@ -28,6 +28,7 @@ from migrator.kinde.scopes import check_scopes, undo_scopes
 from migrator.mapping import MappingOptions
 from migrator.stages.catchup import since_ms
 from migrator.stages.context import RunContext
+from migrator.stages.imported import absent_from_kinde, adopt_imported, refuse_incomplete_import
 from migrator.stages.unchanged import file_fingerprint
 from migrator.stages.undo import UNDO_KINDS, plan_undo, planned_counts, undo
 from migrator.stages.undo_definitions import kept_categories
@@ -37,8 +38,10 @@ if TYPE_CHECKING:
     from migrator.pipeline import Confirm, Migration
     from migrator.reports import Summary
 
-BASE_MODES = ("run", "sync", "canary")  # runs a catch-up can follow, or an undo take back
-DEFAULT_SINCE_MODES = ("run", "sync")  # a canary covers a few users: never the default base of a catch-up
+BASE_MODES = ("run", "sync", "canary", "export")  # runs a catch-up can follow, or an undo take back
+FILES_OPTION = "files"  # exporting.FILES_OPTION (not imported: exporting imports the pipeline, which imports this)
+EXPORT_MODE = "export"  # an export run: the dashboard import of its files created its users (stages/imported.py)
+DEFAULT_SINCE_MODES = ("run", "sync", "export")  # a canary covers a few users: never the default base of a catch-up
 FINISHED = (RunStatus.COMPLETED, RunStatus.COMPLETED_WITH_FAILURES)
 
 
@@ -74,6 +77,8 @@ async def start_cutover_run(migration: Migration, action: Sync | Canary, confirm
         raise InputError(f"{export}: the Clerk export does not exist (CLERK_EXPORT / --clerk-export)")
     if isinstance(action, Sync):
         base = _sync_base(journal, action.since_run_id)
+        if base.mode == EXPORT_MODE:
+            await _learn_imported_users(migration, base)
         since = since_ms(base.started_at)
         mode, options = "sync", {"since_ms": since, "delete_removed": action.delete_removed, "full": action.full}
     else:
@@ -111,18 +116,46 @@ async def _verify_canary(migration: Migration, run: Run, summary: Summary) -> No
     migration.emit(Notice(f"canary run {run.id} verified against Kinde: {summary.verification['verdict']}", level))
 
 
+async def _learn_imported_users(migration: Migration, base: Run) -> None:
+    """A catch-up after an export: the Kinde id of each imported user, and every exported user in Kinde first.
+
+    One absent is refused rather than created: its file may still be importing (a duplicate), or rejected
+    (the operator decides); nor is it taken for deleted. ``not-in-kinde.csv`` lists who, for ``--only-file``."""
+    ctx = RunContext(
+        migration.settings, migration.journal, migration.clerk, migration.kinde, migration.emit, base, migration.options
+    )
+    recorded = await adopt_imported(ctx, base.id)
+    if recorded:
+        migration.emit(Notice(f"{recorded} user(s) of export run {base.id} found in Kinde (created by its import)"))
+    absent = absent_from_kinde(ctx, base.id)
+    if absent.total:
+        raise refuse_incomplete_import(base.id, absent)
+
+
 def _sync_base(journal: Journal, run_id: int | None) -> Run:
     base = journal.run(run_id) if run_id is not None else journal.latest_run(DEFAULT_SINCE_MODES)
     if base is None:
         raise JournalError("no run to catch up on: start with `migrator run`")
     if base.mode not in BASE_MODES:
-        raise JournalError(f"run {base.id} is a {base.mode}: a catch-up follows a run, a catch-up or a canary")
+        raise JournalError(
+            f"run {base.id} is a {base.mode}: a catch-up follows a run, a catch-up, a canary or an export"
+        )
+    _require_files(base)
     if base.status not in FINISHED:
         raise JournalError(
             f"run {base.id} is {base.status}: finish it first (`migrator resume {base.id}`); a catch-up since an"
             " unfinished run could miss users"
         )
     return base
+
+
+def _require_files(base: Run) -> None:
+    """An export run counts as a base only once it wrote import files (``export --dry-run`` wrote none)."""
+    if base.mode == EXPORT_MODE and not (base.run_options or {}).get(FILES_OPTION):
+        raise JournalError(
+            f"run {base.id} is an export that wrote no import files (a --dry-run, or not finished): nothing of it"
+            f" can be in Kinde; `migrator export --out DIR --resume --run {base.id}` writes them"
+        )
 
 
 def _selection(action: Canary) -> dict[str, Any]:
@@ -182,14 +215,18 @@ async def run_undo(
     base = journal.run(action.run_id)
     if base.mode not in BASE_MODES:
         raise JournalError(f"run {base.id} is a {base.mode}: it created nothing to undo")
+    _require_files(base)
     previous = journal.child_run(base.id, "undo")
     if previous is not None and previous.status in FINISHED and not _open_items(journal, previous.id):
         on_event(Notice(f"run {base.id} was already undone by run {previous.id}: nothing to do"))
         return UndoSummary(previous.id, base.id, outcomes=_outcomes(journal, previous.id), already_done=True)
-    if action.dry_run:
-        planned = planned_counts(journal, base.id)
-        return UndoSummary(None, base.id, planned=planned, kept=kept_categories(journal, base.id), dry_run=True)
+    if action.dry_run and base.mode != EXPORT_MODE:
+        return _planned_undo(journal, base)
     async with connect(settings, clerk_transport=clerk_transport, kinde_transport=kinde_transport) as (clerk, kinde):
+        if base.mode == EXPORT_MODE:
+            await _adopt_for_undo(RunContext(settings, journal, clerk, kinde, on_event, base, MappingOptions()))
+        if action.dry_run:
+            return _planned_undo(journal, base)
         run = previous or _start_undo(settings, journal, base)
         journal.reopen_run(run.id)
         ctx = RunContext(settings, journal, clerk, kinde, on_event, run, MappingOptions())
@@ -197,6 +234,28 @@ async def run_undo(
         summary.requests = {client.service: client.stats.requests for client in (clerk, kinde)}
     summary.seconds = round(time.monotonic() - started, 3)
     return summary
+
+
+def _planned_undo(journal: Journal, base: Run) -> UndoSummary:
+    planned = planned_counts(journal, base.id)
+    return UndoSummary(None, base.id, planned=planned, kept=kept_categories(journal, base.id), dry_run=True)
+
+
+async def _adopt_for_undo(ctx: RunContext) -> None:
+    """An export run's users were created by its import: ours by provenance once Kinde names them
+    (``provided_id`` = a Clerk id it exported), so the undo learns their Kinde ids first. Users not (yet)
+    imported are not in Kinde: nothing to delete. Its organizations came from Kinde's organization import:
+    nothing says they were new, so they stay."""
+    if recorded := await adopt_imported(ctx, ctx.run.id):
+        ctx.emit(Notice(f"{recorded} user(s) of export run {ctx.run.id} found in Kinde (created by its import)"))
+    if ctx.journal.organizations(ctx.run.id):
+        ctx.emit(
+            Notice(
+                f"the organizations of export run {ctx.run.id} came from Kinde's organization import: the undo"
+                " leaves them (nothing records that they were new); delete them in Kinde if they were",
+                level="warning",
+            )
+        )
 
 
 def _start_undo(settings: Settings, journal: Journal, base: Run) -> Run:

@@ -28,6 +28,7 @@ from migrator.stages.preflight import preflight
 from migrator.stages.unchanged import check_unchanged, file_fingerprint
 
 EXPORT_MODE = "export"
+FILES_OPTION = "files"  # run_options of an export run: the folder its import files were written to
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,8 @@ async def _stages(migration: Migration, ctx: RunContext, action: ExportAction) -
         _require_scope(ctx, "create:roles")
         await ensure_roles(ctx)
     outcome = write_import_files(ctx, action.request)
+    if not action.request.dry_run:  # a catch-up or undo of this run needs files that could have been imported
+        journal.record_run_option(run.id, FILES_OPTION, str(action.request.out))
     journal.end_run(run.id, RunStatus.COMPLETED_WITH_FAILURES if ctx.notes else RunStatus.COMPLETED)
     return outcome
 

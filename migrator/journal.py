@@ -1485,10 +1485,10 @@ class Journal:
         return [(r[0], r[1]) for r in rows]
 
     def seen_count(self) -> int:
-        """Distinct Clerk users any full run or catch-up of this journal fetched, less those found gone."""
+        """Distinct Clerk users any full run, export or catch-up of this journal fetched, less those found gone."""
         return self._scalar(
             "SELECT COUNT(DISTINCT u.clerk_id) FROM users u JOIN runs r ON r.id = u.run_id"
-            " WHERE r.mode IN ('run', 'sync') AND NOT EXISTS (SELECT 1 FROM deletions d WHERE d.kind = 'user'"
+            " WHERE r.mode IN ('run', 'sync', 'export') AND NOT EXISTS (SELECT 1 FROM deletions d WHERE d.kind = 'user'"
             " AND d.key = u.clerk_id AND d.state IN (?, ?, ?))",
             (DeletionState.LISTED, DeletionState.DELETED, DeletionState.PENDING),
         )
@@ -1648,6 +1648,51 @@ class Journal:
             " memberships m JOIN users u ON u.run_id = m.run_id AND u.clerk_id = m.clerk_user_id WHERE m.run_id = ?)",
             (run_id, run_id),
         ).rowcount
+
+    # -- export runs: the users the dashboard import created (a catch-up or undo of an export) -------
+    def record_run_option(self, run_id: int, key: str, value: Any) -> None:
+        """One more entry in the run's ``run_options`` (an export run: where it wrote its import files)."""
+        options = self.run(run_id).run_options or {}
+        self._exec(
+            "UPDATE runs SET run_options = ? WHERE id = ?",
+            (json.dumps({**options, key: value}, sort_keys=True), run_id),
+        )
+
+    def imported_to_adopt(self, run_id: int) -> int:
+        """Users of an export run written to an import file whose Kinde id is not known yet."""
+        return self._count_users(
+            run_id, "state != ? AND export_target IS NULL AND kinde_id IS NULL", (UserState.SKIPPED,)
+        )
+
+    def record_imported(self, run_id: int, found: Sequence[tuple[str, str]]) -> int:
+        """(clerk id, kinde id) of Kinde users whose provided_id names a user this export run put in an import
+        file: recorded as created by the run (its files did it), done, the password the file carried as set.
+        Users listed in api-users.csv, skipped users and users already recorded are left as they are."""
+        with self.transaction():
+            return self._many(
+                "UPDATE users SET kinde_id = ?, state = ?, lookup = ?, created = ?,"
+                " password = CASE WHEN password = ? THEN ? ELSE password END, updated_at = ?"
+                " WHERE run_id = ? AND clerk_id = ? AND state != ? AND export_target IS NULL AND kinde_id IS NULL",
+                [
+                    (kinde_id, UserState.DONE, Lookup.FOUND, Created.CREATED, PasswordStep.PENDING, PasswordStep.SET,
+                     now_iso(), run_id, clerk_id, UserState.SKIPPED)
+                    for clerk_id, kinde_id in found
+                ],
+            ).rowcount  # fmt: skip
+
+    def exported_not_in_kinde(self, run_id: int) -> Iterator[sqlite3.Row]:
+        """(clerk_id, export_target) of the export run's users Kinde does not hold for this journal: not found
+        by a read of Kinde (import files), and not created since by another run (``run --only-file``)."""
+        last = ""
+        while rows := self._rows(
+            "SELECT u.clerk_id, u.export_target FROM users u WHERE u.run_id = ? AND u.clerk_id > ? AND u.state != ?"
+            " AND u.kinde_id IS NULL AND NOT EXISTS (SELECT 1 FROM users o JOIN runs r ON r.id = o.run_id"
+            " WHERE o.clerk_id = u.clerk_id AND o.run_id != u.run_id AND r.mode != 'dry-run'"
+            " AND o.created IN (?, ?) AND o.kinde_id IS NOT NULL) ORDER BY u.clerk_id LIMIT 1000",
+            (run_id, last, UserState.SKIPPED, Created.CREATED, Created.EARLIER),
+        ):
+            yield from rows
+            last = rows[-1]["clerk_id"]
 
 
 def _run_from_row(row: sqlite3.Row) -> Run:

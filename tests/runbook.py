@@ -5,10 +5,15 @@ real run (against a fresh sandbox of 1,000 users); the test (``test_runbooks.py`
 commands and checks each exits as documented (0, unless the line ends with ``# exits N``). A line may set
 settings first, as a shell would (``$ KINDE_MANAGEMENT_CLIENT_SECRET=wrong migrator run ...``). What a
 runbook's story needs done outside the tool (in Kinde's dashboard, say) is its hook in ``HOOKS``.
+
+The steps a person does by hand are simulated where they fall: Clerk changes before the first
+``migrator sync`` (``change_clerk``), and the files of a ``migrator export --out DIR`` are uploaded to
+the sandbox's dashboard import before the next command (``upload_import_files``), in the manifest's order.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -111,13 +116,44 @@ class TakenPhones:
 HOOKS: dict[str, Callable[[Sandbox], Callable[[Command], None]]] = {"migrate-clerk-to-kinde.md": TakenPhones}
 
 
+IMPORT_FORMATS = {"kinde-users": None, "fusionauth-users": "fusionauth", "kinde-memberships": "kinde-csv"}
+
+
+def upload_import_files(sandbox: Sandbox, folder: Path) -> None:
+    """Kinde > Organizations > Import, then Users > Import users, file by file as the manifest lists them."""
+    manifest = json.loads((folder / "manifest.json").read_text())
+    uploads = [("organizations.csv", "organizations")]
+    for item in manifest["files"]:
+        stem = item["name"].rsplit("-", 1)[0]
+        if stem in IMPORT_FORMATS:
+            uploads.append((item["name"], IMPORT_FORMATS[stem] or manifest["format"]))
+    for name, fmt in uploads:
+        response = httpx.post(
+            f"{sandbox.kinde_url}/_sandbox/import", params={"format": fmt}, content=(folder / name).read_bytes()
+        )
+        response.raise_for_status()
+        errors = response.json()["errors"]
+        assert errors == [], (name, errors[:3])
+
+
+def export_folder(command: Command) -> str | None:
+    """The ``--out`` of a ``migrator export`` that writes files (not ``--dry-run``)."""
+    args = command.args
+    if args[0] != "export" or "--dry-run" in args or "--out" not in args:
+        return None
+    return args[args.index("--out") + 1]
+
+
 def run_all(
     path: Path, sandbox: Sandbox, workdir: Path, before: Callable[[Command], None] = lambda c: None
 ) -> list[tuple[Command, subprocess.CompletedProcess[str]]]:
     sandbox.write_export(workdir / "users.csv")
     results = []
-    changed = False
+    changed, to_upload = False, None
     for command in commands(path):
+        if to_upload is not None and command.args[0] != "export":
+            upload_import_files(sandbox, workdir / to_upload)  # the dashboard import, done by hand in real life
+            to_upload = None
         if command.args[0] == "sync" and not changed:
             change_clerk(sandbox)
             sandbox.write_export(workdir / "users-final.csv")
@@ -126,6 +162,7 @@ def run_all(
         result = run_cli(*command.args, cwd=workdir, env=cli_env(sandbox, **FAST, **command.env))
         if command.redirect:
             (workdir / command.redirect).write_text(result.stdout)
+        to_upload = export_folder(command) or to_upload
         results.append((command, result))
     return results
 

@@ -1,5 +1,5 @@
 """Every command of the runbooks runs against the sandbox and exits as the runbook says
-(``tests/runbook.py`` reads the ``$ migrator ...`` lines); the main runbook's end state is checked too."""
+(``tests/runbook.py`` reads the ``$ migrator ...`` lines); the main and bulk-import runbooks' end states are checked too."""
 
 from __future__ import annotations
 
@@ -15,7 +15,15 @@ RUNBOOKS = Path(__file__).resolve().parent.parent / "runbooks"
 
 
 @pytest.mark.parametrize(
-    "name", ["cutover.md", "rollback.md", "troubleshooting.md", "verify-and-sign-off.md", "resume-after-a-failure.md"]
+    "name",
+    [
+        "cutover.md",
+        "rollback.md",
+        "troubleshooting.md",
+        "verify-and-sign-off.md",
+        "resume-after-a-failure.md",
+        "bulk-import-files.md",
+    ],
 )
 def test_every_runbook_command_runs_as_documented(name: str, sandbox_factory, tmp_path: Path) -> None:
     path = RUNBOOKS / name
@@ -31,6 +39,13 @@ def test_every_runbook_command_runs_as_documented(name: str, sandbox_factory, tm
         gone = sandbox.dataset.user_id(250)  # deleted in Clerk before the catch-ups (runbook.change_clerk)
         assert gone not in {u["provided_id"] for u in state["users"]}
         assert sandbox.dataset.user_id(100) in {u["provided_id"] for u in state["users"]}
+    if name == "bulk-import-files.md":  # export, dashboard import, --only-file, verify, catch-up since the export
+        users = {u["provided_id"]: u for u in state["users"]}
+        dataset = sandbox.dataset
+        assert users[dataset.user_id(100)]["given_name"] == "Ada"  # renamed in Clerk after the export
+        assert users[dataset.user_id(200)]["is_suspended"] is True  # banned after the export
+        assert dataset.user_id(250) not in users  # deleted in Clerk: gone with --delete-removed
+        assert state["duplicate_creations"] == []
 
 
 def test_the_main_runbook_migrates_everyone_and_names_who_failed_and_why(sandbox_factory, tmp_path: Path) -> None:
