@@ -19,9 +19,11 @@ import httpx
 import pytest
 
 from migrator.config import Settings
+from migrator.cutover import Undo, run_undo
 from migrator.journal import Journal
 from migrator.pipeline import Start, run_migration
 from migrator.sandbox.server import Sandbox
+from migrator.stages.undo import UNDO_KINDS
 from tests.e2e import cli_env, kinde_call, kinde_state, run_cli
 
 FAST = {"KINDE_MAX_RPS": "2000", "KINDE_INITIAL_RPS": "200", "MAX_ATTEMPTS": "2"}
@@ -186,3 +188,84 @@ def test_a_role_someone_else_creates_between_the_look_and_the_create_is_kept(san
     undone = cli(sandbox, tmp_path, "undo", "1", "--yes")
     assert undone["outcomes"]["role"] == {"deleted": 4}
     assert [(r["key"], r["name"]) for r in kinde_state(sandbox)["roles"]] == [("admin", "Theirs")]
+
+
+# -- `migrator status` of an undo run ------------------------------------------------------------------
+
+
+class KillAfterDeletes(httpx.AsyncHTTPTransport):
+    """Passes requests on; after Kinde answered ``n`` user deletions, the undo's process is "killed"."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.left = n
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await super().handle_async_request(request)
+        if request.method == "DELETE" and request.url.path.startswith("/api/v1/user"):
+            self.left -= 1
+            if self.left == 0:
+                raise KeyboardInterrupt
+        return response
+
+
+def someone_else_joins(sandbox: Sandbox, org_code: str) -> None:
+    """A user of another tool becomes a member of an organization the run created: the undo must keep it."""
+    body = {"profile": {"given_name": "Other"}, "identities": [{"type": "email", "details": {"email": "o@else.test"}}]}
+    other = kinde_call(sandbox, "POST", "/api/v1/user", json=body).json()
+    added = kinde_call(
+        sandbox, "POST", f"/api/v1/organizations/{org_code}/users", json={"users": [{"id": other["id"]}]}
+    )
+    assert added.status_code == 200, added.text
+
+
+def test_status_of_an_undo_run_shows_its_deletions_not_an_empty_table_of_user_steps(
+    sandbox_factory, tmp_path: Path
+) -> None:
+    sandbox = sandbox_factory(users=200)
+    a_role_kinde_had_before(sandbox)
+    sandbox.write_export(tmp_path / "clerk-export.csv")
+    assert cli(sandbox, tmp_path, "run", "--yes")["exit_code"] == 0
+    users_created = len(kinde_state(sandbox)["users"])  # Kinde had none before the run
+    joined = min(o["id"] for o in sandbox.dataset.organizations())
+    code = next(o["code"] for o in kinde_state(sandbox)["organizations"] if o["external_id"] == joined)
+    someone_else_joins(sandbox, code)
+    journal = Journal(tmp_path / ".migrator")
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            asyncio.run(
+                run_undo(settings_for(sandbox, tmp_path), journal, Undo(1), on_event=lambda event: None,
+                         confirm=lambda planned: True, kinde_transport=KillAfterDeletes(3))
+            )  # fmt: skip
+    finally:
+        journal.close()
+    env = cli_env(sandbox, **FAST)
+
+    stopped = run_cli("status", cwd=tmp_path, env=env)  # the latest run: the undo
+    assert stopped.returncode == 0, stopped.stderr
+    assert "Run 2 (undo of run 1): interrupted" in stopped.stdout
+    assert "`migrator undo 1` continues it" in stopped.stdout and "migrator resume" not in stopped.stdout
+    halfway = json.loads(run_cli("status", "2", "--json", cwd=tmp_path, env=env).stdout)["undo"]
+    users = next(item["states"] for item in halfway["deletions"] if item["kind"] == "user")
+    assert users.get("deleted", 0) <= 3 and users["pending"] > 0  # killed at the third deletion (or in flight)
+
+    assert cli(sandbox, tmp_path, "undo", "1", "--yes")["exit_code"] == 0
+    shown = run_cli("status", "2", cwd=tmp_path, env=env)
+    assert shown.returncode == 0 and "Traceback" not in shown.stdout + shown.stderr
+    for per_user in ("Users fetched", "lookup", "password", "Failed"):
+        assert per_user not in shown.stdout
+    assert "Run 2 (undo of run 1): completed" in shown.stdout
+    assert f"organization {joined}: 1 member(s) this run did not create are still in it: kept" in shown.stdout
+    undo = json.loads(run_cli("status", "2", "--json", cwd=tmp_path, env=env).stdout)["undo"]
+    assert undo["base_run_id"] == 1
+    deletions = {item["kind"]: item["states"] for item in undo["deletions"]}
+    assert [item["kind"] for item in undo["deletions"]] == [k for k in UNDO_KINDS if k in deletions]  # undo's order
+    assert set(deletions["role_permission"]) == {"deleted"}  # what the run attached to admin, a role it found
+    assert deletions["user"] == {"deleted": users_created}
+    assert deletions["organization"] == {"deleted": len(sandbox.dataset.organizations()) - 1, "kept": 1}
+    assert deletions["role"] == {"deleted": 4}
+    assert undo["kept"] == [
+        {"kind": "organization", "key": joined, "detail": "1 member(s) this run did not create are still in it: kept"}
+    ]
+    assert undo["failed"] == []
+    assert "organizations" in shown.stdout and "roles" in shown.stdout  # the table's rows
