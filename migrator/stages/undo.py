@@ -7,7 +7,8 @@ where it stopped and a second undo finds nothing left. Emits: the ``undo`` phase
 Provenance, twice: the journal must say the run created it, and Kinde must still agree (a user's
 ``provided_id`` is the Clerk id; an organization's ``external_id`` the Clerk organization id).
 An organization someone else still uses (members left after our users are gone) and a role
-another run's memberships give are kept.
+another run's memberships give are kept. A role or organization whose create the run sent but never
+recorded (killed in between, not resumed) is planned too: its intent was journaled before the send.
 """
 
 from __future__ import annotations
