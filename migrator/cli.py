@@ -20,7 +20,7 @@ from rich.console import Console
 
 from migrator import cli_conventions as conventions
 from migrator.config import Settings, load_settings
-from migrator.cutover import cutover_counts, run_chain
+from migrator.cutover import cutover_counts, run_chain, undo_status
 from migrator.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, ConfigError, MigratorError
 from migrator.id_map_sql import Dialect, id_map_sql, parse_target
 from migrator.journal import JOURNAL_FILE, STEP_COLUMNS, Journal
@@ -325,12 +325,15 @@ def status(
         try:
             report = status_report(journal, run_id)
             report["chain"], report["cutover"] = run_chain(journal), cutover_counts(journal, report["run"]["id"])
+            if report["run"]["mode"] == "undo":
+                report["undo"] = undo_status(journal, report["run"]["id"])
             if as_csv:
                 return status_cli.write_failed_csv(journal, report["run"]["id"])
             report |= status_cli.json_lists(journal, report["run"]["id"], failed)
             if not as_json:
                 _show_status(report, out)
-                status_cli.print_lists(out, journal, report["run"]["id"], all_failed=failed)
+                if "undo" not in report:  # an undo run has no users: its kept and failed items are listed
+                    status_cli.print_lists(out, journal, report["run"]["id"], all_failed=failed)
         finally:
             journal.close()
         if as_json:
@@ -340,6 +343,9 @@ def status(
 
 
 def _show_status(report: dict[str, Any], out: Console) -> None:
+    if "undo" in report:
+        cutover_cli.print_undo_status(out, report)
+        return
     run_info = report["run"]
     out.print(
         f"Run {run_info['id']} ({run_info['mode']}): {run_info['status']}, started {run_info['started_at']}"

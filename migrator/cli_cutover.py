@@ -32,6 +32,7 @@ from migrator.only_file import read_only_ids
 from migrator.render import Renderer
 from migrator.reports import Summary
 from migrator.stages.undo import PLANNED_KINDS
+from migrator.status_lists import SHOWN
 
 UNDO_LABELS = {
     "organization_property": "organization property values (restored)",
@@ -190,3 +191,36 @@ def _show(summary: UndoSummary, out: Console, as_json: bool) -> None:
         out.print(f"{kind}s: " + ", ".join(f"{state} {n}" for state, n in sorted(states.items())), highlight=False)
     for note in summary.kept:
         out.print(f"[yellow]kept[/yellow]: {note}", highlight=False)
+
+
+def print_undo_status(out: Console, report: dict[str, Any]) -> None:
+    """``status`` of an undo run: no per-user steps (it has no users), its deletions by kind and state,
+    then what it kept and what failed, with why."""
+    run_info, undo_info = report["run"], report["undo"]
+    base = undo_info["base_run_id"]
+    ended = f", ended {run_info['ended_at']}" if run_info["ended_at"] else ""
+    out.print(
+        f"Run {run_info['id']} (undo of run {base}): {run_info['status']}, started {run_info['started_at']}{ended}"
+    )
+    if run_info["status"] in ("stopped", "interrupted", "failed", "cancelled"):
+        out.print(f"  nothing is lost: `migrator undo {base}` continues it")
+    out.print("Runs: " + " | ".join(chain_entry(r) for r in report["chain"]), highlight=False)
+    if not undo_info["deletions"]:
+        out.print("Deletions: none recorded (the undo stopped before planning, or its run created nothing)")
+    else:
+        table = Table(title=f"What run {base}'s undo took back from Kinde")
+        table.add_column("kind")
+        for state in ("deleted", "kept", "failed", "pending"):
+            table.add_column(state, justify="right")
+        for item in undo_info["deletions"]:
+            states = item["states"]
+            row = [str(states.get(state, 0)) for state in ("deleted", "kept", "failed", "pending")]
+            table.add_row(UNDO_LABELS.get(item["kind"], f"{item['kind']}s"), *row)
+        out.print(table)
+    for title, state in (("Kept in Kinde", "kept"), (f"[red]Failed[/red] (`migrator undo {base}` retries)", "failed")):
+        if undo_info[state]:
+            out.print(f"{title}:", highlight=False)
+        for item in undo_info[state][:SHOWN]:
+            out.print(f"  {item['kind']} {item['key']}: {item['detail']}", highlight=False, soft_wrap=True)
+        if len(undo_info[state]) > SHOWN:
+            out.print(f"  ... and {len(undo_info[state]) - SHOWN} more (`migrator status {run_info['id']} --json`)")

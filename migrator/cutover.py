@@ -313,6 +313,24 @@ def _open_items(journal: Journal, run_id: int) -> bool:
     return any(journal.deletions(run_id, kind, open_states) for kind in UNDO_KINDS)
 
 
+def undo_status(journal: Journal, run_id: int) -> dict[str, Any]:
+    """What ``status`` shows of an undo run (it has no users of its own): its deletions by kind and state in
+    the order the undo takes them, and each item it kept or failed on, with why."""
+    counts = journal.deletion_counts(run_id)
+    return {
+        "base_run_id": journal.run(run_id).parent_run_id,
+        "deletions": [{"kind": kind, "states": counts[kind]} for kind in UNDO_KINDS if kind in counts],
+        **{
+            str(state): [
+                {"kind": kind, "key": row["key"], "detail": row["detail"]}
+                for kind in UNDO_KINDS
+                for row in journal.deletions(run_id, kind, (state,))
+            ]
+            for state in (DeletionState.KEPT, DeletionState.FAILED)
+        },
+    }
+
+
 def cutover_counts(journal: Journal, run_id: int) -> dict[str, Any]:
     """A catch-up's updates and a catch-up's or undo's deletions, by state (``status``)."""
     return {"updates": journal.update_counts(run_id), "deletions": journal.deletion_counts(run_id)}

@@ -403,6 +403,9 @@ _ADDED_COLUMNS = (
     ("organizations", "created_here", "INTEGER NOT NULL DEFAULT 0"),
     ("roles", "created_here", "INTEGER NOT NULL DEFAULT 0"),
     ("users", "export_target", "TEXT"),  # export runs: 'api' for users listed in api-users.csv
+    # 1 from just before this run sends a role's / organization's create until its outcome is recorded
+    ("roles", "create_intent", "INTEGER NOT NULL DEFAULT 0"),
+    ("organizations", "create_intent", "INTEGER NOT NULL DEFAULT 0"),
 )
 
 _LOOKUP_WHERE = {
@@ -1029,17 +1032,38 @@ class Journal:
         return self._rows("SELECT * FROM roles WHERE run_id = ? ORDER BY key", (run_id,))
 
     def record_organization(self, run_id: int, clerk_org_id: str, kinde_code: str, *, created: bool = False) -> None:
-        """``created``: this run created it (an undo may delete it), rather than finding it there."""
+        """``created``: this run created it (an undo may delete it), rather than finding it there. Settles
+        the create's intent, if one was open."""
         self._exec(
-            "UPDATE organizations SET kinde_code = ?, state = ?, created_here = MAX(created_here, ?) WHERE run_id = ? AND clerk_org_id = ?",
+            "UPDATE organizations SET kinde_code = ?, state = ?, created_here = MAX(created_here, ?), create_intent = 0"
+            " WHERE run_id = ? AND clerk_org_id = ?",
             (kinde_code, StepState.DONE, int(created), run_id, clerk_org_id),
         )
 
     def record_role(self, run_id: int, key: str, *, created: bool = False) -> None:
         self._exec(
-            "UPDATE roles SET state = ?, created_here = MAX(created_here, ?) WHERE run_id = ? AND key = ?",
+            "UPDATE roles SET state = ?, created_here = MAX(created_here, ?), create_intent = 0"
+            " WHERE run_id = ? AND key = ?",
             (StepState.DONE, int(created), run_id, key),
         )
+
+    def record_role_intent(self, run_id: int, key: str) -> bool:
+        """Just before this run sends the create of role ``key`` (a read found it missing): a crash before
+        ``record_role`` cannot lose it. True when an earlier attempt's intent was still open (its create
+        may have landed)."""
+        return self._open_intent("roles", "key", run_id, key)
+
+    def record_organization_intent(self, run_id: int, clerk_org_id: str) -> bool:
+        """Like ``record_role_intent``, for the organization of ``clerk_org_id`` (its external_id in Kinde)."""
+        return self._open_intent("organizations", "clerk_org_id", run_id, clerk_org_id)
+
+    def _open_intent(self, table: str, key_column: str, run_id: int, key: str) -> bool:
+        with self.transaction():
+            earlier = self._scalar(
+                f"SELECT create_intent FROM {table} WHERE run_id = ? AND {key_column} = ?", (run_id, key)
+            )
+            self._exec(f"UPDATE {table} SET create_intent = 1 WHERE run_id = ? AND {key_column} = ?", (run_id, key))
+        return bool(earlier)
 
     def pending_memberships(self, run_id: int) -> list[sqlite3.Row]:
         """Memberships still to add whose user and organization both exist in Kinde."""
@@ -1571,15 +1595,24 @@ class Journal:
         return [(r[0], r[1]) for r in rows]
 
     def created_organizations(self, run_id: int) -> list[tuple[str, str]]:
+        """(clerk org id, Kinde code) of the organizations this run created, and of those whose create it
+        sent without recording the outcome (code '': the run stopped first; Kinde is asked by external_id)."""
         rows = self._rows(
-            "SELECT clerk_org_id, kinde_code FROM organizations WHERE run_id = ? AND created_here = 1"
-            " AND kinde_code IS NOT NULL ORDER BY clerk_org_id",
+            "SELECT clerk_org_id, COALESCE(kinde_code, '') FROM organizations WHERE run_id = ?"
+            " AND ((created_here = 1 AND kinde_code IS NOT NULL) OR create_intent = 1) ORDER BY clerk_org_id",
             (run_id,),
         )
         return [(r[0], r[1]) for r in rows]
 
     def created_roles(self, run_id: int) -> list[str]:
-        return [r[0] for r in self._rows("SELECT key FROM roles WHERE run_id = ? AND created_here = 1", (run_id,))]
+        """Roles this run created, and those whose create it sent without recording the outcome."""
+        return [
+            r[0]
+            for r in self._rows(
+                "SELECT key FROM roles WHERE run_id = ? AND (created_here = 1 OR create_intent = 1) ORDER BY key",
+                (run_id,),
+            )
+        ]
 
     def role_used_elsewhere(self, run_id: int, key: str) -> bool:
         """Does a membership of another run (not undone) give this role? Then it is not only this run's."""
@@ -1616,7 +1649,8 @@ class Journal:
         with its attachments)."""
         rows = self._rows(
             "SELECT d.scope, d.key FROM definitions d JOIN roles r ON r.run_id = d.run_id AND r.key = d.scope"
-            " WHERE d.run_id = ? AND d.kind = ? AND d.created = 1 AND r.created_here = 0 ORDER BY d.scope, d.key",
+            " WHERE d.run_id = ? AND d.kind = ? AND d.created = 1 AND r.created_here = 0 AND r.create_intent = 0"
+            " ORDER BY d.scope, d.key",
             (run_id, DefinitionKind.ROLE_PERMISSION),
         )
         return [(r[0], r[1]) for r in rows]

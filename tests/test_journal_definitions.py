@@ -3,9 +3,10 @@ and only attachments and values on things the run did not create are planned for
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
-from migrator.journal import DefinitionKind, Journal
+from migrator.journal import JOURNAL_FILE, DefinitionKind, Journal
 from tests.journal_rows import new_run
 
 
@@ -42,3 +43,48 @@ def test_only_what_the_run_did_to_things_it_did_not_create_is_taken_back_separat
     journal.record_property_write(run.id, "org_new", "code_n", "slug", None, "new")
     writes = [tuple(w) for w in journal.property_writes_on_found_organizations(run.id)]
     assert writes == [("org_found", "code_f", "slug", "old", "acme")]
+
+
+def test_an_open_intent_makes_a_role_or_organization_the_runs_until_its_outcome_is_recorded(tmp_path: Path) -> None:
+    journal = Journal(tmp_path)
+    run = new_run(journal)
+    for key in ("admin", "viewer", "member"):
+        journal.stage_role(run.id, key, {"key": key, "name": key})
+    for org in ("org_a", "org_b"):
+        journal.stage_organization(run.id, org, {"name": org})
+    assert journal.record_role_intent(run.id, "admin") is False  # first attempt: nothing open before
+    assert journal.record_role_intent(run.id, "admin") is True  # a resume's attempt: the first may have landed
+    assert journal.record_organization_intent(run.id, "org_a") is False
+    journal.record_role(run.id, "viewer", created=False)  # found, no intent
+    # killed here: neither outcome recorded; an undo now takes back what the intents name
+    assert journal.created_roles(run.id) == ["admin"]
+    assert journal.created_organizations(run.id) == [("org_a", "")]  # no code yet: the undo asks Kinde
+
+    journal.record_role(run.id, "admin", created=True)
+    journal.record_organization(run.id, "org_a", "code_a", created=True)
+    assert journal.record_role_intent(run.id, "member") is False  # settled intents are closed
+    journal.record_role(run.id, "member", created=False)  # someone else's after all: the intent is withdrawn
+    assert journal.created_roles(run.id) == ["admin"]
+    assert journal.created_organizations(run.id) == [("org_a", "code_a")]
+    assert [r["create_intent"] for r in journal.roles(run.id)] == [0, 0, 0]
+
+
+def test_a_journal_from_before_intents_opens_and_keeps_its_provenance(tmp_path: Path) -> None:
+    journal = Journal(tmp_path)
+    run = new_run(journal)
+    for key in ("admin", "viewer"):
+        journal.stage_role(run.id, key, {"key": key, "name": key})
+    journal.stage_organization(run.id, "org_a", {"name": "a"})
+    journal.record_role(run.id, "admin", created=True)
+    journal.record_role(run.id, "viewer", created=False)
+    journal.record_organization(run.id, "org_a", "code_a", created=True)
+    journal.close()
+    with sqlite3.connect(tmp_path / JOURNAL_FILE) as db:  # as an older migrator left it
+        for table in ("roles", "organizations"):
+            db.execute(f"ALTER TABLE {table} DROP COLUMN create_intent")
+
+    journal = Journal(tmp_path)
+    assert journal.created_roles(run.id) == ["admin"]
+    assert journal.created_organizations(run.id) == [("org_a", "code_a")]
+    assert journal.record_role_intent(run.id, "viewer") is False
+    journal.close()

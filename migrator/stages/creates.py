@@ -42,3 +42,33 @@ async def create_settled(
             if on_retry is not None:
                 on_retry(exc)
     raise AssertionError("unreachable")  # the loop returns or raises
+
+
+async def create_owned(
+    create: Callable[[], Awaitable[T]],
+    find_ours: Callable[[ApiError], Awaitable[T | None]],
+    *,
+    attempts: int,
+    intent_was_open: bool,
+) -> tuple[T, bool]:
+    """``create_settled()`` for a role or an organization, telling whose it is (an undo deletes only ours).
+
+    The caller recorded its intent just before (``intent_was_open``: an earlier attempt's intent, whose create
+    may have landed, was still open). What comes back is ours when this create made it, when it was found
+    after an ambiguous send of ours, or when an earlier attempt's intent was open; found in answer to our
+    first clean send (Kinde: "already exists"), with no earlier intent, it is someone else's (made since we
+    looked). Returns (the result, ours).
+    """
+    sent_ambiguously = intent_was_open
+    created = True
+
+    async def find(exc: ApiError) -> T | None:
+        nonlocal created, sent_ambiguously
+        sent_ambiguously = sent_ambiguously or exc.ambiguous
+        found = await find_ours(exc)
+        if found is not None:
+            created = sent_ambiguously
+        return found
+
+    result = await create_settled(create, find, attempts=attempts)
+    return result, created

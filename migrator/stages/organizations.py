@@ -20,7 +20,7 @@ from migrator.events import Notice, PhaseAdvanced, PhaseFinished, PhaseStarted
 from migrator.journal import MembershipState, PermissionsStep, PropertiesStep, StepState
 from migrator.kinde.client import BATCH_ADD_LIMIT
 from migrator.stages.context import RunContext
-from migrator.stages.creates import create_settled
+from migrator.stages.creates import create_owned
 from migrator.stages.permissions import attach_role_permissions
 from migrator.stages.properties import write_organization_properties
 
@@ -43,8 +43,10 @@ async def organizations(ctx: RunContext) -> None:
     existing = {o.get("external_id"): o.get("code") for o in await ctx.kinde.list_organizations()}
     for done, org in enumerate(todo, start=1):
         code = existing.get(org["clerk_org_id"])
-        created = code is None
-        code = code or await _create_organization(ctx, org)
+        if code is None:
+            code, created = await _create_organization(ctx, org)
+        else:  # found: ours only when this run had sent its create (a crash came before the outcome was recorded)
+            created = bool(org["create_intent"])
         journal.record_organization(run_id, org["clerk_org_id"], code, created=created)
         ctx.emit(PhaseAdvanced("organizations", done, len(todo)))
     await write_organization_properties(ctx)
@@ -54,15 +56,21 @@ async def organizations(ctx: RunContext) -> None:
 
 
 async def ensure_roles(ctx: RunContext) -> None:
+    """Each staged role, created when Kinde lacks it. Whose it is (an undo deletes only the run's): the run
+    records its intent just before the create; a role found with an intent of the run still open is the
+    run's (its create landed, then the run stopped before recording it); found without one, it is not."""
     existing = {r.get("key") for r in await ctx.kinde.list_roles()}
     for role in ctx.journal.roles(ctx.run.id):
-        created = role["key"] not in existing
-        if created:
-            await _create_role(ctx, role["key"], json.loads(role["body"]))
+        if role["key"] in existing:
+            created = bool(role["create_intent"])
+        else:
+            created = await _create_role(ctx, role["key"], json.loads(role["body"]))
         ctx.journal.record_role(ctx.run.id, role["key"], created=created)
 
 
-async def _create_role(ctx: RunContext, key: str, body: dict[str, Any]) -> None:
+async def _create_role(ctx: RunContext, key: str, body: dict[str, Any]) -> bool:
+    """Create role ``key``; True when the role Kinde now holds is this run's."""
+
     async def create() -> bool:
         await ctx.kinde.create_role(body)
         return True
@@ -70,10 +78,15 @@ async def _create_role(ctx: RunContext, key: str, body: dict[str, Any]) -> None:
     async def find_role(_: ApiError) -> bool | None:
         return True if key in {r.get("key") for r in await ctx.kinde.list_roles()} else None
 
-    await create_settled(create, find_role, attempts=ctx.settings.max_attempts)
+    intent_was_open = ctx.journal.record_role_intent(ctx.run.id, key)
+    _, created = await create_owned(
+        create, find_role, attempts=ctx.settings.max_attempts, intent_was_open=intent_was_open
+    )
+    return created
 
 
-async def _create_organization(ctx: RunContext, org: Any) -> str:
+async def _create_organization(ctx: RunContext, org: Any) -> tuple[str, bool]:
+    """Create the organization of ``org``: (its code, whether it is this run's), as for roles."""
     clerk_org_id = org["clerk_org_id"]
 
     async def find_organization(_: ApiError) -> str | None:
@@ -83,8 +96,12 @@ async def _create_organization(ctx: RunContext, org: Any) -> str:
         return None
 
     body = json.loads(org["body"])
-    return await create_settled(
-        lambda: ctx.kinde.create_organization(body), find_organization, attempts=ctx.settings.max_attempts
+    intent_was_open = ctx.journal.record_organization_intent(ctx.run.id, clerk_org_id)
+    return await create_owned(
+        lambda: ctx.kinde.create_organization(body),
+        find_organization,
+        attempts=ctx.settings.max_attempts,
+        intent_was_open=intent_was_open,
     )
 
 

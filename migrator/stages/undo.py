@@ -7,7 +7,8 @@ where it stopped and a second undo finds nothing left. Emits: the ``undo`` phase
 Provenance, twice: the journal must say the run created it, and Kinde must still agree (a user's
 ``provided_id`` is the Clerk id; an organization's ``external_id`` the Clerk organization id).
 An organization someone else still uses (members left after our users are gone) and a role
-another run's memberships give are kept.
+another run's memberships give are kept. A role or organization whose create the run sent but never
+recorded (killed in between, not resumed) is planned too: its intent was journaled before the send.
 """
 
 from __future__ import annotations
@@ -116,9 +117,12 @@ async def _undo_organizations(ctx: RunContext) -> None:
     todo = journal.deletions(run_id, "organization", OPEN)
     if not todo:
         return
-    external = {o.get("code"): o.get("external_id") for o in await ctx.kinde.list_organizations()}
+    listed = await ctx.kinde.list_organizations()
+    external = {o.get("code"): o.get("external_id") for o in listed}
+    by_external = {o.get("external_id"): o.get("code") for o in listed if o.get("external_id")}
     for item in todo:
-        clerk_org_id, code = item["key"], item["kinde_ref"]
+        # no code: the run sent the create and stopped before Kinde's answer was recorded; ours if it landed
+        clerk_org_id, code = item["key"], item["kinde_ref"] or by_external.get(item["key"])
         if code not in external:
             journal.record_deletion(run_id, "organization", clerk_org_id, DeletionState.DELETED, "already gone")
             continue
