@@ -200,7 +200,8 @@ CREATE TABLE IF NOT EXISTS runs(
     source_count INTEGER,
     fetch_done INTEGER NOT NULL DEFAULT 0,
     fetch_cursor TEXT,
-    fetch_cursor_at INTEGER
+    fetch_cursor_at INTEGER,
+    started_ms INTEGER
 );
 CREATE TABLE IF NOT EXISTS export_index(
     run_id INTEGER NOT NULL,
@@ -241,6 +242,7 @@ CREATE TABLE IF NOT EXISTS users(
     social TEXT NOT NULL DEFAULT 'n/a',
     mfa INTEGER NOT NULL DEFAULT 0,
     export_target TEXT,
+    password_settled_ms INTEGER,
     PRIMARY KEY (run_id, clerk_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS users_seq ON users(run_id, seq);
@@ -403,6 +405,9 @@ _ADDED_COLUMNS = (
     ("organizations", "created_here", "INTEGER NOT NULL DEFAULT 0"),
     ("roles", "created_here", "INTEGER NOT NULL DEFAULT 0"),
     ("users", "export_target", "TEXT"),  # export runs: 'api' for users listed in api-users.csv
+    # catch-ups: the Unix ms after which a password change in Clerk is news to Kinde (NULL: derived from the run)
+    ("users", "password_settled_ms", "INTEGER"),
+    ("runs", "started_ms", "INTEGER"),  # the start to the ms (started_at is to the second; NULL in old journals)
 )
 
 _LOOKUP_WHERE = {
@@ -415,6 +420,7 @@ _USER_FIELDS = frozenset(
         "plan", "phone_key", "state", "lookup", "created", "password", "flags", "identities",
         "missing_identities", "properties", "social", "kinde_id", "skip_reason", "skip_detail", "attempts", "error_code",
         "error_message", "error_retryable", "password_method", "password_problem", "carried",
+        "password_settled_ms",
     }
 )  # fmt: skip
 _RUN_FIELDS = frozenset({"ended_at", "status", "source_count", "fetch_done", "fetch_cursor", "fetch_cursor_at"})
@@ -434,6 +440,11 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+def now_ms() -> int:
+    """The current instant as Unix ms, the precision of Clerk's timestamps."""
+    return int(datetime.now(UTC).timestamp() * 1000)
+
+
 @dataclass(frozen=True)
 class Run:
     id: int
@@ -451,6 +462,7 @@ class Run:
     fetch_cursor_at: int | None  # that user's created_at: a page "after" it holding older users ignored it
     parent_run_id: int | None = None  # a catch-up's or undo's base run
     run_options: dict[str, Any] | None = None  # since, selection, delete_removed (cutover runs)
+    started_ms: int | None = None  # the start as Unix ms (None: a journal older than the column)
 
     @property
     def dry_run(self) -> bool:
@@ -607,7 +619,7 @@ class Journal:
     ) -> Run:
         cursor = self._exec(
             "INSERT INTO runs(started_at, mode, status, config_fingerprint, config_summary, export_path,"
-            " export_fingerprint, parent_run_id, run_options) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " export_fingerprint, parent_run_id, run_options, started_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 now_iso(),
                 mode,
@@ -618,6 +630,7 @@ class Journal:
                 export_fingerprint,
                 parent_run_id,
                 json.dumps(run_options, sort_keys=True) if run_options is not None else None,
+                now_ms(),
             ),
         )
         return self.run(int(cursor.lastrowid or 0))
@@ -1712,6 +1725,7 @@ def _run_from_row(row: sqlite3.Row) -> Run:
         fetch_cursor_at=row["fetch_cursor_at"],
         parent_run_id=row["parent_run_id"],
         run_options=json.loads(row["run_options"]) if row["run_options"] else None,
+        started_ms=row["started_ms"],
     )
 
 
