@@ -159,6 +159,8 @@ class DeletionState(StrEnum):
     DELETED = "deleted"
     KEPT = "kept"  # not ours after all (provenance), or still in use: left in Kinde
     FAILED = "failed"
+    # an exported user deleted from Clerk before its import reached Kinde: nothing to delete or create
+    NOT_IN_KINDE = "not-in-kinde"
 
 
 class DefinitionKind(StrEnum):
@@ -1502,8 +1504,8 @@ class Journal:
         return self._scalar(
             "SELECT COUNT(DISTINCT u.clerk_id) FROM users u JOIN runs r ON r.id = u.run_id"
             " WHERE r.mode IN ('run', 'sync', 'export') AND NOT EXISTS (SELECT 1 FROM deletions d WHERE d.kind = 'user'"
-            " AND d.key = u.clerk_id AND d.state IN (?, ?, ?))",
-            (DeletionState.LISTED, DeletionState.DELETED, DeletionState.PENDING),
+            " AND d.key = u.clerk_id AND d.state IN (?, ?, ?, ?))",
+            (DeletionState.LISTED, DeletionState.DELETED, DeletionState.PENDING, DeletionState.NOT_IN_KINDE),
         )
 
     def removals_still_listed(self) -> list[tuple[str, str]]:
@@ -1672,9 +1674,13 @@ class Journal:
         )
 
     def imported_to_adopt(self, run_id: int) -> int:
-        """Users of an export run written to an import file whose Kinde id is not known yet."""
+        """Users of an export run written to an import file whose Kinde id is not known yet (less those a
+        catch-up found deleted from Clerk before they reached Kinde)."""
         return self._count_users(
-            run_id, "state != ? AND export_target IS NULL AND kinde_id IS NULL", (UserState.SKIPPED,)
+            run_id,
+            "state != ? AND export_target IS NULL AND kinde_id IS NULL AND NOT EXISTS (SELECT 1 FROM deletions d"
+            " WHERE d.kind = 'user' AND d.key = users.clerk_id AND d.state = ?)",
+            (UserState.SKIPPED, DeletionState.NOT_IN_KINDE),
         )
 
     def record_imported(self, run_id: int, found: Sequence[tuple[str, str]]) -> int:
@@ -1695,14 +1701,16 @@ class Journal:
 
     def exported_not_in_kinde(self, run_id: int) -> Iterator[sqlite3.Row]:
         """(clerk_id, export_target) of the export run's users Kinde does not hold for this journal: not found
-        by a read of Kinde (import files), and not created since by another run (``run --only-file``)."""
+        by a read of Kinde (import files), not created since by another run (``run --only-file``), and not
+        found deleted from Clerk by a catch-up (``DeletionState.NOT_IN_KINDE``)."""
         last = ""
         while rows := self._rows(
             "SELECT u.clerk_id, u.export_target FROM users u WHERE u.run_id = ? AND u.clerk_id > ? AND u.state != ?"
             " AND u.kinde_id IS NULL AND NOT EXISTS (SELECT 1 FROM users o JOIN runs r ON r.id = o.run_id"
             " WHERE o.clerk_id = u.clerk_id AND o.run_id != u.run_id AND r.mode != 'dry-run'"
-            " AND o.created IN (?, ?) AND o.kinde_id IS NOT NULL) ORDER BY u.clerk_id LIMIT 1000",
-            (run_id, last, UserState.SKIPPED, Created.CREATED, Created.EARLIER),
+            " AND o.created IN (?, ?) AND o.kinde_id IS NOT NULL) AND NOT EXISTS (SELECT 1 FROM deletions d"
+            " WHERE d.kind = 'user' AND d.key = u.clerk_id AND d.state = ?) ORDER BY u.clerk_id LIMIT 1000",
+            (run_id, last, UserState.SKIPPED, Created.CREATED, Created.EARLIER, DeletionState.NOT_IN_KINDE),
         ):
             yield from rows
             last = rows[-1]["clerk_id"]
