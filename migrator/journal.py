@@ -39,6 +39,8 @@ Schema (``SCHEMA_VERSION`` 2; version 1 journals gain the ``identities`` columns
     property_writes(run_id, clerk_org_id, kinde_code, key, previous, written)  -- organization values written
     runs also carry parent_run_id (a catch-up's or undo's base run) and run_options JSON (since,
     canary selection, delete_removed); organizations and roles carry created_here (undo provenance).
+    users.password_settled_ms: from when a password change in Clerk is news (catch-ups); runs.started_ms:
+    the start to the ms (both NULL in older journals: derived from the run, started_at to the second).
 """
 
 from __future__ import annotations
