@@ -28,7 +28,7 @@ from migrator.kinde.scopes import check_scopes, undo_scopes
 from migrator.mapping import MappingOptions
 from migrator.stages.catchup import since_ms
 from migrator.stages.context import RunContext
-from migrator.stages.imported import absent_from_kinde, adopt_imported, refuse_incomplete_import
+from migrator.stages.imported import absent_from_kinde, adopt_imported, gone_from_clerk, refuse_incomplete_import
 from migrator.stages.unchanged import file_fingerprint
 from migrator.stages.undo import UNDO_KINDS, plan_undo, planned_counts, undo
 from migrator.stages.undo_definitions import kept_categories
@@ -77,8 +77,7 @@ async def start_cutover_run(migration: Migration, action: Sync | Canary, confirm
         raise InputError(f"{export}: the Clerk export does not exist (CLERK_EXPORT / --clerk-export)")
     if isinstance(action, Sync):
         base = _sync_base(journal, action.since_run_id)
-        if base.mode == EXPORT_MODE:
-            await _learn_imported_users(migration, base)
+        gone = await _learn_imported_users(migration, base) if base.mode == EXPORT_MODE else []
         since = since_ms(base.started_at)
         mode, options = "sync", {"since_ms": since, "delete_removed": action.delete_removed, "full": action.full}
     else:
@@ -94,6 +93,8 @@ async def start_cutover_run(migration: Migration, action: Sync | Canary, confirm
     )
     since = f" since run {base.id} began ({base.started_at})" if base else ""
     migration.emit(Notice(f"run {run.id} started ({mode}{since}); journal {journal.path}"))
+    if isinstance(action, Sync) and gone:
+        _record_gone_before_import(migration, run, base, gone)
     summary = await migration.drive(run, confirm)
     if mode == "canary" and not summary.cancelled:
         await _verify_canary(migration, run, summary)
@@ -116,8 +117,9 @@ async def _verify_canary(migration: Migration, run: Run, summary: Summary) -> No
     migration.emit(Notice(f"canary run {run.id} verified against Kinde: {summary.verification['verdict']}", level))
 
 
-async def _learn_imported_users(migration: Migration, base: Run) -> None:
-    """A catch-up after an export: the Kinde id of each imported user, and every exported user in Kinde first.
+async def _learn_imported_users(migration: Migration, base: Run) -> list[str]:
+    """A catch-up after an export: the Kinde id of each imported user, and every exported user still in Clerk
+    in Kinde first; returns those deleted from Clerk before they reached Kinde (accounted for, not refused).
 
     One absent is refused rather than created: its file may still be importing (a duplicate), or rejected
     (the operator decides); nor is it taken for deleted. ``not-in-kinde.csv`` lists who, for ``--only-file``."""
@@ -127,9 +129,23 @@ async def _learn_imported_users(migration: Migration, base: Run) -> None:
     recorded = await adopt_imported(ctx, base.id)
     if recorded:
         migration.emit(Notice(f"{recorded} user(s) of export run {base.id} found in Kinde (created by its import)"))
-    absent = absent_from_kinde(ctx, base.id)
+    gone = await gone_from_clerk(ctx, base.id)
+    absent = absent_from_kinde(ctx, base.id, gone)
     if absent.total:
         raise refuse_incomplete_import(base.id, absent)
+    return gone
+
+
+def _record_gone_before_import(migration: Migration, run: Run, base: Run, gone: list[str]) -> None:
+    """Exported users deleted from Clerk before they reached Kinde: journaled (and counted in the plan) as
+    accounted for, so no later catch-up asks about them again."""
+    migration.journal.add_deletions(run.id, "user", [(clerk_id, "") for clerk_id in gone], DeletionState.NOT_IN_KINDE)
+    migration.emit(
+        Notice(
+            f"{len(gone)} user(s) of export run {base.id} were deleted from Clerk before their import reached Kinde:"
+            " nothing to delete, nothing to create"
+        )
+    )
 
 
 def _sync_base(journal: Journal, run_id: int | None) -> Run:

@@ -39,6 +39,8 @@ Schema (``SCHEMA_VERSION`` 2; version 1 journals gain the ``identities`` columns
     property_writes(run_id, clerk_org_id, kinde_code, key, previous, written)  -- organization values written
     runs also carry parent_run_id (a catch-up's or undo's base run) and run_options JSON (since,
     canary selection, delete_removed); organizations and roles carry created_here (undo provenance).
+    users.password_settled_ms: from when a password change in Clerk is news (catch-ups); runs.started_ms:
+    the start to the ms (both NULL in older journals: derived from the run, started_at to the second).
 """
 
 from __future__ import annotations
@@ -159,6 +161,8 @@ class DeletionState(StrEnum):
     DELETED = "deleted"
     KEPT = "kept"  # not ours after all (provenance), or still in use: left in Kinde
     FAILED = "failed"
+    # an exported user deleted from Clerk before its import reached Kinde: nothing to delete or create
+    NOT_IN_KINDE = "not-in-kinde"
 
 
 class DefinitionKind(StrEnum):
@@ -200,7 +204,8 @@ CREATE TABLE IF NOT EXISTS runs(
     source_count INTEGER,
     fetch_done INTEGER NOT NULL DEFAULT 0,
     fetch_cursor TEXT,
-    fetch_cursor_at INTEGER
+    fetch_cursor_at INTEGER,
+    started_ms INTEGER
 );
 CREATE TABLE IF NOT EXISTS export_index(
     run_id INTEGER NOT NULL,
@@ -241,6 +246,7 @@ CREATE TABLE IF NOT EXISTS users(
     social TEXT NOT NULL DEFAULT 'n/a',
     mfa INTEGER NOT NULL DEFAULT 0,
     export_target TEXT,
+    password_settled_ms INTEGER,
     PRIMARY KEY (run_id, clerk_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS users_seq ON users(run_id, seq);
@@ -406,6 +412,9 @@ _ADDED_COLUMNS = (
     # 1 from just before this run sends a role's / organization's create until its outcome is recorded
     ("roles", "create_intent", "INTEGER NOT NULL DEFAULT 0"),
     ("organizations", "create_intent", "INTEGER NOT NULL DEFAULT 0"),
+    # catch-ups: the Unix ms after which a password change in Clerk is news to Kinde (NULL: derived from the run)
+    ("users", "password_settled_ms", "INTEGER"),
+    ("runs", "started_ms", "INTEGER"),  # the start to the ms (started_at is to the second; NULL in old journals)
 )
 
 _LOOKUP_WHERE = {
@@ -418,6 +427,7 @@ _USER_FIELDS = frozenset(
         "plan", "phone_key", "state", "lookup", "created", "password", "flags", "identities",
         "missing_identities", "properties", "social", "kinde_id", "skip_reason", "skip_detail", "attempts", "error_code",
         "error_message", "error_retryable", "password_method", "password_problem", "carried",
+        "password_settled_ms",
     }
 )  # fmt: skip
 _RUN_FIELDS = frozenset({"ended_at", "status", "source_count", "fetch_done", "fetch_cursor", "fetch_cursor_at"})
@@ -437,6 +447,11 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+def now_ms() -> int:
+    """The current instant as Unix ms, the precision of Clerk's timestamps."""
+    return int(datetime.now(UTC).timestamp() * 1000)
+
+
 @dataclass(frozen=True)
 class Run:
     id: int
@@ -454,6 +469,7 @@ class Run:
     fetch_cursor_at: int | None  # that user's created_at: a page "after" it holding older users ignored it
     parent_run_id: int | None = None  # a catch-up's or undo's base run
     run_options: dict[str, Any] | None = None  # since, selection, delete_removed (cutover runs)
+    started_ms: int | None = None  # the start as Unix ms (None: a journal older than the column)
 
     @property
     def dry_run(self) -> bool:
@@ -610,7 +626,7 @@ class Journal:
     ) -> Run:
         cursor = self._exec(
             "INSERT INTO runs(started_at, mode, status, config_fingerprint, config_summary, export_path,"
-            " export_fingerprint, parent_run_id, run_options) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " export_fingerprint, parent_run_id, run_options, started_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 now_iso(),
                 mode,
@@ -621,6 +637,7 @@ class Journal:
                 export_fingerprint,
                 parent_run_id,
                 json.dumps(run_options, sort_keys=True) if run_options is not None else None,
+                now_ms(),
             ),
         )
         return self.run(int(cursor.lastrowid or 0))
@@ -1513,8 +1530,8 @@ class Journal:
         return self._scalar(
             "SELECT COUNT(DISTINCT u.clerk_id) FROM users u JOIN runs r ON r.id = u.run_id"
             " WHERE r.mode IN ('run', 'sync', 'export') AND NOT EXISTS (SELECT 1 FROM deletions d WHERE d.kind = 'user'"
-            " AND d.key = u.clerk_id AND d.state IN (?, ?, ?))",
-            (DeletionState.LISTED, DeletionState.DELETED, DeletionState.PENDING),
+            " AND d.key = u.clerk_id AND d.state IN (?, ?, ?, ?))",
+            (DeletionState.LISTED, DeletionState.DELETED, DeletionState.PENDING, DeletionState.NOT_IN_KINDE),
         )
 
     def removals_still_listed(self) -> list[tuple[str, str]]:
@@ -1693,9 +1710,13 @@ class Journal:
         )
 
     def imported_to_adopt(self, run_id: int) -> int:
-        """Users of an export run written to an import file whose Kinde id is not known yet."""
+        """Users of an export run written to an import file whose Kinde id is not known yet (less those a
+        catch-up found deleted from Clerk before they reached Kinde)."""
         return self._count_users(
-            run_id, "state != ? AND export_target IS NULL AND kinde_id IS NULL", (UserState.SKIPPED,)
+            run_id,
+            "state != ? AND export_target IS NULL AND kinde_id IS NULL AND NOT EXISTS (SELECT 1 FROM deletions d"
+            " WHERE d.kind = 'user' AND d.key = users.clerk_id AND d.state = ?)",
+            (UserState.SKIPPED, DeletionState.NOT_IN_KINDE),
         )
 
     def record_imported(self, run_id: int, found: Sequence[tuple[str, str]]) -> int:
@@ -1716,14 +1737,16 @@ class Journal:
 
     def exported_not_in_kinde(self, run_id: int) -> Iterator[sqlite3.Row]:
         """(clerk_id, export_target) of the export run's users Kinde does not hold for this journal: not found
-        by a read of Kinde (import files), and not created since by another run (``run --only-file``)."""
+        by a read of Kinde (import files), not created since by another run (``run --only-file``), and not
+        found deleted from Clerk by a catch-up (``DeletionState.NOT_IN_KINDE``)."""
         last = ""
         while rows := self._rows(
             "SELECT u.clerk_id, u.export_target FROM users u WHERE u.run_id = ? AND u.clerk_id > ? AND u.state != ?"
             " AND u.kinde_id IS NULL AND NOT EXISTS (SELECT 1 FROM users o JOIN runs r ON r.id = o.run_id"
             " WHERE o.clerk_id = u.clerk_id AND o.run_id != u.run_id AND r.mode != 'dry-run'"
-            " AND o.created IN (?, ?) AND o.kinde_id IS NOT NULL) ORDER BY u.clerk_id LIMIT 1000",
-            (run_id, last, UserState.SKIPPED, Created.CREATED, Created.EARLIER),
+            " AND o.created IN (?, ?) AND o.kinde_id IS NOT NULL) AND NOT EXISTS (SELECT 1 FROM deletions d"
+            " WHERE d.kind = 'user' AND d.key = u.clerk_id AND d.state = ?) ORDER BY u.clerk_id LIMIT 1000",
+            (run_id, last, UserState.SKIPPED, Created.CREATED, Created.EARLIER, DeletionState.NOT_IN_KINDE),
         ):
             yield from rows
             last = rows[-1]["clerk_id"]
@@ -1746,6 +1769,7 @@ def _run_from_row(row: sqlite3.Row) -> Run:
         fetch_cursor_at=row["fetch_cursor_at"],
         parent_run_id=row["parent_run_id"],
         run_options=json.loads(row["run_options"]) if row["run_options"] else None,
+        started_ms=row["started_ms"],
     )
 
 

@@ -239,6 +239,7 @@ def catch_up_rows(plan: Plan) -> list[tuple[str, Any]]:
         ("  passwords to import again", plan.passwords_to_update),
         ("Users to delete from Kinde (gone from Clerk)", plan.users_to_delete),
         ("Gone from Clerk, listed only (--delete-removed deletes)", plan.users_gone_listed),
+        ("Gone from Clerk before their import (nothing to do)", plan.users_gone_before_import),
     ]
     return [(label, count) for label, count in rows if count]
 

@@ -58,6 +58,7 @@ class Plan:
     passwords_to_update: int = 0
     users_to_delete: int = 0
     users_gone_listed: int = 0  # gone from Clerk, listed only (no --delete-removed)
+    users_gone_before_import: int = 0  # exported, deleted from Clerk before the import reached Kinde: nothing to do
 
     @property
     def writes_needed(self) -> bool:

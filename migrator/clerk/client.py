@@ -139,6 +139,20 @@ class ClerkClient(ApiClient):
             return []
         return await self._user_page({"user_id": user_ids, "limit": PAGE_SIZE})
 
+    async def users_holding(self, field_name: str, values: list[str]) -> list[dict[str, Any]]:
+        """Every user holding one of ``values`` (at most 100) as ``field_name``: ``email_address``,
+        ``phone_number`` or ``username`` (the spec's exact-match filters; any of a user's addresses)."""
+        if len(values) > MAX_FILTER_VALUES:
+            raise ValueError(f"at most {MAX_FILTER_VALUES} values per request")
+        found: list[dict[str, Any]] = []
+        while values:
+            params = {field_name: values, "limit": PAGE_SIZE, "order_by": ORDER_OLDEST_FIRST}
+            page = await self._user_page({**params, "offset": len(found)} if found else params)
+            found.extend(page)
+            if len(page) < PAGE_SIZE:
+                break
+        return found
+
     async def _iter_list(self, path: str) -> AsyncIterator[dict[str, Any]]:
         offset = 0
         while True:

@@ -6,6 +6,9 @@ Reads: the run's selection (``run_options``). Writes: the chosen users staged, t
 ``--only`` asks Clerk for those ids (100 per request); an id Clerk does not have is a finding that
 makes the run exit 1. ``--sample N --seed S`` pages every user once and keeps the N whose
 ``sha256(seed:id)`` is smallest: the same N for the same seed, however the pages fall.
+
+Shared identities are settled as a full run settles them: the Clerk users outside the selection who
+share one with it are found (``stages.shared_holders``) and take part in choosing each keeper.
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ from typing import Any
 
 from migrator.events import Notice, PhaseAdvanced, PhaseFinished, PhaseStarted
 from migrator.stages.context import RunContext
-from migrator.stages.fetch import fetch_organizations, stage_page
+from migrator.stages.fetch import fetch_organizations
+from migrator.stages.shared_holders import fetch_order, outside_keys, shared_holders
+from migrator.stages.staging import Problem, staged_row
 
 BATCH = 100  # user_id values per request (the spec's limit)
 
@@ -33,9 +38,11 @@ async def fetch_selected(ctx: RunContext) -> None:
         users = await _only(ctx, list(selection["only"]))
     else:
         users = await _sample(ctx, int(selection["sample"]), int(selection.get("seed", 1)))
-    users.sort(key=lambda u: (u.get("created_at") if isinstance(u.get("created_at"), int) else 0, u["id"]))
-    _, seq = ctx.journal.last_staged(ctx.run.id)
-    rows, problems = stage_page(ctx, users, seq)
+    holders = await shared_holders(ctx, users)  # the keeper of a shared identity is chosen over them too
+    seq_of = {user["id"]: seq for seq, user in enumerate(sorted([*users, *holders], key=fetch_order))}
+    users.sort(key=fetch_order)
+    rows, problems = _stage_rows(ctx, users, seq_of)
+    ctx.outside_keys = outside_keys(ctx, holders, seq_of)
     with ctx.journal.transaction():
         ctx.journal.stage_users(ctx.run.id, rows)
         ctx.journal.add_problems(ctx.run.id, problems)
@@ -45,6 +52,19 @@ async def fetch_selected(ctx: RunContext) -> None:
         ctx.journal.drop_unselected_organizations(ctx.run.id)
     ctx.journal.record_source_count(ctx.run.id, len(users))
     ctx.emit(PhaseFinished("fetch"))
+
+
+def _stage_rows(
+    ctx: RunContext, users: list[dict[str, Any]], seq_of: dict[str, int]
+) -> tuple[list[dict[str, Any]], list[Problem]]:
+    """The chosen users' rows, each at its place among every user ``seq_of`` ranks (a full run's order)."""
+    export_path = ctx.export.path if ctx.export else None
+    rows, problems = [], []
+    for user in users:
+        row, found = staged_row(user, seq_of[user["id"]], ctx.export_row(user["id"]), ctx.options, export_path)
+        rows.append(row)
+        problems.extend(found)
+    return rows, problems
 
 
 async def _only(ctx: RunContext, ids: list[str]) -> list[dict[str, Any]]:

@@ -94,12 +94,16 @@ def _keep_conflict_skip(ctx: RunContext, clerk_id: str) -> None:
 def _stage_known(ctx: RunContext, user: dict[str, Any], row: dict[str, Any], known: Any) -> None:
     """A user already in Kinde: record what to bring up to date; its row costs the load stage nothing."""
     patch, added, notes = cutover_diff(json.loads(known["plan"]), row, ctx.settings.unimportable_passwords)
+    settled = _password_settled_at(ctx, known)
     password = False
-    if _password_changed(user, _password_settled_at(ctx, known)):
+    changed_at = _password_changed_at(user)
+    if changed_at is not None and changed_at >= settled:
         if row.get("password_method"):
             password = True  # importable from the fresh export given to this catch-up
+            settled = _export_ms(ctx) or changed_at + 1
         elif ctx.settings.unimportable_passwords == "reset":
             patch["is_password_reset_requested"] = True
+            settled = changed_at + 1  # this change is handled; only a later one is news
         else:
             notes.append("password changed in Clerk and no export holds the new one: Kinde keeps the old password")
     ctx.journal.update_user(
@@ -112,6 +116,7 @@ def _stage_known(ctx: RunContext, user: dict[str, Any], row: dict[str, Any], kno
         password=PasswordStep.SET if password else PasswordStep.NA,
         password_method=row.get("password_method") if password else None,
         password_problem=None,  # Kinde keeps the password it has unless it changed (then: an update or a note)
+        password_settled_ms=settled,  # an n/a row keeps when the password was last settled
         flags=FlagsStep.NA,
         identities=IdentitiesStep.NA,
         skip_reason=None,
@@ -124,11 +129,24 @@ def _stage_known(ctx: RunContext, user: dict[str, Any], row: dict[str, Any], kno
 
 
 def _password_settled_at(ctx: RunContext, known: Any) -> int:
-    """Unix ms after which a password change is news to Kinde: the export the known password came from,
-    or (no password imported then) the start of the run that last handled the user."""
+    """Unix ms from which a password change is news to Kinde: what the known row recorded (a catch-up's),
+    else the export the known password came from, or (no password imported then) the run's start, to the ms
+    (a journal older than ``started_ms``: to the second, which errs towards "changed")."""
+    if known["password_settled_ms"] is not None:
+        return int(known["password_settled_ms"])
     run = ctx.journal.run(known["run_id"])
     export_time = run.config_summary.get("clerk_export_time")
-    moment = export_time if known["password"] == PasswordStep.SET and export_time else run.started_at
+    if known["password"] == PasswordStep.SET and export_time:
+        return _iso_ms(export_time)
+    return run.started_ms if run.started_ms is not None else _iso_ms(run.started_at)
+
+
+def _export_ms(ctx: RunContext) -> int | None:
+    moment = ctx.settings.export_time
+    return int(moment.timestamp() * 1000) if moment else None
+
+
+def _iso_ms(moment: str) -> int:
     return int(datetime.fromisoformat(moment).timestamp() * 1000)
 
 
@@ -174,12 +192,13 @@ def _identity_key(identity: dict[str, Any]) -> tuple[str, str]:
     return str(identity.get("type")), value if identity.get("type") == "phone" else value.lower()
 
 
-def _password_changed(user: dict[str, Any], since: int) -> bool:
+def _password_changed_at(user: dict[str, Any]) -> int | None:
+    """When Clerk says the password was last set, as Unix ms (None: never, or unreadable)."""
     try:
         changed = password_updated_at(user.get("password_last_updated_at"))
     except ValueError:
-        return False  # unreadable: the staged row carries the problem
-    return changed is not None and changed.timestamp() * 1000 >= since
+        return None  # unreadable: the staged row carries the problem
+    return round(changed.timestamp() * 1000) if changed is not None else None
 
 
 async def _sweep_deletions(ctx: RunContext) -> int:

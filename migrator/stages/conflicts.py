@@ -11,23 +11,32 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from itertools import chain
 from typing import Any, Literal
 
 from migrator.journal import Journal, SharedIdentity
 
 Policy = Literal["first", "skip-all"]
+IdentityKey = tuple[str, str, int, bool]  # (identity key "kind:value", clerk id, seq, essential)
 
 
-def resolve_conflicts(journal: Journal, run_id: int, policy: Policy) -> tuple[int, int]:
+def resolve_conflicts(
+    journal: Journal, run_id: int, policy: Policy, outside: Sequence[IdentityKey] = ()
+) -> tuple[int, int]:
     """Settle shared identities among the run's pending users; returns (shared identities, users skipped).
 
     A shared primary email or username cannot go to two Kinde users: under ``first`` the earliest
     Clerk user keeps it and the others are skipped (reported); under ``skip-all`` every holder is
     skipped. A shared extra email or phone is dropped from the later holders instead.
+
+    ``outside``: the identity keys of Clerk users not in this run that share one with its users (a
+    canary's, ``stages.shared_holders``), ranked with its users' ``seq``: they take part in choosing the
+    keeper, as in a full run, and nothing of theirs is written.
     """
-    shared = journal.shared_identities(run_id, _identity_keys(journal, run_id))
-    keepers, lost = _keepers(journal, run_id, shared) if policy == "first" else ({}, {})
+    shared = journal.shared_identities(run_id, chain(_identity_keys(journal, run_id), outside))
+    outside_seq = {clerk_id: seq for _, clerk_id, seq, _ in outside}
+    keepers, lost = _keepers(journal, run_id, shared, outside_seq) if policy == "first" else ({}, {})
     problems: list[tuple[str, str, str]] = []
     skipped = 0
     with journal.transaction():
@@ -43,8 +52,9 @@ def resolve_conflicts(journal: Journal, run_id: int, policy: Policy) -> tuple[in
                     continue  # skipped for the key it lost to an older user, reported there
                 if essential:
                     reason = f"duplicate_{kind}"
+                    outside_run = " (not in this run)" if keeper in outside_seq else ""
                     detail = f"{kind} {value} is shared by {others}" + (
-                        f"; kept by {keeper}" if keeper else "; policy skip-all"
+                        f"; kept by {keeper}{outside_run}" if keeper else "; policy skip-all"
                     )
                     journal.skip_user(run_id, clerk_id, reason, detail)
                     problems.append((clerk_id, "skipped", f"{reason}: {detail}"))
@@ -53,10 +63,12 @@ def resolve_conflicts(journal: Journal, run_id: int, policy: Policy) -> tuple[in
                     _drop_identity(journal, run_id, current, kind, value)
                     problems.append((clerk_id, "warning", f"{kind} {value} dropped: also used by {others}"))
         journal.add_problems(run_id, problems)
-    return len(shared), skipped
+    return sum(1 for c in shared if any(h not in outside_seq for h, _ in c.holders)), skipped
 
 
-def _keepers(journal: Journal, run_id: int, shared: list[SharedIdentity]) -> tuple[dict[str, str], dict[str, str]]:
+def _keepers(
+    journal: Journal, run_id: int, shared: list[SharedIdentity], outside_seq: dict[str, int]
+) -> tuple[dict[str, str], dict[str, str]]:
     """Under ``first``: who keeps each shared key, and the key each other essential holder loses.
 
     Oldest first, a user keeps its shared essential keys unless an older kept user holds one of them
@@ -70,7 +82,11 @@ def _keepers(journal: Journal, run_id: int, shared: list[SharedIdentity]) -> tup
                 essential[clerk_id].append(conflict.key)
     keepers: dict[str, str] = {}
     lost: dict[str, str] = {}
-    for clerk_id in sorted(essential, key=lambda holder: journal.user(run_id, holder)["seq"]):
+
+    def seq(holder: str) -> int:
+        return outside_seq[holder] if holder in outside_seq else journal.user(run_id, holder)["seq"]
+
+    for clerk_id in sorted(essential, key=seq):
         taken = next((key for key in essential[clerk_id] if key in keepers), None)
         if taken is None:
             keepers.update(dict.fromkeys(essential[clerk_id], clerk_id))
@@ -83,22 +99,28 @@ def _keepers(journal: Journal, run_id: int, shared: list[SharedIdentity]) -> tup
     return keepers, lost
 
 
-def _identity_keys(journal: Journal, run_id: int) -> Iterator[tuple[str, str, int, bool]]:
-    """(identity key, clerk id, seq, essential) for every identity of every pending user.
+def _identity_keys(journal: Journal, run_id: int) -> Iterator[IdentityKey]:
+    """(identity key, clerk id, seq, essential) for every identity of every pending user."""
+    for row in journal.pending_users(run_id):
+        yield from row_identity_keys(row)
+
+
+def row_identity_keys(row: Any) -> list[IdentityKey]:
+    """(identity key, clerk id, seq, essential) for every identity of one staged row (none when skipped).
 
     Essential: the user's primary email and username, or the phone of a phone-only user: what the
     user signs in with. Keepers are chosen among essential holders first.
     """
-    for row in journal.pending_users(run_id):
-        essential = {
-            row["email_key"] and f"email:{row['email_key']}",
-            row["username_key"] and f"username:{row['username_key']}",
-        }
-        if not row["email_key"] and not row["username_key"] and row["phone_key"]:
-            essential.add(f"phone:{row['phone_key']}")  # a phone-only user's only way in
-        for kind, value in json.loads(row["plan"])["keys"]:
-            key = f"{kind}:{value}"
-            yield key, row["clerk_id"], row["seq"], key in essential
+    if not row["plan"]:
+        return []
+    essential = {
+        row["email_key"] and f"email:{row['email_key']}",
+        row["username_key"] and f"username:{row['username_key']}",
+    }
+    if not row["email_key"] and not row["username_key"] and row["phone_key"]:
+        essential.add(f"phone:{row['phone_key']}")  # a phone-only user's only way in
+    keys = (f"{kind}:{value}" for kind, value in json.loads(row["plan"])["keys"])
+    return [(key, row["clerk_id"], row["seq"], key in essential) for key in keys]
 
 
 def _drop_identity(journal: Journal, run_id: int, row: Any, kind: str, value: str) -> None:

@@ -34,6 +34,8 @@ class RunContext:
     options: MappingOptions
     export: ExportFile | None = None
     notes: list[str] = field(default_factory=list)  # end-of-run findings that make the exit non-zero
+    # a canary: identity keys of Clerk users outside it that share one with its users (stages.shared_holders)
+    outside_keys: list[tuple[str, str, int, bool]] = field(default_factory=list)
 
     def export_row(self, clerk_id: str) -> ExportRow | None:
         """The user's row of the CSV export, read again at its indexed offset (digests are never stored)."""

@@ -31,7 +31,7 @@ async def gather(ctx: RunContext) -> None:
 
 def settle_conflicts(ctx: RunContext) -> None:
     policy = ctx.settings.duplicate_identities
-    shared, skipped = resolve_conflicts(ctx.journal, ctx.run.id, policy)
+    shared, skipped = resolve_conflicts(ctx.journal, ctx.run.id, policy, ctx.outside_keys)
     if shared:
         ctx.emit(
             Notice(

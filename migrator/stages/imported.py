@@ -8,12 +8,17 @@ files), ``state=done``. The provenance rule is reconcile's: a Kinde user is ours
 ``provided_id`` names a user we exported. Users listed in api-users.csv are not adopted here: the
 ``run --only-file`` that created them knows them. Emits: the ``Read Kinde users`` phase.
 
+An exported user still not in Kinde is asked of Clerk: deleted there since the export, it is accounted for
+(nothing to delete, nothing to create; the catch-up records it, ``DeletionState.NOT_IN_KINDE``); still in
+Clerk, it refuses the catch-up.
+
 Idempotent: a user already recorded is kept, so a killed read is simply read again.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +30,7 @@ from migrator.stages.context import RunContext, Ticker
 
 PHASE = "Read Kinde users"
 NOT_IN_KINDE = "not-in-kinde.csv"
+CLERK_BATCH = 100  # user_id values per Clerk request (the spec's limit)
 REASONS = {
     None: "in an import file, not in Kinde: upload the file (or, if Kinde's import rejected it, migrate it by the API)",
     "api": "listed in api-users.csv: `migrator run --only-file` migrates it",
@@ -64,14 +70,38 @@ async def adopt_imported(ctx: RunContext, export_run_id: int) -> int:
     return recorded
 
 
-def absent_from_kinde(ctx: RunContext, export_run_id: int) -> Absent:
-    """Count the export run's users not in Kinde, and list them (``clerk_id,reason``) in the export run's
-    folder, a file ``migrator run --only-file`` takes."""
+async def gone_from_clerk(ctx: RunContext, export_run_id: int) -> list[str]:
+    """The export run's users not in Kinde that Clerk no longer has (asked 100 ids a request): deleted since the
+    export, before their import reached Kinde. Accounted for: nothing to delete, nothing to create."""
+    gone: list[str] = []
+    batch: list[str] = []
+    for row in ctx.journal.exported_not_in_kinde(export_run_id):
+        batch.append(row["clerk_id"])
+        if len(batch) == CLERK_BATCH:
+            gone.extend(await _missing_in_clerk(ctx, batch))
+            batch = []
+    gone.extend(await _missing_in_clerk(ctx, batch))
+    return gone
+
+
+async def _missing_in_clerk(ctx: RunContext, clerk_ids: list[str]) -> list[str]:
+    if not clerk_ids:
+        return []
+    present = {user.get("id") for user in await ctx.clerk.users_by_id(clerk_ids)}
+    return [clerk_id for clerk_id in clerk_ids if clerk_id not in present]
+
+
+def absent_from_kinde(ctx: RunContext, export_run_id: int, gone: Collection[str] = ()) -> Absent:
+    """Count the export run's users not in Kinde (less ``gone``: deleted from Clerk), and list them
+    (``clerk_id,reason``) in the export run's folder, a file ``migrator run --only-file`` takes."""
     absent = Absent()
     path = run_dir(ctx.settings.state_dir, export_run_id) / NOT_IN_KINDE
+    gone = set(gone)
 
     def rows() -> Any:
         for row in ctx.journal.exported_not_in_kinde(export_run_id):
+            if row["clerk_id"] in gone:
+                continue
             absent.counts["api" if row["export_target"] == "api" else "files"] += 1
             yield row["clerk_id"], REASONS.get(row["export_target"], REASONS[None])
 

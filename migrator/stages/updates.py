@@ -37,6 +37,7 @@ def pending_changes(journal: Journal, run_id: int) -> dict[str, int]:
         "passwords_to_update": sum(1 for update in updates if update["password"]),
         "users_to_delete": len(journal.deletions(run_id, "user", (DeletionState.PENDING, DeletionState.FAILED))),
         "users_gone_listed": len(journal.deletions(run_id, "user", (DeletionState.LISTED,))),
+        "users_gone_before_import": len(journal.deletions(run_id, "user", (DeletionState.NOT_IN_KINDE,))),
     }
 
 
