@@ -37,6 +37,8 @@ Schema (``SCHEMA_VERSION`` 2; version 1 journals gain the ``identities`` columns
                                                   -- users gone from Clerk (sync), what an undo removes
     definitions(run_id, kind DefinitionKind, scope, key, created 0|1)   -- undo provenance of definitions
     property_writes(run_id, clerk_org_id, kinde_code, key, previous, written)  -- organization values written
+    passes(run_id, number, kind 'start'|'resume'|'retry-failed', started_at, counts_before JSON)
+                                                  -- each pass over a run: what the run had done before it
     runs also carry parent_run_id (a catch-up's or undo's base run) and run_options JSON (since,
     canary selection, delete_removed); organizations and roles carry created_here (undo provenance).
 """
@@ -381,6 +383,16 @@ CREATE TABLE IF NOT EXISTS property_writes(
     previous TEXT,
     written TEXT NOT NULL,
     PRIMARY KEY (run_id, clerk_org_id, key)
+) WITHOUT ROWID;
+-- a run's passes: its start, then each resume or retry-failed of the same run id. counts_before: the run's
+-- outcome counts when the pass began, so a summary tells what this pass did apart from earlier passes
+CREATE TABLE IF NOT EXISTS passes(
+    run_id INTEGER NOT NULL,
+    number INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    counts_before TEXT NOT NULL,
+    PRIMARY KEY (run_id, number)
 ) WITHOUT ROWID;
 """
 
@@ -917,6 +929,19 @@ class Journal:
         )
         return [(r[0], r[1], r[2]) for r in rows]
 
+    def failure_messages(self, run_id: int, per_code: int) -> list[tuple[str, str, int, int]]:
+        """For each error code of the failed users: up to ``per_code`` distinct messages (commonest first),
+        each with its users, and how many distinct messages the code has in all (``status`` lists them)."""
+        rows = self._rows(
+            "SELECT code, message, n, kinds FROM (SELECT code, message, n,"
+            " COUNT(*) OVER (PARTITION BY code) AS kinds,"
+            " ROW_NUMBER() OVER (PARTITION BY code ORDER BY n DESC, message) AS rank FROM ("
+            "SELECT COALESCE(error_code, '') AS code, COALESCE(error_message, '') AS message, COUNT(*) AS n"
+            " FROM users WHERE run_id = ? AND state = ? GROUP BY 1, 2)) WHERE rank <= ? ORDER BY code, rank",
+            (run_id, UserState.FAILED, per_code),
+        )
+        return [(r[0], r[1], r[2], r[3]) for r in rows]
+
     def plan_counts(self, run_id: int) -> dict[str, Any]:
         """What remains to be done after the lookup, before any write (``reports.Plan``)."""
         p, s = UserState.PENDING, PasswordStep
@@ -1420,6 +1445,23 @@ class Journal:
             "UPDATE organizations SET properties = ? WHERE run_id = ? AND clerk_org_id = ?",
             (PropertiesStep.DONE, run_id, clerk_org_id),
         )
+
+    # -- passes: a run's start, then each resume or retry-failed ------------------------------------
+    def begin_pass(self, run_id: int, kind: str, counts_before: dict[str, Any]) -> int:
+        """Record a pass over the run with the run's counts as they stand; returns its number. A run of a
+        journal older than passes was started unrecorded: its first recorded resume is pass 2."""
+        first = 0 if kind == "start" else 1
+        number = self._scalar("SELECT COALESCE(MAX(number), ?) + 1 FROM passes WHERE run_id = ?", (first, run_id))
+        self._exec(
+            "INSERT INTO passes(run_id, number, kind, started_at, counts_before) VALUES (?, ?, ?, ?, ?)",
+            (run_id, number, kind, now_iso(), json.dumps(counts_before, sort_keys=True)),
+        )
+        return int(number)
+
+    def passes(self, run_id: int) -> list[dict[str, Any]]:
+        """The run's recorded passes, first first: number, kind, started_at, counts_before."""
+        rows = self._rows("SELECT * FROM passes WHERE run_id = ? ORDER BY number", (run_id,))
+        return [{**dict(r), "counts_before": json.loads(r["counts_before"])} for r in rows]
 
     # -- cutover: run chains, catch-up updates, deletions (sync, undo) --------------------------------
     def runs(self) -> list[Run]:
