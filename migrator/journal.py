@@ -26,7 +26,8 @@ Schema (``SCHEMA_VERSION`` 2; version 1 journals gain the ``identities`` columns
           identities IdentitiesStep, missing_identities JSON,   -- identities Kinde refused in a create
           properties PropertiesStep, social SocialStep, mfa 0|1,  -- issue 14: values, social identities
           kinde_id, skip_reason, skip_detail, attempts,
-          error_code, error_message, error_retryable, updated_at)
+          error_code, error_message, error_retryable, updated_at,
+          created_pass)                                -- the pass (passes.number) whose create made the user
     problems(run_id, clerk_id, kind, message)                 -- per-user warnings for the report
     organizations(run_id, clerk_org_id, body JSON, kinde_code, state, property_values JSON, properties)
     roles(run_id, key, body JSON, state, permission_bodies JSON, permissions PermissionsStep)
@@ -243,6 +244,7 @@ CREATE TABLE IF NOT EXISTS users(
     social TEXT NOT NULL DEFAULT 'n/a',
     mfa INTEGER NOT NULL DEFAULT 0,
     export_target TEXT,
+    created_pass INTEGER,
     PRIMARY KEY (run_id, clerk_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS users_seq ON users(run_id, seq);
@@ -415,6 +417,7 @@ _ADDED_COLUMNS = (
     ("organizations", "created_here", "INTEGER NOT NULL DEFAULT 0"),
     ("roles", "created_here", "INTEGER NOT NULL DEFAULT 0"),
     ("users", "export_target", "TEXT"),  # export runs: 'api' for users listed in api-users.csv
+    ("users", "created_pass", "INTEGER"),  # the pass (passes.number) whose create made this Kinde user
 )
 
 _LOOKUP_WHERE = {
@@ -810,9 +813,11 @@ class Journal:
             raise ValueError(f"not user fields: {sorted(unknown)}")
         fields["updated_at"] = now_iso()
         assignments = ", ".join(f"{name} = ?" for name in fields)
-        self._exec(
-            f"UPDATE users SET {assignments} WHERE run_id = ? AND clerk_id = ?", (*fields.values(), run_id, clerk_id)
-        )
+        params: list[Any] = list(fields.values())
+        if fields.get("created") == Created.CREATED:  # the pass whose create made it (run_passes.py)
+            assignments += ", created_pass = COALESCE(created_pass, (SELECT MAX(number) FROM passes WHERE run_id = ?))"
+            params.append(run_id)
+        self._exec(f"UPDATE users SET {assignments} WHERE run_id = ? AND clerk_id = ?", (*params, run_id, clerk_id))
 
     def record_outcomes(self, run_id: int, updates: Sequence[tuple[str, dict[str, Any]]]) -> None:
         """Apply many per-user step results in one commit (the load stage batches its commits)."""
@@ -1457,6 +1462,12 @@ class Journal:
             (run_id, number, kind, now_iso(), json.dumps(counts_before, sort_keys=True)),
         )
         return int(number)
+
+    def created_in_pass(self, run_id: int, number: int) -> int:
+        """Users this pass created in Kinde and finished (a user an earlier, killed pass created is not one)."""
+        return self._count_users(
+            run_id, "created = ? AND state = ? AND created_pass = ?", (Created.CREATED, UserState.DONE, number)
+        )
 
     def passes(self, run_id: int) -> list[dict[str, Any]]:
         """The run's recorded passes, first first: number, kind, started_at, counts_before."""

@@ -301,6 +301,7 @@ def _pass_rows(counts: Summary | dict[str, Any], other: Summary | dict[str, Any]
         return of.get(name, default) if isinstance(of, dict) else getattr(of, name)
 
     rows = {"Created in Kinde": get(counts, "created"), "Already in Kinde": get(counts, "already_present")}
+    rows["Finished (created by an earlier pass)"] = get(counts, "finished_created_earlier")
     rows["Failed"] = get(counts, "failed")
     for name, label in (("skipped", "Skipped: {}"), ("passwords_set", "Password imported ({})")):
         mine, theirs = get(counts, name, {}), get(other, name, {})

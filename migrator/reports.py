@@ -80,6 +80,7 @@ class Summary:
     created: int = 0
     already_present: int = 0
     done_earlier: int = 0  # users whose password / flags an earlier run of this journal already set
+    finished_created_earlier: int = 0  # users an earlier pass of this run created, finished by this one
     skipped: dict[str, int] = field(default_factory=dict)
     failed: int = 0
     pending: int = 0
@@ -201,7 +202,7 @@ def build_summary(
     counts = run_counts(journal, run_id)
     earlier = None
     if start is not None:
-        counts = this_pass(counts, start)
+        counts = this_pass(journal, run_id, counts, start)
         earlier = None if start.kind == START else start.before
     pending = 0 if mode == "dry-run" or cancelled else journal.outcome_counts(run_id)["pending"]
     return Summary(

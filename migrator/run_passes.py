@@ -45,9 +45,12 @@ def _minus(now: dict[str, int], before: dict[str, int]) -> dict[str, int]:
     return {key: value - before.get(key, 0) for key, value in now.items() if value - before.get(key, 0)}
 
 
-def this_pass(counts: dict[str, Any], start: PassStart) -> dict[str, Any]:
-    """The run's counts now, less what earlier passes had done: this pass's counts."""
+def this_pass(journal: Journal, run_id: int, counts: dict[str, Any], start: PassStart) -> dict[str, Any]:
+    """The run's counts now, less what earlier passes had done: this pass's counts. A user an earlier pass
+    created (then stopped or failed) and this one finished is not counted as created by this pass, but apart."""
     done: dict[str, Any] = {name: counts[name] - start.before.get(name, 0) for name in COUNTED}
     for name in BY_KIND:
         done[name] = _minus(counts[name], start.before.get(name, {}))
+    created = journal.created_in_pass(run_id, start.number)
+    done["finished_created_earlier"], done["created"] = done["created"] - created, created
     return done

@@ -163,26 +163,30 @@ def test_the_summary_counts_what_the_run_did(journal: Journal) -> None:
 def test_a_retry_counts_only_what_it_did_and_shows_what_earlier_passes_did(journal: Journal) -> None:
     run = new_run(journal)
     first = begin_pass(journal, run.id, START)
-    put(journal, run.id, "ok", 0, state="done", created="created", password="set", password_method="bcrypt")
+    put(journal, run.id, "ok", 0, state="done", password="set", password_method="bcrypt")
+    journal.update_user(run.id, "ok", created="created")  # as the load stage records a create
     put(journal, run.id, "there", 1, state="done", created="existed")
     put(journal, run.id, "skip", 2, state="skipped", skip_reason="banned", created="n/a")
-    for seq, clerk_id in enumerate(("bad_1", "bad_2", "bad_3"), start=3):
+    for seq, clerk_id in enumerate(("bad_1", "bad_2", "bad_3", "half"), start=3):
         put(journal, run.id, clerk_id, seq, state="failed", error_code="X", error_message=f"taken by {clerk_id}")
+    journal.update_user(run.id, "half", created="created")  # created, then an identity refused: failed
     plan = build_plan(journal, run.id, with_export=False)
 
     started = build_summary(journal, run.id, "run", plan, cancelled=False, start=first)
     assert (started.pass_number, started.pass_kind, started.earlier) == (1, START, None)
-    assert (started.created, started.failed, started.failed_in_run) == (1, 3, 3)
+    assert (started.created, started.failed, started.failed_in_run) == (1, 4, 4)
 
-    assert journal.reset_failed(run.id) == 3  # what retry-failed does before its pass begins
+    assert journal.reset_failed(run.id) == 4  # what retry-failed does before its pass begins
     retry = begin_pass(journal, run.id, RETRY_FAILED)
     journal.update_user(run.id, "bad_1", state="done", created="created", password="set", password_method="md5")
     journal.update_user(run.id, "bad_2", state="done", created="created", password="reset", flags="done")
     journal.update_user(run.id, "bad_3", state="failed", error_code="X", error_message="still taken")
+    journal.update_user(run.id, "half", state="done", created="created")  # its identity added now
 
     retried = build_summary(journal, run.id, "run", plan, cancelled=False, start=retry)
     assert (retried.pass_number, retried.pass_kind) == (2, RETRY_FAILED)
     assert (retried.created, retried.already_present, retried.failed, retried.failed_in_run) == (2, 0, 1, 1)
+    assert retried.finished_created_earlier == 1  # created by the first pass: not this one's creation
     assert (retried.passwords_set, retried.password_resets, retried.skipped) == ({"md5": 1}, 1, {})
     assert retried.earlier is not None
     assert (retried.earlier["created"], retried.earlier["already_present"], retried.earlier["failed"]) == (1, 1, 0)
@@ -204,7 +208,8 @@ def test_a_resume_leaves_earlier_failures_failed_and_the_exit_code_says_so(journ
                             start=resumed)  # fmt: skip
 
     assert resumed.number == 2
-    assert (summary.created, summary.failed, summary.earlier["failed"], summary.failed_in_run) == (1, 0, 1, 1)
+    assert (summary.created, summary.finished_created_earlier) == (0, 1)  # created before the resume
+    assert (summary.failed, summary.earlier["failed"], summary.failed_in_run) == (0, 1, 1)
     assert summary.exit_code == EXIT_FAILURES  # the earlier failure is still there
 
 
@@ -237,7 +242,17 @@ def test_users_left_pending_fail_a_run_only(journal: Journal, mode, cancelled, p
         ({"cancelled": True}, EXIT_INTERRUPTED),
         ({"cancelled": True, "failed": 2}, EXIT_INTERRUPTED),
     ],
-    ids=["nothing", "all-accounted", "failed", "failed-earlier", "pending", "membership", "unaccounted", "cancelled", "cancelled-first"],
+    ids=[
+        "nothing",
+        "all-accounted",
+        "failed",
+        "failed-earlier",
+        "pending",
+        "membership",
+        "unaccounted",
+        "cancelled",
+        "cancelled-first",
+    ],
 )
 def test_the_exit_code_claims_every_user_is_accounted_for_only_when_true(fields, exit_code: int) -> None:
     summary = Summary(run_id=1, mode="run", plan=Plan(run_id=1), **fields)
