@@ -350,6 +350,11 @@ def _show_status(report: dict[str, Any], out: Console) -> None:
     if run_info["status"] in ("stopped", "interrupted", "failed", "cancelled"):
         out.print(f"  its process is gone: `migrator resume {run_info['id']}` continues it")
     out.print(f"Users fetched: {report['users']} of {run_info['source_count']} in Clerk")
+    if len(report["passes"]) > 1:  # resumed or retried: each pass's summary counted what it did
+        passes = " | ".join(
+            f"{p['number']} {p['kind']} {p['started_at'][5:16].replace('T', ' ')}" for p in report["passes"]
+        )
+        out.print(f"Passes: {passes}", highlight=False)
     if checked := report["verify"]:
         counts = ", ".join(f"{kind} {n}" for kind, n in checked["counts"].items())
         out.print(f"Last verify ({checked['ended_at']}): {checked['verdict']}: {counts}", highlight=False)

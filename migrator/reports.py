@@ -313,4 +313,5 @@ def status_report(journal: Journal, run_id: int | None) -> dict[str, Any]:
         "failed_memberships": [dict(m) for m in journal.failed_memberships(run.id)],
         "problems": [dict(p) for p in journal.problems(run.id, limit=50)],
         "verify": journal.last_verification(run.id),
+        "passes": [{k: p[k] for k in ("number", "kind", "started_at")} for p in journal.passes(run.id)],
     }

@@ -94,5 +94,13 @@ def test_each_retry_failed_pass_counts_its_own_users_and_shows_earlier_passes_ap
     summary_file = json.loads((tmp_path / ".migrator" / "runs" / "1" / "summary.json").read_text())["run"]
     assert (summary_file["created"], summary_file["earlier"]["created"]) == (2, eligible - 2)
 
+    status = json.loads(run_cli("status", "--json", cwd=tmp_path, env=env).stdout)
+    assert [(p["number"], p["kind"]) for p in status["passes"]] == [
+        (1, "start"),
+        (2, "retry-failed"),
+        (3, "retry-failed"),
+    ]
+    assert "Passes: 1 start " in run_cli("status", cwd=tmp_path, env=env).stdout
+
     in_kinde = {u["provided_id"] for u in kinde_state(sandbox)["users"]}
     assert set(taken) <= in_kinde
