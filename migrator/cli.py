@@ -30,6 +30,7 @@ from migrator.render_verify import show_verification
 from migrator.reports import Plan, Summary, status_report
 from migrator.run_records import NothingToDo
 from migrator.stages.verify import Verification
+from migrator.status_lists import failure_line
 from migrator.verification import run_verification
 
 app = typer.Typer(
@@ -163,7 +164,7 @@ def _execute(settings: Settings, as_json: bool, action: Start | Resume, *, yes: 
         ),
     )
     _show_summary(summary, out, as_json)
-    if conventions.OUTPUT.verbose and summary.failed and not as_json:
+    if conventions.OUTPUT.verbose and summary.failed_in_run and not as_json:
         status_cli.print_failed_after_run(settings, summary.run_id, out)
     return summary
 
@@ -177,10 +178,11 @@ def _show_summary(summary: Summary, out: Console, as_json: bool) -> None:
     else:
         out.print(summary_table(summary))
         for code, message, count in summary.failures[:10]:
-            out.print(f"[red]{count} user(s) failed[/red]: {message} [{code}]", highlight=False)
+            line = failure_line(code, message, count, summary.failure_messages.get(code, 1))
+            out.print(f"[red]failed[/red]: {line}", highlight=False)
         for note in summary.unaccounted:
             out.print(f"[red]not accounted for[/red]: {note}", highlight=False)
-        if summary.failed:
+        if summary.failed_in_run:
             out.print(f"Who and why: migrator status {summary.run_id} --failed", highlight=False)
             out.print(f"Retry them with: migrator retry-failed {summary.run_id}")
     for name, path in summary.reports.items():
@@ -354,6 +356,11 @@ def _show_status(report: dict[str, Any], out: Console) -> None:
     if run_info["status"] in ("stopped", "interrupted", "failed", "cancelled"):
         out.print(f"  its process is gone: `migrator resume {run_info['id']}` continues it")
     out.print(f"Users fetched: {report['users']} of {run_info['source_count']} in Clerk")
+    if len(report["passes"]) > 1:  # resumed or retried: each pass's summary counted what it did
+        passes = " | ".join(
+            f"{p['number']} {p['kind']} {p['started_at'][5:16].replace('T', ' ')}" for p in report["passes"]
+        )
+        out.print(f"Passes: {passes}", highlight=False)
     if checked := report["verify"]:
         counts = ", ".join(f"{kind} {n}" for kind, n in checked["counts"].items())
         out.print(f"Last verify ({checked['ended_at']}): {checked['verdict']}: {counts}", highlight=False)
@@ -365,7 +372,9 @@ def _show_status(report: dict[str, Any], out: Console) -> None:
     for reason, count in report["skipped"].items():
         out.print(f"  skipped: {reason}: {count}")
     for failure in report["failures"]:
-        line = f"[red]failed ({failure['users']})[/red]: {failure['message']} [{failure['code']}]"
+        line = "[red]failed[/red]: " + failure_line(
+            failure["code"], failure["message"], failure["users"], failure.get("messages", 1)
+        )
         out.print(line, highlight=False, soft_wrap=True)
 
 

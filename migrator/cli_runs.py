@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from rich.table import Table
+
 from migrator.cli import ConfigOption, JsonOption, StateDirOption, _require_journal, _run_command, app
 from migrator.cli_conventions import TerminalConsole
 from migrator.config import Settings, load_settings
@@ -49,19 +51,47 @@ def finished_already(
     return answer
 
 
-def _when(stamp: object, since: object = None) -> str:
+RUNS_WIDE = 100  # columns from which `runs` shows full state labels and times to the second
+SHORT_STATES = {"completed-with-failures": "partial"}  # the longest label, cut to fit 80 columns
+COUNT_COLUMNS = (("done", "done"), ("failed", "failed"), ("skipped", "skip"), ("pending", "pend"))
+
+
+def _when(stamp: object, since: object = None, *, seconds: bool = True) -> str:
     """``2026-01-31T12:34:56.789+00:00`` as ``01-31 12:34:56``; only the time when it is ``since``'s day."""
     if not stamp:
         return "not ended"
-    text = str(stamp)[5:19].replace("T", " ")
+    text = str(stamp)[5 : 19 if seconds else 16].replace("T", " ")
     return text[6:] if since and str(since)[:10] == str(stamp)[:10] else text
 
 
-def run_line(row: dict[str, object]) -> str:
-    """One run on one line: the numbers first, so nothing that matters is cut at 80 columns."""
-    counts = ", ".join(f"{row[k]} {k}" for k in ("done", "failed", "skipped", "pending") if row[k] or k == "done")
-    times = f"{_when(row['started_at'])} -> {_when(row['ended_at'], row['started_at'])}"
-    return f"{row['id']:>3}  {row['kind']:<8} {row['state']:<10} {counts}  {times}"
+def runs_table(rows: list[dict[str, object]], width: int) -> Table:
+    """Every run in one row, fitted to ``width`` by priority: id, kind, state and counts always; below
+    RUNS_WIDE columns the state is shortened (legend: ``runs_legend``), counts' headers and times too."""
+    wide = width >= RUNS_WIDE
+    table = Table(box=None, padding=(0, 1, 0, 0), pad_edge=False, show_edge=False, header_style="bold")
+    for header, justify in (("id", "right"), ("kind", "left"), ("state", "left")):
+        table.add_column(header, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+    for key, short in COUNT_COLUMNS:
+        table.add_column(key if wide else short, justify="right", no_wrap=True)
+    table.add_column("started", no_wrap=True)
+    table.add_column("ended", no_wrap=True)
+    for row in rows:
+        state = str(row["state"]) if wide else SHORT_STATES.get(str(row["state"]), str(row["state"]))
+        table.add_row(
+            str(row["id"]),
+            str(row["kind"]),
+            state,
+            *(str(row[key]) for key, _ in COUNT_COLUMNS),
+            _when(row["started_at"], seconds=wide),
+            _when(row["ended_at"], row["started_at"], seconds=wide),
+        )
+    return table
+
+
+def runs_legend(rows: list[dict[str, object]], width: int) -> list[str]:
+    """What a shortened state means, when the table shows one."""
+    shown = {str(row["state"]) for row in rows} & set(SHORT_STATES) if width < RUNS_WIDE else set()
+    return [f"{SHORT_STATES[state]}: {state} (`migrator status ID --failed` for who)" for state in sorted(shown)]
 
 
 @app.command("runs")
@@ -85,7 +115,8 @@ def runs(as_json: JsonOption = False, config: ConfigOption = None, state_dir: St
             out.print_json(json.dumps(rows))
         else:
             out.print(f"Runs in {settings.state_dir} (times UTC):", highlight=False)
-            for row in rows:
-                out.print(run_line(row), highlight=False, soft_wrap=True)
+            out.print(runs_table(rows, out.width), highlight=False)
+            for line in runs_legend(rows, out.width):
+                out.print(line, highlight=False)
 
     _run_command(body)

@@ -121,8 +121,9 @@ class Settings(BaseSettings):
     # When Clerk made the export (--export-time): a password Clerk says changed at or after it is not in
     # the export, so its digest is not imported. Unset: the export file's modification time.
     clerk_export_time: datetime | None = None
-    # `migrator run --only-file`: migrate only the Clerk ids listed (first column) in this CSV, e.g. the
-    # api-users.csv `migrator export` writes; every other user is skipped as left to the import files.
+    # Unset clerk_export_time: the export file's modification time, read once when the settings are made
+    # (the run uses and fingerprints one value even if the file is touched later). `run --only-file` is a
+    # flag of `migrator run` (only_file.py), not a setting.
     _export_time_default: datetime | None = PrivateAttr(default=None)
 
     @field_validator("clerk_export", mode="before")

@@ -26,7 +26,8 @@ Schema (``SCHEMA_VERSION`` 2; version 1 journals gain the ``identities`` columns
           identities IdentitiesStep, missing_identities JSON,   -- identities Kinde refused in a create
           properties PropertiesStep, social SocialStep, mfa 0|1,  -- issue 14: values, social identities
           kinde_id, skip_reason, skip_detail, attempts,
-          error_code, error_message, error_retryable, updated_at)
+          error_code, error_message, error_retryable, updated_at,
+          created_pass)                                -- the pass (passes.number) whose create made the user
     problems(run_id, clerk_id, kind, message)                 -- per-user warnings for the report
     organizations(run_id, clerk_org_id, body JSON, kinde_code, state, property_values JSON, properties)
     roles(run_id, key, body JSON, state, permission_bodies JSON, permissions PermissionsStep)
@@ -37,6 +38,8 @@ Schema (``SCHEMA_VERSION`` 2; version 1 journals gain the ``identities`` columns
                                                   -- users gone from Clerk (sync), what an undo removes
     definitions(run_id, kind DefinitionKind, scope, key, created 0|1)   -- undo provenance of definitions
     property_writes(run_id, clerk_org_id, kinde_code, key, previous, written)  -- organization values written
+    passes(run_id, number, kind 'start'|'resume'|'retry-failed', started_at, counts_before JSON)
+                                                  -- each pass over a run: what the run had done before it
     runs also carry parent_run_id (a catch-up's or undo's base run) and run_options JSON (since,
     canary selection, delete_removed); organizations and roles carry created_here (undo provenance).
     users.password_settled_ms: from when a password change in Clerk is news (catch-ups); runs.started_ms:
@@ -247,6 +250,7 @@ CREATE TABLE IF NOT EXISTS users(
     mfa INTEGER NOT NULL DEFAULT 0,
     export_target TEXT,
     password_settled_ms INTEGER,
+    created_pass INTEGER,
     PRIMARY KEY (run_id, clerk_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS users_seq ON users(run_id, seq);
@@ -388,6 +392,16 @@ CREATE TABLE IF NOT EXISTS property_writes(
     written TEXT NOT NULL,
     PRIMARY KEY (run_id, clerk_org_id, key)
 ) WITHOUT ROWID;
+-- a run's passes: its start, then each resume or retry-failed of the same run id. counts_before: the run's
+-- outcome counts when the pass began, so a summary tells what this pass did apart from earlier passes
+CREATE TABLE IF NOT EXISTS passes(
+    run_id INTEGER NOT NULL,
+    number INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    counts_before TEXT NOT NULL,
+    PRIMARY KEY (run_id, number)
+) WITHOUT ROWID;
 """
 
 # Columns added after version 1: (table, column, declaration). Added on open when missing.
@@ -415,6 +429,7 @@ _ADDED_COLUMNS = (
     # catch-ups: the Unix ms after which a password change in Clerk is news to Kinde (NULL: derived from the run)
     ("users", "password_settled_ms", "INTEGER"),
     ("runs", "started_ms", "INTEGER"),  # the start to the ms (started_at is to the second; NULL in old journals)
+    ("users", "created_pass", "INTEGER"),  # the pass (passes.number) whose create made this Kinde user
 )
 
 _LOOKUP_WHERE = {
@@ -818,9 +833,11 @@ class Journal:
             raise ValueError(f"not user fields: {sorted(unknown)}")
         fields["updated_at"] = now_iso()
         assignments = ", ".join(f"{name} = ?" for name in fields)
-        self._exec(
-            f"UPDATE users SET {assignments} WHERE run_id = ? AND clerk_id = ?", (*fields.values(), run_id, clerk_id)
-        )
+        params: list[Any] = list(fields.values())
+        if fields.get("created") == Created.CREATED:  # the pass whose create made it (run_passes.py)
+            assignments += ", created_pass = COALESCE(created_pass, (SELECT MAX(number) FROM passes WHERE run_id = ?))"
+            params.append(run_id)
+        self._exec(f"UPDATE users SET {assignments} WHERE run_id = ? AND clerk_id = ?", (*params, run_id, clerk_id))
 
     def record_outcomes(self, run_id: int, updates: Sequence[tuple[str, dict[str, Any]]]) -> None:
         """Apply many per-user step results in one commit (the load stage batches its commits)."""
@@ -936,6 +953,19 @@ class Journal:
             (run_id, UserState.FAILED),
         )
         return [(r[0], r[1], r[2]) for r in rows]
+
+    def failure_messages(self, run_id: int, per_code: int) -> list[tuple[str, str, int, int]]:
+        """For each error code of the failed users: up to ``per_code`` distinct messages (commonest first),
+        each with its users, and how many distinct messages the code has in all (``status`` lists them)."""
+        rows = self._rows(
+            "SELECT code, message, n, kinds FROM (SELECT code, message, n,"
+            " COUNT(*) OVER (PARTITION BY code) AS kinds,"
+            " ROW_NUMBER() OVER (PARTITION BY code ORDER BY n DESC, message) AS rank FROM ("
+            "SELECT COALESCE(error_code, '') AS code, COALESCE(error_message, '') AS message, COUNT(*) AS n"
+            " FROM users WHERE run_id = ? AND state = ? GROUP BY 1, 2)) WHERE rank <= ? ORDER BY code, rank",
+            (run_id, UserState.FAILED, per_code),
+        )
+        return [(r[0], r[1], r[2], r[3]) for r in rows]
 
     def plan_counts(self, run_id: int) -> dict[str, Any]:
         """What remains to be done after the lookup, before any write (``reports.Plan``)."""
@@ -1461,6 +1491,29 @@ class Journal:
             "UPDATE organizations SET properties = ? WHERE run_id = ? AND clerk_org_id = ?",
             (PropertiesStep.DONE, run_id, clerk_org_id),
         )
+
+    # -- passes: a run's start, then each resume or retry-failed ------------------------------------
+    def begin_pass(self, run_id: int, kind: str, counts_before: dict[str, Any]) -> int:
+        """Record a pass over the run with the run's counts as they stand; returns its number. A run of a
+        journal older than passes was started unrecorded: its first recorded resume is pass 2."""
+        first = 0 if kind == "start" else 1
+        number = self._scalar("SELECT COALESCE(MAX(number), ?) + 1 FROM passes WHERE run_id = ?", (first, run_id))
+        self._exec(
+            "INSERT INTO passes(run_id, number, kind, started_at, counts_before) VALUES (?, ?, ?, ?, ?)",
+            (run_id, number, kind, now_iso(), json.dumps(counts_before, sort_keys=True)),
+        )
+        return int(number)
+
+    def created_in_pass(self, run_id: int, number: int) -> int:
+        """Users this pass created in Kinde and finished (a user an earlier, killed pass created is not one)."""
+        return self._count_users(
+            run_id, "created = ? AND state = ? AND created_pass = ?", (Created.CREATED, UserState.DONE, number)
+        )
+
+    def passes(self, run_id: int) -> list[dict[str, Any]]:
+        """The run's recorded passes, first first: number, kind, started_at, counts_before."""
+        rows = self._rows("SELECT * FROM passes WHERE run_id = ? ORDER BY number", (run_id,))
+        return [{**dict(r), "counts_before": json.loads(r["counts_before"])} for r in rows]
 
     # -- cutover: run chains, catch-up updates, deletions (sync, undo) --------------------------------
     def runs(self) -> list[Run]:

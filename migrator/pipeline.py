@@ -43,6 +43,7 @@ from migrator.reports import (
     write_password_report,
 )
 from migrator.request_log import REQUESTS_LOG, RequestLog
+from migrator.run_passes import RESUME, RETRY_FAILED, START, PassStart, begin_pass
 from migrator.stages.context import RunContext, mapping_options
 from migrator.stages.export_index import open_export
 from migrator.stages.gather import gather
@@ -107,6 +108,7 @@ class Migration:
         self.options = mapping_options(settings)
         self._started = time.monotonic()
         self.request_log: RequestLog | None = None
+        self.this_pass: PassStart | None = None
 
     async def start(self, *, dry_run: bool, confirm: Confirm) -> Summary:
         export = self.settings.clerk_export
@@ -132,7 +134,7 @@ class Migration:
                 self.journal.reopen_run(run.id)
             self.emit(Notice(f"resuming run {run.id}"))
 
-        return await self.drive(run, confirm, reopen)
+        return await self.drive(run, confirm, reopen, RESUME)
 
     async def retry_failed(self, run_id: int | None, *, allow_changed: bool, confirm: Confirm) -> Summary:
         run = self._reopen(run_id, allow_changed, "nothing was attempted, so nothing failed")
@@ -144,7 +146,7 @@ class Migration:
                 self.journal.reopen_run(run.id)
             self.emit(Notice(f"retrying {retried} failed user(s) of run {run.id}"))
 
-        return await self.drive(run, confirm, reopen)
+        return await self.drive(run, confirm, reopen, RETRY_FAILED)
 
     def _reopen(self, run_id: int | None, allow_changed: bool, why_not_dry: str) -> Run:
         run = self.journal.run(run_id)
@@ -160,9 +162,12 @@ class Migration:
             self.emit(Notice(f"continuing although {change}", level="warning"))
         return run
 
-    async def drive(self, run: Run, confirm: Confirm, reopen: Callable[[], None] | None = None) -> Summary:
+    async def drive(
+        self, run: Run, confirm: Confirm, reopen: Callable[[], None] | None = None, pass_kind: str = START
+    ) -> Summary:
         """Take a journaled run (new, resumed, or a cutover run) through the stages. A failed credential check
-        aborts a new run, and leaves a run to resume as it was: ``reopen`` runs only once the check passed."""
+        aborts a new run, and leaves a run to resume as it was: ``reopen`` runs only once the check passed.
+        The pass begins after it (run_passes.py): the summary counts what this pass did."""
         ctx = RunContext(self.settings, self.journal, self.clerk, self.kinde, self.emit, run, self.options)
         if self.request_log is not None:
             self.request_log.attach(run_dir(self.settings.state_dir, run.id) / REQUESTS_LOG)
@@ -174,6 +179,7 @@ class Migration:
             raise
         if reopen is not None:
             reopen()
+        self.this_pass = begin_pass(self.journal, run.id, pass_kind)
         try:
             if run.export_path:
                 ctx.export = open_export(Path(run.export_path))
@@ -217,13 +223,14 @@ class Migration:
         return self._finish(ctx, plan, RunStatus.COMPLETED)
 
     def _finish(self, ctx: RunContext, plan: Plan, status: RunStatus) -> Summary:
-        summary = build_summary(self.journal, ctx.run.id, ctx.run.mode, plan, cancelled=status == RunStatus.CANCELLED)
+        cancelled = status == RunStatus.CANCELLED
+        summary = build_summary(self.journal, ctx.run.id, ctx.run.mode, plan, cancelled=cancelled, start=self.this_pass)
         summary.unaccounted = list(ctx.notes)
         summary.requests = {client.service: client.stats.requests for client in (self.clerk, self.kinde)}
         summary.throttled = {client.service: client.stats.throttled for client in (self.clerk, self.kinde)}
         summary.seconds = round(time.monotonic() - self._started, 3)
         summary.reports = write_run_reports(self.journal, ctx.run.id, self.settings.state_dir, summary.to_json())
-        unfinished = summary.failed or summary.pending or summary.unaccounted
+        unfinished = summary.failed_in_run or summary.pending or summary.unaccounted
         final = RunStatus.COMPLETED_WITH_FAILURES if status == RunStatus.COMPLETED and unfinished else status
         self.journal.end_run(ctx.run.id, final)
         return summary

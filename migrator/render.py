@@ -294,30 +294,49 @@ def plan_table(plan: Plan, *, title: str) -> Table:
     return table
 
 
+def _pass_rows(counts: Summary | dict[str, Any], other: Summary | dict[str, Any]) -> dict[str, int]:
+    """The counts a pass did (a Summary) or earlier passes did (``Summary.earlier``), by row label; the skip
+    reasons and password methods of ``other`` too (0 here), so both columns list the same rows in one order."""
+
+    def get(of: Summary | dict[str, Any], name: str, default: Any = 0) -> Any:
+        return of.get(name, default) if isinstance(of, dict) else getattr(of, name)
+
+    rows = {"Created in Kinde": get(counts, "created"), "Already in Kinde": get(counts, "already_present")}
+    rows["Finished (created by an earlier pass)"] = get(counts, "finished_created_earlier")
+    rows["Failed"] = get(counts, "failed")
+    for name, label in (("skipped", "Skipped: {}"), ("passwords_set", "Password imported ({})")):
+        mine, theirs = get(counts, name, {}), get(other, name, {})
+        rows |= {label.format(key): mine.get(key, 0) for key in sorted({*mine, *theirs})}
+    rows["Password reset requested"] = get(counts, "password_resets")
+    rows["Passwords / resets done by earlier runs"] = get(counts, "done_earlier")
+    rows["Memberships added"] = get(counts, "memberships_added")
+    return rows
+
+
+ALWAYS_SHOWN = ("Created in Kinde", "Already in Kinde", "Failed", "Password reset requested")
+
+
 def summary_table(summary: Summary) -> Table:
-    table = Table(title=f"Run {summary.run_id} ({summary.mode})", show_header=False, title_justify="left")
+    """The pass's counts; a resume or retry-failed shows them beside what the run's earlier passes did
+    (run_passes.py). Not finished, failed memberships, requests and seconds are the run's state now."""
+    split = summary.earlier is not None
+    title = f"Run {summary.run_id} ({summary.mode})" + (f", pass {summary.pass_number} ({summary.pass_kind})" * split)
+    table = Table(title=title, show_header=split, title_justify="left")
     table.add_column("what")
-    table.add_column("value", justify="right")
-    rows: list[tuple[str, Any]] = [
-        ("Created in Kinde", summary.created),
-        ("Already in Kinde", summary.already_present),
-        ("Failed", summary.failed),
-    ]
-    if summary.pending:
-        rows.append(("Not finished", summary.pending))
-    for reason, count in sorted(summary.skipped.items()):
-        rows.append((f"Skipped: {reason}", count))
-    for method, count in sorted(summary.passwords_set.items()):
-        rows.append((f"Password imported ({method})", count))
-    rows.append(("Password reset requested", summary.password_resets))
-    if summary.done_earlier:
-        rows.append(("Passwords / resets done by earlier runs", summary.done_earlier))
-    if summary.memberships_added or summary.memberships_failed:
-        rows.append(("Memberships added", summary.memberships_added))
-        rows.append(("Memberships failed", summary.memberships_failed))
+    table.add_column("this pass", justify="right")
+    if split:
+        table.add_column("earlier passes", justify="right")
+    now, before = _pass_rows(summary, summary.earlier or {}), _pass_rows(summary.earlier or {}, summary)
+    memberships = summary.memberships_failed or now["Memberships added"] or before["Memberships added"]
+    for name, value in now.items():
+        if not (name in ALWAYS_SHOWN or value or before[name] or (memberships and name == "Memberships added")):
+            continue
+        table.add_row(name, str(value), *[str(before[name])] * split)
+        if name == "Failed" and summary.pending:
+            table.add_row("Not finished", str(summary.pending), *[""] * split)
+        if name == "Memberships added":
+            table.add_row("Memberships failed", str(summary.memberships_failed), *[""] * split)
     for service, count in summary.requests.items():
-        rows.append((f"Requests to {service}", f"{count} ({summary.throttled.get(service, 0)} x429)"))
-    rows.append(("Seconds", f"{summary.seconds:.1f}"))
-    for name, value in rows:
-        table.add_row(name, str(value))
+        table.add_row(f"Requests to {service}", f"{count} ({summary.throttled.get(service, 0)} x429)", *[""] * split)
+    table.add_row("Seconds", f"{summary.seconds:.1f}", *[""] * split)
     return table

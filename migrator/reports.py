@@ -16,6 +16,7 @@ from migrator.errors import EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK
 from migrator.journal import Journal, RunStatus
 from migrator.mapping import STALE_DIGEST_REASON
 from migrator.report_files import MFA_REENROL, PASSWORD_RESETS, run_dir, write_rows
+from migrator.run_passes import START, PassStart, run_counts, this_pass
 from migrator.stages.updates import pending_changes
 
 PASSWORD_REPORT_COLUMNS = ("clerk_id", "email", "hasher", "reason", "action")
@@ -70,7 +71,9 @@ class Plan:
 
 @dataclass
 class Summary:
-    """What a run did. ``exit_code`` follows the CLI's documented codes."""
+    """What a pass over a run did (its start, or a resume or retry-failed of it): the counts are this pass's,
+    ``earlier`` holds what the run's earlier passes did (None on its first pass). ``pending`` and
+    ``memberships_failed`` are the run's state now. ``exit_code`` follows the CLI's documented codes."""
 
     run_id: int
     mode: str
@@ -78,6 +81,7 @@ class Summary:
     created: int = 0
     already_present: int = 0
     done_earlier: int = 0  # users whose password / flags an earlier run of this journal already set
+    finished_created_earlier: int = 0  # users an earlier pass of this run created, finished by this one
     skipped: dict[str, int] = field(default_factory=dict)
     failed: int = 0
     pending: int = 0
@@ -86,6 +90,7 @@ class Summary:
     memberships_added: int = 0
     memberships_failed: int = 0
     failures: list[tuple[str, str, int]] = field(default_factory=list)
+    failure_messages: dict[str, int] = field(default_factory=dict)  # error code -> distinct messages
     skipped_users: list[dict[str, str | None]] = field(default_factory=list)
     reports: dict[str, str] = field(default_factory=dict)
     requests: dict[str, int] = field(default_factory=dict)
@@ -94,19 +99,32 @@ class Summary:
     cancelled: bool = False  # the operator declined to write
     unaccounted: list[str] = field(default_factory=list)  # Clerk users not accounted for (a fetch gap)
     verification: dict[str, Any] | None = None  # a canary's verify of its own users: verdict and counts
+    pass_number: int = 1
+    pass_kind: str = START  # 'start', 'resume' or 'retry-failed'
+    earlier: dict[str, Any] | None = None  # what earlier passes of the run did (failed: still failed, not retried)
+
+    @property
+    def failed_in_run(self) -> int:
+        """Users of the run failed now: this pass's, and earlier passes' a resume did not retry."""
+        return self.failed + (self.earlier or {}).get("failed", 0)
 
     @property
     def exit_code(self) -> int:
         if self.cancelled:
             return EXIT_INTERRUPTED
-        unfinished = self.failed or self.memberships_failed or self.pending or self.unaccounted
+        unfinished = self.failed_in_run or self.memberships_failed or self.pending or self.unaccounted
         unverified = self.verification is not None and self.verification.get("verdict") != "passed"
         return EXIT_FAILURES if unfinished or unverified else EXIT_OK
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
-        data["failures"] = [{"code": c, "message": m, "users": n} for c, m, n in self.failures]
+        data["failures"] = [
+            {"code": c, "message": m, "users": n, "messages": self.failure_messages.get(c, 1)}
+            for c, m, n in self.failures
+        ]
+        del data["failure_messages"]
         data["exit_code"] = self.exit_code
+        data["failed_in_run"] = self.failed_in_run
         return data
 
 
@@ -177,24 +195,37 @@ def plan_warnings(journal: Journal, plan: Plan, *, policy: str) -> list[str]:
     return warnings
 
 
-def build_summary(journal: Journal, run_id: int, mode: str, plan: Plan, *, cancelled: bool) -> Summary:
-    """The outcome of a run, from the journal (request counts and timings are the caller's to add)."""
-    counts = journal.outcome_counts(run_id)
-    if mode == "dry-run" or cancelled:
-        counts["pending"] = 0
-    memberships = journal.membership_counts(run_id)
+def build_summary(
+    journal: Journal, run_id: int, mode: str, plan: Plan, *, cancelled: bool, start: PassStart | None = None
+) -> Summary:
+    """What this pass over the run did, from the journal (request counts and timings are the caller's to add);
+    without ``start``, everything the run did."""
+    counts = run_counts(journal, run_id)
+    earlier = None
+    if start is not None:
+        counts = this_pass(journal, run_id, counts, start)
+        earlier = None if start.kind == START else start.before
+    pending = 0 if mode == "dry-run" or cancelled else journal.outcome_counts(run_id)["pending"]
     return Summary(
         run_id=run_id,
         mode=mode,
         plan=plan,
         cancelled=cancelled,
-        skipped=journal.skip_counts(run_id),
-        memberships_added=memberships.get("done", 0),
-        memberships_failed=memberships.get("failed", 0),
+        pending=pending,
+        memberships_failed=journal.membership_counts(run_id).get("failed", 0),
         failures=journal.failure_groups(run_id),
+        failure_messages=failure_variety(journal, run_id),
         skipped_users=skipped_users(journal, run_id),
+        pass_number=start.number if start else 1,
+        pass_kind=start.kind if start else START,
+        earlier=earlier,
         **counts,
     )
+
+
+def failure_variety(journal: Journal, run_id: int) -> dict[str, int]:
+    """How many different messages the failed users of each error code have."""
+    return {code: messages for code, _, _, messages in journal.failure_messages(run_id, per_code=1)}
 
 
 def password_report_path(state_dir: Path, run_id: int) -> Path:
@@ -260,6 +291,7 @@ def status_report(journal: Journal, run_id: int | None) -> dict[str, Any]:
     status = run.status
     if status == RunStatus.RUNNING and not journal.in_use():
         status = "stopped"  # its process died: `migrator resume` continues it
+    variety = failure_variety(journal, run.id)
     return {
         "run": {
             "id": run.id,
@@ -275,8 +307,12 @@ def status_report(journal: Journal, run_id: int | None) -> dict[str, Any]:
         "skipped": journal.skip_counts(run.id),
         "skipped_users": skipped_users(journal, run.id),
         "memberships": journal.membership_counts(run.id),
-        "failures": [{"code": c, "message": m, "users": n} for c, m, n in journal.failure_groups(run.id)],
+        "failures": [
+            {"code": c, "message": m, "users": n, "messages": variety.get(c, 1)}
+            for c, m, n in journal.failure_groups(run.id)
+        ],
         "failed_memberships": [dict(m) for m in journal.failed_memberships(run.id)],
         "problems": [dict(p) for p in journal.problems(run.id, limit=50)],
         "verify": journal.last_verification(run.id),
+        "passes": [{k: p[k] for k in ("number", "kind", "started_at")} for p in journal.passes(run.id)],
     }

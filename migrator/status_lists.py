@@ -30,6 +30,15 @@ _VALUES = (
 )
 
 
+def failure_line(code: str, message: str, users: int, messages: int = 1) -> str:
+    """One error code's failed users in one line. Messages name each user's details (a Kinde id, a phone), so
+    a code's users may have different ones: then the line says how many and shows one as an example only."""
+    who = f"{users} user{'s' * (users != 1)} [{code or 'no code'}]"
+    if messages <= 1:
+        return f"{who}: {message}"
+    return f"{who}, {messages} different messages (each user's in `status --failed`), e.g.: {message}"
+
+
 def warning_kind(message: str) -> str:
     """``user_1: phone_numbers: 2 other number(s) not migrated`` -> ``phone_numbers: N other number(s) not migrated``."""
     for prefix in _PREFIXES:

@@ -403,7 +403,7 @@ def test_status_groups_failures_and_retry_failed_redoes_only_those_users(make_wo
         assert status["steps"]["state"] == {"done": eligible - 3, "failed": 3, "skipped": skipped}
         assert status["steps"]["created"] == {"created": eligible - 3, "pending": 3, "n/a": skipped}
         assert [(f["code"], f["users"]) for f in status["failures"]] == [("USER_ALREADY_EXISTS", 3)]
-        assert "failed (3)" in world.cli("status").stdout
+        assert "failed: 3 users [USER_ALREADY_EXISTS], 3 different messages" in world.cli("status").stdout
         rows = journal_rows(world)
         assert {cid for cid, row in rows.items() if row["state"] == "failed"} == set(blocked)
         assert all(rows[cid]["error_retryable"] == 0 for cid in blocked)

@@ -24,6 +24,7 @@ from migrator.reports import (
     status_report,
     write_password_report,
 )
+from migrator.run_passes import RESUME, RETRY_FAILED, START, begin_pass
 from migrator.sandbox.hashing import make_clerk_digest
 from migrator.stages.conflicts import resolve_conflicts
 from tests.journal_rows import clerk_user, new_run, put, stage
@@ -155,7 +156,61 @@ def test_the_summary_counts_what_the_run_did(journal: Journal) -> None:
     assert summary.exit_code == EXIT_FAILURES
     data = summary.to_json()
     assert data["exit_code"] == EXIT_FAILURES
-    assert data["failures"][0] == {"code": "kinde_400", "message": "refused a", "users": 2}
+    assert data["failures"][0] == {"code": "kinde_400", "message": "refused a", "users": 2, "messages": 2}
+    assert data["failures"][1]["messages"] == 1
+
+
+def test_a_retry_counts_only_what_it_did_and_shows_what_earlier_passes_did(journal: Journal) -> None:
+    run = new_run(journal)
+    first = begin_pass(journal, run.id, START)
+    put(journal, run.id, "ok", 0, state="done", password="set", password_method="bcrypt")
+    journal.update_user(run.id, "ok", created="created")  # as the load stage records a create
+    put(journal, run.id, "there", 1, state="done", created="existed")
+    put(journal, run.id, "skip", 2, state="skipped", skip_reason="banned", created="n/a")
+    for seq, clerk_id in enumerate(("bad_1", "bad_2", "bad_3", "half"), start=3):
+        put(journal, run.id, clerk_id, seq, state="failed", error_code="X", error_message=f"taken by {clerk_id}")
+    journal.update_user(run.id, "half", created="created")  # created, then an identity refused: failed
+    plan = build_plan(journal, run.id, with_export=False)
+
+    started = build_summary(journal, run.id, "run", plan, cancelled=False, start=first)
+    assert (started.pass_number, started.pass_kind, started.earlier) == (1, START, None)
+    assert (started.created, started.failed, started.failed_in_run) == (1, 4, 4)
+
+    assert journal.reset_failed(run.id) == 4  # what retry-failed does before its pass begins
+    retry = begin_pass(journal, run.id, RETRY_FAILED)
+    journal.update_user(run.id, "bad_1", state="done", created="created", password="set", password_method="md5")
+    journal.update_user(run.id, "bad_2", state="done", created="created", password="reset", flags="done")
+    journal.update_user(run.id, "bad_3", state="failed", error_code="X", error_message="still taken")
+    journal.update_user(run.id, "half", state="done", created="created")  # its identity added now
+
+    retried = build_summary(journal, run.id, "run", plan, cancelled=False, start=retry)
+    assert (retried.pass_number, retried.pass_kind) == (2, RETRY_FAILED)
+    assert (retried.created, retried.already_present, retried.failed, retried.failed_in_run) == (2, 0, 1, 1)
+    assert retried.finished_created_earlier == 1  # created by the first pass: not this one's creation
+    assert (retried.passwords_set, retried.password_resets, retried.skipped) == ({"md5": 1}, 1, {})
+    assert retried.earlier is not None
+    assert (retried.earlier["created"], retried.earlier["already_present"], retried.earlier["failed"]) == (1, 1, 0)
+    assert (retried.earlier["passwords_set"], retried.earlier["skipped"]) == ({"bcrypt": 1}, {"banned": 1})
+    assert retried.exit_code == EXIT_FAILURES
+    data = retried.to_json()
+    assert (data["created"], data["failed"], data["failed_in_run"], data["earlier"]["created"]) == (2, 1, 1, 1)
+    assert journal.passes(run.id)[1]["counts_before"]["created"] == 1
+
+
+def test_a_resume_leaves_earlier_failures_failed_and_the_exit_code_says_so(journal: Journal) -> None:
+    run = new_run(journal)
+    put(journal, run.id, "bad", 0, state="failed", error_code="X", error_message="refused")
+    put(journal, run.id, "left", 1, created="created", password="pending", password_method="bcrypt")
+    resumed = begin_pass(journal, run.id, RESUME)  # a journal from before passes: the start was not recorded
+    journal.update_user(run.id, "left", state="done", password="set")
+
+    summary = build_summary(journal, run.id, "run", build_plan(journal, run.id, with_export=False), cancelled=False,
+                            start=resumed)  # fmt: skip
+
+    assert resumed.number == 2
+    assert (summary.created, summary.finished_created_earlier) == (0, 1)  # created before the resume
+    assert (summary.failed, summary.earlier["failed"], summary.failed_in_run) == (0, 1, 1)
+    assert summary.exit_code == EXIT_FAILURES  # the earlier failure is still there
 
 
 @pytest.mark.parametrize(
@@ -180,13 +235,24 @@ def test_users_left_pending_fail_a_run_only(journal: Journal, mode, cancelled, p
         ({}, EXIT_OK),
         ({"created": 5, "already_present": 3, "skipped": {"banned": 2}}, EXIT_OK),  # skips are accounted for
         ({"failed": 1}, EXIT_FAILURES),
+        ({"earlier": {"failed": 1}}, EXIT_FAILURES),  # failed in an earlier pass, not retried by this one
         ({"pending": 1}, EXIT_FAILURES),
         ({"memberships_failed": 1}, EXIT_FAILURES),
         ({"unaccounted": ["Clerk reported 10 users, 9 fetched"]}, EXIT_FAILURES),
         ({"cancelled": True}, EXIT_INTERRUPTED),
         ({"cancelled": True, "failed": 2}, EXIT_INTERRUPTED),
     ],
-    ids=["nothing", "all-accounted", "failed", "pending", "membership", "unaccounted", "cancelled", "cancelled-first"],
+    ids=[
+        "nothing",
+        "all-accounted",
+        "failed",
+        "failed-earlier",
+        "pending",
+        "membership",
+        "unaccounted",
+        "cancelled",
+        "cancelled-first",
+    ],
 )
 def test_the_exit_code_claims_every_user_is_accounted_for_only_when_true(fields, exit_code: int) -> None:
     summary = Summary(run_id=1, mode="run", plan=Plan(run_id=1), **fields)
@@ -327,7 +393,7 @@ def test_status_shows_the_latest_run_with_its_counts_and_at_most_fifty_problems(
     assert report["steps"]["state"] == {"done": 1, "failed": 1, "skipped": 1}
     assert report["skipped"] == {"banned": 1}
     assert report["skipped_users"] == [{"clerk_id": "u_skipped", "reason": "banned", "detail": "banned in Clerk"}]
-    assert report["failures"] == [{"code": "kinde_400", "message": "refused", "users": 1}]
+    assert report["failures"] == [{"code": "kinde_400", "message": "refused", "users": 1, "messages": 1}]
     assert report["memberships"] == {"failed": 1}
     assert report["failed_memberships"] == [
         {"clerk_user_id": "u_done", "clerk_org_id": "org_1", "role_key": "admin", "error": "no role admin"}
