@@ -73,6 +73,32 @@ def commands(path: Path) -> list[Command]:
     return found
 
 
+def shown_outputs(path: Path) -> list[list[str]]:
+    """The output a runbook shows under each of its commands (same order as ``commands``)."""
+    shown: list[list[str]] = []
+    inside = False
+    for line in path.read_text().splitlines():
+        if line.startswith("```"):
+            inside = line.strip() == "```console"
+        elif inside and COMMAND.match(line):
+            shown.append([])
+        elif inside and shown and not line.startswith("$ "):
+            shown[-1].append(line)
+    return shown
+
+
+def stale_report_lines(path: Path, results: list[tuple[Command, subprocess.CompletedProcess[str]]]) -> list[str]:
+    """``Report (...): PATH`` lines a runbook shows that its command no longer prints: where an operator is
+    told to look must be where the tool writes."""
+    stale = []
+    for shown, (command, result) in zip(shown_outputs(path), results, strict=True):
+        printed = {line.strip() for line in (result.stdout + result.stderr).splitlines()}
+        stale += [
+            f"{command.line}: {line}" for line in shown if line.startswith("Report (") and line.strip() not in printed
+        ]
+    return stale
+
+
 def change_clerk(sandbox: Sandbox) -> None:
     """What happens in Clerk between the bulk run and a catch-up: 2 sign-ups, a rename, a ban, a deletion."""
     ids = [sandbox.dataset.user_id(i) for i in (100, 200, 250)]

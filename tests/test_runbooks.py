@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e import kinde_state
-from tests.runbook import HOOKS, commands, run_all
+from tests.runbook import HOOKS, commands, run_all, stale_report_lines
 
 RUNBOOKS = Path(__file__).resolve().parent.parent / "runbooks"
 
@@ -29,9 +29,11 @@ def test_every_runbook_command_runs_as_documented(name: str, sandbox_factory, tm
     path = RUNBOOKS / name
     assert len(commands(path)) >= 3
     sandbox = sandbox_factory(users=300)
-    for command, result in run_all(path, sandbox, tmp_path):
+    ran = run_all(path, sandbox, tmp_path)
+    for command, result in ran:
         assert "Traceback" not in result.stdout + result.stderr, command.line
         assert result.returncode == command.exit_code, f"{command.line}: {result.stdout}{result.stderr}"
+    assert stale_report_lines(path, ran) == []
     state = kinde_state(sandbox)
     if name == "rollback.md":
         assert state["users"] == []  # the undo took the run back out
@@ -61,6 +63,7 @@ def test_the_main_runbook_migrates_everyone_and_names_who_failed_and_why(sandbox
         assert "Traceback" not in result.stdout + result.stderr, command.line
         assert result.returncode == command.exit_code, f"{command.line}: {result.stdout}{result.stderr}"
     assert len(taken.clerk_ids) == 3
+    assert stale_report_lines(path, ran) == []
 
     results = {command.line: result for command, result in ran}  # the last of two identical lines
     listed = results["migrator status --failed"].stdout
