@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from typing import Any
 
 from migrator.errors import ApiError, AuthError, ProtocolError, ScopeError
@@ -101,6 +101,18 @@ def _refused(ctx: RunContext, kind: str, key: str, exc: ApiError) -> None:
         _record(ctx, kind, key, DeletionState.KEPT, f"Kinde refused: {exc}")
 
 
+async def _delete(ctx: RunContext, kind: str, key: str, request: Awaitable[object]) -> None:
+    """Send one delete and journal its outcome (deleted, or failed/kept by ``_refused``)."""
+    try:
+        await request
+    except FATAL:
+        raise
+    except ApiError as exc:
+        _refused(ctx, kind, key, exc)
+        return
+    _record(ctx, kind, key, DeletionState.DELETED)
+
+
 # -- organization property values --------------------------------------------------------------
 
 
@@ -165,17 +177,18 @@ async def detach_role_permissions(ctx: RunContext) -> None:
         try:
             if role_id is not None and role_key not in attached:
                 attached[role_key] = {p.get("key"): p.get("id") for p in await ctx.kinde.role_permissions(str(role_id))}
-            permission_id = attached.get(role_key, {}).get(permission_key)
-            if role_id is None or permission_id is None:
-                _record(ctx, "role_permission", item["key"], DeletionState.DELETED, "already gone")
-                continue
-            await ctx.kinde.remove_role_permission(str(role_id), str(permission_id))
         except FATAL:
             raise
         except ApiError as exc:
             _refused(ctx, "role_permission", item["key"], exc)
             continue
-        _record(ctx, "role_permission", item["key"], DeletionState.DELETED)
+        permission_id = attached.get(role_key, {}).get(permission_key)
+        if role_id is None or permission_id is None:
+            _record(ctx, "role_permission", item["key"], DeletionState.DELETED, "already gone")
+            continue
+        await _delete(
+            ctx, "role_permission", item["key"], ctx.kinde.remove_role_permission(str(role_id), str(permission_id))
+        )
 
 
 async def _roles_carrying(ctx: RunContext) -> dict[str, list[str]]:
@@ -203,14 +216,7 @@ async def delete_permissions(ctx: RunContext) -> None:
             roles = ", ".join(sorted(carrying[key]))
             _record(ctx, "permission", key, DeletionState.KEPT, f"still attached to role(s) {roles}: in use, kept")
             continue
-        try:
-            await ctx.kinde.delete_permission(str(ids[key]))
-        except FATAL:
-            raise
-        except ApiError as exc:
-            _refused(ctx, "permission", key, exc)
-            continue
-        _record(ctx, "permission", key, DeletionState.DELETED)
+        await _delete(ctx, "permission", key, ctx.kinde.delete_permission(str(ids[key])))
 
 
 # -- property definitions ------------------------------------------------------------------------
@@ -257,11 +263,4 @@ async def delete_properties(ctx: RunContext) -> None:
             detail = f"{held[(context, key)]} {holders} this undo did not delete still hold a value: in use, kept"
             _record(ctx, "property", item["key"], DeletionState.KEPT, detail)
         else:
-            try:
-                await ctx.kinde.delete_property(property_id)
-            except FATAL:
-                raise
-            except ApiError as exc:
-                _refused(ctx, "property", item["key"], exc)
-                continue
-            _record(ctx, "property", item["key"], DeletionState.DELETED)
+            await _delete(ctx, "property", item["key"], ctx.kinde.delete_property(property_id))
