@@ -318,6 +318,25 @@ def test_the_ceiling_is_what_the_server_let_through_once_its_bucket_ran_empty() 
     assert 39.0 <= limiter.ceiling <= 41.0
 
 
+def test_429s_too_close_together_to_time_take_the_delivered_rate_as_the_ceiling() -> None:
+    # A probe overshot: three 429s in a few milliseconds, no span to time what the server let through.
+    # Since the previous congestion (its bucket empty then and now) it delivered 20/s: that is the
+    # ceiling, not just above it (20 / 0.9 = 22.2, where the rate would meet a 429 every second or so).
+    time = FakeTime()
+    limiter = make(time, initial_rate=24.0, max_rate=100.0, jitter=0.0, growth=0.0, **AT_FULL_PACE)
+    limiter.slow_start = False
+    congest(limiter, 1.0)  # the previous congestion: the measuring window starts
+    time.now += 1.0  # its pause
+    for _ in range(200):  # ten seconds at 20/s, all answered
+        time.now += 0.05
+        acquire_many(limiter, 1)  # the limiter paces at 21.6/s: its bucket never fills (we kept sending)
+        limiter.on_success()
+    limiter.rate = 25.0  # the probe
+    congest(limiter, 1.0)
+    assert limiter.ceiling == pytest.approx(200 / 11.0)
+    assert limiter.rate == pytest.approx(200 / 11.0)  # the cut: at most the delivered rate
+
+
 def test_three_429s_close_together_are_congestion_even_among_many_successes() -> None:
     # A probe well past the server's rate: its bucket ran empty and it refuses one request in three.
     time = FakeTime()
