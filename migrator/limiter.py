@@ -20,13 +20,16 @@ rate itself, and keeps finding it:
   server's ``Retry-After``/``RateLimit-Reset`` plus jitter, never more than ``max_wait`` at once;
 * the **ceiling** (where congestion began) is what the server accepted: the successes per second
   since the first 429 of the recent answers (from then on its bucket was empty, so it let through
-  only what it refills), or what it accepted of the rate we were sending. A ceiling read from the
-  rate we were sending alone is too high when the server's burst hid the crossing for a while: the
-  rate then settles just above the server's and meets a 429 every second or two, each one alone;
+  only what it refills), or, when those 429s came too close together to time, the delivered rate
+  since the previous congestion (below); at most what it accepted of the rate we were sending. A
+  ceiling read from the rate we were sending alone is too high when the server's burst hid the
+  crossing for a while: the rate then settles just above the server's and meets a 429 every second
+  or two, each one alone;
 * **delivery-rate floor on the cut**: a congestion means the server's bucket is empty now, so the
   successes counted since the window began (the previous congestion, or the last moment our own
   bucket sat full because nobody was sending) divided by the window's length are at most what the
-  server refills per second, give or take its burst. The cut goes at least that low. This is what
+  server refills per second, give or take its burst (a window that is mostly the pause that began
+  it is too short to tell). The cut goes at least that low. This is what
   stops a slow start that overshot the server several times over (its burst hid the limit for a
   few seconds) from taking a dozen throttle episodes to come back down;
 * **burst after a pause only at a measured rate**: while everyone waits for the reset our bucket
@@ -42,9 +45,9 @@ rate itself, and keeps finding it:
   ``probe_reference_rate`` the probes are made rarer: the cut goes a full ``decrease`` below the
   ceiling (not just below the delivered rate, which is the server's rate itself once a probe drained
   its bucket, so the climb back would take no time), and the climb back to the ceiling runs slower,
-  by (ceiling / reference) ** ``probe_pace_exponent``: faster than in proportion, because the probe
-  past the ceiling, at full speed so that a quota that came back is still found in seconds, holds
-  fewer requests at a low rate. Together they keep the refused share under 1 % at 20/s;
+  by (ceiling / reference) ** ``probe_pace_exponent``, more than in proportion, because the probe
+  past the ceiling (at full speed, so that a quota that came back is still found in seconds) holds
+  fewer requests at a low rate. Together they keep the refused share under 1 % at 20/s.
 
 Clock and sleep are injectable so the behaviour is unit-tested without waiting.
 """
