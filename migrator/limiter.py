@@ -11,16 +11,25 @@ rate itself, and keeps finding it:
 * **a stray 429 is not a ceiling**: gateways throw the odd 429, and a 429 at random says nothing
   about the rate. A 429 is *congestion* only when 429s make up a real share of the recent answers
   (at least ``congestion_count`` of them and ``congestion_share`` of the answers in the last
-  ``history_seconds``, at most ``history`` answers), or the last ``congestion_count`` answers were
-  all 429s: that is what a server whose bucket is empty does, since every request sent faster than
-  it refills is refused. A stray 429 changes neither
-  the rate nor anyone else's pace; only the request that met it waits the server's reset;
+  ``history_seconds``, at most ``history`` answers), or ``congestion_count`` of the last
+  ``burst_answers`` answers were 429s: that is what a server whose bucket is empty does, since every
+  request sent faster than it refills is refused (strays at 1 % come three in fifteen answers about
+  once in 120 strays). A stray 429 changes neither the rate nor anyone else's pace; only the request
+  that met it waits the server's reset;
 * on **congestion** the rate is cut multiplicatively (``decrease``) and every request waits the
   server's ``Retry-After``/``RateLimit-Reset`` plus jitter, never more than ``max_wait`` at once;
+* the **ceiling** (where congestion began) is what the server accepted: the successes per second
+  since the first 429 of the recent answers (from then on its bucket was empty, so it let through
+  only what it refills), or, when those 429s came too close together to time, the delivered rate
+  since the previous congestion (below); at most what it accepted of the rate we were sending. A
+  ceiling read from the rate we were sending alone is too high when the server's burst hid the
+  crossing for a while: the rate then settles just above the server's and meets a 429 every second
+  or two, each one alone;
 * **delivery-rate floor on the cut**: a congestion means the server's bucket is empty now, so the
   successes counted since the window began (the previous congestion, or the last moment our own
   bucket sat full because nobody was sending) divided by the window's length are at most what the
-  server refills per second, give or take its burst. The cut goes at least that low. This is what
+  server refills per second, give or take its burst (a window that is mostly the pause that began
+  it is too short to tell). The cut goes at least that low. This is what
   stops a slow start that overshot the server several times over (its burst hid the limit for a
   few seconds) from taking a dozen throttle episodes to come back down;
 * **burst after a pause only at a measured rate**: while everyone waits for the reset our bucket
@@ -32,9 +41,13 @@ rate itself, and keeps finding it:
   it, then, if no congestion comes, accelerates past it. So the limiter spends its time just under
   a steady ceiling, and finds a higher one (another client stopped sharing the quota) within
   seconds instead of minutes. ``growth`` is CUBIC's constant, relative to the ceiling (per s^3).
-  Each probe past a ceiling costs a few 429s, so below ``probe_reference_rate`` the climb back to
-  the ceiling runs slower in proportion: probes stay about as rare in requests as at that rate (the
-  refused share stays low at 20/s too); past the ceiling the climb is full speed again.
+  Each probe past a ceiling costs a few 429s (``congestion_count`` at least), so below
+  ``probe_reference_rate`` the probes are made rarer: the cut goes a full ``decrease`` below the
+  ceiling (not just below the delivered rate, which is the server's rate itself once a probe drained
+  its bucket, so the climb back would take no time), and the climb back to the ceiling runs slower,
+  by (ceiling / reference) ** ``probe_pace_exponent``, more than in proportion, because the probe
+  past the ceiling (at full speed, so that a quota that came back is still found in seconds) holds
+  fewer requests at a low rate. Together they keep the refused share under 1 % at 20/s.
 
 Clock and sleep are injectable so the behaviour is unit-tested without waiting.
 """
@@ -73,10 +86,13 @@ class AdaptiveLimiter:
         decrease: float = 0.9,
         growth: float = 1e-3,
         probe_reference_rate: float = 50.0,
+        probe_pace_exponent: float = 1.5,
         jitter: float = 0.1,
         min_window: float = 1.0,
         congestion_share: float = 0.04,
         congestion_count: int = 3,
+        burst_answers: int = 15,
+        accepted_min_span: float = 0.25,
         history: int = 100,
         history_seconds: float = 5.0,
         max_wait: float = DEFAULT_MAX_WAIT,
@@ -90,10 +106,13 @@ class AdaptiveLimiter:
         self.decrease = decrease
         self.growth = growth
         self.probe_reference_rate = probe_reference_rate
+        self.probe_pace_exponent = probe_pace_exponent
         self.jitter = jitter
         self.min_window = min_window
         self.congestion_share = congestion_share
         self.congestion_count = congestion_count
+        self.burst_answers = max(burst_answers, congestion_count)
+        self.accepted_min_span = accepted_min_span
         self.history_seconds = history_seconds
         self.max_wait = max_wait
         self.slow_start = True
@@ -171,13 +190,18 @@ class AdaptiveLimiter:
             return self.rate
         elapsed = max(0.0, now - self._recovery_start)
         k = max(0.0, (ceiling - self._recovery_from) / (self.growth * ceiling)) ** (1 / 3)
-        # Below the reference rate the climb back to the ceiling is slower (by ceiling / reference):
-        # each probe past a ceiling costs a few 429s, so probes must be as rare in requests at 20/s as
-        # at 100/s. Past the ceiling the clock runs at full speed again, so a quota that came back is
-        # still found in seconds.
-        pace = min(1.0, ceiling / self.probe_reference_rate) if self.probe_reference_rate > 0 else 1.0
+        # Below the reference rate the climb back to the ceiling is slower (see _probe_pace). Past the
+        # ceiling the clock runs at full speed again, so a quota that came back is still found in seconds.
+        pace = self._probe_pace(ceiling)
         t = elapsed * pace if elapsed * pace < k else k + (elapsed - k / pace)
         return ceiling * (1.0 + self.growth * (t - k) ** 3)
+
+    def _probe_pace(self, ceiling: float) -> float:
+        """How fast the climb back to ``ceiling`` runs (1 at or above the reference rate): each probe past a
+        ceiling costs a few 429s, so at a low rate, where they are a larger share, probes must be rarer."""
+        if self.probe_reference_rate <= 0:
+            return 1.0
+        return min(1.0, ceiling / self.probe_reference_rate) ** self.probe_pace_exponent
 
     def on_success(self) -> None:
         now = self._clock()
@@ -197,11 +221,51 @@ class AdaptiveLimiter:
         throttled = sum(1 for _, was_429 in answers if was_429)
         if throttled >= self.congestion_count and throttled >= self.congestion_share * len(answers):
             return throttled / len(answers)
-        recent = list(answers)[-self.congestion_count :]
-        if len(recent) == self.congestion_count and all(was_429 for _, was_429 in recent):
-            # Back to back: a burst met an empty bucket (strays at 1 % come three in a row once in a million).
+        recent = list(answers)[-self.burst_answers :]
+        if sum(1 for _, was_429 in recent if was_429) >= self.congestion_count:
+            # Close together: a burst, or a probe well past the server's rate, met an empty bucket
+            # (strays at 1 % come three in fifteen answers about once in 120 strays).
             return throttled / len(answers)
         return None
+
+    def _accepted_rate(self, now: float) -> float | None:
+        """Successes per second since the first 429 of the recent answers: from then on the server's
+        bucket was empty, so this is what it refills (None when that span is too short to tell)."""
+        answers = list(self._answers)
+        first = next((i for i, (_, was_429) in enumerate(answers) if was_429), None)
+        if first is None:
+            return None
+        span = now - answers[first][0]
+        if span < self.accepted_min_span:
+            return None
+        return sum(1 for _, was_429 in answers[first:] if not was_429) / span
+
+    def _cut(self, now: float, refused: float) -> float | None:
+        """Cut the rate for a congestion and say where it began (``ceiling``). Returns the delivered
+        rate it measured (None: the window was too short to tell)."""
+        cut = self.rate * self.decrease
+        delivered = self.delivered_rate(now)
+        if delivered is not None:
+            cut = min(cut, delivered)
+        sending = self.rate
+        self.rate = max(self.min_rate, min(self.max_rate, cut))
+        # Where congestion began: what the server accepted of the rate we were sending (its bucket
+        # is empty, so it refused the excess), at most what it let through since its bucket ran
+        # empty, or, when it let through far less than that (slow start overshot), just above what
+        # it delivered.
+        estimates = [sending * (1.0 - refused), cut / self.decrease]
+        accepted = self._accepted_rate(now)
+        if accepted:  # zero (nothing let through yet) says the episode is young, not that the rate is 0
+            estimates.append(accepted)
+        elif delivered is not None and self._window_from_throttle:
+            # 429s too close together to time: what it let through since the last congestion (its bucket
+            # empty then and now) is its rate, less what overflowed its bucket while we sent less.
+            estimates.append(delivered)
+        self.ceiling = max(self.rate, min(estimates))
+        if self._probe_pace(self.ceiling) < 1.0:
+            # Below the reference rate: a full cut below the ceiling, so that probes stay rare (see above).
+            self.rate = max(self.min_rate, min(self.rate, self.ceiling * self.decrease))
+        return delivered
 
     def on_throttle(self, retry_after: float | None) -> float:
         """A 429. Returns how long the request that met it waits before its retry, beyond ``acquire``.
@@ -226,16 +290,7 @@ class AdaptiveLimiter:
             return wait
         self.stats.congestions += 1
         self._refill(now)  # tokens earned until now, at the rate in force until now
-        cut = self.rate * self.decrease
-        delivered = self.delivered_rate(now)
-        if delivered is not None:
-            cut = min(cut, delivered)
-        sending = self.rate
-        self.rate = max(self.min_rate, min(self.max_rate, cut))
-        # Where congestion began: what the server accepted of the rate we were sending (its bucket
-        # is empty, so it refused the excess) or, when it let through far less than that (slow
-        # start overshot), just above what it delivered.
-        self.ceiling = max(self.rate, min(sending * (1.0 - refused), cut / self.decrease))
+        delivered = self._cut(now, refused)
         self.slow_start = False
         self._tokens = min(self._tokens, max(1.0, self.rate))
         self._pause_credit = delivered is not None and self._window_from_throttle
@@ -259,6 +314,9 @@ class AdaptiveLimiter:
         """Successes per second over the current measuring window, once it is long enough to tell."""
         now = self._clock() if now is None else now
         span = now - self._window_start
-        if span < self.min_window or self._window_successes < 2:
+        # The pause that began the window counts in its length (the server refilled during it, and the
+        # burst after it is counted), but a window that is mostly that pause is too short to tell.
+        sending = now - max(self._window_start, self._paused_until)
+        if sending < self.min_window or self._window_successes < 2:
             return None
         return self._window_successes / span

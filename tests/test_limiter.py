@@ -29,6 +29,11 @@ class FakeTime:
         self.now += seconds
 
 
+# These tests are about episodes, pauses and windows, at rates where the slow-down below the probe
+# reference rate (its own tests below) would change the numbers: they run without it.
+AT_FULL_PACE = {"probe_reference_rate": 0.0}
+
+
 def make(time: FakeTime, **kwargs) -> AdaptiveLimiter:
     defaults = {"initial_rate": 10.0, "max_rate": 100.0, "clock": time.clock, "sleep": time.sleep}
     return AdaptiveLimiter(**{**defaults, **kwargs})
@@ -169,7 +174,7 @@ def test_old_429s_do_not_add_up_to_congestion() -> None:
 
 def test_congestion_cuts_rate_once_per_episode_and_pauses_for_the_server_reset() -> None:
     time = FakeTime()
-    limiter = make(time, initial_rate=40.0, jitter=0.0)
+    limiter = make(time, initial_rate=40.0, jitter=0.0, **AT_FULL_PACE)
     limiter.slow_start = False
     for _ in range(57):
         limiter.on_success()
@@ -187,7 +192,7 @@ def test_congestion_cuts_rate_once_per_episode_and_pauses_for_the_server_reset()
 
 def test_congestion_ends_slow_start() -> None:
     time = FakeTime()
-    limiter = make(time, initial_rate=40.0, jitter=0.0)
+    limiter = make(time, initial_rate=40.0, jitter=0.0, **AT_FULL_PACE)
     congest(limiter, 1.0)
     assert limiter.slow_start is False
     assert limiter.rate == 36.0
@@ -242,20 +247,129 @@ def test_after_a_cut_the_rate_climbs_back_to_the_ceiling_flattens_then_passes_it
     assert rate_at(1 + k + 10) == pytest.approx(190.0)  # nothing there any more: accelerate
 
 
-def test_below_the_reference_rate_probes_are_as_rare_in_requests() -> None:
-    def seconds_back_to_the_ceiling(rate: float) -> float:
-        time = FakeTime()
-        limiter = make(time, initial_rate=rate, max_rate=1000.0, jitter=0.0, probe_reference_rate=100.0)
-        limiter.slow_start = False
-        congest(limiter, 1.0)
-        ceiling = limiter.ceiling
-        while limiter.rate < ceiling - 1e-6:
-            time.now += 0.01
+def episode(limiter: AdaptiveLimiter, time: FakeTime, rate: float) -> None:
+    """Answers at ``rate``: four seconds of successes, then every tenth one a 429 (a server ~10 %
+    below ``rate`` whose bucket ran empty) until they read as congestion."""
+    for _ in range(int(4 * rate)):
+        time.now += 1 / rate
+        limiter.on_success()
+    answered = 0
+    while limiter.stats.congestions == 0:
+        time.now += 1 / rate
+        answered += 1
+        if answered % 10:
             limiter.on_success()
-        return time.now
+        else:
+            limiter.on_throttle(1.0)
 
-    assert seconds_back_to_the_ceiling(20.0) == pytest.approx(5 * seconds_back_to_the_ceiling(100.0), rel=0.01)
-    assert seconds_back_to_the_ceiling(400.0) == pytest.approx(seconds_back_to_the_ceiling(100.0), rel=0.01)
+
+def seconds_back_to_the_ceiling(rate: float, reference: float) -> float:
+    time = FakeTime()
+    limiter = make(time, initial_rate=rate, max_rate=10 * rate, jitter=0.0, probe_reference_rate=reference)
+    limiter.slow_start = False
+    episode(limiter, time, rate)
+    start, ceiling = time.now + limiter.resume_in, limiter.ceiling
+    while limiter.rate < ceiling - 1e-6:
+        time.now += 0.01
+        limiter.on_success()
+    return time.now - start
+
+
+def test_below_the_reference_rate_the_climb_back_is_slower_than_in_proportion() -> None:
+    # Each probe past a ceiling costs a few 429s; the probe itself runs at full speed, so the climb
+    # before it must hold more requests at a low rate: (reference / ceiling) ** 1.5 times slower.
+    slower = seconds_back_to_the_ceiling(20.0, 100.0)
+    assert slower == pytest.approx(2**1.5 * seconds_back_to_the_ceiling(40.0, 100.0), rel=0.02)
+    # Above the reference rate the climb takes the same time at any rate.
+    assert seconds_back_to_the_ceiling(800.0, 100.0) == pytest.approx(
+        seconds_back_to_the_ceiling(200.0, 100.0), rel=0.02
+    )
+
+
+def test_below_the_reference_rate_the_cut_goes_a_full_decrease_below_the_ceiling() -> None:
+    # Between two probes the delivered rate is the server's own, so a cut to it alone is no cut at all
+    # and the climb back (however slow its clock) takes no time: probes would follow each other.
+    def after_congestion(rate: float) -> AdaptiveLimiter:
+        time = FakeTime()
+        limiter = make(time, initial_rate=rate, max_rate=10 * rate, jitter=0.0, probe_reference_rate=50.0)
+        limiter.slow_start = False
+        episode(limiter, time, rate)
+        return limiter
+
+    low = after_congestion(22.0)
+    assert low.ceiling == pytest.approx(19.8, abs=0.5)  # what the server let through
+    assert low.rate == pytest.approx(0.9 * low.ceiling)
+    high = after_congestion(220.0)  # at full pace: the cut as before, from the rate it was sending
+    assert high.rate == pytest.approx(0.9 * 220.0)
+
+
+def test_the_ceiling_is_what_the_server_let_through_once_its_bucket_ran_empty() -> None:
+    # Sending 44/s to a server refilling 40/s: its one-second burst hides the excess for ten seconds,
+    # then it refuses 4 in 44. The share refused over the recent answers is diluted by the successes
+    # from before its bucket ran empty (44 * (1 - 4 %) = 42.2, above the server's 40/s: the rate
+    # would then settle above the server's and meet a 429 every second or two); what it let through
+    # since the first of those 429s is its rate.
+    time = FakeTime()
+    limiter = make(time, initial_rate=44.0, max_rate=44.0, jitter=0.0, growth=0.0, **AT_FULL_PACE)
+    limiter.slow_start = False
+    server = BucketServer(40.0)
+    simulate(limiter, time, server, 15.0)
+    assert limiter.stats.congestions >= 1
+    assert 39.0 <= limiter.ceiling <= 41.0
+
+
+def test_429s_too_close_together_to_time_take_the_delivered_rate_as_the_ceiling() -> None:
+    # A probe overshot: three 429s in a few milliseconds, no span to time what the server let through.
+    # Since the previous congestion (its bucket empty then and now) it delivered 20/s: that is the
+    # ceiling, not just above it (20 / 0.9 = 22.2, where the rate would meet a 429 every second or so).
+    time = FakeTime()
+    limiter = make(time, initial_rate=24.0, max_rate=100.0, jitter=0.0, growth=0.0, **AT_FULL_PACE)
+    limiter.slow_start = False
+    congest(limiter, 1.0)  # the previous congestion: the measuring window starts
+    time.now += 1.0  # its pause
+    for _ in range(200):  # ten seconds at 20/s, all answered
+        time.now += 0.05
+        acquire_many(limiter, 1)  # the limiter paces at 21.6/s: its bucket never fills (we kept sending)
+        limiter.on_success()
+    limiter.rate = 25.0  # the probe
+    congest(limiter, 1.0)
+    assert limiter.ceiling == pytest.approx(200 / 11.0)
+    assert limiter.rate == pytest.approx(200 / 11.0)  # the cut: at most the delivered rate
+
+
+def test_three_429s_close_together_are_congestion_even_among_many_successes() -> None:
+    # A probe well past the server's rate: its bucket ran empty and it refuses one request in three.
+    time = FakeTime()
+    limiter = make(time, initial_rate=40.0, jitter=0.0)
+    for _ in range(95):
+        limiter.on_success()
+    for answer in (True, False, False, True, False, True):
+        limiter.on_throttle(1.0) if answer else limiter.on_success()
+    assert limiter.stats.congestions == 1  # 3 % of the last 100 answers, but 3 of the last 6
+
+
+def test_three_429s_spread_over_many_answers_stay_stray() -> None:
+    time = FakeTime()
+    limiter = make(time, initial_rate=40.0, jitter=0.0)
+    for _ in range(3):
+        for _ in range(30):
+            limiter.on_success()
+        limiter.on_throttle(1.0)
+    assert limiter.stats.congestions == 0 and limiter.stats.stray == 3
+
+
+def test_a_window_that_is_mostly_the_pause_does_not_set_the_cut() -> None:
+    # Right after a pause a burst met 429s: the few successes since the pause began say nothing about
+    # the server's rate (a second of waiting is not a second of sending), so the cut stays multiplicative.
+    time = FakeTime()
+    limiter = make(time, initial_rate=50.0, jitter=0.0, growth=0.0, **AT_FULL_PACE)
+    limiter.slow_start = False
+    congest(limiter, 1.0)  # rate 45, everyone waits 1 s
+    time.now += 1.05
+    for _ in range(5):
+        limiter.on_success()
+    congest(limiter, 1.0)
+    assert limiter.rate == pytest.approx(45 * 0.9)  # not 5 successes / 1.05 s
 
 
 def test_rate_never_falls_below_the_minimum() -> None:
@@ -270,7 +384,7 @@ def test_rate_never_falls_below_the_minimum() -> None:
 def test_credit_accrues_during_a_pause_for_a_burst_afterwards() -> None:
     # Once the rate was measured between two congestions, the pause earns a burst (the server refilled too).
     time = FakeTime()
-    limiter = make(time, initial_rate=10.0, jitter=0.0, growth=0.0)
+    limiter = make(time, initial_rate=10.0, jitter=0.0, growth=0.0, **AT_FULL_PACE)
     limiter.slow_start = False
     congest(limiter, 0.0)  # the first congestion: rate 9, the measuring window starts
     for _ in range(20):  # two seconds at 9/s, all answered
@@ -288,7 +402,7 @@ def test_no_burst_after_the_pause_that_ends_slow_start() -> None:
     # Slow start's window began with the server's bucket full: its rate is an overestimate, so the
     # first requests after the pause are paced, not sent as a burst that would meet more 429s.
     time = FakeTime()
-    limiter = make(time, initial_rate=10.0, jitter=0.0, growth=0.0)
+    limiter = make(time, initial_rate=10.0, jitter=0.0, growth=0.0, **AT_FULL_PACE)
     acquire_many(limiter, 10)
     congest(limiter, 1.0)  # rate 9, no credit for the pause
     acquire_many(limiter, 1)
@@ -313,7 +427,7 @@ def test_a_congestion_after_overshooting_cuts_to_the_delivered_rate() -> None:
 
 def test_a_short_window_is_not_trusted_and_the_cut_stays_multiplicative() -> None:
     time = FakeTime()
-    limiter = make(time, initial_rate=50.0, jitter=0.0, growth=0.0)
+    limiter = make(time, initial_rate=50.0, jitter=0.0, growth=0.0, **AT_FULL_PACE)
     limiter.slow_start = False
     time.now += 0.2
     for _ in range(3):
@@ -325,7 +439,7 @@ def test_a_short_window_is_not_trusted_and_the_cut_stays_multiplicative() -> Non
 def test_an_idle_spell_restarts_the_measuring_window() -> None:
     # A quiet minute (nobody sending) must not be read as a server that allows one request a minute.
     time = FakeTime()
-    limiter = make(time, initial_rate=40.0, jitter=0.0, growth=0.0)
+    limiter = make(time, initial_rate=40.0, jitter=0.0, growth=0.0, **AT_FULL_PACE)
     limiter.slow_start = False
     acquire_many(limiter, 1)
     limiter.on_success()
@@ -341,15 +455,15 @@ def test_an_idle_spell_restarts_the_measuring_window() -> None:
 def test_the_pause_itself_does_not_restart_the_measuring_window() -> None:
     # Waiting out the server's reset is not idleness: the episode after a pause is measured across it.
     time = FakeTime()
-    limiter = make(time, initial_rate=30.0, jitter=0.0, growth=0.0)
+    limiter = make(time, initial_rate=30.0, jitter=0.0, growth=0.0, **AT_FULL_PACE)
     limiter.slow_start = False
     congest(limiter, 1.0)  # rate 27, pause 1 s
-    acquire_many(limiter, 20)  # the burst after the pause, then paced
-    for _ in range(20):
+    acquire_many(limiter, 40)  # paced from the end of the pause: 1.5 s of sending
+    for _ in range(40):
         limiter.on_success()
     window = time.now
     congest(limiter, 1.0)
-    assert abs(limiter.rate - 20 / window) < 1e-9
+    assert abs(limiter.rate - 40 / window) < 1e-9  # 40 successes over the pause and the sending after it
     assert limiter.rate < 27 * 0.9
 
 
@@ -374,6 +488,25 @@ def test_stray_429s_alone_never_end_slow_start_below_the_ceiling() -> None:
     assert limiter.stats.stray > 20
     assert limiter.rate == 80.0
     assert between(successes, 5.0, 60.0) / 55.0 >= 0.95 * 80.0
+
+
+def test_a_steady_limit_is_probed_with_under_1_percent_refused_at_20_and_100_per_s() -> None:
+    # Benchmark 1's target at both rates: the probes past a steady limit cost a few 429s each.
+    for rate in (20.0, 100.0):
+        time = FakeTime()
+        limiter = make(time, initial_rate=10.0, max_rate=5 * rate, rng=random.Random(1))
+        successes = simulate(limiter, time, BucketServer(rate), 180.0)
+        assert limiter.stats.throttled / (limiter.stats.throttled + len(successes)) < 0.01
+        assert len(successes) / 180.0 >= 0.95 * rate
+
+
+def test_stray_429s_at_20_per_s_do_not_collapse_the_rate() -> None:
+    # The slow-down below the reference rate makes each cut cost more there: strays must still not cut.
+    time = FakeTime()
+    limiter = make(time, initial_rate=10.0, max_rate=100.0, rng=random.Random(1))
+    successes = simulate(limiter, time, BucketServer(20.0, stray=0.01), 180.0)
+    assert limiter.stats.stray > 10
+    assert between(successes, 10.0, 180.0) / 170.0 >= 0.9 * 20.0
 
 
 def test_a_shared_quota_step_down_is_followed_and_the_step_back_up_recovered_within_20_s() -> None:
