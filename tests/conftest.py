@@ -8,8 +8,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from tests.contract import CLERK_SERVER, CLERK_SPEC, KINDE_SERVER, KINDE_SPEC, Contract, specs_dir
+
+# No timed assertions in the suite: hypothesis's per-example deadline fails a property test on a busy machine.
+settings.register_profile("suite", deadline=None)
+settings.load_profile("suite")
 
 
 def _contract(name: str, server: str) -> Contract:
