@@ -19,6 +19,8 @@ from migrator.errors import InputError, JournalError, MigratorError, ScopeError
 from migrator.events import Emit, Notice
 from migrator.journal import Journal, Run, RunStatus
 from migrator.pipeline import Migration, open_migration
+from migrator.report_files import run_dir
+from migrator.request_log import REQUESTS_LOG
 from migrator.stages.context import RunContext
 from migrator.stages.export_files import ExportOutcome, FileRequest, write_import_files
 from migrator.stages.export_index import open_export
@@ -53,6 +55,7 @@ async def run_export(
 
     async with open_migration(settings, journal, on_event, clerk_transport, kinde_transport) as migration:
         run = _reopen(migration, action) if action.resume else _start(migration)
+        _attach_request_log(migration, run)
         ctx = RunContext(
             migration.settings, journal, migration.clerk, migration.kinde, on_event, run, migration.options
         )
@@ -86,6 +89,12 @@ def _start(migration: Migration) -> Run:
     )
     migration.emit(Notice(f"run {run.id} started (export); journal {migration.journal.path}"))
     return run
+
+
+def _attach_request_log(migration: Migration, run: Run) -> None:
+    """The export's requests go to its run folder, like a run's: unattached, the log would hold them in memory."""
+    if migration.request_log is not None:
+        migration.request_log.attach(run_dir(migration.settings.state_dir, run.id) / REQUESTS_LOG)
 
 
 def _reopen(migration: Migration, action: ExportAction) -> Run:

@@ -16,6 +16,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any, Literal
 
 import phonenumbers
@@ -89,6 +90,7 @@ class MappingOptions:
 # -- identifier validation (shared with the export reader so its warnings predict the mapping) --
 
 
+@lru_cache(maxsize=4096)  # a user's addresses are checked in its export row and in its API record: the second is a hit
 def email_problem(address: str) -> str | None:
     """Why ``address`` cannot be an email identity, or None when it can.
 
@@ -109,6 +111,7 @@ class ParsedPhone:
     region: str  # lowercase ISO 3166 code, as Kinde's phone_country_id wants it
 
 
+@lru_cache(maxsize=4096)  # as email_problem: the export row's numbers are parsed again from the API record
 def parse_phone(raw: str, default_region: str | None = None) -> ParsedPhone | None:
     """E.164 and country of a phone number, or None when it is not a valid number of one country.
 

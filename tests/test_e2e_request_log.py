@@ -38,6 +38,24 @@ def test_every_request_of_a_run_is_a_line_of_its_log(sandbox_factory, tmp_path: 
     assert "$2" not in blob and "?" not in blob and "@" not in blob  # no digest, query string or email
 
 
+def test_an_export_logs_its_requests_in_its_run_folder(sandbox_factory, tmp_path: Path) -> None:
+    """Before, an export never named its file: every line stayed in memory (up to 10,000) and was lost."""
+    sandbox = sandbox_factory(users=120)
+    sandbox.write_export(tmp_path / "users.csv")
+    result = run_cli(
+        "export", "--out", "out", "--clerk-export", "users.csv", "--json", cwd=tmp_path, env=cli_env(sandbox)
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    log = tmp_path / ".migrator/runs/1/requests.jsonl"
+    assert oct(log.stat().st_mode & 0o777) == "0o600"
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert any(e["service"] == "clerk" and e["route"] == "/v1/users" and e["status"] == 200 for e in lines)
+    assert any(e["service"] == "kinde" and e["route"] == "/oauth2/token" for e in lines)  # the preflight's
+    blob = log.read_text()
+    assert sandbox.secret_key not in blob and "$2" not in blob and "@" not in blob
+
+
 def test_routes_hide_ids_emails_and_query_strings() -> None:
     assert route("/v1/users/user_2abcDEF123xyz/organization_memberships") == "/v1/users/:id/organization_memberships"
     assert route("/api/v1/users?email=a%40b.c&page_size=10") == "/api/v1/users"

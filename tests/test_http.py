@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import gc
 import threading
 import time
+import weakref
 
 import httpx
 import pytest
@@ -380,3 +382,22 @@ def test_lookup_batches_respect_both_limits_and_keep_order() -> None:
     assert all(len(batch) <= 100 for batch in batches)
     assert lookup_batches([]) == []
     assert lookup_batches(["x" * 5000]) == [["x" * 5000]]  # one oversized value still goes alone
+
+
+def test_a_read_response_is_freed_when_the_call_returns_not_at_the_next_garbage_collection() -> None:
+    """httpx binds a response's stream back to it (a cycle): a page of users would wait for the cyclic GC."""
+    answered: list[weakref.ref[httpx.Response]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        response = httpx.Response(200, json=[{"id": f"user_{i}"} for i in range(500)])
+        answered.append(weakref.ref(response))
+        return response
+
+    api = ApiClient(httpx.AsyncClient(base_url=BASE, transport=httpx.MockTransport(handler)), fast_limiter())
+    gc.disable()
+    try:
+        body = asyncio.run(api.call("GET", "/users", expect=list))
+        assert len(body) == 500
+        assert answered and answered[0]() is None  # freed by its last reference, no collection ran
+    finally:
+        gc.enable()

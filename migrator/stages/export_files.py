@@ -17,6 +17,7 @@ import json
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,7 @@ from migrator.stages.context import RunContext, Ticker
 MANIFEST = "manifest.json"
 API_USERS = "api-users.csv"
 ORGANIZATIONS = "organizations.csv"
+BATCH = 500  # users read, written and committed together
 
 
 @dataclass(frozen=True)
@@ -146,9 +148,13 @@ def write_import_files(ctx: RunContext, request: FileRequest) -> ExportOutcome:
     methods: dict[str, Counter[str]] = {}
     total, ticker = ctx.journal.staged_count(ctx.run.id), Ticker()
     ctx.emit(PhaseStarted("files", total))
+    rows, done = ctx.journal.all_users(ctx.run.id, batch=BATCH), 0
     try:
-        for done, row in enumerate(ctx.journal.all_users(ctx.run.id), start=1):
-            _write_user(ctx, request, row, writers, tallies, methods)
+        while batch := list(islice(rows, BATCH)):
+            with ctx.journal.transaction():  # one commit per batch, not one per user marked for the API path
+                for row in batch:
+                    _write_user(ctx, request, row, writers, tallies, methods)
+            done += len(batch)
             if ticker.due():
                 ctx.emit(PhaseAdvanced("files", done, total))
         outcome.users = total
