@@ -1552,6 +1552,12 @@ class Journal:
             (run_id, clerk_id, kinde_id, json.dumps(patch), json.dumps(identities), int(password)),
         )
 
+    def drop_update(self, run_id: int, clerk_id: str) -> None:
+        """A catch-up's update with nothing left to write (its one change was settled away before any write)."""
+        self._exec(
+            "DELETE FROM updates WHERE run_id = ? AND clerk_id = ? AND state != ?", (run_id, clerk_id, StepState.DONE)
+        )
+
     def updates_to_apply(self, run_id: int) -> list[sqlite3.Row]:
         """Pending updates, and failed ones again (a resume retries them)."""
         return self._rows(
