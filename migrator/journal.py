@@ -1605,6 +1605,12 @@ class Journal:
             (run_id, clerk_id, kinde_id, json.dumps(patch), json.dumps(identities), int(password)),
         )
 
+    def drop_update(self, run_id: int, clerk_id: str) -> None:
+        """A catch-up's update with nothing left to write (its one change was settled away before any write)."""
+        self._exec(
+            "DELETE FROM updates WHERE run_id = ? AND clerk_id = ? AND state != ?", (run_id, clerk_id, StepState.DONE)
+        )
+
     def updates_to_apply(self, run_id: int) -> list[sqlite3.Row]:
         """Pending updates, and failed ones again (a resume retries them)."""
         return self._rows(
@@ -1768,22 +1774,24 @@ class Journal:
         return self._count_users(
             run_id,
             "state != ? AND export_target IS NULL AND kinde_id IS NULL AND NOT EXISTS (SELECT 1 FROM deletions d"
-            " WHERE d.kind = 'user' AND d.key = users.clerk_id AND d.state = ?)",
-            (UserState.SKIPPED, DeletionState.NOT_IN_KINDE),
+            f" WHERE d.kind = 'user' AND d.key = users.clerk_id AND d.state = ?) AND NOT {_CREATED_ELSEWHERE}",
+            (UserState.SKIPPED, DeletionState.NOT_IN_KINDE, Created.CREATED),
         )
 
     def record_imported(self, run_id: int, found: Sequence[tuple[str, str]]) -> int:
         """(clerk id, kinde id) of Kinde users whose provided_id names a user this export run put in an import
         file: recorded as created by the run (its files did it), done, the password the file carried as set.
-        Users listed in api-users.csv, skipped users and users already recorded are left as they are."""
+        Users listed in api-users.csv, skipped users and users already recorded are left as they are, and so is
+        a user another run of this journal created (``run --only-file not-in-kinde.csv``): it has one owner."""
         with self.transaction():
             return self._many(
                 "UPDATE users SET kinde_id = ?, state = ?, lookup = ?, created = ?,"
                 " password = CASE WHEN password = ? THEN ? ELSE password END, updated_at = ?"
-                " WHERE run_id = ? AND clerk_id = ? AND state != ? AND export_target IS NULL AND kinde_id IS NULL",
+                " WHERE run_id = ? AND clerk_id = ? AND state != ? AND export_target IS NULL AND kinde_id IS NULL"
+                f" AND NOT {_CREATED_ELSEWHERE}",
                 [
                     (kinde_id, UserState.DONE, Lookup.FOUND, Created.CREATED, PasswordStep.PENDING, PasswordStep.SET,
-                     now_iso(), run_id, clerk_id, UserState.SKIPPED)
+                     now_iso(), run_id, clerk_id, UserState.SKIPPED, Created.CREATED)
                     for clerk_id, kinde_id in found
                 ],
             ).rowcount  # fmt: skip
@@ -1803,6 +1811,13 @@ class Journal:
         ):
             yield from rows
             last = rows[-1]["clerk_id"]
+
+
+# another real run of this journal created a Kinde user for the row's Clerk id (one parameter: Created.CREATED)
+_CREATED_ELSEWHERE = (
+    "EXISTS (SELECT 1 FROM users o JOIN runs r ON r.id = o.run_id WHERE o.clerk_id = users.clerk_id"
+    " AND o.run_id != users.run_id AND r.mode != 'dry-run' AND o.created = ? AND o.kinde_id IS NOT NULL)"
+)
 
 
 def _run_from_row(row: sqlite3.Row) -> Run:

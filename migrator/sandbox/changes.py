@@ -28,6 +28,7 @@ class ClerkChanges:
     patches: dict[int, dict[str, Any]] = field(default_factory=dict)  # index -> profile fields that changed
     password_changed: dict[int, int] = field(default_factory=dict)  # index -> when the password changed
     deleted: set[int] = field(default_factory=set)
+    identities_changed: set[int] = field(default_factory=set)  # users given an email while serving (filters ask)
     last_ms: int = 0  # stamps strictly increase: two changes in one millisecond still have an order
 
     def touched(self) -> dict[int, int]:

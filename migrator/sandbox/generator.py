@@ -582,6 +582,18 @@ class Dataset:
         self.changes.patch(i, {}, at_ms, bump=bump)
         self.changes.password_changed[i] = self.changes.last_ms
 
+    def add_email(self, i: int, address: str, *, primary: bool = False, at_ms: int | None = None) -> None:
+        """User i adds a verified email now (made primary with ``primary``): a sign-up or an edit can share
+        an identity with another user, as Clerk data imported from elsewhere can."""
+        p = self._profile(i)
+        emails = [*p.emails, _Email(address, True, "admin", at_ms or now_ms())]
+        fields: dict[str, Any] = {"emails": emails}
+        if primary or p.primary_email is None:
+            fields["primary_email"] = len(emails) - 1
+        self.changes.patches.setdefault(i, {}).update(fields)
+        self.changes.identities_changed.add(i)
+        self.changes.patch(i, {}, at_ms or now_ms())
+
     def delete_user(self, i: int) -> None:
         self._check_index(i)
         self.changes.deleted.add(i)
@@ -1140,6 +1152,7 @@ class Dataset:
             found.add(phone_value // 2)
         if self._problems_enabled:
             found.update(PROBLEM_USERS)
+        found.update(i for i in self.changes.identities_changed if i < self.n)  # an email added while serving
         return found
 
     # ----------------------------------------------------------------------------- CSV export

@@ -20,7 +20,7 @@ from typing import Any
 from migrator.events import Notice, PhaseAdvanced, PhaseFinished, PhaseStarted
 from migrator.stages.context import RunContext
 from migrator.stages.fetch import fetch_organizations
-from migrator.stages.shared_holders import fetch_order, outside_keys, shared_holders
+from migrator.stages.shared_holders import fetch_order, held_in_kinde, outside_keys, shared_holders
 from migrator.stages.staging import Problem, staged_row
 
 BATCH = 100  # user_id values per request (the spec's limit)
@@ -43,6 +43,7 @@ async def fetch_selected(ctx: RunContext) -> None:
     users.sort(key=fetch_order)
     rows, problems = _stage_rows(ctx, users, seq_of)
     ctx.outside_keys = outside_keys(ctx, holders, seq_of)
+    ctx.held_keys = held_in_kinde(ctx.journal, (user["id"] for user in holders))  # never taken off a migrated user
     with ctx.journal.transaction():
         ctx.journal.stage_users(ctx.run.id, rows)
         ctx.journal.add_problems(ctx.run.id, problems)

@@ -12,6 +12,8 @@ no longer has. Emits: the ``catch-up`` phase.
   differences are written later (``stages.updates``), so a second catch-up writes nothing;
 * ``--full``: every user is paged (the hardened pager) and diffed, for an API whose ``updated_at``
   does not move on a ban or a password change (the spec does not say; ``ClerkBehaviour``);
+* shared identities: the other holders in Clerk of its sign-ups' identities (and of those edited users
+  gain) are asked for, so the conflict rule settles them as a full run would (``stages.catchup_conflicts``);
 * deletions: when Clerk's count differs from the users the journal has seen, the known ids are
   swept 100 at a time (``user_id=`` filter); those missing are listed (or deleted with
   ``--delete-removed``, by ``stages.updates``).
@@ -26,6 +28,7 @@ from typing import Any
 from migrator.events import Notice, PhaseAdvanced, PhaseFinished, PhaseStarted
 from migrator.journal import Created, DeletionState, FlagsStep, IdentitiesStep, Lookup, PasswordStep, UserState
 from migrator.mapping import password_updated_at
+from migrator.stages.catchup_conflicts import settle_context
 from migrator.stages.context import RunContext
 from migrator.stages.fetch import fetch_organizations
 from migrator.stages.staging import staged_row
@@ -46,16 +49,18 @@ async def catch_up(ctx: RunContext) -> None:
     ctx.emit(PhaseStarted("catch-up", None))
     _, seq = ctx.journal.last_staged(ctx.run.id)
     staged = 0
+    fresh: dict[str, dict[str, Any]] = {}  # sign-ups, and edited users gaining an identity: their conflicts
     sources = (ctx.clerk.iter_users_created_after(since), ctx.clerk.iter_users_updated_since(since))
     if options.get("full"):  # an API whose updated_at misses bans or password changes: compare everyone
         sources = (ctx.clerk.iter_user_pages(),)
     for pages in sources:
         async for page in pages:
-            seq = _stage_page(ctx, page, seq)
+            seq = _stage_page(ctx, page, seq, fresh)
             staged += len(page)
             ctx.emit(PhaseAdvanced("catch-up", staged, None))
     if ctx.settings.migrate_organizations:
         await fetch_organizations(ctx)  # memberships of sign-ups; those already added are marked 'earlier'
+    await settle_context(ctx, fresh)  # shared identities settled over all of Clerk (gather: conflicts)
     gone = await _sweep_deletions(ctx)
     ctx.journal.record_source_count(ctx.run.id, ctx.journal.staged_count(ctx.run.id))
     if gone:
@@ -64,7 +69,7 @@ async def catch_up(ctx: RunContext) -> None:
     ctx.emit(PhaseFinished("catch-up"))
 
 
-def _stage_page(ctx: RunContext, page: list[dict[str, Any]], seq: int) -> int:
+def _stage_page(ctx: RunContext, page: list[dict[str, Any]], seq: int, fresh: dict[str, dict[str, Any]]) -> int:
     export_path = ctx.export.path if ctx.export else None
     with ctx.journal.transaction():
         for user in page:
@@ -77,8 +82,9 @@ def _stage_page(ctx: RunContext, page: list[dict[str, Any]], seq: int) -> int:
             if known is None:
                 _keep_conflict_skip(ctx, user["id"])
                 ctx.journal.add_problems(ctx.run.id, problems)  # a sign-up (or never migrated): the ordinary path
-                continue
-            _stage_known(ctx, user, row, known)
+                fresh[user["id"]] = user
+            elif _stage_known(ctx, user, row, known):
+                fresh[user["id"]] = user
     return seq
 
 
@@ -91,8 +97,9 @@ def _keep_conflict_skip(ctx: RunContext, clerk_id: str) -> None:
         ctx.journal.skip_user(ctx.run.id, clerk_id, earlier["skip_reason"], detail)
 
 
-def _stage_known(ctx: RunContext, user: dict[str, Any], row: dict[str, Any], known: Any) -> None:
-    """A user already in Kinde: record what to bring up to date; its row costs the load stage nothing."""
+def _stage_known(ctx: RunContext, user: dict[str, Any], row: dict[str, Any], known: Any) -> bool:
+    """A user already in Kinde: record what to bring up to date; its row costs the load stage nothing.
+    True when it gains an identity (its conflicts are settled with the sign-ups')."""
     patch, added, notes = cutover_diff(json.loads(known["plan"]), row, ctx.settings.unimportable_passwords)
     settled = _password_settled_at(ctx, known)
     password = False
@@ -126,6 +133,7 @@ def _stage_known(ctx: RunContext, user: dict[str, Any], row: dict[str, Any], kno
     ctx.journal.add_problems(ctx.run.id, [(user["id"], "warning", note) for note in notes])
     if patch or added or password:
         ctx.journal.add_update(ctx.run.id, user["id"], known["kinde_id"], patch, added, password)
+    return any(not identity.get("remove") for identity in added)
 
 
 def _password_settled_at(ctx: RunContext, known: Any) -> int:

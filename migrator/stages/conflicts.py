@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any, Literal
 
@@ -21,75 +22,147 @@ Policy = Literal["first", "skip-all"]
 IdentityKey = tuple[str, str, int, bool]  # (identity key "kind:value", clerk id, seq, essential)
 
 
+@dataclass
+class Settlement:
+    """What settling the shared identities decided (``settle_shared``)."""
+
+    shared: int = 0  # shared identities held by a user of this run
+    skipped: int = 0
+    outside_lost: dict[str, set[str]] = field(default_factory=dict)  # outside holder -> shared keys it does not keep
+    left_in_kinde: int = 0  # keys the policy gives someone else that a migrated user holds in Kinde: left there
+
+
 def resolve_conflicts(
-    journal: Journal, run_id: int, policy: Policy, outside: Sequence[IdentityKey] = ()
+    journal: Journal,
+    run_id: int,
+    policy: Policy,
+    outside: Sequence[IdentityKey] = (),
+    *,
+    held: Mapping[str, str] | None = None,
+    rank: Mapping[str, int] | None = None,
 ) -> tuple[int, int]:
-    """Settle shared identities among the run's pending users; returns (shared identities, users skipped).
+    """Settle shared identities among the run's pending users; returns (shared identities, users skipped)."""
+    settled = settle_shared(journal, run_id, policy, outside, held=held, rank=rank)
+    return settled.shared, settled.skipped
+
+
+def settle_shared(
+    journal: Journal,
+    run_id: int,
+    policy: Policy,
+    outside: Sequence[IdentityKey] = (),
+    *,
+    held: Mapping[str, str] | None = None,
+    rank: Mapping[str, int] | None = None,
+) -> Settlement:
+    """Settle shared identities among the run's pending users.
 
     A shared primary email or username cannot go to two Kinde users: under ``first`` the earliest
     Clerk user keeps it and the others are skipped (reported); under ``skip-all`` every holder is
     skipped. A shared extra email or phone is dropped from the later holders instead.
 
-    ``outside``: the identity keys of Clerk users not in this run that share one with its users (a
-    canary's, ``stages.shared_holders``), ranked with its users' ``seq``: they take part in choosing the
-    keeper, as in a full run, and nothing of theirs is written.
+    ``outside``: the identity keys of Clerk users not in this run (or in it, already in Kinde) that share one
+    with its users (``stages.shared_holders``), ranked with its users: they take part in choosing the keeper,
+    as in a full run, and nothing of theirs is written here (``Settlement.outside_lost`` says what they lose).
+    ``held``: identity key -> the migrated user holding it in Kinde now. It stays theirs whatever the policy
+    says (nothing is taken off a migrated user): the others lose it, and the detail says so.
+    ``rank``: the place of the run's users among ``outside`` (a catch-up's rows are staged in its own order).
     """
-    shared = journal.shared_identities(run_id, chain(_identity_keys(journal, run_id), outside))
+    held = held or {}
     outside_seq = {clerk_id: seq for _, clerk_id, seq, _ in outside}
-    keepers, lost = _keepers(journal, run_id, shared, outside_seq) if policy == "first" else ({}, {})
+    keys = _identity_keys(journal, run_id)
+    if rank:
+        keys = ((key, clerk_id, rank.get(clerk_id, seq), essential) for key, clerk_id, seq, essential in keys)
+    shared = journal.shared_identities(run_id, chain(keys, outside))
+
+    def seq(holder: str) -> int:
+        if holder in outside_seq:
+            return outside_seq[holder]
+        return rank[holder] if rank and holder in rank else journal.user(run_id, holder)["seq"]
+
+    rule, _ = _keepers(shared, seq, {}) if policy == "first" else ({}, {})
+    keepers, lost = _keepers(shared, seq, held) if policy == "first" else ({}, {})
+    settled = Settlement(shared=sum(1 for c in shared if any(h not in outside_seq for h, _ in c.holders)))
     problems: list[tuple[str, str, str]] = []
-    skipped = 0
     with journal.transaction():
         for conflict in shared:
-            kind, value = conflict.key.split(":", 1)
             keeper = keepers.get(conflict.key)
-            others = ", ".join(holder for holder, _ in conflict.holders)
-            for clerk_id, essential in conflict.holders:
-                current = journal.user(run_id, clerk_id)
-                if clerk_id == keeper or current is None or current["state"] != "pending":
-                    continue
-                if essential and lost.get(clerk_id, conflict.key) != conflict.key:
-                    continue  # skipped for the key it lost to an older user, reported there
-                if essential:
-                    reason = f"duplicate_{kind}"
-                    outside_run = " (not in this run)" if keeper in outside_seq else ""
-                    detail = f"{kind} {value} is shared by {others}" + (
-                        f"; kept by {keeper}{outside_run}" if keeper else "; policy skip-all"
-                    )
-                    journal.skip_user(run_id, clerk_id, reason, detail)
-                    problems.append((clerk_id, "skipped", f"{reason}: {detail}"))
-                    skipped += 1
-                else:
-                    _drop_identity(journal, run_id, current, kind, value)
-                    problems.append((clerk_id, "warning", f"{kind} {value} dropped: also used by {others}"))
+            in_kinde = held.get(conflict.key)
+            note = ""
+            if in_kinde in {holder for holder, _ in conflict.holders} and rule.get(conflict.key) != in_kinde:
+                settled.left_in_kinde += 1
+                note = (
+                    f"; {in_kinde} holds it in Kinde already and keeps it (policy {policy} would give it to"
+                    f" {rule.get(conflict.key) or 'nobody'}): nothing is taken off a migrated user"
+                )
+            for clerk_id, _ in conflict.holders:
+                if clerk_id in outside_seq and clerk_id != keeper:
+                    settled.outside_lost.setdefault(clerk_id, set()).add(conflict.key)
+            settled.skipped += _settle_holders(journal, run_id, conflict, keeper, lost, outside_seq, note, problems)
         journal.add_problems(run_id, problems)
-    return sum(1 for c in shared if any(h not in outside_seq for h, _ in c.holders)), skipped
+    return settled
+
+
+def _settle_holders(
+    journal: Journal,
+    run_id: int,
+    conflict: SharedIdentity,
+    keeper: str | None,
+    lost: dict[str, str],
+    outside_seq: Mapping[str, int],
+    note: str,
+    problems: list[tuple[str, str, str]],
+) -> int:
+    """Skip the run's essential holders that do not keep ``conflict``'s key, drop it from the others; returns skips."""
+    kind, value = conflict.key.split(":", 1)
+    others = ", ".join(holder for holder, _ in conflict.holders)
+    skipped = 0
+    for clerk_id, essential in conflict.holders:
+        current = journal.user(run_id, clerk_id)
+        if clerk_id == keeper or clerk_id in outside_seq or current is None or current["state"] != "pending":
+            continue
+        if essential and lost.get(clerk_id, conflict.key) != conflict.key:
+            continue  # skipped for the key it lost to an older user, reported there
+        if essential:
+            reason = f"duplicate_{kind}"
+            outside_run = " (not in this run)" if keeper in outside_seq else ""
+            detail = f"{kind} {value} is shared by {others}" + (
+                f"; kept by {keeper}{outside_run}" if keeper else "; policy skip-all"
+            )
+            journal.skip_user(run_id, clerk_id, reason, detail + note)
+            problems.append((clerk_id, "skipped", f"{reason}: {detail}{note}"))
+            skipped += 1
+        else:
+            _drop_identity(journal, run_id, current, kind, value)
+            problems.append((clerk_id, "warning", f"{kind} {value} dropped: also used by {others}{note}"))
+    return skipped
 
 
 def _keepers(
-    journal: Journal, run_id: int, shared: list[SharedIdentity], outside_seq: dict[str, int]
+    shared: list[SharedIdentity], seq: Callable[[str], int], held: Mapping[str, str]
 ) -> tuple[dict[str, str], dict[str, str]]:
     """Under ``first``: who keeps each shared key, and the key each other essential holder loses.
 
     Oldest first, a user keeps its shared essential keys unless an older kept user holds one of them
     already: it is skipped for that key. So nobody is skipped for a user that is skipped itself, and a
-    key no kept user holds goes to its first holder that is not skipped.
+    key no kept user holds goes to its first holder that is not skipped. A key ``held`` in Kinde by one of
+    its holders is that holder's from the start.
     """
     essential: dict[str, list[str]] = defaultdict(list)  # clerk id -> its shared essential keys
+    keepers: dict[str, str] = {}
     for conflict in shared:
+        holders = {holder for holder, _ in conflict.holders}
+        if held.get(conflict.key) in holders:
+            keepers[conflict.key] = held[conflict.key]
         for clerk_id, is_essential in conflict.holders:
             if is_essential:
                 essential[clerk_id].append(conflict.key)
-    keepers: dict[str, str] = {}
     lost: dict[str, str] = {}
-
-    def seq(holder: str) -> int:
-        return outside_seq[holder] if holder in outside_seq else journal.user(run_id, holder)["seq"]
-
     for clerk_id in sorted(essential, key=seq):
-        taken = next((key for key in essential[clerk_id] if key in keepers), None)
+        taken = next((key for key in essential[clerk_id] if keepers.get(key, clerk_id) != clerk_id), None)
         if taken is None:
-            keepers.update(dict.fromkeys(essential[clerk_id], clerk_id))
+            for key in essential[clerk_id]:
+                keepers.setdefault(key, clerk_id)
         else:
             lost[clerk_id] = taken
     for conflict in shared:

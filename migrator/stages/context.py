@@ -36,6 +36,10 @@ class RunContext:
     notes: list[str] = field(default_factory=list)  # end-of-run findings that make the exit non-zero
     # a canary: identity keys of Clerk users outside it that share one with its users (stages.shared_holders)
     outside_keys: list[tuple[str, str, int, bool]] = field(default_factory=list)
+    # identity key -> the migrated user holding it in Kinde (conflicts.settle_shared: never taken off them)
+    held_keys: dict[str, str] = field(default_factory=dict)
+    # a catch-up: its pending users' places among outside_keys (its rows are staged in its own order)
+    conflict_rank: dict[str, int] = field(default_factory=dict)
 
     def export_row(self, clerk_id: str) -> ExportRow | None:
         """The user's row of the CSV export, read again at its indexed offset (digests are never stored)."""

@@ -9,7 +9,8 @@ from __future__ import annotations
 from migrator.events import Notice
 from migrator.stages.canary import fetch_selected
 from migrator.stages.catchup import catch_up
-from migrator.stages.conflicts import resolve_conflicts
+from migrator.stages.catchup_conflicts import drop_lost_additions
+from migrator.stages.conflicts import settle_shared
 from migrator.stages.context import RunContext
 from migrator.stages.export_index import index_export
 from migrator.stages.fetch import fetch
@@ -31,12 +32,25 @@ async def gather(ctx: RunContext) -> None:
 
 def settle_conflicts(ctx: RunContext) -> None:
     policy = ctx.settings.duplicate_identities
-    shared, skipped = resolve_conflicts(ctx.journal, ctx.run.id, policy, ctx.outside_keys)
-    if shared:
+    settled = settle_shared(
+        ctx.journal, ctx.run.id, policy, ctx.outside_keys, held=ctx.held_keys, rank=ctx.conflict_rank
+    )
+    if settled.shared:
         ctx.emit(
             Notice(
-                f"{shared} identities are shared by several Clerk users; {skipped} user(s) skipped"
+                f"{settled.shared} identities are shared by several Clerk users; {settled.skipped} user(s) skipped"
                 f" (policy {policy}); see `migrator status` for who",
                 level="warning",
             )
         )
+    if settled.left_in_kinde:
+        ctx.emit(
+            Notice(
+                f"{settled.left_in_kinde} shared identities stay with the migrated user holding them in Kinde, though"
+                f" policy {policy} would give them to another: nothing is taken off a migrated user"
+                " (`migrator status` lists who; move them by hand if needed)",
+                level="warning",
+            )
+        )
+    if ctx.run.mode == "sync":
+        drop_lost_additions(ctx, settled.outside_lost)

@@ -16,6 +16,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
+from migrator.journal import Journal
 from migrator.stages.conflicts import IdentityKey, row_identity_keys
 from migrator.stages.context import RunContext
 from migrator.stages.staging import staged_row
@@ -50,6 +51,16 @@ async def shared_holders(ctx: RunContext, selection: list[dict[str, Any]]) -> li
 def outside_keys(ctx: RunContext, holders: Iterable[dict[str, Any]], seq_of: dict[str, int]) -> list[IdentityKey]:
     """The identity keys of users outside the run, ranked by ``seq_of`` (``conflicts.resolve_conflicts``)."""
     return [key for user in holders for key in row_identity_keys(_row(ctx, user, seq_of[user["id"]]))]
+
+
+def held_in_kinde(journal: Journal, clerk_ids: Iterable[str]) -> dict[str, str]:
+    """Identity key -> the user holding it in Kinde, per the plan the journal last sent for each migrated user."""
+    held: dict[str, str] = {}
+    for clerk_id in clerk_ids:
+        known = journal.known_user(clerk_id)
+        if known is not None:
+            held.update((f"{kind}:{value}", clerk_id) for kind, value in json.loads(known["plan"])["keys"])
+    return held
 
 
 async def _holders(ctx: RunContext, keys: set[tuple[str, str]]) -> list[dict[str, Any]]:
