@@ -81,7 +81,9 @@ def main() -> int:
     )
     print(f"# machine: {machine()}")
     with sandbox(users=10, kinde_rps=rps, trace=True, extra=extra) as box:
-        print(f"$ (in process) KINDE_MAX_RPS={5 * rps:g} KindeClient.call GET /api/v1/roles x {args.concurrency} tasks, {seconds:g} s")
+        print(
+            f"$ (in process) KINDE_MAX_RPS={5 * rps:g} KindeClient.call GET /api/v1/roles x {args.concurrency} tasks, {seconds:g} s"
+        )
         client = asyncio.run(drive(box.env, seconds, args.concurrency, 5 * rps))
         trace = box.trace()
     last = max(trace)
