@@ -329,6 +329,8 @@ def status(
             report["chain"], report["cutover"] = run_chain(journal), cutover_counts(journal, report["run"]["id"])
             if report["run"]["mode"] == "undo":
                 report["undo"] = undo_status(journal, report["run"]["id"])
+            if as_csv and "undo" in report:
+                return status_cli.write_undo_items_csv(report["undo"])
             if as_csv:
                 return status_cli.write_failed_csv(journal, report["run"]["id"])
             report |= status_cli.json_lists(journal, report["run"]["id"], failed)

@@ -52,6 +52,16 @@ def write_failed_csv(journal: Journal, run_id: int) -> None:
     writer.writerows(failed_user_rows(journal, run_id))
 
 
+UNDO_ITEM_COLUMNS = ["state", "kind", "key", "detail"]
+
+
+def write_undo_items_csv(undo: dict[str, Any]) -> None:
+    """An undo run has no users: ``--failed --csv`` lists the items it failed on or kept, with why."""
+    writer = csv.DictWriter(sys.stdout, fieldnames=UNDO_ITEM_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({"state": state, **item} for state in ("failed", "kept") for item in undo[state])
+
+
 def print_lists(out: Console, journal: Journal, run_id: int, *, all_failed: bool) -> None:
     """Who failed and why, who was skipped and why, and the warnings by kind."""
     _print_failed(out, journal, run_id, None if all_failed else SHOWN)

@@ -11,6 +11,8 @@ the undo (a role that existed before the run), and "already exists" in answer to
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -269,3 +271,8 @@ def test_status_of_an_undo_run_shows_its_deletions_not_an_empty_table_of_user_st
     ]
     assert undo["failed"] == []
     assert "organizations" in shown.stdout and "roles" in shown.stdout  # the table's rows
+    listed = run_cli("status", "2", "--failed", "--csv", cwd=tmp_path, env=env)  # the items, not users
+    assert listed.returncode == 0, listed.stderr
+    assert list(csv.DictReader(io.StringIO(listed.stdout))) == [
+        {"state": "kept", "kind": "organization", "key": joined, "detail": undo["kept"][0]["detail"]}
+    ]
