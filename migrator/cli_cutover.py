@@ -35,6 +35,11 @@ from migrator.stages.undo import PLANNED_KINDS
 from migrator.status_lists import SHOWN
 
 UNDO_LABELS = {
+    "identity_removed": "identities a catch-up removed (re-added)",
+    "identity_added": "identities a catch-up added (deleted)",
+    "user_profile": "names and suspensions a catch-up changed (restored)",
+    "password": "passwords a catch-up changed (kept: cannot be restored)",
+    "user_deleted": "users a catch-up deleted (kept: cannot be recreated)",
     "organization_property": "organization property values (restored)",
     "role_permission": "permissions attached to roles it did not create (detached)",
     "permission": "permissions",

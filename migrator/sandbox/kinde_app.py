@@ -111,6 +111,7 @@ ALL_SCOPES: frozenset[str] = frozenset(
         "create:user_identities",
         "read:user_identities",
         "delete:identities",
+        "update:identities",
         "read:organization_users",
         "read:user_properties",
         "read:role_permissions",
@@ -830,6 +831,7 @@ class _KindeApi:
             ),
             _Operation("GET", "/api/v1/users/{user_id}/identities", self.list_identities, "read:user_identities"),
             _Operation("DELETE", "/api/v1/identities/{identity_id}", self.delete_identity, "delete:identities"),
+            _Operation("PATCH", "/api/v1/identities/{identity_id}", self.update_identity, "update:identities", "json"),
             _Operation("GET", "/api/v1/users/{user_id}/properties", self.user_properties, "read:user_properties"),
             _Operation(
                 "GET",
@@ -1094,7 +1096,7 @@ class _KindeApi:
             raise KindeError(400, "INVALID_PHONE", f"{value} is not accepted for this business.")
         user.identities.append(identity)
         self._index(identity, user.id)
-        return _ok({**_SUCCESS, "identity": {"id": f"identity_{uuid.uuid4().hex}"}}, status=201)
+        return _ok({**_SUCCESS, "identity": {"id": identity.id}}, status=201)
 
     def _add_social_identity(self, call: _Call, user: _User) -> Response:
         """A social identity on a connection; the same value on the same connection twice (any user) is a
@@ -1261,6 +1263,21 @@ class _KindeApi:
                 key = identity.value if identity.type == "phone" else identity.value.lower()
                 if identity.type in index and index[identity.type].get(key) == user.id:
                     del index[identity.type][key]
+                return _ok(_SUCCESS)
+        raise KindeError(400, "IDENTITY_NOT_FOUND", f"No identity with id {identity_id}.")
+
+    def update_identity(self, call: _Call) -> Response:
+        """PATCH /api/v1/identities/{identity_id} ``{"is_primary": true}``: the identity becomes its user's
+        primary of its type (the first of the type: preferred_email, phone, username)."""
+        identity_id = call.path_params["identity_id"]
+        primary = call.body.flag("is_primary")
+        for user in self.store.users.values():
+            identity = next((i for i in user.identities if i.id == identity_id), None)
+            if identity is not None:
+                at = next(n for n, i in enumerate(user.identities) if i.type == identity.type)
+                if primary and user.identities[at] is not identity:
+                    user.identities.remove(identity)
+                    user.identities.insert(at, identity)
                 return _ok(_SUCCESS)
         raise KindeError(400, "IDENTITY_NOT_FOUND", f"No identity with id {identity_id}.")
 
