@@ -158,30 +158,30 @@ def _matching(records: list[dict[str, Any]], key: str, identity_id: str | None =
 
 
 async def _readd_identities(ctx: RunContext, kinde_id: str, items: list[tuple[str, dict[str, Any]]]) -> None:
+    """Add each removed identity again (one there already, re-added before a crash, is not sent twice), then
+    make it the primary again if it was."""
     records = await ctx.kinde.user_identity_records(kinde_id)
     for key, ref in items:
-        previous = ref["previous"]
-        if _matching(records, ref["key"]):
-            _record(ctx, "identity_removed", key, DeletionState.DELETED, "already in Kinde")
-            continue
-        body = {"type": previous["type"], "value": previous["value"]}
-        if previous.get("phone_country_id"):
-            body["phone_country_id"] = previous["phone_country_id"]
-        try:
-            identity_id = await ctx.kinde.add_identity(kinde_id, body)
-        except AlreadyExists as exc:  # another user holds it now: theirs
-            _record(ctx, "identity_removed", key, DeletionState.KEPT, f"not re-added, Kinde refused: {exc}")
-            continue
-        detail = "re-added"
-        if previous.get("is_primary"):
-            identity_id = identity_id or next(
-                (r["id"] for r in _matching(await ctx.kinde.user_identity_records(kinde_id), ref["key"])), None
-            )
+        previous, found = ref["previous"], _matching(records, ref["key"])
+        identity_id = found[0]["id"] if found else None
+        detail = "already in Kinde" if found else "re-added"
+        if not found:
+            body = {"type": previous["type"], "value": previous["value"]}
+            if previous.get("phone_country_id"):
+                body["phone_country_id"] = previous["phone_country_id"]
+            try:
+                identity_id = await ctx.kinde.add_identity(kinde_id, body)
+            except AlreadyExists as exc:  # another user holds it now: theirs
+                _record(ctx, "identity_removed", key, DeletionState.KEPT, f"not re-added, Kinde refused: {exc}")
+                continue
+            if previous.get("is_confirmed") and previous["type"] in ("email", "phone"):
+                detail += UNVERIFIED
+        if previous.get("is_primary") and not (found and found[0].get("is_primary") is True):
+            records = await ctx.kinde.user_identity_records(kinde_id)
+            identity_id = identity_id or next((r["id"] for r in _matching(records, ref["key"])), None)
             if identity_id:
                 await ctx.kinde.make_identity_primary(identity_id)
-                detail += " as the primary"
-        if previous.get("is_confirmed") and previous["type"] in ("email", "phone"):
-            detail += UNVERIFIED
+                detail += ", made the primary again"
         _record(ctx, "identity_removed", key, DeletionState.DELETED, detail)
 
 
