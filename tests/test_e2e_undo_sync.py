@@ -149,7 +149,7 @@ def undone(story: Any, dry_run: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_the_dry_run_counts_each_kind_of_update_and_writes_nothing(story: Any, dry_run: dict[str, Any]) -> None:
-    sandbox, _, who, *_ = story
+    _, _, who, *_ = story
     planned = dry_run["planned"]
     assert planned["user"] == 2  # the sign-ups
     assert planned["user_profile"] == 3  # two names and a suspension
