@@ -60,12 +60,12 @@ def eligible_with_email(dataset: Dataset, count: int) -> list[int]:
     return found[:count]
 
 
-def catch_up_and_undo(tmp_path: Path) -> tuple[UndoSummary, list[httpx.Response], list[httpx.Response]]:
+def catch_up_and_undo(tmp_path: Path, *, added_identity_id: bool = True) -> tuple[UndoSummary, list[httpx.Response], list[httpx.Response]]:
     """(undo summary, the catch-up's Kinde exchanges, the undo's Kinde exchanges)."""
     dataset = Dataset(120)
     export = tmp_path / "clerk-export.csv"
     dataset.write_export_csv(export)
-    config = KindeSandboxConfig(client_secret=KINDE_SECRET)
+    config = KindeSandboxConfig(client_secret=KINDE_SECRET, added_identity_id=added_identity_id)
     clerk = httpx.ASGITransport(app=build_clerk_app(dataset, secret_key=CLERK_KEY))
     kinde = RecordingTransport(httpx.ASGITransport(app=build_kinde_app(config)))
     settings = Settings(
@@ -100,14 +100,20 @@ def catch_up_and_undo(tmp_path: Path) -> tuple[UndoSummary, list[httpx.Response]
     return summary, synced, kinde.exchanges
 
 
-def test_a_catch_up_and_its_undo_exchange_only_what_the_spec_allows(kinde_spec: Contract, tmp_path: Path) -> None:
-    summary, synced, undone = catch_up_and_undo(tmp_path)
+@pytest.mark.parametrize("added_identity_id", [True, False])
+def test_a_catch_up_and_its_undo_exchange_only_what_the_spec_allows(
+    kinde_spec: Contract, tmp_path: Path, added_identity_id: bool
+) -> None:
+    """``added_identity_id=False``: a Kinde whose 201 names no identity id; the undo finds what the catch-up
+    added, and the identity it re-adds, by type and value."""
+    summary, synced, undone = catch_up_and_undo(tmp_path, added_identity_id=added_identity_id)
     assert summary.exit_code == 0
     assert summary.outcomes["user_profile"] == {"deleted": 2}
     assert summary.outcomes["identity_removed"] == {"deleted": 1}
     assert summary.outcomes["identity_added"] == {"deleted": 2}
     assert {operation(e) for e in undone} >= RESTORING
     added = [e for e in synced if operation(e) == "POST /api/v1/users/{user_id}/identities"]
-    assert len(added) == 2 and all(e.json()["identity"]["id"].startswith("identity_") for e in added)
+    assert len(added) == 2
+    assert all(("identity" in e.json()) == added_identity_id for e in added)
     assert contract_problems(synced, kinde_spec) == []
     assert contract_problems(undone, kinde_spec) == []

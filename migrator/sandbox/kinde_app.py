@@ -205,6 +205,9 @@ class KindeSandboxConfig:
     # GUESS: the spec lists ``connection_id`` on each identity of ``GET /users/{id}/identities``; whether
     # social identities really carry it is unknown, so it can be left out (the migrator matches by value).
     identity_connection_id: bool = True
+    # GUESS: the spec's 201 to POST /api/v1/users/{id}/identities has an optional ``identity.id``; whether Kinde
+    # always sends it is unknown. False leaves it out (the migrator finds the identity by type and value).
+    added_identity_id: bool = True
     # Dashboard import (POST /_sandbox/import): the docs' CSV column table says role_key, their
     # examples say roles; D-BULK says email is required, D-IMPORT says email or phone.
     import_role_header: Literal["role_key", "roles"] = "role_key"
@@ -1096,7 +1099,7 @@ class _KindeApi:
             raise KindeError(400, "INVALID_PHONE", f"{value} is not accepted for this business.")
         user.identities.append(identity)
         self._index(identity, user.id)
-        return _ok({**_SUCCESS, "identity": {"id": identity.id}}, status=201)
+        return _ok({**_SUCCESS, **({"identity": {"id": identity.id}} if self.config.added_identity_id else {})}, 201)
 
     def _add_social_identity(self, call: _Call, user: _User) -> Response:
         """A social identity on a connection; the same value on the same connection twice (any user) is a
