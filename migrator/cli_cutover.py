@@ -136,8 +136,10 @@ def undo(
     """Delete from Kinde exactly what run RUN_ID created: its users, then its organizations and roles
     nobody else uses, then its permissions and property definitions nobody else uses; permissions it
     attached to roles it found are detached, values it wrote on organizations it found restored. Never
-    anything it did not create (journal and Kinde's provided_id/external_id must agree). Resumable: run
-    it again to continue; once done, it is a no-op.
+    anything it did not create (journal and Kinde's provided_id/external_id must agree). Of a catch-up,
+    also its updates to earlier users: identities re-added or deleted, names and suspension restored
+    where Kinde still holds its value; changed passwords and deleted users are listed as kept. Resumable:
+    run it again to continue; once done, it is a no-op.
 
     Examples:
 
