@@ -3,8 +3,9 @@
 A full run; then in Clerk: a rename, a ban, an email added, a primary email replaced (new one added as
 primary, old one removed), a username removed, a password changed, a user deleted, two sign-ups; a
 catch-up brings all of it over. After the catch-up, someone renames one of the renamed users in Kinde by
-hand. The undo of the catch-up (killed once just after Kinde re-added an identity, then continued) leaves
-every user as before the catch-up except the one renamed by hand (kept, reported), the password-changed
+hand, and gives the removed username to another user. The undo of the catch-up (killed once just after Kinde re-added an identity, then continued) leaves
+every user as before the catch-up except the one renamed by hand (kept, reported), the one whose username
+Kinde refuses to give back (kept, reported), the password-changed
 user (kept, listed: signs in with the new password) and the deleted user (kept, listed). A second undo
 writes nothing; a later catch-up brings the changes over again.
 """
@@ -87,6 +88,7 @@ def story(tmp_path_factory: pytest.TempPathFactory) -> Any:
         }  # fmt: skip
         old_email = dataset.expected(dataset.index_of(who["email_replaced"]))["email"]
         old_password = clerk_password(sandbox, who["password"])
+        username = dataset.expected(dataset.index_of(who["username_removed"]))["username"]
         before = kinde_state(sandbox)
         answer = change_clerk(
             sandbox,
@@ -116,6 +118,9 @@ def story(tmp_path_factory: pytest.TempPathFactory) -> Any:
         by_hand_kinde_id = by_provided_id(synced)[who["by_hand"]]["id"]
         assert kinde_call(sandbox, "PATCH", "/api/v1/user", params={"id": by_hand_kinde_id},
                           json={"family_name": "ByHand"}).status_code == 200  # fmt: skip
+        taken = kinde_call(sandbox, "POST", f"/api/v1/users/{by_hand_kinde_id}/identities",
+                           json={"type": "username", "value": username})  # fmt: skip
+        assert taken.status_code == 201, taken.text  # the username the catch-up removed now belongs to someone else
         yield sandbox, workdir, who, answer["added"], before, synced, old_password
 
 
@@ -168,7 +173,8 @@ def test_the_undo_puts_every_user_back_as_before_the_catch_up(story: Any, undone
     assert set(after) == set(earlier) - {who["deleted"]}  # sign-ups gone; the deleted user stays deleted
     assert not set(signups) & set(after)
     differ = {cid for cid in after if shape(after[cid]) != shape(earlier[cid])}
-    assert differ == {who["by_hand"]}  # the one changed in Kinde after the catch-up
+    assert differ == {who["by_hand"], who["username_removed"]}  # changed in Kinde since, or refused by it
+    assert "username" not in shape(after[who["username_removed"]])["primary"]
     assert after[who["by_hand"]]["family_name"] == "ByHand"
     changed_by_sync = by_provided_id(synced)
     assert changed_by_sync[who["renamed"]]["given_name"] == "Renamed"  # the catch-up did write it
@@ -183,12 +189,13 @@ def test_the_undo_puts_every_user_back_as_before_the_catch_up(story: Any, undone
 def test_the_undo_reports_what_it_kept_and_why(story: Any, undone: dict[str, Any]) -> None:
     _, _, who, *_ = story
     assert undone["outcomes"]["user_profile"] == {"deleted": 2, "kept": 1}
-    assert undone["outcomes"]["identity_removed"] == {"deleted": 2}
+    assert undone["outcomes"]["identity_removed"] == {"deleted": 1, "kept": 1}
     assert undone["outcomes"]["identity_added"] == {"deleted": 2}
     kept = "\n".join(undone["kept"])
     assert f"user_profile {who['by_hand']}/family_name: changed in Kinde since the catch-up wrote it" in kept
     assert f"password {who['password']}: password changed by the catch-up: cannot be restored" in kept
     assert f"user_deleted {who['deleted']}: deleted from Kinde by the catch-up" in kept
+    assert f"identity_removed {who['username_removed']}/username:" in kept and "not re-added, Kinde refused" in kept
 
 
 def test_status_of_the_undo_shows_the_new_kinds(story: Any, undone: dict[str, Any]) -> None:
@@ -196,7 +203,7 @@ def test_status_of_the_undo_shows_the_new_kinds(story: Any, undone: dict[str, An
     result = cli(sandbox, workdir, "status", "3")
     assert result.returncode == 0, result.stdout + result.stderr
     text = " ".join(result.stdout.replace("│", " ").split())
-    assert "identities a catch-up removed (re-added) 2 0 0 0" in text
+    assert "identities a catch-up removed (re-added) 1 1 0 0" in text
     assert "identities a catch-up added (deleted) 2 0 0 0" in text
     assert "names and suspensions a catch-up changed (restored) 2 1 0 0" in text
     assert "passwords a catch-up changed (kept: cannot be restored) 0 1 0 0" in text
