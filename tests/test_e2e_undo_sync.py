@@ -23,7 +23,7 @@ import pytest
 
 from migrator.config import Settings
 from migrator.cutover import Undo, run_undo
-from migrator.journal import Journal
+from migrator.journal import DeletionState, Journal
 from migrator.sandbox.server import Sandbox, SandboxOptions
 from tests.e2e import clerk_password, cli_env, kinde_call, kinde_state, run_cli, sign_in, write_requests
 from tests.test_e2e_cutover import by_provided_id, change_clerk, importable_bcrypt_users
@@ -33,15 +33,15 @@ FAST = {"KINDE_MAX_RPS": "2000", "KINDE_INITIAL_RPS": "200"}
 
 
 class KilledAfterFirstReAdd(httpx.AsyncBaseTransport):
-    """Loopback to the sandbox; Ctrl-C arrives just after Kinde answered the first identity POST (its
-    answer is lost: the undo never recorded that it re-added it)."""
+    """Loopback to the sandbox; Ctrl-C arrives just after Kinde re-added an identity (its answer is lost:
+    the undo never recorded that it re-added it, nor made it primary again)."""
 
     def __init__(self) -> None:
         self.inner = httpx.AsyncHTTPTransport()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         response = await self.inner.handle_async_request(request)
-        if request.method == "POST" and request.url.path.endswith("/identities"):
+        if request.method == "POST" and request.url.path.endswith("/identities") and response.status_code == 201:
             await response.aread()
             raise KeyboardInterrupt
         return response
@@ -150,6 +150,12 @@ def undone(story: Any, dry_run: dict[str, Any]) -> dict[str, Any]:
     assert killed_status == "interrupted"
     result = cli(sandbox, workdir, "undo", "2", "--yes", "--json")
     assert result.returncode == 0, result.stdout + result.stderr
+    journal = Journal(settings.state_dir)
+    try:
+        details = [row["detail"] for row in journal.deletions(3, "identity_removed", (DeletionState.DELETED,))]
+    finally:
+        journal.close()
+    assert details == ["already in Kinde, made the primary again"]  # re-added before the kill: not sent twice
     return json.loads(result.stdout)
 
 

@@ -41,7 +41,7 @@ DELETED_KEPT = (
     " (its id, password and sign-ins are gone); while Clerk still has the user, `migrator run --only {clerk_id}`"
     " creates it anew"
 )
-UNVERIFIED = "; re-added unverified (Kinde's POST /users/{id}/identities has no is_verified)"
+UNVERIFIED = " unverified (Kinde's POST /users/{id}/identities has no is_verified)"
 
 
 def identity_key(kind: Any, value: Any) -> str:
