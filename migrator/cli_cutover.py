@@ -35,6 +35,11 @@ from migrator.stages.undo import PLANNED_KINDS
 from migrator.status_lists import SHOWN
 
 UNDO_LABELS = {
+    "identity_removed": "identities a catch-up removed (re-added)",
+    "identity_added": "identities a catch-up added (deleted)",
+    "user_profile": "names and suspensions a catch-up changed (restored)",
+    "password": "passwords a catch-up changed (kept: cannot be restored)",
+    "user_deleted": "users a catch-up deleted (kept: cannot be recreated)",
     "organization_property": "organization property values (restored)",
     "role_permission": "permissions attached to roles it did not create (detached)",
     "permission": "permissions",
@@ -131,8 +136,10 @@ def undo(
     """Delete from Kinde exactly what run RUN_ID created: its users, then its organizations and roles
     nobody else uses, then its permissions and property definitions nobody else uses; permissions it
     attached to roles it found are detached, values it wrote on organizations it found restored. Never
-    anything it did not create (journal and Kinde's provided_id/external_id must agree). Resumable: run
-    it again to continue; once done, it is a no-op.
+    anything it did not create (journal and Kinde's provided_id/external_id must agree). Of a catch-up,
+    also its updates to earlier users: identities re-added or deleted, names and suspension restored
+    where Kinde still holds its value; changed passwords and deleted users are listed as kept. Resumable:
+    run it again to continue; once done, it is a no-op.
 
     Examples:
 

@@ -32,6 +32,7 @@ from migrator.stages.imported import absent_from_kinde, adopt_imported, gone_fro
 from migrator.stages.unchanged import file_fingerprint
 from migrator.stages.undo import UNDO_KINDS, plan_undo, planned_counts, undo
 from migrator.stages.undo_definitions import kept_categories
+from migrator.stages.undo_updates import kept_updates
 from migrator.verification import verify_connected
 
 if TYPE_CHECKING:
@@ -254,7 +255,8 @@ async def run_undo(
 
 def _planned_undo(journal: Journal, base: Run) -> UndoSummary:
     planned = planned_counts(journal, base.id)
-    return UndoSummary(None, base.id, planned=planned, kept=kept_categories(journal, base.id), dry_run=True)
+    kept = kept_updates(journal, base.id) + kept_categories(journal, base.id)
+    return UndoSummary(None, base.id, planned=planned, kept=kept, dry_run=True)
 
 
 async def _adopt_for_undo(ctx: RunContext) -> None:

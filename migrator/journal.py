@@ -38,6 +38,9 @@ Schema (``SCHEMA_VERSION`` 2; version 1 journals gain the ``identities`` columns
                                                   -- users gone from Clerk (sync), what an undo removes
     definitions(run_id, kind DefinitionKind, scope, key, created 0|1)   -- undo provenance of definitions
     property_writes(run_id, clerk_org_id, kinde_code, key, previous, written)  -- organization values written
+    user_writes(run_id, clerk_id, kind UserWriteKind, key, kinde_id, previous JSON, written JSON, identity_id)
+                                                  -- a catch-up's writes to users in Kinde, with what Kinde held
+                                                  -- before (recorded before each request): its undo restores
     passes(run_id, number, kind 'start'|'resume'|'retry-failed', started_at, counts_before JSON)
                                                   -- each pass over a run: what the run had done before it
     runs also carry parent_run_id (a catch-up's or undo's base run) and run_options JSON (since,
@@ -175,6 +178,16 @@ class DefinitionKind(StrEnum):
     PROPERTY = "property"  # scope: its context, 'usr' or 'org'
     PROPERTY_CATEGORY = "property_category"  # scope: its context; Kinde's API cannot delete one
     ROLE_PERMISSION = "role_permission"  # scope: the role key; key: the permission key
+
+
+class UserWriteKind(StrEnum):
+    """What ``user_writes`` records of a catch-up's update to a user already in Kinde (its undo's material)."""
+
+    PROFILE = "profile"  # key: the PATCH field (given_name, family_name, is_suspended); previous: Kinde's value
+    IDENTITY_ADDED = "identity_added"  # key: type:value; identity_id once Kinde answered
+    IDENTITY_REMOVED = "identity_removed"  # key: type:value; previous: type, value, is_confirmed, is_primary
+    PASSWORD = "password"  # a password set from the fresh export (key ''): never restorable, no digest kept
+    PASSWORD_RESET = "password_reset"  # a reset requested (key '')
 
 
 class StepState(StrEnum):
@@ -391,6 +404,19 @@ CREATE TABLE IF NOT EXISTS property_writes(
     previous TEXT,
     written TEXT NOT NULL,
     PRIMARY KEY (run_id, clerk_org_id, key)
+) WITHOUT ROWID;
+-- a catch-up's writes to users already in Kinde, each recorded before its request with what Kinde held
+-- before (the first previous of the run is kept: a resume reads back its own write); ``migrator undo`` restores
+CREATE TABLE IF NOT EXISTS user_writes(
+    run_id INTEGER NOT NULL,
+    clerk_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    key TEXT NOT NULL,
+    kinde_id TEXT NOT NULL,
+    previous TEXT,
+    written TEXT,
+    identity_id TEXT,
+    PRIMARY KEY (run_id, clerk_id, kind, key)
 ) WITHOUT ROWID;
 -- a run's passes: its start, then each resume or retry-failed of the same run id. counts_before: the run's
 -- outcome counts when the pass began, so a summary tells what this pass did apart from earlier passes
@@ -1543,9 +1569,15 @@ class Journal:
             # a catch-up's row counts only once its update reached Kinde (not when it was declined or cut off)
             " AND NOT EXISTS (SELECT 1 FROM updates up WHERE up.run_id = u.run_id AND up.clerk_id = u.clerk_id"
             " AND up.state != ?)"
+            # a catch-up being undone (or undone) no longer says what Kinde holds: its undo restores the row before
+            " AND NOT (r.mode = 'sync' AND EXISTS (SELECT 1 FROM runs un WHERE un.parent_run_id = r.id"
+            " AND un.mode = 'undo' AND un.status != ?))"
             " ORDER BY u.run_id DESC LIMIT 1",
-            (clerk_id, Created.CREATED, Created.EARLIER, UserState.DONE, DeletionState.DELETED, StepState.DONE),
-        )
+            (
+                clerk_id, Created.CREATED, Created.EARLIER, UserState.DONE, DeletionState.DELETED, StepState.DONE,
+                RunStatus.CANCELLED,
+            ),
+        )  # fmt: skip
         return rows[0] if rows else None
 
     def earlier_skip(self, run_id: int, clerk_id: str) -> sqlite3.Row | None:
@@ -1750,6 +1782,29 @@ class Journal:
             " WHERE w.run_id = ? AND o.created_here = 0 ORDER BY w.clerk_org_id, w.key",
             (run_id,),
         )
+
+    # -- undo of a catch-up's updates: what Kinde held before each write ----------------------------
+    def record_user_write(
+        self, run_id: int, clerk_id: str, kind: UserWriteKind, key: str, kinde_id: str, previous: Any, written: Any
+    ) -> None:
+        """Before a catch-up's write to a user is sent. The run's first ``previous`` is kept (a resume that
+        reads Kinde again sees its own write)."""
+        self._exec(
+            "INSERT INTO user_writes(run_id, clerk_id, kind, key, kinde_id, previous, written)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(run_id, clerk_id, kind, key) DO UPDATE SET written = excluded.written",
+            (run_id, clerk_id, kind, key, kinde_id, json.dumps(previous), json.dumps(written)),
+        )
+
+    def record_added_identity_id(self, run_id: int, clerk_id: str, key: str, identity_id: str) -> None:
+        """Kinde's id of an identity a catch-up added (its undo deletes exactly that one)."""
+        self._exec(
+            "UPDATE user_writes SET identity_id = ? WHERE run_id = ? AND clerk_id = ? AND kind = ? AND key = ?",
+            (identity_id, run_id, clerk_id, UserWriteKind.IDENTITY_ADDED, key),
+        )
+
+    def user_writes(self, run_id: int) -> list[sqlite3.Row]:
+        """Every write a catch-up recorded, by user then kind and key (an undo plans from them)."""
+        return self._rows("SELECT * FROM user_writes WHERE run_id = ? ORDER BY clerk_id, kind, key", (run_id,))
 
     def drop_unselected_organizations(self, run_id: int) -> int:
         """A canary: organizations none of its users belongs to are not created."""

@@ -286,6 +286,8 @@ OPERATIONS: list[tuple[str, str, str, dict[str, Any] | None]] = [
     ("DELETE", "/api/v1/permissions/p_unknown", "delete:permissions", None),
     ("DELETE", "/api/v1/properties/prop_unknown", "delete:properties", None),
     ("GET", "/api/v1/search/users?query=*", "read:users", None),
+    # an undo of a catch-up: a re-added identity made primary again
+    ("PATCH", "/api/v1/identities/identity_unknown", "update:identities", {"is_primary": True}),
 ]
 
 

@@ -206,9 +206,13 @@ class KindeClient(ApiClient):
                 raise AlreadyExists(str(exc), service=self.service, status=exc.status, code=exc.code) from None
             raise
 
-    async def add_identity(self, kinde_id: str, identity: dict[str, Any]) -> None:
-        """POST /api/v1/users/{id}/identities: one identity a create did not carry across."""
-        await self._create("POST", f"/api/v1/users/{kinde_id}/identities", identity, "create:user_identities")
+    async def add_identity(self, kinde_id: str, identity: dict[str, Any]) -> str | None:
+        """POST /api/v1/users/{id}/identities: one identity a create did not carry across; Kinde's id for it
+        (None when the answer names none)."""
+        body = await self._create("POST", f"/api/v1/users/{kinde_id}/identities", identity, "create:user_identities")
+        created = body.get("identity") if isinstance(body, dict) else None
+        identity_id = created.get("id") if isinstance(created, dict) else None
+        return identity_id if isinstance(identity_id, str) else None
 
     async def user_organizations(self, kinde_id: str) -> list[str] | None:
         """The codes of the organizations a user belongs to (None: Kinde did not say)."""
@@ -286,6 +290,30 @@ class KindeClient(ApiClient):
         if user is None:
             raise ProtocolError("Kinde GET /api/v1/user answered without a user id", service=self.service)
         return user
+
+    async def user_profile(self, kinde_id: str) -> dict[str, Any] | None:
+        """The fields a catch-up PATCHes, named as PATCH names them (Kinde answers ``first_name``/``last_name``
+        for ``given_name``/``family_name``), with ``provided_id``; None when Kinde has no such user."""
+        try:
+            body = await self.call("GET", "/api/v1/user", params={"id": kinde_id}, scope="read:users")
+        except ApiError as exc:
+            if exc.status in (400, 404):
+                return None
+            raise
+        if not isinstance(body, dict) or body.get("id") != kinde_id:
+            raise ProtocolError("Kinde GET /api/v1/user answered another user, or none", service=self.service)
+        return {
+            "provided_id": body.get("provided_id") or None,
+            "given_name": body.get("first_name") or None,
+            "family_name": body.get("last_name") or None,
+            "is_suspended": bool(body.get("is_suspended")),
+        }
+
+    async def make_identity_primary(self, identity_id: str) -> None:
+        """PATCH /api/v1/identities/{id} ``is_primary``: a re-added email/phone/username becomes the user's primary."""
+        await self.call(
+            "PATCH", f"/api/v1/identities/{identity_id}", json={"is_primary": True}, scope="update:identities"
+        )
 
     async def delete_identity(self, identity_id: str) -> None:
         """DELETE /api/v1/identities/{identity_id} (an id from ``user_identity_records``)."""

@@ -61,6 +61,12 @@ UNDO_SCOPES: dict[str, frozenset[str]] = {
         {"read:roles", "read:permissions", "read:role_permissions", "delete:role_permissions"}
     ),
     "role": frozenset({"read:roles", "delete:roles"}),
+    # a catch-up's writes to users already in Kinde (stages/undo_updates.py)
+    "identity_removed": frozenset(
+        {"read:users", "read:user_identities", "create:user_identities", "update:identities"}
+    ),
+    "identity_added": frozenset({"read:users", "read:user_identities", "delete:identities"}),
+    "user_profile": frozenset({"read:users", "update:users"}),
     "permission": frozenset({"read:permissions", "read:roles", "read:role_permissions", "delete:permissions"}),
     # before deleting a definition: does a user or organization the run did not create still hold a value?
     "property": frozenset(

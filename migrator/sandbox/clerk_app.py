@@ -403,7 +403,8 @@ def _newest_updated(dataset: Dataset, selection: _Selection, limit: int, offset:
 
 def _change_users(dataset: Dataset, body: Any, *, bans_bump: bool = True) -> dict[str, Any]:
     """Apply ``{"add": N, "change": {id: {first_name, last_name, banned, username}}, "password": [id], "delete": [id],
-    "emails": {id: {"address": ..., "primary": bool}}}`` (an email added, after the sign-ups: one of them can be named)."""
+    "emails": {id: {"address": ..., "primary": bool}}, "remove_emails": {id: address}}`` (an email added, after the
+    sign-ups: one of them can be named; then an email removed)."""
     if not isinstance(body, dict):
         raise ClerkApiError(400, "request_invalid", "invalid request", "the body must be a JSON object")
 
@@ -424,6 +425,8 @@ def _change_users(dataset: Dataset, body: Any, *, bans_bump: bool = True) -> dic
         added = dataset.add_users(int(body["add"])) if body.get("add") else []
         for user_id, email in (body.get("emails") or {}).items():
             dataset.add_email(index(user_id), str(email["address"]), primary=bool(email.get("primary")))
+        for user_id, address in (body.get("remove_emails") or {}).items():
+            dataset.remove_email(index(user_id), str(address))
     except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
         raise ClerkApiError(422, "form_param_value_invalid", "is invalid", str(exc)) from None
     return {"added": added, "users": dataset.n - len(dataset.changes.deleted)}

@@ -594,6 +594,19 @@ class Dataset:
         self.changes.identities_changed.add(i)
         self.changes.patch(i, {}, at_ms or now_ms())
 
+    def remove_email(self, i: int, address: str, *, at_ms: int | None = None) -> None:
+        """User i removes an email now; a removed primary passes to the first email left (none: no primary)."""
+        p = self._profile(i)
+        kept = [e for e in p.emails if e.address.lower() != address.lower()]
+        if len(kept) == len(p.emails):
+            raise ValueError(f"user {self.user_id(i)} has no email {address}")
+        primary = p.primary_email_address
+        still = next((n for n, e in enumerate(kept) if e.address == primary), None)
+        fields = {"emails": kept, "primary_email": still if still is not None else (0 if kept else None)}
+        self.changes.patches.setdefault(i, {}).update(fields)
+        self.changes.identities_changed.add(i)
+        self.changes.patch(i, {}, at_ms or now_ms())
+
     def delete_user(self, i: int) -> None:
         self._check_index(i)
         self.changes.deleted.add(i)

@@ -111,6 +111,7 @@ ALL_SCOPES: frozenset[str] = frozenset(
         "create:user_identities",
         "read:user_identities",
         "delete:identities",
+        "update:identities",
         "read:organization_users",
         "read:user_properties",
         "read:role_permissions",
@@ -204,6 +205,9 @@ class KindeSandboxConfig:
     # GUESS: the spec lists ``connection_id`` on each identity of ``GET /users/{id}/identities``; whether
     # social identities really carry it is unknown, so it can be left out (the migrator matches by value).
     identity_connection_id: bool = True
+    # GUESS: the spec's 201 to POST /api/v1/users/{id}/identities has an optional ``identity.id``; whether Kinde
+    # always sends it is unknown. False leaves it out (the migrator finds the identity by type and value).
+    added_identity_id: bool = True
     # Dashboard import (POST /_sandbox/import): the docs' CSV column table says role_key, their
     # examples say roles; D-BULK says email is required, D-IMPORT says email or phone.
     import_role_header: Literal["role_key", "roles"] = "role_key"
@@ -830,6 +834,7 @@ class _KindeApi:
             ),
             _Operation("GET", "/api/v1/users/{user_id}/identities", self.list_identities, "read:user_identities"),
             _Operation("DELETE", "/api/v1/identities/{identity_id}", self.delete_identity, "delete:identities"),
+            _Operation("PATCH", "/api/v1/identities/{identity_id}", self.update_identity, "update:identities", "json"),
             _Operation("GET", "/api/v1/users/{user_id}/properties", self.user_properties, "read:user_properties"),
             _Operation(
                 "GET",
@@ -1094,7 +1099,7 @@ class _KindeApi:
             raise KindeError(400, "INVALID_PHONE", f"{value} is not accepted for this business.")
         user.identities.append(identity)
         self._index(identity, user.id)
-        return _ok({**_SUCCESS, "identity": {"id": f"identity_{uuid.uuid4().hex}"}}, status=201)
+        return _ok({**_SUCCESS, **({"identity": {"id": identity.id}} if self.config.added_identity_id else {})}, 201)
 
     def _add_social_identity(self, call: _Call, user: _User) -> Response:
         """A social identity on a connection; the same value on the same connection twice (any user) is a
@@ -1261,6 +1266,21 @@ class _KindeApi:
                 key = identity.value if identity.type == "phone" else identity.value.lower()
                 if identity.type in index and index[identity.type].get(key) == user.id:
                     del index[identity.type][key]
+                return _ok(_SUCCESS)
+        raise KindeError(400, "IDENTITY_NOT_FOUND", f"No identity with id {identity_id}.")
+
+    def update_identity(self, call: _Call) -> Response:
+        """PATCH /api/v1/identities/{identity_id} ``{"is_primary": true}``: the identity becomes its user's
+        primary of its type (the first of the type: preferred_email, phone, username)."""
+        identity_id = call.path_params["identity_id"]
+        primary = call.body.flag("is_primary")
+        for user in self.store.users.values():
+            identity = next((i for i in user.identities if i.id == identity_id), None)
+            if identity is not None:
+                at = next(n for n, i in enumerate(user.identities) if i.type == identity.type)
+                if primary and user.identities[at] is not identity:
+                    user.identities.remove(identity)
+                    user.identities.insert(at, identity)
                 return _ok(_SUCCESS)
         raise KindeError(400, "IDENTITY_NOT_FOUND", f"No identity with id {identity_id}.")
 

@@ -1,7 +1,8 @@
 """Stage (``migrator undo RUN_ID``): delete from Kinde exactly what one run created, nothing else.
 
-Reads: the undo run's ``deletions`` (planned from the base run's journal: users it created, then
-organizations and roles it created, then the definitions and attachments of ``undo_definitions``). Writes: each deletion's outcome, so a killed undo continues
+Reads: the undo run's ``deletions`` (planned from the base run's journal: users it created, then, for a
+catch-up, what it wrote to users already in Kinde (``undo_updates``), then organizations and roles it
+created, then the definitions and attachments of ``undo_definitions``). Writes: each deletion's outcome, so a killed undo continues
 where it stopped and a second undo finds nothing left. Emits: the ``undo`` phase.
 
 Provenance, twice: the journal must say the run created it, and Kinde must still agree (a user's
@@ -28,12 +29,14 @@ from migrator.stages.undo_definitions import (
     plan_definitions,
     restore_organization_values,
 )
+from migrator.stages.undo_updates import KEPT_KINDS, RESTORED_KINDS, plan_updates, restore_updates, update_counts
 
 FATAL = (AuthError, ScopeError, ProtocolError)
 OPEN = (DeletionState.PENDING, DeletionState.FAILED)
-# every kind an undo takes back, in the order it does (property categories are only ever kept)
-UNDO_KINDS = ("user", "organization", "organization_property", "role_permission", "role", "permission", "property",
-              "property_category")  # fmt: skip
+# every kind an undo takes back, in the order it does (a catch-up's passwords and deletions, and property
+# categories, are only ever kept)
+UNDO_KINDS = ("user", *RESTORED_KINDS, "organization", "organization_property", "role_permission", "role",
+              "permission", "property", *KEPT_KINDS, "property_category")  # fmt: skip
 PLANNED_KINDS = UNDO_KINDS[:-1]
 
 
@@ -47,7 +50,8 @@ def plan_undo(ctx: RunContext, base_run_id: int) -> dict[str, int]:
             run_id, "role", [(k, k) for k in journal.created_roles(base_run_id)], DeletionState.PENDING
         )
         plan_definitions(journal, run_id, base_run_id)
-    return {kind: len(journal.deletions(run_id, kind, OPEN)) for kind in PLANNED_KINDS}
+        plan_updates(journal, run_id, base_run_id)
+    return {kind: len(journal.deletions(run_id, kind, None if kind in KEPT_KINDS else OPEN)) for kind in PLANNED_KINDS}
 
 
 def planned_counts(journal: Journal, base_run_id: int) -> dict[str, int]:
@@ -57,6 +61,7 @@ def planned_counts(journal: Journal, base_run_id: int) -> dict[str, int]:
         "organization": len(journal.created_organizations(base_run_id)),
         "role": len(journal.created_roles(base_run_id)),
         **definition_counts(journal, base_run_id),
+        **update_counts(journal, base_run_id),
     }
 
 
@@ -80,6 +85,7 @@ async def undo(ctx: RunContext) -> None:
         for item in users:
             await slots.acquire()  # at most `concurrency` deletions (and tasks) at once, at any size
             group.create_task(remove(item))
+    await restore_updates(ctx)  # a catch-up's writes to users an earlier run created
     await _undo_organizations(ctx)
     await restore_organization_values(ctx)
     await detach_role_permissions(ctx)

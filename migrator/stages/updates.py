@@ -6,7 +6,9 @@ each deletion's outcome. A no-op for any other run. Emits: the ``update`` phase.
 
 Only what changed is sent: ``PATCH /api/v1/user`` with the changed fields, the new identities one by
 one, ``DELETE /api/v1/identities/{id}`` for those Clerk removed (only identities of our plan, never the
-user's last), the password from the fresh export. A user is deleted only when this journal created it and
+user's last), the password from the fresh export. Before each write, what Kinde held is journaled
+(``user_writes``: the fields' values, identities added and removed), so ``migrator undo`` of this catch-up
+can put it back. A user is deleted only when this journal created it and
 Kinde's ``provided_id`` still names the Clerk user (``stages.undo.delete_ours``).
 """
 
@@ -18,12 +20,14 @@ from typing import Any
 from migrator import passwords
 from migrator.errors import AlreadyExists, ApiError, AuthError, InputError, MigratorError, ProtocolError, ScopeError
 from migrator.events import PhaseAdvanced, PhaseFinished, PhaseStarted
-from migrator.journal import DeletionState, Journal
+from migrator.journal import DeletionState, Journal, UserWriteKind
 from migrator.models import PasswordImport
 from migrator.stages.context import RunContext
 from migrator.stages.undo import delete_ours
+from migrator.stages.undo_updates import identity_key
 
 FATAL = (AuthError, ScopeError, ProtocolError)
+PROFILE_FIELDS = ("given_name", "family_name", "is_suspended")  # what a catch-up PATCHes that an undo restores
 
 
 def pending_changes(journal: Journal, run_id: int) -> dict[str, int]:
@@ -73,9 +77,28 @@ async def _apply(ctx: RunContext, update: Any) -> None:
     for identity in (i for i in changes if i.get("remove")):
         await _remove_identity(ctx, update["clerk_id"], kinde_id, identity)
     if update["password"]:
-        await ctx.kinde.set_password(kinde_id, _password_fields(ctx, update["clerk_id"]))
+        fields = _password_fields(ctx, update["clerk_id"])
+        ctx.journal.record_user_write(ctx.run.id, update["clerk_id"], UserWriteKind.PASSWORD, "", kinde_id, None, None)
+        await ctx.kinde.set_password(kinde_id, fields)
     if patch:
+        await _record_profile(ctx, update["clerk_id"], kinde_id, patch)
         await ctx.kinde.update_user(kinde_id, patch)
+
+
+async def _record_profile(ctx: RunContext, clerk_id: str, kinde_id: str, patch: dict[str, Any]) -> None:
+    """Before the PATCH: what Kinde holds in each field it changes (an undo of this catch-up restores it)."""
+    journal, run_id = ctx.journal, ctx.run.id
+    if patch.get("is_password_reset_requested"):
+        journal.record_user_write(run_id, clerk_id, UserWriteKind.PASSWORD_RESET, "", kinde_id, None, True)
+    fields = [name for name in patch if name in PROFILE_FIELDS]
+    if not fields:
+        return
+    profile = await ctx.kinde.user_profile(kinde_id) or {}
+    with journal.transaction():
+        for name in fields:
+            journal.record_user_write(
+                run_id, clerk_id, UserWriteKind.PROFILE, name, kinde_id, profile.get(name), patch[name]
+            )
 
 
 async def _add_identity(ctx: RunContext, clerk_id: str, kinde_id: str, identity: dict[str, Any]) -> None:
@@ -91,11 +114,16 @@ async def _add_identity(ctx: RunContext, clerk_id: str, kinde_id: str, identity:
     body = {"type": identity["type"], "value": identity["value"]}
     if identity.get("phone_country_id"):
         body["phone_country_id"] = identity["phone_country_id"]
+    key = identity_key(identity["type"], identity["value"])
+    ctx.journal.record_user_write(ctx.run.id, clerk_id, UserWriteKind.IDENTITY_ADDED, key, kinde_id, None, body)
     try:
-        await ctx.kinde.add_identity(kinde_id, body)
+        identity_id = await ctx.kinde.add_identity(kinde_id, body)
     except AlreadyExists:
         if kinde_id not in await _holders(ctx, identity):
             raise
+        return  # added before a crash: the undo finds it by type and value
+    if identity_id:
+        ctx.journal.record_added_identity_id(ctx.run.id, clerk_id, key, identity_id)
 
 
 async def _remove_identity(ctx: RunContext, clerk_id: str, kinde_id: str, identity: dict[str, Any]) -> None:
@@ -112,6 +140,15 @@ async def _remove_identity(ctx: RunContext, clerk_id: str, kinde_id: str, identi
         note = f"{identity['type']} {identity['value']} was removed in Clerk: kept in Kinde, the user's last identity"
         ctx.journal.add_problems(ctx.run.id, [(clerk_id, "warning", note)])
         return
+    key = identity_key(identity["type"], identity["value"])
+    previous = {
+        "type": identity["type"],
+        "value": identity["value"],
+        "phone_country_id": identity.get("phone_country_id"),
+        "is_confirmed": any(r.get("is_confirmed") is True for r in matches),
+        "is_primary": any(r.get("is_primary") is True for r in matches),
+    }
+    ctx.journal.record_user_write(ctx.run.id, clerk_id, UserWriteKind.IDENTITY_REMOVED, key, kinde_id, previous, None)
     for record in matches:
         try:
             await ctx.kinde.delete_identity(record["id"])
