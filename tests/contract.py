@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -114,3 +116,12 @@ class Contract:
 
 def json_body(response: httpx.Response) -> object:
     return json.loads(response.content)
+
+
+def operation(exchange: httpx.Response, templates: Sequence[tuple[re.Pattern[str], str]]) -> str:
+    """``METHOD /path`` of an exchange, its path named by the spec's template (the first pattern that matches)."""
+    path = exchange.request.url.path
+    for pattern, template in templates:
+        if pattern.match(path):
+            return f"{exchange.request.method} {template}"
+    return f"{exchange.request.method} {path}"

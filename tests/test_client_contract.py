@@ -30,6 +30,7 @@ from migrator.sandbox.generator import Dataset
 from migrator.sandbox.hashing import CLERK_HASHERS
 from migrator.sandbox.kinde_app import KindeSandboxConfig, build_kinde_app
 from tests.contract import Contract
+from tests.contract import operation as contract_operation
 
 pytestmark = pytest.mark.contract
 
@@ -123,11 +124,7 @@ class RecordingTransport(httpx.AsyncBaseTransport):
 
 
 def operation(exchange: httpx.Response) -> str:
-    path = exchange.request.url.path
-    for pattern, template in TEMPLATES:
-        if pattern.match(path):
-            path = template
-    return f"{exchange.request.method} {path}"
+    return contract_operation(exchange, TEMPLATES)
 
 
 def query(exchange: httpx.Response) -> dict[str, str]:

@@ -25,6 +25,7 @@ from migrator.sandbox.clerk_app import build_clerk_app
 from migrator.sandbox.generator import Dataset
 from migrator.sandbox.kinde_app import KindeSandboxConfig, build_kinde_app
 from tests.contract import Contract
+from tests.contract import operation as contract_operation
 from tests.test_client_contract import ORGANIZATION_PROPERTIES, PROPERTIES, RecordingTransport, contract_problems
 
 pytestmark = pytest.mark.contract
@@ -63,12 +64,7 @@ UNDO_OPERATIONS = {
 
 
 def operation(exchange: httpx.Response) -> str:
-    path = exchange.request.url.path
-    for pattern, template in TEMPLATES:
-        if pattern.match(path):
-            path = template
-            break
-    return f"{exchange.request.method} {path}"
+    return contract_operation(exchange, TEMPLATES)
 
 
 async def kinde_holds_before(kinde: httpx.AsyncBaseTransport, config: KindeSandboxConfig, clerk_org_id: str) -> None:

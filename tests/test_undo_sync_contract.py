@@ -24,6 +24,7 @@ from migrator.sandbox.clerk_app import build_clerk_app
 from migrator.sandbox.generator import Dataset
 from migrator.sandbox.kinde_app import KindeSandboxConfig, build_kinde_app
 from tests.contract import Contract
+from tests.contract import operation as contract_operation
 from tests.test_client_contract import RecordingTransport, contract_problems
 
 pytestmark = pytest.mark.contract
@@ -45,11 +46,7 @@ RESTORING = {
 
 
 def operation(exchange: httpx.Response) -> str:
-    path = exchange.request.url.path
-    for pattern, template in TEMPLATES:
-        if pattern.match(path):
-            path = template
-    return f"{exchange.request.method} {path}"
+    return contract_operation(exchange, TEMPLATES)
 
 
 def eligible_with_email(dataset: Dataset, count: int) -> list[int]:
@@ -60,7 +57,9 @@ def eligible_with_email(dataset: Dataset, count: int) -> list[int]:
     return found[:count]
 
 
-def catch_up_and_undo(tmp_path: Path, *, added_identity_id: bool = True) -> tuple[UndoSummary, list[httpx.Response], list[httpx.Response]]:
+def catch_up_and_undo(
+    tmp_path: Path, *, added_identity_id: bool = True
+) -> tuple[UndoSummary, list[httpx.Response], list[httpx.Response]]:
     """(undo summary, the catch-up's Kinde exchanges, the undo's Kinde exchanges)."""
     dataset = Dataset(120)
     export = tmp_path / "clerk-export.csv"
