@@ -280,27 +280,33 @@ class KindeClient(ApiClient):
     # -- undo and catch-up deletions (migrator.stages.undo) ---------------------------------
     async def get_user(self, kinde_id: str) -> KindeUser | None:
         """GET /api/v1/user?id=: the user, or None when Kinde has no such user (it answers 400 or 404)."""
-        try:
-            body = await self.call("GET", "/api/v1/user", params={"id": kinde_id}, scope="read:users")
-        except ApiError as exc:
-            if exc.status in (400, 404):
-                return None
-            raise
+        body = await self._user_body(kinde_id)
+        if body is None:
+            return None
         user = self._parse_user(body)
         if user is None:
             raise ProtocolError("Kinde GET /api/v1/user answered without a user id", service=self.service)
         return user
 
-    async def user_profile(self, kinde_id: str) -> dict[str, Any] | None:
-        """The fields a catch-up PATCHes, named as PATCH names them (Kinde answers ``first_name``/``last_name``
-        for ``given_name``/``family_name``), with ``provided_id``; None when Kinde has no such user."""
+    async def _user_body(self, kinde_id: str) -> dict[str, Any] | None:
+        """GET /api/v1/user?id= as Kinde answers it; None when it has no such user (it answers 400 or 404)."""
         try:
             body = await self.call("GET", "/api/v1/user", params={"id": kinde_id}, scope="read:users")
         except ApiError as exc:
             if exc.status in (400, 404):
                 return None
             raise
-        if not isinstance(body, dict) or body.get("id") != kinde_id:
+        if not isinstance(body, dict):
+            raise ProtocolError("Kinde GET /api/v1/user answered without a user", service=self.service)
+        return body
+
+    async def user_profile(self, kinde_id: str) -> dict[str, Any] | None:
+        """The fields a catch-up PATCHes, named as PATCH names them (Kinde answers ``first_name``/``last_name``
+        for ``given_name``/``family_name``), with ``provided_id``; None when Kinde has no such user."""
+        body = await self._user_body(kinde_id)
+        if body is None:
+            return None
+        if body.get("id") != kinde_id:
             raise ProtocolError("Kinde GET /api/v1/user answered another user, or none", service=self.service)
         return {
             "provided_id": body.get("provided_id") or None,
