@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -75,6 +75,7 @@ class ServeRequest:
     clerk_outage_after_pages: int | None = None
     clerk_outage_seconds: float | None = None
     clerk_outage_status: int = 503
+    kinde_readings: dict[str, Any] = field(default_factory=dict)
 
 
 def _known_scopes(values: list[str] | None) -> list[str]:
@@ -84,6 +85,23 @@ def _known_scopes(values: list[str] | None) -> list[str]:
     if unknown:
         raise typer.BadParameter(f"unknown scope(s) {', '.join(unknown)}; the Management API's are e.g. read:users")
     return list(values or [])
+
+
+def _kinde_readings(values: list[str] | None) -> list[str]:
+    from migrator.demo import parse_kinde_reading  # the sandbox is imported only when this command runs
+
+    for value in values or []:
+        try:
+            parse_kinde_reading(value)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
+    return list(values or [])
+
+
+def _reading(text: str) -> tuple[str, Any]:
+    from migrator.demo import parse_kinde_reading
+
+    return parse_kinde_reading(text)
 
 
 def _share(value: float | None) -> float | None:
@@ -130,6 +148,15 @@ OutageSeconds = Annotated[
     float | None,
     typer.Option(help="The outage ends after this many seconds (default: never).", callback=conventions.positive),
 ]
+KindeReading = Annotated[
+    list[str] | None,
+    typer.Option(
+        help="Another reading of an open question about Kinde (repeatable), e.g. "
+        "property_null_value=refused or added_identity_id=false; a wrong NAME lists them all.",
+        callback=_kinde_readings,
+        metavar="NAME=VALUE",
+    ),
+]
 OutageCode = Annotated[OutageStatus, typer.Option(help="The status of Clerk's failing pages.")]
 
 
@@ -156,6 +183,7 @@ def sandbox_serve(
     clerk_outage_after_pages: OutageAfter = None,
     clerk_outage_seconds: OutageSeconds = None,
     clerk_outage_status: OutageCode = OutageStatus.unavailable,
+    kinde_reading: KindeReading = None,
 ) -> None:
     """Serve the Clerk and Kinde emulators on loopback until interrupted.
 
@@ -168,6 +196,7 @@ def sandbox_serve(
       migrator sandbox serve --token-max-uses 200 --without-scope update:users
       migrator sandbox serve --clerk-cursor ignored
       migrator sandbox serve --clerk-outage-after-pages 2 --clerk-outage-seconds 9
+      migrator sandbox serve --kinde-reading property_null_value=refused
     """
     given = dict(locals())
     if shared_quota is not None and kinde_rps is None:
@@ -182,6 +211,7 @@ def sandbox_serve(
         "without_scopes": list(without_scope or []),
         "clerk_cursor": clerk_cursor.value,
         "clerk_outage_status": int(clerk_outage_status.value),
+        "kinde_readings": dict(_reading(value) for value in kinde_reading or []),
     }
     plain = {name: value for name, value in given.items() if name in ServeRequest.__dataclass_fields__}
     request = ServeRequest(**(plain | choices))

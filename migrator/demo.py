@@ -14,7 +14,7 @@ import signal
 import tempfile
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin, get_type_hints
 
 import httpx
 from rich.console import Console
@@ -110,6 +110,42 @@ def sandbox_scopes() -> frozenset[str]:
     return ALL_SCOPES
 
 
+FLAGGED = {"token_lifetime", "duplicate_status", "rate_limit_reset_form", "bad_token_status"}  # own flags
+
+
+def kinde_readings() -> dict[str, tuple[Any, ...]]:
+    """The Kinde sandbox's readings of open questions ``--kinde-reading NAME=VALUE`` may set, with the values
+    each takes (an empty tuple: any whole number); the switches with a flag of their own are left out."""
+    readings: dict[str, tuple[Any, ...]] = {}
+    for name, kind in get_type_hints(KindeSandboxConfig).items():
+        if name in FLAGGED:
+            continue
+        if kind is bool:
+            readings[name] = (True, False)
+        elif kind is int:
+            readings[name] = ()
+        elif get_origin(kind) is Literal:
+            readings[name] = get_args(kind)
+    return readings
+
+
+def parse_kinde_reading(text: str) -> tuple[str, Any]:
+    """``NAME=VALUE`` -> (switch, value), checked against the switch's type; ValueError says what is wrong."""
+    name, _, raw = text.partition("=")
+    known = kinde_readings()
+    if name not in known or not raw:
+        raise ValueError(f"{text!r}: expected NAME=VALUE with NAME one of {', '.join(sorted(known))}")
+    choices = known[name]
+    if not choices:
+        if not raw.isdigit() or int(raw) < 1:
+            raise ValueError(f"{name} takes a whole number above 0, got {raw!r}")
+        return name, int(raw)
+    for choice in choices:
+        if str(choice).lower() == raw.lower():
+            return name, choice
+    raise ValueError(f"{name} takes one of {', '.join(str(c).lower() for c in choices)}, got {raw!r}")
+
+
 def serve_options(request: ServeRequest) -> SandboxOptions:
     """The sandbox ``sandbox serve`` was asked for: each flag onto its switch."""
     fault_profile = profile(request.faults)
@@ -124,6 +160,7 @@ def serve_options(request: ServeRequest) -> SandboxOptions:
         token_max_uses=request.token_max_uses,
         bad_token_status=request.bad_token_status,  # type: ignore[arg-type]
         scopes=ALL_SCOPES - set(request.without_scopes),
+        **request.kinde_readings,
     )
     clerk = ClerkBehaviour(
         cursor=request.clerk_cursor,  # type: ignore[arg-type]

@@ -99,6 +99,25 @@ def test_rate_limit_switches_reach_the_served_sandbox(tmp_path: Path, monkeypatc
     assert sandbox.kinde_config.shared_quota == SharedQuota(share=0.5, start=2.0, duration=30.0)
 
 
+def test_kinde_readings_reach_the_served_sandbox(tmp_path: Path, monkeypatch) -> None:
+    def probe(sandbox: Sandbox) -> None:
+        with httpx.Client(timeout=30) as http:
+            bearer = {"Authorization": f"Bearer {token(sandbox, http)['access_token']}"}
+            unknown = http.get(f"{sandbox.kinde_url}/api/v1/user", params={"id": "kp_nobody"}, headers=bearer)
+        assert unknown.status_code == 400  # unknown_user_status=400
+        assert isinstance(unknown.json()["errors"], dict)  # error_shape=object
+
+    sandbox = serve(
+        tmp_path,
+        monkeypatch,
+        probe,
+        *("--kinde-reading", "unknown_user_status=400", "--kinde-reading", "error_shape=object"),
+        *("--kinde-reading", "property_null_value=refused", "--kinde-reading", "added_identity_id=false"),
+    )
+    config = sandbox.kinde_config
+    assert (config.property_null_value, config.added_identity_id) == ("refused", False)
+
+
 @pytest.mark.parametrize(
     ("flags", "named"),
     [
@@ -117,6 +136,10 @@ def test_rate_limit_switches_reach_the_served_sandbox(tmp_path: Path, monkeypatc
         (["--clerk-outage-seconds", "30"], "--clerk-outage-after-pages"),  # an outage that never begins
         (["--clerk-outage-after-pages", "1", "--clerk-outage-seconds", "0"], "--clerk-outage-seconds"),
         (["--clerk-outage-status", "418"], "--clerk-outage-status"),
+        (["--kinde-reading", "nope=1"], "nope=1"),
+        (["--kinde-reading", "added_identity_id=maybe"], "added_identity_id"),
+        (["--kinde-reading", "identities_page_size=0"], "identities_page_size"),
+        (["--kinde-reading", "error_shape"], "error_shape"),
     ],
 )
 def test_bad_switch_values_are_refused_by_the_parser(flags: list[str], named: str, tmp_path: Path) -> None:
