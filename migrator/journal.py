@@ -302,6 +302,8 @@ CREATE TABLE IF NOT EXISTS deletions(
     detail TEXT,
     PRIMARY KEY (run_id, kind, key)
 ) WITHOUT ROWID;
+-- a Clerk user's deletions across runs (export and catch-up lookups by clerk id: one search, not a scan per user)
+CREATE INDEX IF NOT EXISTS deletions_key ON deletions(kind, key);
 CREATE TABLE IF NOT EXISTS organizations(
     run_id INTEGER NOT NULL,
     clerk_org_id TEXT NOT NULL,
