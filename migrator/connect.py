@@ -9,12 +9,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
+import httpcore
 import httpx
 
 from migrator import __version__
 from migrator.clerk.client import ClerkClient
 from migrator.config import Settings
 from migrator.errors import ApiError
+from migrator.http_backend import SocketCachingBackend
 from migrator.kinde.client import KindeClient, M2MCredentials
 from migrator.limiter import AdaptiveLimiter
 from migrator.request_log import LoggingTransport, RequestLog
@@ -38,12 +40,8 @@ async def connect(
     connections = settings.concurrency + 8
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
     if request_log is not None:
-        clerk_transport = LoggingTransport(
-            clerk_transport or httpx.AsyncHTTPTransport(limits=limits), "clerk", request_log
-        )
-        kinde_transport = LoggingTransport(
-            kinde_transport or httpx.AsyncHTTPTransport(limits=limits), "kinde", request_log
-        )
+        clerk_transport = LoggingTransport(clerk_transport or _transport(limits), "clerk", request_log)
+        kinde_transport = LoggingTransport(kinde_transport or _transport(limits), "kinde", request_log)
     secret_key = settings.clerk_secret_key.get_secret_value()
     clerk_http = _http(settings.clerk_api_url, timeout, limits, clerk_transport, Authorization=f"Bearer {secret_key}")
     kinde_http = _http(settings.kinde_domain, timeout, limits, kinde_transport)
@@ -85,6 +83,19 @@ def _http(
         limits=limits,
         transport=transport,
     )
+
+
+def _transport(limits: httpx.Limits) -> httpx.AsyncHTTPTransport:
+    """httpx's transport, its pool on :class:`SocketCachingBackend` (~6 % less CPU per request, benchmark 2).
+
+    httpx 0.28 takes no network backend (encode/httpx#3749 adds one), so it is set on the pool httpx built;
+    if a later httpx builds something else, the transport stays as httpx made it: slower, never wrong.
+    """
+    transport = httpx.AsyncHTTPTransport(limits=limits)
+    pool = getattr(transport, "_pool", None)
+    if isinstance(pool, httpcore.AsyncConnectionPool) and hasattr(pool, "_network_backend"):
+        pool._network_backend = SocketCachingBackend()
+    return transport
 
 
 def _limiter(initial_rate: float, max_rate: float, max_wait: float) -> AdaptiveLimiter:

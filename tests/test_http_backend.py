@@ -1,0 +1,91 @@
+"""The network backend under the migrator's HTTP pools: same answers as httpcore's, a cheaper readability check."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import httpcore
+import httpx
+import pytest
+
+from migrator.connect import _transport
+from migrator.http_backend import SocketCachingBackend, SocketCachingStream, socket_readable
+
+
+def test_socket_readable_is_false_for_a_quiet_socket_and_true_once_data_or_eof_waits() -> None:
+    ours, peer = socket.socketpair()
+    try:
+        assert socket_readable(ours) is False
+        peer.sendall(b"x")
+        assert socket_readable(ours) is True
+        ours.recv(1)
+        assert socket_readable(ours) is False
+        peer.close()
+        assert socket_readable(ours) is True  # EOF: the pool drops the connection
+    finally:
+        ours.close()
+        peer.close()
+
+
+def test_a_closed_or_missing_socket_reads_as_readable() -> None:
+    closed, peer = socket.socketpair()
+    closed.close()
+    peer.close()
+    assert socket_readable(closed) is True
+    assert socket_readable(None) is True
+
+
+def test_the_migrators_transport_runs_on_the_caching_backend() -> None:
+    transport = _transport(httpx.Limits(max_connections=4, max_keepalive_connections=4))
+    pool = transport._pool
+    assert isinstance(pool, httpcore.AsyncConnectionPool)
+    assert isinstance(pool._network_backend, SocketCachingBackend)
+
+
+async def _one_answer_per_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A server that keeps nothing alive: it answers one request, then closes while the client idles."""
+    await reader.readuntil(b"\r\n\r\n")
+    body = b'{"ok": true}'
+    writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+    await writer.drain()
+    writer.close()
+    await writer.wait_closed()
+
+
+@pytest.mark.anyio
+async def test_an_idle_connection_the_server_closed_is_dropped_not_reused() -> None:
+    """httpcore asks the backend whether an idle connection is readable: EOF means the server left, so a
+    second request must open a new connection instead of failing on the dead one."""
+    closed = asyncio.Event()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _one_answer_per_connection(reader, writer)
+        closed.set()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    try:
+        async with httpx.AsyncClient(transport=_transport(limits), base_url=f"http://127.0.0.1:{port}") as client:
+            first = await client.get("/one")
+            await closed.wait()
+            second = await client.get("/two")
+        assert (first.json(), second.json()) == ({"ok": True}, {"ok": True})
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+@pytest.mark.anyio
+async def test_the_stream_passes_every_other_question_to_anyio() -> None:
+    server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        stream = await SocketCachingBackend().connect_tcp("127.0.0.1", port)
+        assert isinstance(stream, SocketCachingStream)
+        assert stream.get_extra_info("server_addr") == ("127.0.0.1", port)
+        assert stream.get_extra_info("is_readable") is False
+        await stream.aclose()
+    finally:
+        server.close()
