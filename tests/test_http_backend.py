@@ -9,7 +9,7 @@ import httpcore
 import httpx
 import pytest
 
-from migrator.connect import _transport
+from migrator.connect import pooled_transport
 from migrator.http_backend import SocketCachingBackend, SocketCachingStream, socket_readable
 
 
@@ -37,7 +37,7 @@ def test_a_closed_or_missing_socket_reads_as_readable() -> None:
 
 
 def test_the_migrators_transport_runs_on_the_caching_backend() -> None:
-    transport = _transport(httpx.Limits(max_connections=4, max_keepalive_connections=4))
+    transport = pooled_transport(httpx.Limits(max_connections=4, max_keepalive_connections=4))
     pool = transport._pool
     assert isinstance(pool, httpcore.AsyncConnectionPool)
     assert isinstance(pool._network_backend, SocketCachingBackend)
@@ -67,7 +67,7 @@ async def test_an_idle_connection_the_server_closed_is_dropped_not_reused() -> N
     port = server.sockets[0].getsockname()[1]
     limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
     try:
-        async with httpx.AsyncClient(transport=_transport(limits), base_url=f"http://127.0.0.1:{port}") as client:
+        async with httpx.AsyncClient(transport=pooled_transport(limits), base_url=f"http://127.0.0.1:{port}") as client:
             first = await client.get("/one")
             await closed.wait()
             second = await client.get("/two")
