@@ -11,11 +11,13 @@ A network backend is httpcore's public extension point (``AsyncConnectionPool(ne
 
 from __future__ import annotations
 
+import itertools
 import select
 import socket
 import typing
 
 import httpcore
+import httpx
 
 
 def socket_readable(sock: socket.socket | None) -> bool:
@@ -84,3 +86,22 @@ class SocketCachingBackend(httpcore.AsyncNetworkBackend):
 
     async def sleep(self, seconds: float) -> None:
         await self.inner.sleep(seconds)
+
+
+class ShardedTransport(httpx.AsyncBaseTransport):
+    """Requests dealt in turn over several transports, each with its share of the connections.
+
+    httpcore's pool does work proportional to (idle connections x all connections) each time a request
+    starts or ends; four pools of 6 connections cost far less than one of 24 for the same 16 requests.
+    """
+
+    def __init__(self, shards: list[httpx.AsyncBaseTransport]) -> None:
+        self.shards = shards
+        self._turn = itertools.cycle(shards)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await next(self._turn).handle_async_request(request)
+
+    async def aclose(self) -> None:
+        for shard in self.shards:
+            await shard.aclose()
