@@ -23,7 +23,7 @@ from migrator.request_log import LoggingTransport, RequestLog
 
 USER_AGENT = f"clerk-to-kinde-migrator/{__version__}"
 # Connection pools per API client: httpcore's bookkeeping grows with (idle x all) connections of a pool, so four
-# pools of a quarter of the connections each cost ~20 % less CPU per request than one (docs/benchmarks.md, 2).
+# pools of a quarter of the connections each cost ~15 % less CPU per request than one (docs/benchmarks.md, 2b).
 POOL_SHARDS = 4
 
 
@@ -105,7 +105,7 @@ def pooled_transport(limits: httpx.Limits, shards: int = POOL_SHARDS) -> httpx.A
 
 
 def _one_pool(limits: httpx.Limits) -> httpx.AsyncHTTPTransport:
-    """httpx's transport, its pool on :class:`SocketCachingBackend` (~20 % less CPU per request, benchmark 2).
+    """httpx's transport, its pool on :class:`SocketCachingBackend` (~15 % less CPU per request, benchmark 2b).
 
     httpx 0.28 takes no network backend (encode/httpx#3749 adds one), so it is set on the pool httpx built;
     if a later httpx builds something else, the transport stays as httpx made it: slower, never wrong.
