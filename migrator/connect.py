@@ -9,17 +9,22 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
+import httpcore
 import httpx
 
 from migrator import __version__
 from migrator.clerk.client import ClerkClient
 from migrator.config import Settings
 from migrator.errors import ApiError
+from migrator.http_backend import ShardedTransport, SocketCachingBackend
 from migrator.kinde.client import KindeClient, M2MCredentials
 from migrator.limiter import AdaptiveLimiter
 from migrator.request_log import LoggingTransport, RequestLog
 
 USER_AGENT = f"clerk-to-kinde-migrator/{__version__}"
+# Connection pools per API client: httpcore's bookkeeping grows with (idle x all) connections of a pool, so four
+# pools of a quarter of the connections each cost ~15 % less CPU per request than one (docs/benchmarks.md, 2b).
+POOL_SHARDS = 4
 
 
 @asynccontextmanager
@@ -38,12 +43,8 @@ async def connect(
     connections = settings.concurrency + 8
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
     if request_log is not None:
-        clerk_transport = LoggingTransport(
-            clerk_transport or httpx.AsyncHTTPTransport(limits=limits), "clerk", request_log
-        )
-        kinde_transport = LoggingTransport(
-            kinde_transport or httpx.AsyncHTTPTransport(limits=limits), "kinde", request_log
-        )
+        clerk_transport = LoggingTransport(clerk_transport or pooled_transport(limits), "clerk", request_log)
+        kinde_transport = LoggingTransport(kinde_transport or pooled_transport(limits), "kinde", request_log)
     secret_key = settings.clerk_secret_key.get_secret_value()
     clerk_http = _http(settings.clerk_api_url, timeout, limits, clerk_transport, Authorization=f"Bearer {secret_key}")
     kinde_http = _http(settings.kinde_domain, timeout, limits, kinde_transport)
@@ -85,6 +86,35 @@ def _http(
         limits=limits,
         transport=transport,
     )
+
+
+def pooled_transport(limits: httpx.Limits, shards: int = POOL_SHARDS) -> httpx.AsyncBaseTransport:
+    """A run's transport: ``shards`` pools taking requests in turn, ``limits`` split between them (rounded up)."""
+    if shards <= 1:
+        return _one_pool(limits)
+
+    def share(count: int | None) -> int | None:
+        return None if count is None else -(-count // shards)  # None: no limit
+
+    each = httpx.Limits(
+        max_connections=share(limits.max_connections),
+        max_keepalive_connections=share(limits.max_keepalive_connections),
+        keepalive_expiry=limits.keepalive_expiry,
+    )
+    return ShardedTransport([_one_pool(each) for _ in range(shards)])
+
+
+def _one_pool(limits: httpx.Limits) -> httpx.AsyncHTTPTransport:
+    """httpx's transport, its pool on :class:`SocketCachingBackend` (~15 % less CPU per request, benchmark 2b).
+
+    httpx 0.28 takes no network backend (encode/httpx#3749 adds one), so it is set on the pool httpx built;
+    if a later httpx builds something else, the transport stays as httpx made it: slower, never wrong.
+    """
+    transport = httpx.AsyncHTTPTransport(limits=limits)
+    pool = getattr(transport, "_pool", None)
+    if isinstance(pool, httpcore.AsyncConnectionPool) and hasattr(pool, "_network_backend"):
+        pool._network_backend = SocketCachingBackend()
+    return transport
 
 
 def _limiter(initial_rate: float, max_rate: float, max_wait: float) -> AdaptiveLimiter:
