@@ -24,6 +24,8 @@ def socket_readable(sock: socket.socket | None) -> bool:
     """What httpcore's check answers: a socket gone (or without a descriptor) reads as readable (EOF)."""
     if sock is None or sock.fileno() < 0:
         return True
+    if not hasattr(select, "poll"):  # Windows: httpcore's own check falls back to select() there too
+        return bool(select.select([sock], [], [], 0)[0])
     poller = select.poll()
     poller.register(sock, select.POLLIN)
     return bool(poller.poll(0))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import select
 import socket
 
 import httpcore
@@ -13,7 +14,12 @@ from migrator.connect import POOL_SHARDS, pooled_transport
 from migrator.http_backend import ShardedTransport, SocketCachingBackend, SocketCachingStream, socket_readable
 
 
-def test_socket_readable_is_false_for_a_quiet_socket_and_true_once_data_or_eof_waits() -> None:
+@pytest.mark.parametrize("has_poll", [True, False], ids=["poll", "select (Windows)"])
+def test_socket_readable_is_false_for_a_quiet_socket_and_true_once_data_or_eof_waits(
+    has_poll: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not has_poll:
+        monkeypatch.delattr(select, "poll")
     ours, peer = socket.socketpair()
     try:
         assert socket_readable(ours) is False
