@@ -1,4 +1,4 @@
-"""``resolve_conflicts`` on its own, against a real journal: who keeps a shared identity, who is skipped, what is dropped."""
+"""``settle_shared`` on its own, against a real journal: who keeps a shared identity, who is skipped, what is dropped."""
 
 from __future__ import annotations
 
@@ -10,11 +10,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from migrator.journal import Journal
-from migrator.stages.conflicts import resolve_conflicts
+from migrator.stages.conflicts import settle_shared
 from tests.journal_rows import clerk_user, new_run, row, stage
 
 PHONE = "+14155552671"
 OTHER_PHONE = "+33612345678"
+
+
+def resolve_conflicts(journal: Journal, run_id: int, policy: str) -> tuple[int, int]:
+    """(shared identities, users skipped) of settling the run's pending users under ``policy``."""
+    settled = settle_shared(journal, run_id, policy)  # type: ignore[arg-type]
+    return settled.shared, settled.skipped
 
 
 @pytest.fixture

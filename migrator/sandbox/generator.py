@@ -54,7 +54,7 @@ Deliberately problematic users at fixed indexes, present only when ``n >= 50``
 * 31: very long first and last names. 33: CJK names. 37: banned. 38: locked.
 
 ``expected(i)`` describes a correct migration under the default settings
-(``duplicate_identities="first"``, ``banned_users="suspend"``, as ``pipeline._resolve_conflicts``
+(``duplicate_identities="first"``, ``banned_users="suspend"``, as ``stages.conflicts.settle_shared``
 applies them): the earliest-created user keeps a contested primary email or username and later
 holders are skipped (``duplicate_email`` / ``duplicate_username``: 22 and 26); a contested extra
 email is only dropped from its later holder (12 stays, with its own primary); banned users are

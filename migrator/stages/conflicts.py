@@ -32,20 +32,6 @@ class Settlement:
     left_in_kinde: int = 0  # keys the policy gives someone else that a migrated user holds in Kinde: left there
 
 
-def resolve_conflicts(
-    journal: Journal,
-    run_id: int,
-    policy: Policy,
-    outside: Sequence[IdentityKey] = (),
-    *,
-    held: Mapping[str, str] | None = None,
-    rank: Mapping[str, int] | None = None,
-) -> tuple[int, int]:
-    """Settle shared identities among the run's pending users; returns (shared identities, users skipped)."""
-    settled = settle_shared(journal, run_id, policy, outside, held=held, rank=rank)
-    return settled.shared, settled.skipped
-
-
 def settle_shared(
     journal: Journal,
     run_id: int,

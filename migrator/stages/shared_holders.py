@@ -49,7 +49,7 @@ async def shared_holders(ctx: RunContext, selection: list[dict[str, Any]]) -> li
 
 
 def outside_keys(ctx: RunContext, holders: Iterable[dict[str, Any]], seq_of: dict[str, int]) -> list[IdentityKey]:
-    """The identity keys of users outside the run, ranked by ``seq_of`` (``conflicts.resolve_conflicts``)."""
+    """The identity keys of users outside the run, ranked by ``seq_of`` (``conflicts.settle_shared``)."""
     return [key for user in holders for key in row_identity_keys(_row(ctx, user, seq_of[user["id"]]))]
 
 
