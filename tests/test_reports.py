@@ -26,7 +26,7 @@ from migrator.reports import (
 )
 from migrator.run_passes import RESUME, RETRY_FAILED, START, begin_pass
 from migrator.sandbox.hashing import make_clerk_digest
-from migrator.stages.conflicts import resolve_conflicts
+from migrator.stages.conflicts import settle_shared
 from tests.journal_rows import clerk_user, new_run, put, stage
 
 
@@ -311,7 +311,7 @@ def test_the_password_report_lists_who_needs_another_way_in_and_never_a_digest(j
         export=export,
         options=MappingOptions(unimportable_passwords="skip"),
     )
-    resolve_conflicts(journal, run.id, "first")  # u_dup loses its email to u_dup_keeper
+    settle_shared(journal, run.id, "first")  # u_dup loses its email to u_dup_keeper
     journal.update_user(run.id, "u_argon", state="done", created="created", flags="done")  # the reset was requested
     stale = password_report_path(state_dir, run.id)
     stale.write_text("stale\n")
