@@ -6,8 +6,10 @@ Kept apart from the pipeline so tests and benchmarks can hand it other transport
 
 from __future__ import annotations
 
+import urllib.request
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from urllib.parse import urlsplit
 
 import httpcore
 import httpx
@@ -43,8 +45,10 @@ async def connect(
     connections = settings.concurrency + 8
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
     if request_log is not None:
-        clerk_transport = LoggingTransport(clerk_transport or pooled_transport(limits), "clerk", request_log)
-        kinde_transport = LoggingTransport(kinde_transport or pooled_transport(limits), "kinde", request_log)
+        clerk_pool = pooled_transport(limits, proxy=environment_proxy(settings.clerk_api_url))
+        kinde_pool = pooled_transport(limits, proxy=environment_proxy(settings.kinde_domain))
+        clerk_transport = LoggingTransport(clerk_transport or clerk_pool, "clerk", request_log)
+        kinde_transport = LoggingTransport(kinde_transport or kinde_pool, "kinde", request_log)
     secret_key = settings.clerk_secret_key.get_secret_value()
     clerk_http = _http(settings.clerk_api_url, timeout, limits, clerk_transport, Authorization=f"Bearer {secret_key}")
     kinde_http = _http(settings.kinde_domain, timeout, limits, kinde_transport)
@@ -88,10 +92,23 @@ def _http(
     )
 
 
-def pooled_transport(limits: httpx.Limits, shards: int = POOL_SHARDS) -> httpx.AsyncBaseTransport:
-    """A run's transport: ``shards`` pools taking requests in turn, ``limits`` split between them (rounded up)."""
+def environment_proxy(url: str) -> str | None:
+    """The proxy the environment names for ``url`` (``HTTPS_PROXY``/``HTTP_PROXY``/``ALL_PROXY``, ``NO_PROXY``
+    honoured). httpx reads these only for the transports it builds itself; a run builds its own."""
+    parts = urlsplit(url)
+    if urllib.request.proxy_bypass(parts.hostname or ""):
+        return None
+    proxies = urllib.request.getproxies()
+    return proxies.get(parts.scheme) or proxies.get("all")
+
+
+def pooled_transport(
+    limits: httpx.Limits, shards: int = POOL_SHARDS, proxy: str | None = None
+) -> httpx.AsyncBaseTransport:
+    """A run's transport: ``shards`` pools taking requests in turn, ``limits`` split between them (rounded up),
+    through ``proxy`` when there is one."""
     if shards <= 1:
-        return _one_pool(limits)
+        return _one_pool(limits, proxy)
 
     def share(count: int | None) -> int | None:
         return None if count is None else -(-count // shards)  # None: no limit
@@ -101,16 +118,16 @@ def pooled_transport(limits: httpx.Limits, shards: int = POOL_SHARDS) -> httpx.A
         max_keepalive_connections=share(limits.max_keepalive_connections),
         keepalive_expiry=limits.keepalive_expiry,
     )
-    return ShardedTransport([_one_pool(each) for _ in range(shards)])
+    return ShardedTransport([_one_pool(each, proxy) for _ in range(shards)])
 
 
-def _one_pool(limits: httpx.Limits) -> httpx.AsyncHTTPTransport:
+def _one_pool(limits: httpx.Limits, proxy: str | None = None) -> httpx.AsyncHTTPTransport:
     """httpx's transport, its pool on :class:`SocketCachingBackend` (~15 % less CPU per request, benchmark 2b).
 
     httpx 0.28 takes no network backend (encode/httpx#3749 adds one), so it is set on the pool httpx built;
     if a later httpx builds something else, the transport stays as httpx made it: slower, never wrong.
     """
-    transport = httpx.AsyncHTTPTransport(limits=limits)
+    transport = httpx.AsyncHTTPTransport(limits=limits, proxy=proxy)
     pool = getattr(transport, "_pool", None)
     if isinstance(pool, httpcore.AsyncConnectionPool) and hasattr(pool, "_network_backend"):
         pool._network_backend = SocketCachingBackend()
