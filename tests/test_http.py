@@ -284,6 +284,30 @@ def test_clerk_cursor_ignored_by_the_server_falls_back_to_offsets() -> None:
     assert ids == [f"user_{i}" for i in range(700)]
 
 
+@respx.mock
+def test_clerk_ignoring_offset_on_a_filtered_list_is_a_protocol_error_not_an_endless_loop() -> None:
+    full = [{"id": f"user_{i}"} for i in range(500)]
+    route = respx.get(f"{BASE}/users").mock(return_value=httpx.Response(200, json=full))  # every offset: page one
+    api, _ = client(ClerkClient)
+    with pytest.raises(ProtocolError, match="ignored offset"):
+        run(api.users_holding("email_address", ["shared@example.com"]))
+    assert route.call_count == 2
+
+
+@respx.mock
+def test_clerk_ignoring_offset_on_organizations_is_a_protocol_error_not_an_endless_loop() -> None:
+    full = {"data": [{"id": f"org_{i}"} for i in range(500)]}  # no total_count: only the pages say when it ends
+    route = respx.get(f"{BASE}/organizations").mock(return_value=httpx.Response(200, json=full))
+    api, _ = client(ClerkClient)
+
+    async def collect() -> list[str]:
+        return [org["id"] async for org in api.iter_organizations()]
+
+    with pytest.raises(ProtocolError, match="ignored offset"):
+        run(collect())
+    assert route.call_count == 2
+
+
 def kinde(token_responses, *, clock=time.monotonic) -> tuple[KindeClient, TokenManager]:
     http = httpx.AsyncClient(base_url=BASE)
     respx.post(f"{BASE}/oauth2/token").mock(side_effect=token_responses)

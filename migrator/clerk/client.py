@@ -145,21 +145,35 @@ class ClerkClient(ApiClient):
         if len(values) > MAX_FILTER_VALUES:
             raise ValueError(f"at most {MAX_FILTER_VALUES} values per request")
         found: list[dict[str, Any]] = []
+        previous: list[dict[str, Any]] = []
         while values:
             params = {field_name: values, "limit": PAGE_SIZE, "order_by": ORDER_OLDEST_FIRST}
             page = await self._user_page({**params, "offset": len(found)} if found else params)
+            self._refuse_a_repeated_page("/users", previous, page)
             found.extend(page)
             if len(page) < PAGE_SIZE:
                 break
+            previous = page
         return found
 
+    def _refuse_a_repeated_page(self, path: str, previous: list[dict[str, Any]], page: list[dict[str, Any]]) -> None:
+        """A page that starts where the one before did: the server ignores ``offset``, and paging would never end."""
+        if previous and page and previous[0].get("id") == page[0].get("id"):
+            raise ProtocolError(
+                f"Clerk GET {path} ignored offset (page {previous[0].get('id')!s} came back again): cannot page"
+                " through it",
+                service=self.service,
+            )
+
     async def _iter_list(self, path: str) -> AsyncIterator[dict[str, Any]]:
-        offset = 0
+        offset, previous = 0, []
         while True:
             body = await self.call("GET", path, params={"limit": PAGE_SIZE, "offset": offset})
             data = body.get("data")
             if not isinstance(data, list):
                 raise ProtocolError(f"Clerk GET {path} answered without a data list", service=self.service)
+            self._refuse_a_repeated_page(path, previous, [item for item in data if isinstance(item, dict)])
+            previous = [item for item in data if isinstance(item, dict)]
             for item in data:
                 if isinstance(item, dict):
                     yield item
