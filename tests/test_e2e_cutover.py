@@ -115,6 +115,11 @@ def changes(world: tuple[Sandbox, Path], full_run: Step) -> Changes:
     renamed = [dataset.user_id(i) for i in candidates[:2]]
     banned, password = dataset.user_id(candidates[2]), dataset.user_id(candidates[3])
     deleted = [dataset.user_id(i) for i in candidates[4:6]]
+    return make_changes(sandbox, renamed, banned, password, deleted)
+
+
+def make_changes(sandbox: Sandbox, renamed: list[str], banned: str, password: str, deleted: list[str]) -> Changes:
+    """What happens in Clerk before a catch-up: 3 sign-ups, two renames, a ban, a new password, deletions."""
     old_password = clerk_password(sandbox, password)
     answer = change_clerk(
         sandbox,

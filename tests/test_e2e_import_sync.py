@@ -25,7 +25,16 @@ from migrator.journal import Journal
 from migrator.pipeline import run_migration
 from migrator.sandbox.server import Sandbox, SandboxOptions
 from tests.e2e import clerk_password, kinde_state, sign_in
-from tests.test_e2e_cutover import Step, by_provided_id, change_clerk, importable_bcrypt_users, migrator, patch_requests
+from tests.test_e2e_cutover import (
+    Changes,
+    Step,
+    by_provided_id,
+    change_clerk,
+    importable_bcrypt_users,
+    make_changes,
+    migrator,
+    patch_requests,
+)
 from tests.test_e2e_import_files import FORMAT_OF_PART, listed_ids, upload, upload_all
 
 USERS = 240
@@ -61,16 +70,6 @@ def settings_for(sandbox: Sandbox, workdir: Path) -> Settings:
 
 
 @dataclass
-class Changes:
-    added: list[str]
-    renamed: list[str]
-    banned: str
-    password: str
-    old_password: str
-    deleted: list[str]  # one user of a file, one of api-users.csv
-
-
-@dataclass
 class World:
     sandbox: Sandbox
     workdir: Path
@@ -93,18 +92,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Any:
         picked = file_users(sandbox, ids)
         renamed, banned, password = picked[:2], picked[2], picked[3]
         deleted = [picked[4], sorted(ids["api"] & set(by_provided_id(imported.state)))[0]]
-        old_password = clerk_password(sandbox, password)
-        answer = change_clerk(
-            sandbox,
-            {
-                "add": 3,
-                "change": {renamed[0]: {"first_name": "Renamed"}, renamed[1]: {"last_name": "Changed"},
-                           banned: {"banned": True}},
-                "password": [password],
-                "delete": deleted,
-            },
-        )  # fmt: skip
-        changes = Changes(answer["added"], renamed, banned, password, old_password, deleted)
+        changes = make_changes(sandbox, renamed, banned, password, deleted)  # one of a file, one of api-users.csv
         sandbox.write_export(workdir / "users-new.csv")  # a fresh export: the changed password's new digest
         now = (datetime.now(UTC) + timedelta(seconds=1)).isoformat(timespec="seconds")
         catch_up = migrator(
