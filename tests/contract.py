@@ -14,12 +14,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 from openapi_core import OpenAPI
 from openapi_core.datatypes import RequestParameters
 from werkzeug.datastructures import Headers, ImmutableMultiDict
+
+from migrator.config import Settings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CLERK_SPEC = "clerk-backend-api.yml"
@@ -125,3 +128,15 @@ def operation(exchange: httpx.Response, templates: Sequence[tuple[re.Pattern[str
         if pattern.match(path):
             return f"{exchange.request.method} {template}"
     return f"{exchange.request.method} {path}"
+
+
+def in_process_settings(
+    state_dir: Path, export: Path, clerk_key: str, kinde_client_id: str, kinde_secret: str, **more: Any
+) -> Settings:
+    """Settings for a run against sandbox apps on in-process (ASGI) transports, as the contract tests drive them."""
+    return Settings(
+        clerk_api_url="http://localhost/v1", clerk_secret_key=clerk_key, clerk_export=export,
+        kinde_domain="http://localhost", kinde_management_client_id=kinde_client_id,
+        kinde_management_client_secret=kinde_secret, kinde_max_rps=5000, kinde_initial_rps=1000,
+        state_dir=state_dir, **more,
+    )  # fmt: skip

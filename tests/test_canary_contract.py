@@ -13,14 +13,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from migrator.config import Settings
 from migrator.cutover import Canary
 from migrator.journal import Journal
 from migrator.pipeline import run_migration
 from migrator.sandbox.clerk_app import build_clerk_app
 from migrator.sandbox.generator import SHARED_EMAIL_OTHER, SHARED_EMAIL_OWNER, Dataset
 from migrator.sandbox.kinde_app import KindeSandboxConfig, build_kinde_app
-from tests.contract import Contract
+from tests.contract import Contract, in_process_settings
 from tests.test_client_contract import RecordingTransport, contract_problems, operation, query
 
 pytestmark = pytest.mark.contract
@@ -40,12 +39,7 @@ def test_a_canary_asks_clerk_for_the_other_holders_as_the_spec_allows(clerk_spec
     config = KindeSandboxConfig(client_secret=KINDE_SECRET)
     clerk = RecordingTransport(httpx.ASGITransport(app=build_clerk_app(dataset, secret_key=CLERK_KEY)))
     kinde = httpx.ASGITransport(app=build_kinde_app(config))
-    settings = Settings(
-        clerk_api_url="http://localhost/v1", clerk_secret_key=CLERK_KEY, clerk_export=export,
-        kinde_domain="http://localhost", kinde_management_client_id=config.client_id,
-        kinde_management_client_secret=KINDE_SECRET, kinde_max_rps=5000, kinde_initial_rps=1000,
-        state_dir=tmp_path / "state",
-    )  # fmt: skip
+    settings = in_process_settings(tmp_path / "state", export, CLERK_KEY, config.client_id, KINDE_SECRET)
     journal = Journal(settings.state_dir)
     try:
         summary = asyncio.run(

@@ -16,7 +16,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from migrator.config import Settings
 from migrator.connect import connect
 from migrator.cutover import Undo, UndoSummary, run_undo
 from migrator.journal import Journal
@@ -24,7 +23,7 @@ from migrator.pipeline import Migration
 from migrator.sandbox.clerk_app import build_clerk_app
 from migrator.sandbox.generator import Dataset
 from migrator.sandbox.kinde_app import KindeSandboxConfig, build_kinde_app
-from tests.contract import Contract
+from tests.contract import Contract, in_process_settings
 from tests.contract import operation as contract_operation
 from tests.test_client_contract import ORGANIZATION_PROPERTIES, PROPERTIES, RecordingTransport, contract_problems
 
@@ -95,12 +94,15 @@ def undo_recording(tmp_path: Path, config: KindeSandboxConfig) -> tuple[UndoSumm
     dataset.write_export_csv(export)
     clerk = httpx.ASGITransport(app=build_clerk_app(dataset, secret_key=CLERK_KEY))
     kinde = RecordingTransport(httpx.ASGITransport(app=build_kinde_app(config)))
-    settings = Settings(
-        clerk_api_url="http://localhost/v1", clerk_secret_key=CLERK_KEY, clerk_export=export,
-        kinde_domain="http://localhost", kinde_management_client_id=config.client_id,
-        kinde_management_client_secret=KINDE_SECRET, kinde_max_rps=5000, kinde_initial_rps=1000,
-        state_dir=tmp_path / "state", properties=PROPERTIES, organization_properties=ORGANIZATION_PROPERTIES,
-    )  # fmt: skip
+    settings = in_process_settings(
+        tmp_path / "state",
+        export,
+        CLERK_KEY,
+        config.client_id,
+        KINDE_SECRET,
+        properties=PROPERTIES,
+        organization_properties=ORGANIZATION_PROPERTIES,
+    )
     journal = Journal(settings.state_dir)
 
     async def migrate() -> int:

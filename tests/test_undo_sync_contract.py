@@ -16,14 +16,13 @@ import httpx
 import pytest
 
 from migrator.actions import Start
-from migrator.config import Settings
 from migrator.cutover import Sync, Undo, UndoSummary, run_undo
 from migrator.journal import Journal
 from migrator.pipeline import run_migration
 from migrator.sandbox.clerk_app import build_clerk_app
 from migrator.sandbox.generator import Dataset
 from migrator.sandbox.kinde_app import KindeSandboxConfig, build_kinde_app
-from tests.contract import Contract
+from tests.contract import Contract, in_process_settings
 from tests.contract import operation as contract_operation
 from tests.test_client_contract import RecordingTransport, contract_problems
 
@@ -67,12 +66,7 @@ def catch_up_and_undo(
     config = KindeSandboxConfig(client_secret=KINDE_SECRET, added_identity_id=added_identity_id)
     clerk = httpx.ASGITransport(app=build_clerk_app(dataset, secret_key=CLERK_KEY))
     kinde = RecordingTransport(httpx.ASGITransport(app=build_kinde_app(config)))
-    settings = Settings(
-        clerk_api_url="http://localhost/v1", clerk_secret_key=CLERK_KEY, clerk_export=export,
-        kinde_domain="http://localhost", kinde_management_client_id=config.client_id,
-        kinde_management_client_secret=KINDE_SECRET, kinde_max_rps=5000, kinde_initial_rps=1000,
-        state_dir=tmp_path / "state",
-    )  # fmt: skip
+    settings = in_process_settings(tmp_path / "state", export, CLERK_KEY, config.client_id, KINDE_SECRET)
     transports = {"clerk_transport": clerk, "kinde_transport": kinde}
     journal = Journal(settings.state_dir)
     try:
