@@ -11,6 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from migrator.sandbox.clerk_app import ClerkBehaviour
 from migrator.sandbox.generator import SHARED_EMAIL, SHARED_EMAIL_OTHER, SHARED_EMAIL_OWNER
 from migrator.sandbox.server import Sandbox
 from tests.test_e2e_cutover import Step, by_provided_id, change_clerk, migrator
@@ -64,8 +67,13 @@ def test_a_canary_after_an_api_run_of_the_keeper_drops_the_shared_email(sandbox_
     assert SHARED_EMAIL in _emails(users[owner]) and SHARED_EMAIL not in _emails(users[other])
 
 
-def test_a_canary_leaves_a_shared_email_to_its_keeper_outside_it(sandbox_factory, tmp_path: Path) -> None:
-    sandbox = sandbox_factory(users=USERS)
+@pytest.mark.parametrize("identity_filters", ["honoured", "ignored"])
+def test_a_canary_leaves_a_shared_email_to_its_keeper_outside_it(
+    sandbox_factory, tmp_path: Path, identity_filters: str
+) -> None:
+    """Also against a Clerk that ignores ``email_address=`` and answers every user: the search for other
+    holders keeps only real holders, ends by itself, and reaches the same keeper."""
+    sandbox = sandbox_factory(users=USERS, clerk=ClerkBehaviour(identity_filters=identity_filters))  # type: ignore[arg-type]
     sandbox.write_export(tmp_path / "users.csv")
     owner, other = _pair(sandbox)
     _canary(sandbox, tmp_path, "--only", other)  # 11 is not in this canary: it still keeps the email

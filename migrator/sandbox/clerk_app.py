@@ -303,8 +303,9 @@ def _matching(dataset: Dataset, name: str, value: str) -> set[int]:
     return found
 
 
-def _select_users(dataset: Dataset, params: QueryParams) -> _Selection:
-    """Parse the filters shared by ``/users`` and ``/users/count`` into a selection."""
+def _select_users(dataset: Dataset, params: QueryParams, identity_filters: bool = True) -> _Selection:
+    """Parse the filters shared by ``/users`` and ``/users/count`` into a selection (``identity_filters``
+    False: an API that ignores ``email_address``/``phone_number``/``username``, see ClerkBehaviour)."""
     _reject_unsupported(params, UNSUPPORTED_USER_PARAMS)
     after = _int_param(params, "created_at_after", None)
     before = _int_param(params, "created_at_before", None)
@@ -313,7 +314,7 @@ def _select_users(dataset: Dataset, params: QueryParams) -> _Selection:
     excluded: set[int] = set(dataset.changes.deleted)  # deleted in Clerk since the sandbox started
     for name in USER_FILTERS:
         values = _list_param(params, name)
-        if not values:
+        if not values or (name != "user_id" and not identity_filters):
             continue
         matched: set[int] = set()
         wanted_any = False
@@ -533,6 +534,9 @@ class ClerkBehaviour:
 
     ``cursor``: ``starting_after`` is honoured (the 2026-08 spec), ignored (an older API version
     answers page one again) or rejected with a 422 (a version that does not know the parameter).
+    ``identity_filters``: ``GET /v1/users?email_address=`` (``phone_number``, ``username``) selects the
+    holders (the spec), or is ignored and every user comes back (a reading to survive: the canary's and
+    catch-up's search for the other holders of an identity must still end, with the same keeper).
     ``bans_and_passwords_bump_updated_at``: the spec does not say whether a ban or a password change
     moves a user's ``updated_at``; False: they do not (only ``migrator sync --full`` sees them).
     ``outage_after_pages``: after that many user pages, every ``GET /v1/users`` fails with
@@ -541,6 +545,7 @@ class ClerkBehaviour:
     """
 
     cursor: Literal["honoured", "ignored", "rejected"] = "honoured"
+    identity_filters: Literal["honoured", "ignored"] = "honoured"
     bans_and_passwords_bump_updated_at: bool = True
     outage_after_pages: int | None = None
     outage_status: int = 503
@@ -590,7 +595,7 @@ def build_clerk_app(
             params = QueryParams([(k, v) for k, v in params.multi_items() if k != "starting_after"])
         limit, offset = _paging(params)
         field, descending = _order_param(params, USER_ORDER_FIELDS)
-        selection = _select_users(dataset, params)
+        selection = _select_users(dataset, params, behaviour.identity_filters == "honoured")
         cursor = None
         starting_after = _first(params, "starting_after")
         if starting_after:

@@ -64,11 +64,14 @@ def held_in_kinde(journal: Journal, clerk_ids: Iterable[str]) -> dict[str, str]:
 
 
 async def _holders(ctx: RunContext, keys: set[tuple[str, str]]) -> list[dict[str, Any]]:
+    """The users holding one of ``keys`` as a run maps them: what Clerk's filter returns beyond those (an
+    unverified address, or every user where the filter is ignored) never joins the search."""
     users: list[dict[str, Any]] = []
     for kind, field_name in FILTERS.items():
         values = sorted(value for key_kind, value in keys if key_kind == kind)
         for start in range(0, len(values), BATCH):
-            users.extend(await ctx.clerk.users_holding(field_name, values[start : start + BATCH]))
+            answered = await ctx.clerk.users_holding(field_name, values[start : start + BATCH])
+            users.extend(user for user in answered if not keys.isdisjoint(_keys(ctx, user)))
     return users
 
 
