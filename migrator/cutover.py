@@ -24,11 +24,12 @@ from migrator.connect import connect
 from migrator.errors import EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK, InputError, JournalError, MigratorError
 from migrator.events import Emit, Notice
 from migrator.journal import DeletionState, Journal, Run, RunStatus
-from migrator.kinde.scopes import check_scopes, undo_scopes
+from migrator.kinde.scopes import check_needs, undo_needs
 from migrator.mapping import MappingOptions
 from migrator.stages.catchup import since_ms
 from migrator.stages.context import RunContext
 from migrator.stages.imported import absent_from_kinde, adopt_imported, gone_from_clerk, refuse_incomplete_import
+from migrator.stages.preflight import Intent
 from migrator.stages.unchanged import file_fingerprint
 from migrator.stages.undo import UNDO_KINDS, plan_undo, planned_counts, undo
 from migrator.stages.undo_definitions import kept_categories
@@ -74,15 +75,17 @@ async def start_cutover_run(migration: Migration, action: Sync | Canary, confirm
     """Open a catch-up or canary run and drive it through the ordinary stages."""
     settings, journal = migration.settings, migration.journal
     export = settings.clerk_export
-    if export is not None and not export.is_file():
-        raise InputError(f"{export}: the Clerk export does not exist (CLERK_EXPORT / --clerk-export)")
+    base = _sync_base(journal, action.since_run_id) if isinstance(action, Sync) else None
+    selection = _selection(action) if isinstance(action, Canary) else None
+    delete_removed = isinstance(action, Sync) and action.delete_removed
+    checked = await migration.check(Intent(verify=isinstance(action, Canary), delete_removed=delete_removed), export)
     if isinstance(action, Sync):
-        base = _sync_base(journal, action.since_run_id)
+        assert base is not None
         gone = await _learn_imported_users(migration, base) if base.mode == EXPORT_MODE else []
         since = since_ms(base.started_at)
         mode, options = "sync", {"since_ms": since, "delete_removed": action.delete_removed, "full": action.full}
     else:
-        base, mode, options = None, "canary", {"selection": _selection(action)}
+        base, mode, options = None, "canary", {"selection": selection}
     run = journal.start_run(
         mode=mode,
         fingerprint=settings.fingerprint(),
@@ -96,7 +99,7 @@ async def start_cutover_run(migration: Migration, action: Sync | Canary, confirm
     migration.emit(Notice(f"run {run.id} started ({mode}{since}); journal {journal.path}"))
     if isinstance(action, Sync) and gone:
         _record_gone_before_import(migration, run, base, gone)
-    summary = await migration.drive(run, confirm)
+    summary = await migration.drive(run, confirm, checked)
     if mode == "canary" and not summary.cancelled:
         await _verify_canary(migration, run, summary)
     return summary
@@ -244,6 +247,9 @@ async def run_undo(
             await _adopt_for_undo(RunContext(settings, journal, clerk, kinde, on_event, base, MappingOptions()))
         if action.dry_run:
             return _planned_undo(journal, base)
+        if previous is None:  # the scopes checked before the undo is recorded (a resumed one checks its own list)
+            await kinde.tokens.token()
+            check_needs(kinde.tokens.scopes, undo_needs(planned_counts(journal, base.id)))
         run = previous or _start_undo(settings, journal, base)
         journal.reopen_run(run.id)
         ctx = RunContext(settings, journal, clerk, kinde, on_event, run, MappingOptions())
@@ -319,7 +325,7 @@ async def _drive_undo(ctx: RunContext, base: Run, confirm: ConfirmUndo) -> UndoS
 async def _check_undo_scopes(ctx: RunContext, planned: dict[str, int]) -> None:
     """Before asking: refuse a token known to lack a scope the planned deletions need (unknown: let through)."""
     await ctx.kinde.tokens.token()
-    check_scopes(ctx.kinde.tokens.scopes, undo_scopes(kind for kind, count in planned.items() if count))
+    check_needs(ctx.kinde.tokens.scopes, undo_needs(planned))
 
 
 def _outcomes(journal: Journal, run_id: int) -> dict[str, dict[str, int]]:

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 
 from migrator.config import Settings
-from migrator.errors import InputError, JournalError, MigratorError, ScopeError
+from migrator.errors import JournalError, MigratorError
 from migrator.events import Emit, Notice
 from migrator.journal import Journal, Run, RunStatus
 from migrator.pipeline import Migration, open_migration
@@ -26,7 +26,7 @@ from migrator.stages.export_files import ExportOutcome, FileRequest, write_impor
 from migrator.stages.export_index import open_export
 from migrator.stages.gather import gather
 from migrator.stages.organizations import ensure_roles
-from migrator.stages.preflight import preflight
+from migrator.stages.preflight import Checked, Intent
 from migrator.stages.unchanged import check_unchanged, file_fingerprint
 
 EXPORT_MODE = "export"
@@ -54,8 +54,9 @@ async def run_export(
     """Stage every Clerk user as a run would, then write the import files; the outcome is the manifest."""
 
     async with open_migration(settings, journal, on_event, clerk_transport, kinde_transport) as migration:
-        run = _reopen(migration, action) if action.resume else _start(migration)
+        run, checked = await (_reopen(migration, action) if action.resume else _start(migration, action))
         _attach_request_log(migration, run)
+        journal.record_source_count(run.id, checked.source_count)
         ctx = RunContext(
             migration.settings, journal, migration.clerk, migration.kinde, on_event, run, migration.options
         )
@@ -75,11 +76,15 @@ async def run_export(
                 ctx.export.close()
 
 
-def _start(migration: Migration) -> Run:
+def _intent(action: ExportAction) -> Intent:
+    """An export writes no user; with --create-roles (not a dry run) it creates the roles through the API."""
+    return Intent(writes_users=False, create_roles=action.create_roles and not action.request.dry_run)
+
+
+async def _start(migration: Migration, action: ExportAction) -> tuple[Run, Checked]:
     settings = migration.settings
     export = settings.clerk_export
-    if export is not None and not export.is_file():
-        raise InputError(f"{export}: the Clerk export does not exist (CLERK_EXPORT / --clerk-export)")
+    checked = await migration.check(_intent(action), export)
     run = migration.journal.start_run(
         mode=EXPORT_MODE,
         fingerprint=settings.fingerprint(),
@@ -88,7 +93,7 @@ def _start(migration: Migration) -> Run:
         export_fingerprint=file_fingerprint(export) if export else None,
     )
     migration.emit(Notice(f"run {run.id} started (export); journal {migration.journal.path}"))
-    return run
+    return run, checked
 
 
 def _attach_request_log(migration: Migration, run: Run) -> None:
@@ -97,24 +102,23 @@ def _attach_request_log(migration: Migration, run: Run) -> None:
         migration.request_log.attach(run_dir(migration.settings.state_dir, run.id) / REQUESTS_LOG)
 
 
-def _reopen(migration: Migration, action: ExportAction) -> Run:
+async def _reopen(migration: Migration, action: ExportAction) -> tuple[Run, Checked]:
     run = migration.journal.run(action.resume_run)
     if run.mode != EXPORT_MODE:
         raise JournalError(f"run {run.id} is not an export (mode {run.mode}): `migrator resume {run.id}` continues it")
     migration.settings, changes = check_unchanged(migration.settings, run, allow_changed=action.allow_changed)
     for change in changes:
         migration.emit(Notice(f"continuing although {change}", level="warning"))
+    checked = await migration.check(_intent(action), Path(run.export_path) if run.export_path else None)
     migration.journal.reopen_run(run.id)
     migration.emit(Notice(f"resuming export run {run.id}"))
-    return run
+    return run, checked
 
 
 async def _stages(migration: Migration, ctx: RunContext, action: ExportAction) -> ExportOutcome:
     journal, run = ctx.journal, ctx.run
-    await preflight(ctx)
     await gather(ctx)
     if action.create_roles and not action.request.dry_run:
-        _require_scope(ctx, "create:roles")
         await ensure_roles(ctx)
     outcome = write_import_files(ctx, action.request)
     if not action.request.dry_run:  # a catch-up or undo of this run needs files that could have been imported
@@ -122,13 +126,3 @@ async def _stages(migration: Migration, ctx: RunContext, action: ExportAction) -
     journal.end_run(run.id, RunStatus.COMPLETED_WITH_FAILURES if ctx.notes else RunStatus.COMPLETED)
     return outcome
 
-
-def _require_scope(ctx: RunContext, scope: str) -> None:
-    granted = ctx.kinde.tokens.scopes
-    if granted is not None and not {scope, "read:roles"} <= granted:
-        raise ScopeError(
-            "--create-roles needs the Kinde scopes read:roles and create:roles; grant them to the M2M application",
-            scope=scope,
-            service="Kinde",
-            status=403,
-        )

@@ -28,7 +28,7 @@ from migrator.clerk.client import ClerkClient
 from migrator.config import Settings
 from migrator.connect import connect
 from migrator.cutover import Canary, Sync, start_cutover_run
-from migrator.errors import ApiError, InputError, JournalError, MigratorError
+from migrator.errors import ApiError, JournalError, MigratorError
 from migrator.events import Emit, Notice
 from migrator.journal import Journal, Run, RunStatus
 from migrator.kinde.client import KindeClient
@@ -50,7 +50,7 @@ from migrator.stages.gather import gather
 from migrator.stages.load import load
 from migrator.stages.lookup import lookup
 from migrator.stages.organizations import organizations
-from migrator.stages.preflight import preflight
+from migrator.stages.preflight import Checked, Intent, check_before_run
 from migrator.stages.properties import ensure_definitions, plan_definitions
 from migrator.stages.unchanged import check_unchanged, file_fingerprint
 from migrator.stages.updates import apply_updates
@@ -100,6 +100,16 @@ async def open_migration(
         yield migration
 
 
+def _export_of(run: Run) -> Path | None:
+    return Path(run.export_path) if run.export_path else None
+
+
+def _resumed_intent(run: Run) -> Intent:
+    """A resumed run does what it was started to do (a canary's verify came with its start, not its resume)."""
+    delete_removed = bool((run.run_options or {}).get("delete_removed"))
+    return Intent(writes_users=run.writes_users, delete_removed=delete_removed)
+
+
 class Migration:
     """One migration run over a journal: the run's lifecycle around the order of the stages."""
 
@@ -110,10 +120,13 @@ class Migration:
         self.request_log: RequestLog | None = None
         self.this_pass: PassStart | None = None
 
+    async def check(self, intent: Intent, export: Path | None) -> Checked:
+        """The ordered check (stages/preflight.py) before a run is recorded or reopened."""
+        return await check_before_run(self.settings, self.clerk, self.kinde, intent, export)
+
     async def start(self, *, dry_run: bool, confirm: Confirm) -> Summary:
         export = self.settings.clerk_export
-        if export is not None and not export.is_file():
-            raise InputError(f"{export}: the Clerk export does not exist (CLERK_EXPORT / --clerk-export)")
+        checked = await self.check(Intent(writes_users=not dry_run), export)
         run = self.journal.start_run(
             mode="dry-run" if dry_run else "run",
             fingerprint=self.settings.fingerprint(),
@@ -122,10 +135,11 @@ class Migration:
             export_fingerprint=file_fingerprint(export) if export else None,
         )
         self.emit(Notice(f"run {run.id} started ({run.mode}); journal {self.journal.path}"))
-        return await self.drive(run, confirm)
+        return await self.drive(run, confirm, checked)
 
     async def resume(self, run_id: int | None, *, allow_changed: bool, confirm: Confirm) -> Summary:
         run = self._reopen(run_id, allow_changed, "there is nothing to resume; start a run with `migrator run`")
+        checked = await self.check(_resumed_intent(run), _export_of(run))
 
         def reopen() -> None:
             with self.journal.transaction():
@@ -134,10 +148,11 @@ class Migration:
                 self.journal.reopen_run(run.id)
             self.emit(Notice(f"resuming run {run.id}"))
 
-        return await self.drive(run, confirm, reopen, RESUME)
+        return await self.drive(run, confirm, checked, reopen, RESUME)
 
     async def retry_failed(self, run_id: int | None, *, allow_changed: bool, confirm: Confirm) -> Summary:
         run = self._reopen(run_id, allow_changed, "nothing was attempted, so nothing failed")
+        checked = await self.check(_resumed_intent(run), _export_of(run))
 
         def reopen() -> None:
             with self.journal.transaction():
@@ -146,7 +161,7 @@ class Migration:
                 self.journal.reopen_run(run.id)
             self.emit(Notice(f"retrying {retried} failed user(s) of run {run.id}"))
 
-        return await self.drive(run, confirm, reopen, RETRY_FAILED)
+        return await self.drive(run, confirm, checked, reopen, RETRY_FAILED)
 
     def _reopen(self, run_id: int | None, allow_changed: bool, why_not_dry: str) -> Run:
         run = self.journal.run(run_id)
@@ -163,20 +178,20 @@ class Migration:
         return run
 
     async def drive(
-        self, run: Run, confirm: Confirm, reopen: Callable[[], None] | None = None, pass_kind: str = START
+        self,
+        run: Run,
+        confirm: Confirm,
+        checked: Checked,
+        reopen: Callable[[], None] | None = None,
+        pass_kind: str = START,
     ) -> Summary:
-        """Take a journaled run (new, resumed, or a cutover run) through the stages. A failed credential check
-        aborts a new run, and leaves a run to resume as it was: ``reopen`` runs only once the check passed.
-        The pass begins after it (run_passes.py): the summary counts what this pass did."""
+        """Take a journaled run (new, resumed, or a cutover run) through the stages, once ``checked`` (the
+        ordered check passed before the run was recorded or reopened). The pass begins with it
+        (run_passes.py): the summary counts what this pass did."""
         ctx = RunContext(self.settings, self.journal, self.clerk, self.kinde, self.emit, run, self.options)
         if self.request_log is not None:
             self.request_log.attach(run_dir(self.settings.state_dir, run.id) / REQUESTS_LOG)
-        try:
-            await preflight(ctx)
-        except (MigratorError, asyncio.CancelledError, KeyboardInterrupt):
-            if reopen is None:
-                self.journal.end_run(run.id, RunStatus.ABORTED)
-            raise
+        self.journal.record_source_count(run.id, checked.source_count)
         if reopen is not None:
             reopen()
         self.this_pass = begin_pass(self.journal, run.id, pass_kind)

@@ -17,7 +17,15 @@ from pydantic import SecretStr
 
 from migrator.errors import AuthError, ProtocolError, ScopeError, TransientError
 from migrator.kinde.client import KindeClient, M2MCredentials
-from migrator.kinde.scopes import WHERE_TO_GRANT, check_scopes, required_scopes
+from migrator.kinde.scopes import (
+    ROLE_PERMISSIONS,
+    WHERE_TO_GRANT,
+    Work,
+    check_needs,
+    check_scopes,
+    needed_scopes,
+    needs,
+)
 from migrator.kinde.token import DEFAULT_LIFETIME, granted_scopes, read_grant
 from migrator.limiter import AdaptiveLimiter
 
@@ -106,22 +114,38 @@ def test_lifetime_is_expires_in_else_the_tokens_exp_minus_iat_else_the_default()
 # -- the preflight check --------------------------------------------------------------------------
 
 
-def test_required_scopes_follow_the_run() -> None:
-    assert required_scopes(dry_run=True, migrate_organizations=True) == {"read:users"}
-    users_only = required_scopes(dry_run=False, migrate_organizations=False)
+def test_needs_follow_the_work_not_the_features() -> None:
+    dry = needed_scopes(Work(writes_users=False, organizations=5, roles=5, permissions=9))
+    assert dry == {"read:users"}
+    users_only = needed_scopes(Work())
     assert users_only == {"read:users", "create:users", "update:users", "update:user_passwords"}
-    everything = required_scopes(dry_run=False, migrate_organizations=True)
-    assert everything - users_only == {
+    with_orgs = needed_scopes(Work(organizations=3, roles=5))
+    assert with_orgs - users_only == {
         "read:roles",
         "create:roles",
         "read:organizations",
         "create:organizations",
         "create:organization_users",
     }
+    assert needed_scopes(Work(organizations=3, roles=5, permissions=31)) - with_orgs == set(ROLE_PERMISSIONS)
+    assert needed_scopes(Work(organizations=0, roles=5, permissions=31)) == users_only  # no organization: no role
+    assert needed_scopes(Work(verify=True)) - users_only == {"read:user_identities"}
+
+
+def test_a_refusal_names_each_missing_scope_with_the_data_that_needs_it() -> None:
+    work = Work(organizations=12, roles=12, permissions=31, social=("oauth_google",))
+    granted = needed_scopes(Work(organizations=12, roles=12))
+    with pytest.raises(ScopeError) as caught:
+        check_needs(granted, needs(work))
+    message = str(caught.value)
+    assert "12 roles carry 31 permissions: grant create:permissions, read:permissions" in message
+    assert "skip it: migrate_organizations = false" in message
+    assert "social sign-in is mapped for oauth_google: grant create:user_identities, read:user_identities" in message
+    assert caught.value.scope.split() == sorted(set(ROLE_PERMISSIONS) | {"read:user_identities", "create:user_identities"})
 
 
 def test_unknown_scopes_pass_and_known_missing_ones_are_all_named() -> None:
-    needed = required_scopes(dry_run=False, migrate_organizations=False)
+    needed = needed_scopes(Work())
     check_scopes(None, needed)  # unknown: the calls themselves will tell
     check_scopes(needed | {"read:roles"}, needed)
     with pytest.raises(ScopeError) as caught:

@@ -182,6 +182,14 @@ class ClerkClient(ApiClient):
             if len(data) < PAGE_SIZE or (isinstance(total, int) and offset >= total):
                 return
 
+    async def count_organizations(self) -> int:
+        """How many organizations Clerk holds (one request: the list's ``total_count``), for the preflight."""
+        body = await self.call("GET", "/organizations", params={"limit": 1, "offset": 0})
+        total = body.get("total_count")
+        if isinstance(total, int):
+            return total
+        return sum([1 async for _ in self.iter_organizations()])
+
     def iter_organizations(self) -> AsyncIterator[dict[str, Any]]:
         return self._iter_list("/organizations")
 

@@ -542,6 +542,9 @@ class ClerkBehaviour:
     ``outage_after_pages``: after that many user pages, every ``GET /v1/users`` fails with
     ``outage_status`` until the field is set back to ``None``, or (``outage_seconds``) until that many
     seconds have passed since the first failure (``sandbox serve``, where no test can end it).
+    ``organizations``: ``none`` plays an instance that never used organizations (its lists empty; its
+    roles, the instance's defaults, still listed). ``role_permissions``: ``none`` lists every role
+    without permissions (an instance that defined none).
     """
 
     cursor: Literal["honoured", "ignored", "rejected"] = "honoured"
@@ -552,6 +555,8 @@ class ClerkBehaviour:
     pages_served: int = 0
     outage_seconds: float | None = None
     outage_began: float | None = None
+    organizations: Literal["served", "none"] = "served"
+    role_permissions: Literal["served", "none"] = "served"
 
     def in_outage(self, now: float) -> bool:
         """Whether this user page fails; an outage with a duration ends by itself."""
@@ -619,7 +624,7 @@ def build_clerk_app(
         limit, offset = _paging(params)
         field, descending = _order_param(params, frozenset({"created_at", "name", "members_count"}))
         with_counts = _bool_param(params, "include_members_count")
-        total = dataset.n_organizations
+        total = dataset.n_organizations if behaviour.organizations == "served" else 0
         if field == "created_at":
             positions = range(total)[::-1] if descending else range(total)
             chosen = list(positions[offset : offset + limit])
@@ -641,7 +646,7 @@ def build_clerk_app(
         limit, offset = _paging(params)
         # Other orders (email_address, username, ...) would need every member's user data.
         _field, descending = _order_param(params, frozenset({"created_at"}))
-        total = dataset.membership_count
+        total = dataset.membership_count if behaviour.organizations == "served" else 0
         positions = range(total)[::-1] if descending else range(total)
         data = [dataset.membership(p) for p in positions[offset : offset + limit]]
         return JSONResponse({"data": data, "total_count": total})
@@ -652,6 +657,8 @@ def build_clerk_app(
         limit, offset = _paging(params)
         field, descending = _order_param(params, frozenset({"created_at", "name", "key"}))
         roles = sorted(dataset.roles(), key=lambda role: role[field], reverse=descending)
+        if behaviour.role_permissions == "none":
+            roles = [{**role, "permissions": []} for role in roles]
         return JSONResponse({"data": roles[offset : offset + limit], "total_count": len(roles)})
 
     async def sandbox_password(request: Request) -> Response:

@@ -113,6 +113,14 @@ async def fetch_organizations(ctx: RunContext) -> None:
     journal, run_id, options = ctx.journal, ctx.run.id, ctx.options
     problems: list[Problem] = []
     with journal.transaction():
+        organizations = 0
+        async for org in ctx.clerk.iter_organizations():
+            if isinstance(org.get("id"), str):
+                organizations += 1
+                journal.stage_organization(run_id, org["id"], organization_body(org))
+                journal.stage_organization_properties(run_id, org["id"], organization_properties(org, options))
+        if not organizations:
+            return  # roles serve memberships only: a Clerk without organizations puts no role in Kinde
         async for role in ctx.clerk.iter_roles():
             try:
                 key = kinde_role_key(str(role.get("key") or ""), options)
@@ -124,10 +132,6 @@ async def fetch_organizations(ctx: RunContext) -> None:
                 journal.stage_role_permissions(run_id, key, role_permissions(role))
             except ValueError as exc:
                 problems.append(("-", "warning", f"role {role.get('id')}: {exc}"))
-        async for org in ctx.clerk.iter_organizations():
-            if isinstance(org.get("id"), str):
-                journal.stage_organization(run_id, org["id"], organization_body(org))
-                journal.stage_organization_properties(run_id, org["id"], organization_properties(org, options))
         async for membership in ctx.clerk.iter_memberships():
             try:
                 user_id, planned = plan_membership(membership, options)
