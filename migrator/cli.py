@@ -269,9 +269,7 @@ def resume(
     """
 
     def body() -> Summary | NothingToDo:
-        if done := runs_cli.finished_already(
-            config, state_dir, run_id, failed_only=False, allow_changed=allow_changed, as_json=as_json
-        ):
+        if done := runs_cli.finished_already(config, state_dir, run_id, failed_only=False, as_json=as_json):
             return done
         return _execute(_settings(config, state_dir=state_dir), as_json, Resume(run_id, allow_changed), yes=yes)
 
@@ -293,9 +291,7 @@ def retry_failed(
     """
 
     def body() -> Summary | NothingToDo:
-        if done := runs_cli.finished_already(
-            config, state_dir, run_id, failed_only=True, allow_changed=allow_changed, as_json=as_json
-        ):
+        if done := runs_cli.finished_already(config, state_dir, run_id, failed_only=True, as_json=as_json):
             return done
         action = Resume(run_id, allow_changed, failed_only=True)
         return _execute(_settings(config, state_dir=state_dir), as_json, action, yes=yes)

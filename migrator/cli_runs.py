@@ -13,7 +13,6 @@ from migrator.cli_conventions import TerminalConsole
 from migrator.config import Settings, load_settings
 from migrator.journal import JOURNAL_FILE, Journal
 from migrator.run_records import NothingToDo, nothing_to_do, run_rows
-from migrator.stages.unchanged import check_unchanged
 
 
 def finished_already(
@@ -22,13 +21,12 @@ def finished_already(
     run_id: int | None,
     *,
     failed_only: bool,
-    allow_changed: bool,
     as_json: bool,
 ) -> NothingToDo | None:
     """Say so and return the answer when the run is finished and this command would change nothing.
 
-    A changed export or changed settings are refused (or let through with --allow-changed) exactly as
-    a resume that connects would: the answer must not depend on whether there is work left."""
+    Answered first, from the journal alone: before the settings or the export are compared with the
+    run's (nothing will be done with them) and before any connection."""
     settings = load_settings(config, state_dir=state_dir)
     if not (settings.state_dir / JOURNAL_FILE).exists():
         return None  # the ordinary path explains
@@ -39,11 +37,6 @@ def finished_already(
         journal.close()
     if answer is not None:
         out = TerminalConsole(soft_wrap=True)
-        _, changes = check_unchanged(settings, answer.run, allow_changed=allow_changed)
-        for change in changes:
-            TerminalConsole(stderr=as_json).print(
-                f"warning: continuing although {change}", highlight=False, soft_wrap=True
-            )
         if as_json:
             out.print_json(json.dumps(answer.to_json()))
         else:

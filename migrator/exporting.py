@@ -125,4 +125,3 @@ async def _stages(migration: Migration, ctx: RunContext, action: ExportAction) -
         journal.record_run_option(run.id, FILES_OPTION, str(action.request.out))
     journal.end_run(run.id, RunStatus.COMPLETED_WITH_FAILURES if ctx.notes else RunStatus.COMPLETED)
     return outcome
-

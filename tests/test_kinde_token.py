@@ -141,7 +141,9 @@ def test_a_refusal_names_each_missing_scope_with_the_data_that_needs_it() -> Non
     assert "12 roles carry 31 permissions: grant create:permissions, read:permissions" in message
     assert "skip it: migrate_organizations = false" in message
     assert "social sign-in is mapped for oauth_google: grant create:user_identities, read:user_identities" in message
-    assert caught.value.scope.split() == sorted(set(ROLE_PERMISSIONS) | {"read:user_identities", "create:user_identities"})
+    assert caught.value.scope.split() == sorted(
+        set(ROLE_PERMISSIONS) | {"read:user_identities", "create:user_identities"}
+    )
 
 
 def test_unknown_scopes_pass_and_known_missing_ones_are_all_named() -> None:

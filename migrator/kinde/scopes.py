@@ -42,10 +42,10 @@ class Work:
     organizations: int = 0  # Clerk organizations the run migrates (0 with migrate_organizations = false)
     roles: int = 0  # Clerk's roles (with organizations only: roles serve memberships)
     permissions: int = 0  # permissions those roles carry
-    user_properties: tuple[str, ...] = ()  # mapped [properties]
-    organization_properties: tuple[str, ...] = ()  # mapped [organization_properties] (with organizations)
+    user_properties: tuple[str, ...] = ()  # the Kinde properties ``properties`` maps user metadata to
+    organization_properties: tuple[str, ...] = ()  # those ``organization_properties`` maps (with organizations)
     create_properties: bool = True
-    social: tuple[str, ...] = ()  # mapped [social_connections] providers
+    social: tuple[str, ...] = ()  # the Clerk providers ``social_connections`` maps
     verify: bool = False  # a canary reads its users back before it reports
     delete_removed: bool = False  # a catch-up deletes users gone from Clerk
     create_roles: bool = False  # `export --create-roles`
@@ -73,7 +73,7 @@ def needs(work: Work) -> list[Need]:
             Need(
                 PROPERTY_DEFINITIONS,
                 f"the mapping maps {_plural(len(properties), 'property')} ({', '.join(properties)})",
-                "remove [properties] / [organization_properties]",
+                "drop the properties / organization_properties settings",
             )
         )
     if work.create_roles:
@@ -92,13 +92,13 @@ def needs(work: Work) -> list[Need]:
         found.append(Need(CREATE_PROPERTIES, "missing property definitions are created", "--no-create-properties"))
     if work.user_properties:
         mapped = f"the mapping maps user metadata to {', '.join(work.user_properties)}"
-        found.append(Need(USER_PROPERTIES, mapped, "remove [properties]"))
+        found.append(Need(USER_PROPERTIES, mapped, "drop the properties setting"))
     if work.organization_properties and work.organizations:
         mapped = f"the mapping maps organization metadata to {', '.join(work.organization_properties)}"
-        found.append(Need(ORGANIZATION_PROPERTIES, mapped, "remove [organization_properties]"))
+        found.append(Need(ORGANIZATION_PROPERTIES, mapped, "drop the organization_properties setting"))
     if work.social:
         mapped = f"social sign-in is mapped for {', '.join(work.social)}"
-        found.append(Need(SOCIAL_IDENTITIES, mapped, "remove [social_connections]"))
+        found.append(Need(SOCIAL_IDENTITIES, mapped, "drop the social_connections setting"))
     if work.verify:
         found.append(Need(VERIFY_READ, "the canary reads its users back (verify)"))
         if work.organizations:
@@ -176,4 +176,3 @@ UNDO_SCOPES: dict[str, frozenset[str]] = {
         {"read:properties", "delete:properties", "read:users", "read:organizations", "read:organization_properties"}
     ),
 }
-

@@ -61,8 +61,10 @@ async def plan_work(settings: Settings, clerk: ClerkClient, intent: Intent) -> W
         organizations=organizations,
         roles=roles,
         permissions=permissions,
-        user_properties=tuple(settings.properties),
-        organization_properties=tuple(settings.organization_properties) if organizations else (),
+        user_properties=tuple(mapping.key for mapping in settings.properties.values()),
+        organization_properties=tuple(m.key for m in settings.organization_properties.values())
+        if organizations
+        else (),
         create_properties=settings.create_properties,
         social=tuple(sorted(set(settings.social_connections))),
         verify=intent.verify,
