@@ -23,6 +23,7 @@ from pathlib import Path
 
 import httpx
 
+from migrator.sandbox.kinde_app import KindeSandboxConfig
 from migrator.sandbox.server import Sandbox, SandboxOptions
 from tests.e2e import cli_env, kinde_call, run_cli
 
@@ -61,6 +62,32 @@ class Command:
     def exit_code(self) -> int:
         found = EXITS.search(self.line)
         return int(found.group(1)) if found else 0
+
+
+SCOPE = re.compile(r"`([a-z_]+:[a-z_]+)`")
+
+
+def granted_scopes(path: Path) -> frozenset[str] | None:
+    """The Kinde scopes the runbook tells the operator to enable: every `verb:object` of its list item that
+    says **Manage scopes** (up to the next numbered item or heading). None: the runbook names none (the
+    sandbox grants every scope). Its test runs with a token granted exactly these, so the runbook and the
+    preflight cannot disagree."""
+    found: set[str] = set()
+    inside = False
+    for line in path.read_text().splitlines():
+        if "**Manage scopes**" in line:
+            inside = True
+        elif inside and (re.match(r"^\d+\. ", line) or line.startswith("#")):
+            inside = False
+        if inside:
+            found |= set(SCOPE.findall(line))
+    return frozenset(found) or None
+
+
+def sandbox_options(path: Path, users: int) -> SandboxOptions:
+    """The sandbox a runbook's commands run against: its Kinde token granted the runbook's scopes."""
+    granted = granted_scopes(path)
+    return SandboxOptions(users=users, kinde=KindeSandboxConfig(scopes=granted) if granted else KindeSandboxConfig())
 
 
 def commands(path: Path) -> list[Command]:
@@ -215,6 +242,6 @@ if __name__ == "__main__":
     import tempfile
 
     for name in sys.argv[1:]:
-        with Sandbox(SandboxOptions(users=1000)) as box, tempfile.TemporaryDirectory() as tmp:
+        with Sandbox(sandbox_options(Path(name), 1000)) as box, tempfile.TemporaryDirectory() as tmp:
             hook = HOOKS.get(Path(name).name, lambda _: lambda c: None)(box)
             refresh(Path(name), run_all(Path(name), box, Path(tmp), hook))

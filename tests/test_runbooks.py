@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from migrator.kinde.scopes import ORGANIZATIONS, READ, ROLE_PERMISSIONS, ROLES, VERIFY_ORGANIZATIONS, VERIFY_READ
 from tests.e2e import kinde_state
-from tests.runbook import HOOKS, commands, run_all, stale_report_lines
+from tests.runbook import HOOKS, commands, granted_scopes, run_all, sandbox_options, stale_report_lines
 
 RUNBOOKS = Path(__file__).resolve().parent.parent / "runbooks"
 
@@ -28,7 +29,7 @@ RUNBOOKS = Path(__file__).resolve().parent.parent / "runbooks"
 def test_every_runbook_command_runs_as_documented(name: str, sandbox_factory, tmp_path: Path) -> None:
     path = RUNBOOKS / name
     assert len(commands(path)) >= 3
-    sandbox = sandbox_factory(users=300)
+    sandbox = sandbox_factory(**vars(sandbox_options(path, 300)))
     ran = run_all(path, sandbox, tmp_path)
     for command, result in ran:
         assert "Traceback" not in result.stdout + result.stderr, command.line
@@ -55,7 +56,7 @@ def test_the_main_runbook_migrates_everyone_and_names_who_failed_and_why(sandbox
     held by another application's Kinde user), status --failed, retry-failed once the operator removed
     those users, verify, runs, reports: everyone eligible ends in Kinde, and the failed three were named."""
     path = RUNBOOKS / "migrate-clerk-to-kinde.md"
-    sandbox = sandbox_factory(users=300)
+    sandbox = sandbox_factory(**vars(sandbox_options(path, 300)))  # a token granted exactly the runbook's scopes
     taken = HOOKS[path.name](sandbox)
     ran = run_all(path, sandbox, tmp_path, taken)
     assert len(ran) >= 10
@@ -79,4 +80,12 @@ def test_the_main_runbook_migrates_everyone_and_names_who_failed_and_why(sandbox
     eligible = {sandbox.dataset.user_id(i) for i in range(300) if sandbox.dataset.expected(i)["eligible"]}
     in_kinde = [u["provided_id"] for u in kinde_state(sandbox)["users"]]
     assert sorted(in_kinde) == sorted(eligible)  # everyone once; the other application's users are gone
-    assert "Verify of run 3: passed" in results["migrator verify"].stdout
+    assert "Verify of run 2: passed" in results["migrator verify"].stdout
+
+
+def test_the_main_runbook_names_the_scopes_its_data_needs_and_no_more() -> None:
+    """Step 2 lists what a Clerk with organizations and role permissions needs, plus verify's reads: the
+    runbook's test grants exactly these, so a scope the preflight wants and the runbook omits fails it."""
+    listed = granted_scopes(RUNBOOKS / "migrate-clerk-to-kinde.md")
+    users = READ | {"create:users", "update:users", "update:user_passwords"}
+    assert listed == users | ORGANIZATIONS | ROLES | ROLE_PERMISSIONS | VERIFY_READ | VERIFY_ORGANIZATIONS
