@@ -14,11 +14,12 @@ from migrator.connect import connect
 from migrator.errors import ApiError, JournalError, ScopeError
 from migrator.events import Emit, Notice
 from migrator.journal import Journal
+from migrator.kinde.scopes import VERIFY_ORGANIZATIONS, VERIFY_READ
 from migrator.stages.context import RunContext, mapping_options
 from migrator.stages.verify import EXPORT_MODE, Verification, verify
 
-READ_SCOPES = frozenset({"read:users", "read:user_identities"})
-ORGANIZATION_READ_SCOPES = frozenset({"read:organization_users"})
+READ_SCOPES = VERIFY_READ  # kinde/scopes.py: a canary's preflight asks for the same before its first write
+ORGANIZATION_READ_SCOPES = VERIFY_ORGANIZATIONS
 EXTRA_READ_SCOPES = {
     "properties": frozenset({"read:user_properties"}),
     "permissions": frozenset({"read:roles", "read:role_permissions"}),
