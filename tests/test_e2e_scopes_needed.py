@@ -78,6 +78,16 @@ def test_a_minimal_token_migrates_a_clerk_without_organizations(sandbox_factory,
         assert done.returncode == 0, done.stdout + done.stderr
         assert "run 1 is completed: nothing" in done.stdout and "continuing although" not in done.stderr
 
+    # deleting needs delete:users: named with what needs it, before a run is recorded or anything asked
+    sweep = migrator(sandbox, tmp_path, "sync", "--delete-removed", "--clerk-export", "users.csv", "--yes")
+    assert sweep.returncode == 3, sweep.stdout + sweep.stderr
+    assert "--delete-removed deletes users gone from Clerk: grant delete:users" in sweep.stderr
+    undo = migrator(sandbox, tmp_path, "undo", "1", "--yes")
+    assert undo.returncode == 3, undo.stdout + undo.stderr
+    assert f"the undo takes back {len(eligible(sandbox))} user(s): grant delete:users" in undo.stderr
+    assert [r["id"] for r in recorded_runs(sandbox, tmp_path)] == [1]
+    assert len(kinde_state(sandbox)["users"]) == len(eligible(sandbox))
+
 
 def test_roles_without_permissions_need_no_permission_scope(sandbox_factory, tmp_path: Path) -> None:
     sandbox = sandbox_factory(
