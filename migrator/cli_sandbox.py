@@ -38,6 +38,11 @@ class ResetForm(StrEnum):
     http_date = "http-date"
 
 
+class ClerkServed(StrEnum):
+    served = "served"
+    none = "none"
+
+
 class ClerkCursor(StrEnum):
     honoured = "honoured"
     ignored = "ignored"
@@ -71,7 +76,10 @@ class ServeRequest:
     token_max_uses: int | None = None
     bad_token_status: int = 401
     without_scopes: list[str] = field(default_factory=list)
+    only_scopes: list[str] = field(default_factory=list)
     clerk_cursor: str = "honoured"
+    clerk_organizations: str = "served"
+    clerk_role_permissions: str = "served"
     clerk_outage_after_pages: int | None = None
     clerk_outage_seconds: float | None = None
     clerk_outage_status: int = 503
@@ -142,6 +150,18 @@ WithoutScope = Annotated[
         metavar="SCOPE",
     ),
 ]
+OnlyScope = Annotated[
+    list[str] | None,
+    typer.Option(
+        help="Grant the M2M application only this scope (repeatable), e.g. the users scopes of a minimal token.",
+        callback=_known_scopes,
+        metavar="SCOPE",
+    ),
+]
+ClerkOrganizations = Annotated[
+    ClerkServed, typer.Option(help="none: a Clerk instance without organizations (its default roles listed).")
+]
+ClerkRolePermissions = Annotated[ClerkServed, typer.Option(help="none: Clerk's roles carry no permissions.")]
 Cursor = Annotated[ClerkCursor, typer.Option(help="What Clerk does with starting_after: honoured, ignored, rejected.")]
 OutageAfter = Annotated[int | None, typer.Option(help="Clerk's user list fails after this many pages.", min=0)]
 OutageSeconds = Annotated[
@@ -179,7 +199,10 @@ def sandbox_serve(
     token_max_uses: TokenMaxUses = None,
     bad_token_status: BadToken = BadTokenStatus.unauthorized,
     without_scope: WithoutScope = None,
+    only_scope: OnlyScope = None,
     clerk_cursor: Cursor = ClerkCursor.honoured,
+    clerk_organizations: ClerkOrganizations = ClerkServed.served,
+    clerk_role_permissions: ClerkRolePermissions = ClerkServed.served,
     clerk_outage_after_pages: OutageAfter = None,
     clerk_outage_seconds: OutageSeconds = None,
     clerk_outage_status: OutageCode = OutageStatus.unavailable,
@@ -195,6 +218,7 @@ def sandbox_serve(
       migrator sandbox serve --kinde-rps 20 --shared-quota 0.5 --reset-form epoch
       migrator sandbox serve --token-max-uses 200 --without-scope update:users
       migrator sandbox serve --clerk-cursor ignored
+      migrator sandbox serve --clerk-organizations none --only-scope read:users
       migrator sandbox serve --clerk-outage-after-pages 2 --clerk-outage-seconds 9
       migrator sandbox serve --kinde-reading property_null_value=refused
     """
@@ -203,13 +227,18 @@ def sandbox_serve(
         raise typer.BadParameter("--shared-quota shares Kinde's rate limit: give --kinde-rps too")
     if clerk_outage_seconds is not None and clerk_outage_after_pages is None:
         raise typer.BadParameter("--clerk-outage-seconds goes with --clerk-outage-after-pages")
+    if only_scope and without_scope:
+        raise typer.BadParameter("--only-scope names every granted scope: leave out --without-scope")
     choices = {
         "faults": faults.value,
         "duplicate_status": int(duplicate_status.value),
         "reset_form": reset_form.value,
         "bad_token_status": int(bad_token_status.value),
         "without_scopes": list(without_scope or []),
+        "only_scopes": list(only_scope or []),
         "clerk_cursor": clerk_cursor.value,
+        "clerk_organizations": clerk_organizations.value,
+        "clerk_role_permissions": clerk_role_permissions.value,
         "clerk_outage_status": int(clerk_outage_status.value),
         "kinde_readings": dict(_reading(value) for value in kinde_reading or []),
     }

@@ -159,7 +159,7 @@ def serve_options(request: ServeRequest) -> SandboxOptions:
         token_lifetime=request.token_lifetime,
         token_max_uses=request.token_max_uses,
         bad_token_status=request.bad_token_status,  # type: ignore[arg-type]
-        scopes=ALL_SCOPES - set(request.without_scopes),
+        scopes=frozenset(request.only_scopes) if request.only_scopes else ALL_SCOPES - set(request.without_scopes),
         **request.kinde_readings,
     )
     clerk = ClerkBehaviour(
@@ -167,6 +167,8 @@ def serve_options(request: ServeRequest) -> SandboxOptions:
         outage_after_pages=request.clerk_outage_after_pages,
         outage_seconds=request.clerk_outage_seconds,
         outage_status=request.clerk_outage_status,
+        organizations=request.clerk_organizations,  # type: ignore[arg-type]  (checked by the parser)
+        role_permissions=request.clerk_role_permissions,  # type: ignore[arg-type]
     )
     return SandboxOptions(
         users=request.users,

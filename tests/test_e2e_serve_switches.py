@@ -80,6 +80,33 @@ def test_token_scope_and_clerk_switches_reach_the_served_sandbox(tmp_path: Path,
     assert sandbox.options.clerk.outage_seconds == 600
 
 
+def test_a_minimal_token_and_a_clerk_without_organizations_reach_the_served_sandbox(
+    tmp_path: Path, monkeypatch
+) -> None:
+    def probe(sandbox: Sandbox) -> None:
+        with httpx.Client(timeout=30) as http:
+            bearer = {"Authorization": f"Bearer {token(sandbox, http)['access_token']}"}
+            assert http.get(f"{sandbox.kinde_url}/api/v1/users", headers=bearer).status_code == 200
+            refused = http.get(f"{sandbox.kinde_url}/api/v1/organizations", headers=bearer)
+            assert refused.status_code == 403 and "read:organizations" in refused.text
+            clerk = {"Authorization": f"Bearer {sandbox.secret_key}"}
+            organizations = http.get(f"{sandbox.clerk_url}/organizations", headers=clerk).json()
+            assert organizations == {"data": [], "total_count": 0}
+            memberships = http.get(f"{sandbox.clerk_url}/organization_memberships", headers=clerk).json()
+            assert memberships["data"] == []
+            roles = http.get(f"{sandbox.clerk_url}/organization_roles", headers=clerk).json()["data"]
+            assert roles and all(role["permissions"] == [] for role in roles)
+
+    sandbox = serve(
+        tmp_path,
+        monkeypatch,
+        probe,
+        *("--only-scope", "read:users", "--only-scope", "create:users"),
+        *("--clerk-organizations", "none", "--clerk-role-permissions", "none"),
+    )
+    assert sandbox.kinde_config.scopes == {"read:users", "create:users"}
+
+
 def test_rate_limit_switches_reach_the_served_sandbox(tmp_path: Path, monkeypatch) -> None:
     def probe(sandbox: Sandbox) -> None:
         with httpx.Client(timeout=30) as http:
@@ -132,6 +159,9 @@ def test_kinde_readings_reach_the_served_sandbox(tmp_path: Path, monkeypatch) ->
         (["--bad-token-status", "500"], "--bad-token-status"),
         (["--without-scope", "read:everything"], "read:everything"),
         (["--clerk-cursor", "sideways"], "--clerk-cursor"),
+        (["--only-scope", "read:everything"], "read:everything"),
+        (["--only-scope", "read:users", "--without-scope", "create:users"], "--without-scope"),
+        (["--clerk-organizations", "some"], "--clerk-organizations"),
         (["--clerk-outage-after-pages", "-1"], "--clerk-outage-after-pages"),
         (["--clerk-outage-seconds", "30"], "--clerk-outage-after-pages"),  # an outage that never begins
         (["--clerk-outage-after-pages", "1", "--clerk-outage-seconds", "0"], "--clerk-outage-seconds"),
