@@ -7,6 +7,9 @@ where it stopped and a second undo finds nothing left. Emits: the ``undo`` phase
 
 Provenance, twice: the journal must say the run created it, and Kinde must still agree (a user's
 ``provided_id`` is the Clerk id; an organization's ``external_id`` the Clerk organization id).
+Gone only on proof: an item counts as ``gone`` (not ``deleted``) when Kinde said it has no such thing
+(its not-found answer, classified in ``migrator.kinde.client``) or a complete list of Kinde's lacks it; an
+unknown route or a refusal that names nothing missing stops the undo (exit 3), counted as nothing.
 An organization someone else still uses (members left after our users are gone) and a role
 another run's memberships give are kept. A role or organization whose create the run sent but never
 recorded (killed in between, not resumed) is planned too: its intent was journaled before the send.
@@ -32,6 +35,8 @@ from migrator.stages.undo_definitions import (
 from migrator.stages.undo_updates import KEPT_KINDS, RESTORED_KINDS, plan_updates, restore_updates, update_counts
 
 FATAL = (AuthError, ScopeError, ProtocolError)
+ALREADY_GONE = "already gone from Kinde (it has no such item)"
+GONE_SINCE = (DeletionState.GONE, "gone from Kinde before our DELETE reached it (Kinde has no such item)")
 OPEN = (DeletionState.PENDING, DeletionState.FAILED)
 # every kind an undo takes back, in the order it does (a catch-up's passwords and deletions, and property
 # categories, are only ever kept)
@@ -102,20 +107,25 @@ async def delete_ours(ctx: RunContext, kind: str, clerk_id: str, kinde_id: str) 
     try:
         user = await ctx.kinde.get_user(kinde_id)
         if user is None:
-            journal.record_deletion(run_id, kind, clerk_id, DeletionState.DELETED, "already gone from Kinde")
+            journal.record_deletion(run_id, kind, clerk_id, DeletionState.GONE, ALREADY_GONE)
             return
         if user.provided_id != clerk_id:
             detail = f"Kinde user {kinde_id} now has provided_id {user.provided_id or '(none)'}: not ours, kept"
             journal.record_deletion(run_id, kind, clerk_id, DeletionState.KEPT, detail)
             ctx.emit(Notice(f"{clerk_id}: {detail}", level="warning"))
             return
-        await ctx.kinde.delete_user(kinde_id)
+        deleted = await ctx.kinde.delete_user(kinde_id)
     except FATAL:
         raise
     except ApiError as exc:
         journal.record_deletion(run_id, kind, clerk_id, DeletionState.FAILED, str(exc))
         return
-    journal.record_deletion(run_id, kind, clerk_id, DeletionState.DELETED)
+    _record_outcome(journal, run_id, kind, clerk_id, deleted)
+
+
+def _record_outcome(journal: Journal, run_id: int, kind: str, key: str, deleted: bool) -> None:
+    """A DELETE Kinde confirmed, or its answer that there was nothing to delete (gone since we looked)."""
+    journal.record_deletion(run_id, kind, key, *((DeletionState.DELETED,) if deleted else GONE_SINCE))
 
 
 async def _undo_organizations(ctx: RunContext) -> None:
@@ -129,8 +139,8 @@ async def _undo_organizations(ctx: RunContext) -> None:
     for item in todo:
         # no code: the run sent the create and stopped before Kinde's answer was recorded; ours if it landed
         clerk_org_id, code = item["key"], item["kinde_ref"] or by_external.get(item["key"])
-        if code not in external:
-            journal.record_deletion(run_id, "organization", clerk_org_id, DeletionState.DELETED, "already gone")
+        if code not in external:  # every organization listed, this one not among them: proof it is gone
+            journal.record_deletion(run_id, "organization", clerk_org_id, DeletionState.GONE, ALREADY_GONE)
             continue
         if external[code] != clerk_org_id:
             detail = f"its external_id is now {external[code] or '(none)'}: not ours, kept"
@@ -148,13 +158,13 @@ async def _delete_if_unused(ctx: RunContext, clerk_org_id: str, code: str) -> No
             journal.record_deletion(run_id, "organization", clerk_org_id, DeletionState.KEPT, detail)
             ctx.emit(Notice(f"organization {code}: {detail}", level="warning"))
             return
-        await ctx.kinde.delete_organization(code)
+        deleted = members is not None and await ctx.kinde.delete_organization(code)
     except FATAL:
         raise
     except ApiError as exc:
         journal.record_deletion(run_id, "organization", clerk_org_id, DeletionState.FAILED, str(exc))
         return
-    journal.record_deletion(run_id, "organization", clerk_org_id, DeletionState.DELETED)
+    _record_outcome(journal, run_id, "organization", clerk_org_id, deleted)
 
 
 async def _undo_roles(ctx: RunContext) -> None:
@@ -165,16 +175,16 @@ async def _undo_roles(ctx: RunContext) -> None:
     ids = {r.get("key"): r.get("id") for r in await ctx.kinde.list_roles()}
     for item in todo:
         key = item["key"]
-        if key not in ids:
-            journal.record_deletion(run_id, "role", key, DeletionState.DELETED, "already gone")
+        if key not in ids:  # every role listed, this one not among them: proof it is gone
+            journal.record_deletion(run_id, "role", key, DeletionState.GONE, ALREADY_GONE)
         elif journal.role_used_elsewhere(ctx.run.parent_run_id or 0, key):
             journal.record_deletion(run_id, "role", key, DeletionState.KEPT, "another run's memberships give it")
         else:
             try:
-                await ctx.kinde.delete_role(str(ids[key]))
+                deleted = await ctx.kinde.delete_role(str(ids[key]))
             except FATAL:
                 raise
             except ApiError as exc:  # Kinde refuses a role still assigned: someone else uses it
                 journal.record_deletion(run_id, "role", key, DeletionState.KEPT, f"Kinde refused: {exc}")
                 continue
-            journal.record_deletion(run_id, "role", key, DeletionState.DELETED)
+            _record_outcome(journal, run_id, "role", key, deleted)
