@@ -201,7 +201,7 @@ def _show(summary: UndoSummary, out: Console, as_json: bool) -> None:
 
 
 # an undo's outcomes: "deleted" is a DELETE Kinde confirmed, "already gone" what Kinde proved absent (nothing sent)
-STATUS_COLUMNS = ("deleted", "already-gone", "kept", "failed", "pending")
+STATUS_COLUMNS = ("deleted", "kept", "failed", "pending", "already-gone")
 
 
 def print_undo_status(out: Console, report: dict[str, Any]) -> None:

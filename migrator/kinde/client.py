@@ -20,6 +20,7 @@ from migrator.http import ApiClient, error_details
 from migrator.kinde.scopes import WHERE_TO_GRANT
 from migrator.kinde.token import BearerAuth, Grant, TokenManager, read_grant
 from migrator.limiter import AdaptiveLimiter
+from migrator.request_log import ATTEMPT
 
 TOKEN_PATH = "/oauth2/token"
 MAX_PAGE = 500
@@ -403,13 +404,14 @@ class KindeClient(ApiClient):
         return await self._delete("role", f"/api/v1/roles/{role_id}", "delete:roles")
 
     async def _delete(self, subject: str, path: str, scope: str, **kwargs: Any) -> bool:
-        """A DELETE Kinde confirmed (2xx: True), or the proof it had nothing to delete (False): a retried DELETE
-        whose first answer was lost, or someone else's deletion since we looked. Anything else raises."""
+        """True: Kinde confirmed this DELETE (2xx), or answered a retry of it that the thing is gone (the first
+        attempt, whose answer was lost, did it). False: Kinde's first answer proves there was nothing to delete
+        (someone else deleted it since we looked). Anything else raises."""
         try:
             await self.call("DELETE", path, scope=scope, **kwargs)
         except NotFound as exc:
             if gone(exc, subject):
-                return False
+                return ATTEMPT.get() > 1
             raise
         return True
 
