@@ -14,10 +14,13 @@ from typing import Any
 import httpx
 import pytest
 from pydantic import SecretStr
+from rich.console import Console
 
 from migrator.errors import ProtocolError
 from migrator.kinde.client import KindeClient, M2MCredentials
 from migrator.limiter import AdaptiveLimiter
+from migrator.render import summary_table
+from migrator.reports import Plan, Summary
 from migrator.sandbox.kinde_app import KindeSandboxConfig, build_kinde_app
 
 HOST = "http://127.0.0.1"  # ASGITransport never opens a socket
@@ -40,9 +43,14 @@ def test_a_user_deleted_is_true_then_already_gone_and_absent(status: int) -> Non
     async def scenario(kinde: KindeClient) -> tuple[Any, ...]:
         user_id = (await kinde.create_user(USER)).id
         found = await kinde.get_user(user_id)
-        return found is not None, await kinde.delete_user(user_id), await kinde.delete_user(user_id), (
-            await kinde.get_user(user_id),
-            await kinde.user_profile(user_id),
+        return (
+            found is not None,
+            await kinde.delete_user(user_id),
+            await kinde.delete_user(user_id),
+            (
+                await kinde.get_user(user_id),
+                await kinde.user_profile(user_id),
+            ),
         )
 
     assert run(KindeSandboxConfig(unknown_user_status=status), scenario) == (True, True, False, (None, None))
@@ -95,3 +103,13 @@ def test_a_read_refused_as_malformed_is_a_protocol_error_never_gone() -> None:
             await kinde.get_user("")  # Kinde: 400 INVALID_REQUEST, 'id' is required
 
     run(KindeSandboxConfig(), scenario)
+
+
+def test_a_catch_ups_summary_shows_deleted_and_already_gone_apart() -> None:
+    summary = Summary(run_id=2, mode="sync", plan=Plan(run_id=2), deletions={"deleted": 2, "already-gone": 1, "listed": 4})
+    console = Console(record=True, width=120)
+    console.print(summary_table(summary))
+    text = " ".join(console.export_text().replace("│", " ").split())
+    assert "Deleted from Kinde (gone from Clerk) 2" in text
+    assert "Already gone from Kinde (nothing to delete) 1" in text
+    assert "Kept in Kinde" not in text and "Deletions failed" not in text
