@@ -40,6 +40,10 @@ Behaviours worth knowing (details at each handler):
   creations per ``provided_id``: tests prove nothing was created twice.
 * An unknown user id answers ``unknown_user_status`` (default 404, USER_NOT_FOUND). The spec
   declares only 400/403/429 for those operations, so 400 is available for the migrator's tests.
+  An unknown organization code or role id answers ``unknown_organization_status`` /
+  ``unknown_role_status`` (default 400, ORGANIZATION_NOT_FOUND / ROLE_NOT_FOUND, the spec's examples).
+  ``refused_route`` plays a Kinde (or gateway) that does not serve a route: 404 ROUTE_NOT_FOUND to every
+  request on it, which proves nothing about the thing asked for.
 * Organizations: a "Default Organization" (``is_default``, no external_id) exists from the start,
   as in every Kinde business. ASSUMPTION: a second organization with the same ``external_id`` (or
   ``handle``) is a 400. Adding users to an organization validates every user, role and permission
