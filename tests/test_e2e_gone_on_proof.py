@@ -20,21 +20,12 @@ import pytest
 from migrator.kinde.client import not_found_subject
 from migrator.sandbox.kinde_app import KindeSandboxConfig
 from migrator.sandbox.server import Sandbox
-from tests.e2e import cli_env, kinde_call, kinde_state, run_cli, write_requests
+from tests.e2e import kinde_call, kinde_state, write_requests
+from tests.test_e2e_canary_undo import cli
 
-FAST = {"KINDE_MAX_RPS": "2000", "KINDE_INITIAL_RPS": "200"}
 USERS = 80
 ORGANIZED = 200  # the generator's smallest dataset with two organizations
 READINGS = [pytest.param(400, id="not-found-400"), pytest.param(404, id="not-found-404")]
-
-
-def cli(sandbox: Sandbox, cwd: Path, *args: str) -> Any:
-    export = cwd / "clerk-export.csv"
-    if not export.exists():
-        sandbox.write_export(export)
-    result = run_cli(*args, cwd=cwd, env=cli_env(sandbox, CLERK_EXPORT=str(export), **FAST))
-    assert "Traceback" not in result.stdout + result.stderr
-    return result
 
 
 def migrated(sandbox_factory, tmp_path: Path, status: int = 404, users: int = USERS) -> tuple[Sandbox, int]:
