@@ -113,3 +113,35 @@ def test_a_catch_ups_summary_shows_deleted_and_already_gone_apart() -> None:
     assert "Deleted from Kinde (gone from Clerk) 2" in text
     assert "Already gone from Kinde (nothing to delete) 1" in text
     assert "Kept in Kinde" not in text and "Deletions failed" not in text
+
+
+def kinde_answering(*answers: httpx.Response) -> KindeClient:
+    """A Kinde whose DELETEs get these answers in turn (its token endpoint grants a token)."""
+    queue = list(answers)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/oauth2/token":
+            return httpx.Response(200, json={"access_token": "t", "token_type": "Bearer", "expires_in": 3600})
+        return queue.pop(0)
+
+    http = httpx.AsyncClient(base_url=HOST, transport=httpx.MockTransport(handler))
+    credentials = M2MCredentials("id", SecretStr("secret"), f"{HOST}/api")
+    limiter = AdaptiveLimiter(initial_rate=1000.0, max_rate=1000.0)
+    return KindeClient(http, limiter, credentials, max_attempts=3, backoff_cap=0.001, max_wait=0.001)
+
+
+NOT_FOUND = httpx.Response(404, json={"errors": {"code": "USER_NOT_FOUND", "message": "No user"}})
+
+
+@pytest.mark.parametrize(
+    ("answers", "deleted"),
+    [
+        ([NOT_FOUND], False),  # Kinde's first answer: nothing to delete (someone else did)
+        ([httpx.Response(502, text="bad gateway"), NOT_FOUND], True),  # our first DELETE landed, its answer lost
+        ([httpx.Response(200, json={"code": "OK", "message": "Success"})], True),
+    ],
+)
+def test_a_delete_is_ours_when_kinde_confirms_it_or_a_retry_of_it_finds_the_user_gone(
+    answers: list[httpx.Response], deleted: bool
+) -> None:
+    assert asyncio.run(kinde_answering(*answers).delete_user("kp_1")) is deleted
