@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from migrator.journal import DeletionState, Journal
 from migrator.kinde.client import not_found_subject
 from migrator.sandbox.kinde_app import KindeSandboxConfig
 from migrator.sandbox.server import Sandbox
@@ -206,3 +207,25 @@ def test_sync_delete_removed_stops_with_exit_3_when_kinde_refuses_the_user_route
 )
 def test_only_a_not_found_code_proves_absence(status: int, code: str | None, subject: str | None) -> None:
     assert not_found_subject(status, code) == subject
+
+
+def test_verify_of_an_undo_fails_on_a_user_it_counted_deleted_that_kinde_still_has(
+    sandbox_factory, tmp_path: Path
+) -> None:
+    sandbox, run_id = migrated(sandbox_factory, tmp_path)
+    sandbox.kinde_config.refused_route = "user"
+    assert cli(sandbox, tmp_path, "undo", str(run_id), "--yes").returncode == 3  # stopped: nothing deleted
+    undo_run = latest_run(sandbox, tmp_path)
+    journal = Journal(tmp_path / ".migrator")
+    try:
+        claimed = journal.deletions(undo_run, "user")[0]
+        journal.record_deletion(undo_run, "user", claimed["key"], DeletionState.DELETED)  # a claim without proof
+    finally:
+        journal.close()
+    sandbox.kinde_config.refused_route = "none"
+
+    verified = cli(sandbox, tmp_path, "verify", str(undo_run), "--json")
+    assert verified.returncode == 1, verified.stdout + verified.stderr
+    verdict = json.loads(verified.stdout)
+    assert (verdict["verdict"], verdict["counts"]) == ("failed", {"not_gone": 1})
+    assert [e["clerk_id"] for e in verdict["examples"]["not_gone"]] == [claimed["key"]]
