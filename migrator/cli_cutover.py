@@ -200,6 +200,10 @@ def _show(summary: UndoSummary, out: Console, as_json: bool) -> None:
         out.print(f"[yellow]kept[/yellow]: {note}", highlight=False)
 
 
+# an undo's outcomes: "deleted" is a DELETE Kinde confirmed, "already gone" what Kinde proved absent (nothing sent)
+STATUS_COLUMNS = ("deleted", "kept", "failed", "pending", "already-gone")
+
+
 def print_undo_status(out: Console, report: dict[str, Any]) -> None:
     """``status`` of an undo run: no per-user steps (it has no users), its deletions by kind and state,
     then what it kept and what failed, with why."""
@@ -217,11 +221,11 @@ def print_undo_status(out: Console, report: dict[str, Any]) -> None:
     else:
         table = Table(title=f"What run {base}'s undo took back from Kinde")
         table.add_column("kind")
-        for state in ("deleted", "kept", "failed", "pending"):
-            table.add_column(state, justify="right")
+        for state in STATUS_COLUMNS:
+            table.add_column(state.replace("-", " "), justify="right")
         for item in undo_info["deletions"]:
             states = item["states"]
-            row = [str(states.get(state, 0)) for state in ("deleted", "kept", "failed", "pending")]
+            row = [str(states.get(state, 0)) for state in STATUS_COLUMNS]
             table.add_row(UNDO_LABELS.get(item["kind"], f"{item['kind']}s"), *row)
         out.print(table)
     for title, state in (("Kept in Kinde", "kept"), (f"[red]Failed[/red] (`migrator undo {base}` retries)", "failed")):

@@ -126,4 +126,11 @@ class IdentityRefused(MigratorError):
 
 
 class NotFound(ApiError):
-    """404 on a resource we expected to exist."""
+    """The API said positively that a thing does not exist. ``what`` names it (``user``, ``organization``,
+    ``role``, ...) when the error code does (Kinde: ``USER_NOT_FOUND``...); None for a bare 404 of an API
+    whose 404 means that (Clerk). Only this error is proof that something is gone: an unknown route or a
+    refused request is never taken for it."""
+
+    def __init__(self, message: str, *, what: str | None = None, **kwargs) -> None:
+        super().__init__(message, **kwargs)
+        self.what = what

@@ -164,7 +164,8 @@ class DeletionState(StrEnum):
 
     PENDING = "pending"  # to delete
     LISTED = "listed"  # gone from Clerk, reported only (no --delete-removed)
-    DELETED = "deleted"
+    DELETED = "deleted"  # a DELETE Kinde confirmed
+    GONE = "already-gone"  # already gone: Kinde proved it absent (its not-found answer, or a list without it); nothing sent
     KEPT = "kept"  # not ours after all (provenance), or still in use: left in Kinde
     FAILED = "failed"
     # an exported user deleted from Clerk before its import reached Kinde: nothing to delete or create
@@ -1318,6 +1319,23 @@ class Journal:
                 (v, v),
             )
 
+    def find_undone_present(self, verify_id: int, undo_run_id: int) -> None:
+        """An undo's claims checked: each user it counted deleted or already gone that Kinde still lists."""
+        self._exec(
+            "INSERT INTO verify_findings(verify_id, kind, clerk_id, kinde_id, field, expected, found)"
+            " SELECT ?, 'not_gone', d.key, d.kinde_ref, 'user', 'absent', d.state FROM deletions d"
+            " JOIN kinde_users k ON k.verify_id = ? AND k.kinde_id = d.kinde_ref"
+            " WHERE d.run_id = ? AND d.kind = 'user' AND d.state IN (?, ?) ORDER BY d.key",
+            (verify_id, verify_id, undo_run_id, DeletionState.DELETED, DeletionState.GONE),
+        )
+
+    def undone_user_count(self, undo_run_id: int) -> int:
+        """Users an undo counted deleted or already gone (what its verify expects absent)."""
+        return self._scalar(
+            "SELECT COUNT(*) FROM deletions WHERE run_id = ? AND kind = 'user' AND state IN (?, ?)",
+            (undo_run_id, DeletionState.DELETED, DeletionState.GONE),
+        )
+
     def users_to_read_back(
         self, verify_id: int, run_id: int, after: tuple[str, str] = ("", ""), limit: int = 500, imported: bool = False
     ) -> list[sqlite3.Row]:
@@ -1567,7 +1585,7 @@ class Journal:
             # runs first (a handful), then each run's row by primary key: no scan of every user
             "SELECT u.* FROM runs r CROSS JOIN users u ON u.run_id = r.id AND u.clerk_id = ? WHERE r.mode != 'dry-run'"
             " AND u.created IN (?, ?) AND u.kinde_id IS NOT NULL AND u.state = ? AND u.plan IS NOT NULL"
-            " AND NOT EXISTS (SELECT 1 FROM deletions d WHERE d.kind = 'user' AND d.key = u.clerk_id AND d.state = ?)"
+            " AND NOT EXISTS (SELECT 1 FROM deletions d WHERE d.kind = 'user' AND d.key = u.clerk_id AND d.state IN (?, ?))"
             # a catch-up's row counts only once its update reached Kinde (not when it was declined or cut off)
             " AND NOT EXISTS (SELECT 1 FROM updates up WHERE up.run_id = u.run_id AND up.clerk_id = u.clerk_id"
             " AND up.state != ?)"
@@ -1576,8 +1594,8 @@ class Journal:
             " AND un.mode = 'undo' AND un.status != ?))"
             " ORDER BY u.run_id DESC LIMIT 1",
             (
-                clerk_id, Created.CREATED, Created.EARLIER, UserState.DONE, DeletionState.DELETED, StepState.DONE,
-                RunStatus.CANCELLED,
+                clerk_id, Created.CREATED, Created.EARLIER, UserState.DONE, DeletionState.DELETED, DeletionState.GONE,
+                StepState.DONE, RunStatus.CANCELLED,
             ),
         )  # fmt: skip
         return rows[0] if rows else None
@@ -1600,9 +1618,16 @@ class Journal:
         return self._exec(
             "INSERT INTO temp.sweep SELECT u.clerk_id, MAX(u.kinde_id) FROM users u JOIN runs r ON r.id = u.run_id"
             " WHERE r.mode != 'dry-run' AND u.created IN (?, ?) AND u.kinde_id IS NOT NULL"
-            " AND u.clerk_id NOT IN (SELECT key FROM deletions WHERE kind = 'user' AND state IN (?, ?, ?))"
+            " AND u.clerk_id NOT IN (SELECT key FROM deletions WHERE kind = 'user' AND state IN (?, ?, ?, ?))"
             " GROUP BY u.clerk_id",
-            (Created.CREATED, Created.EARLIER, DeletionState.LISTED, DeletionState.DELETED, DeletionState.PENDING),
+            (
+                Created.CREATED,
+                Created.EARLIER,
+                DeletionState.LISTED,
+                DeletionState.DELETED,
+                DeletionState.GONE,
+                DeletionState.PENDING,
+            ),
         ).rowcount
 
     def sweep_batch(self, after: str, limit: int) -> list[tuple[str, str]]:
@@ -1617,8 +1642,14 @@ class Journal:
         return self._scalar(
             "SELECT COUNT(DISTINCT u.clerk_id) FROM users u JOIN runs r ON r.id = u.run_id"
             " WHERE r.mode IN ('run', 'sync', 'export') AND NOT EXISTS (SELECT 1 FROM deletions d WHERE d.kind = 'user'"
-            " AND d.key = u.clerk_id AND d.state IN (?, ?, ?, ?))",
-            (DeletionState.LISTED, DeletionState.DELETED, DeletionState.PENDING, DeletionState.NOT_IN_KINDE),
+            " AND d.key = u.clerk_id AND d.state IN (?, ?, ?, ?, ?))",
+            (
+                DeletionState.LISTED,
+                DeletionState.DELETED,
+                DeletionState.GONE,
+                DeletionState.PENDING,
+                DeletionState.NOT_IN_KINDE,
+            ),
         )
 
     def removals_still_listed(self) -> list[tuple[str, str]]:

@@ -313,6 +313,13 @@ def _pass_rows(counts: Summary | dict[str, Any], other: Summary | dict[str, Any]
     return rows
 
 
+# a catch-up's users gone from Clerk: deleted only on Kinde's confirmation, already gone only on its proof
+DELETION_ROWS = (
+    ("Deleted from Kinde (gone from Clerk)", "deleted"),
+    ("Already gone from Kinde (nothing to delete)", "already-gone"),
+    ("Kept in Kinde (not ours)", "kept"),
+    ("Deletions failed", "failed"),
+)
 ALWAYS_SHOWN = ("Created in Kinde", "Already in Kinde", "Failed", "Password reset requested")
 
 
@@ -336,6 +343,9 @@ def summary_table(summary: Summary) -> Table:
             table.add_row("Not finished", str(summary.pending), *[""] * split)
         if name == "Memberships added":
             table.add_row("Memberships failed", str(summary.memberships_failed), *[""] * split)
+    for label, state in DELETION_ROWS:
+        if summary.deletions.get(state):
+            table.add_row(label, str(summary.deletions[state]), *[""] * split)
     for service, count in summary.requests.items():
         table.add_row(f"Requests to {service}", f"{count} ({summary.throttled.get(service, 0)} x429)", *[""] * split)
     table.add_row("Seconds", f"{summary.seconds:.1f}", *[""] * split)

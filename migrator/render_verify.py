@@ -16,6 +16,7 @@ MEANING = {
     "drift": "fields that differ from the plan",
     "incomplete": "done in the journal, but an identity or membership is absent",
     "api_pending": "listed in api-users.csv, not yet in Kinde: `migrator run --only-file api-users.csv`",
+    "not_gone": "users the undo counted deleted or already gone that Kinde still has",
 }
 
 
@@ -32,7 +33,8 @@ def show_verification(result: Verification, out: Console, as_json: bool) -> None
         count = result.counts.get(kind, 0)
         style = "red" if count and kind in BLOCKING else ("yellow" if count else "")
         table.add_row(kind, f"[{style}]{count}[/{style}]" if style else str(count), MEANING[kind])
-    out.print(f"Kinde users read: {result.kinde_users}; Clerk users expected in Kinde: {result.expected_users}")
+    expected = "users the undo took back, expected gone" if "not_gone" in result.counts else "Clerk users expected in Kinde"
+    out.print(f"Kinde users read: {result.kinde_users}; {expected}: {result.expected_users}")
     out.print(table)
     for kind in KINDS:
         for row in result.examples.get(kind, []):

@@ -102,6 +102,9 @@ class Summary:
     pass_number: int = 1
     pass_kind: str = START  # 'start', 'resume' or 'retry-failed'
     earlier: dict[str, Any] | None = None  # what earlier passes of the run did (failed: still failed, not retried)
+    # a catch-up's users gone from Clerk, by outcome (the run's, not only this pass's): "deleted" (a DELETE Kinde
+    # confirmed), "already-gone" (Kinde proved it absent: nothing sent), "kept", "failed", "listed"
+    deletions: dict[str, int] = field(default_factory=dict)
 
     @property
     def failed_in_run(self) -> int:
@@ -219,6 +222,7 @@ def build_summary(
         pass_number=start.number if start else 1,
         pass_kind=start.kind if start else START,
         earlier=earlier,
+        deletions=journal.deletion_counts(run_id).get("user", {}) if mode == "sync" else {},
         **counts,
     )
 

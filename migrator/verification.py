@@ -16,7 +16,7 @@ from migrator.events import Emit, Notice
 from migrator.journal import Journal
 from migrator.kinde.scopes import VERIFY_ORGANIZATIONS, VERIFY_READ
 from migrator.stages.context import RunContext, mapping_options
-from migrator.stages.verify import EXPORT_MODE, Verification, verify
+from migrator.stages.verify import EXPORT_MODE, UNDO_MODE, Verification, verify
 
 READ_SCOPES = VERIFY_READ  # kinde/scopes.py: a canary's preflight asks for the same before its first write
 ORGANIZATION_READ_SCOPES = VERIFY_ORGANIZATIONS
@@ -61,6 +61,8 @@ async def verify_connected(ctx: RunContext, *, fresh: bool = False) -> Verificat
         needed |= EXTRA_READ_SCOPES.get(extra, frozenset())
     if run.mode == EXPORT_MODE and journal.organizations(run.id):
         needed |= {"read:organizations"}  # the import made the organizations: their codes are looked up
+    if run.mode == UNDO_MODE:
+        needed = frozenset({"read:users"})  # an undo's verify only lists Kinde's users
     missing = sorted(needed - kinde.tokens.scopes) if kinde.tokens.scopes is not None else []
     if missing:
         raise ScopeError(

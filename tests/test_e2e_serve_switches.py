@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from migrator import demo
+from migrator.http import error_details
 from migrator.sandbox.clerk_app import ClerkBehaviour
 from migrator.sandbox.kinde_app import SharedQuota
 from migrator.sandbox.server import Sandbox
@@ -194,3 +195,24 @@ def test_serve_help_fits_80_columns_and_names_every_switch(tmp_path: Path) -> No
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     for switch in re.findall(r"^  (--[a-z-]+)", result.stdout, flags=re.M):
         assert switch in readme or switch == "--help", f"{switch} is not in README"
+
+
+def test_not_found_readings_and_a_refused_route_reach_the_served_sandbox(tmp_path: Path, monkeypatch) -> None:
+    def probe(sandbox: Sandbox) -> None:
+        with httpx.Client(timeout=30) as http:
+            bearer = {"Authorization": f"Bearer {token(sandbox, http)['access_token']}"}
+            refused = http.get(f"{sandbox.kinde_url}/api/v1/user", params={"id": "kp_nobody"}, headers=bearer)
+            organization = http.delete(f"{sandbox.kinde_url}/api/v1/organization/org_nobody", headers=bearer)
+            role = http.delete(f"{sandbox.kinde_url}/api/v1/roles/role_nobody", headers=bearer)
+        answers = [(a.status_code, error_details(a.json())[0]) for a in (refused, organization, role)]
+        assert answers == [(404, "ROUTE_NOT_FOUND"), (404, "ORGANIZATION_NOT_FOUND"), (404, "ROLE_NOT_FOUND")]
+
+    sandbox = serve(
+        tmp_path,
+        monkeypatch,
+        probe,
+        *("--kinde-reading", "refused_route=user", "--kinde-reading", "unknown_organization_status=404"),
+        *("--kinde-reading", "unknown_role_status=404"),
+    )
+    config = sandbox.kinde_config
+    assert (config.refused_route, config.unknown_organization_status, config.unknown_role_status) == ("user", 404, 404)

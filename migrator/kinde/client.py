@@ -15,16 +15,44 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from migrator.errors import AlreadyExists, ApiError, AuthError, ProtocolError, ScopeError
+from migrator.errors import AlreadyExists, ApiError, AuthError, NotFound, ProtocolError, ScopeError
 from migrator.http import ApiClient, error_details
 from migrator.kinde.scopes import WHERE_TO_GRANT
 from migrator.kinde.token import BearerAuth, Grant, TokenManager, read_grant
 from migrator.limiter import AdaptiveLimiter
+from migrator.request_log import ATTEMPT
 
 TOKEN_PATH = "/oauth2/token"
 MAX_PAGE = 500
 BATCH_ADD_LIMIT = 100  # Kinde: at most 100 objects per bulk request
 MAX_LOOKUP_QUERY = 3500  # characters of comma-joined values per lookup: keeps URLs well under 8 KB
+
+# Kinde's answers that a thing does not exist: the only proof that a user, organization or role is gone.
+# The spec's examples name ORGANIZATION_NOT_FOUND and ROLE_NOT_FOUND; an unknown user id is answered
+# USER_NOT_FOUND; ../shared/reference/kinde-management-api.md (section 7) lists INVALID_PERMISSION_ID for a
+# permission that does not exist, so the ``INVALID_<THING>_ID`` and ``<THING>_INVALID`` forms count too.
+# Status 400 (the only client error the spec names for these operations) or 404. A 404 with any other code
+# (ROUTE_NOT_FOUND: the route itself is unknown) or none says nothing about the thing: a protocol error.
+NOT_FOUND_SUBJECTS = {
+    "USER": "user",
+    "ORGANIZATION": "organization",
+    "ORG": "organization",
+    "ROLE": "role",
+    "IDENTITY": "identity",
+    "PERMISSION": "permission",
+    "PROPERTY": "property",
+}
+NOT_FOUND_FORMS = ("{}_NOT_FOUND", "{}_INVALID", "INVALID_{}_ID")
+NOT_FOUND_CODES = {
+    form.format(name): subject for name, subject in NOT_FOUND_SUBJECTS.items() for form in NOT_FOUND_FORMS
+}
+
+
+def not_found_subject(status: int, code: str | None) -> str | None:
+    """What a Kinde error answer proves absent (``user``, ``organization``, ``role``, ...), or None."""
+    if status not in (400, 404) or not code:
+        return None
+    return NOT_FOUND_CODES.get(code.strip().upper())
 
 
 @dataclass(frozen=True)
@@ -121,10 +149,26 @@ class KindeClient(ApiClient):
         """Kinde's refinements: a refused token request names the settings to check; a 401/403 that
         reaches here was answered to a fresh token, so it names the scope the endpoint needs."""
         status = response.status_code
-        if status not in (400, 401, 403) or (status == 400 and path != TOKEN_PATH):
-            return super().classify(response, method, path, body, scope)
         code, message = error_details(body)
         detail = f"{status}" + (f" {code}" if code else "") + (f": {message}" if message else "")
+        if path != TOKEN_PATH and (subject := not_found_subject(status, code)):
+            return NotFound(
+                f"{self._where(method, path)}: Kinde has no such {subject} ({detail})",
+                what=subject,
+                service=self.service,
+                status=status,
+                code=code,
+            )
+        if status == 404:
+            return ProtocolError(
+                f"{self._where(method, path)} answered {detail}, which names nothing that is missing: the route is "
+                "unknown at this address (check KINDE_DOMAIN / KINDE_AUDIENCE point at the Kinde Management API)",
+                service=self.service,
+                status=status,
+                code=code,
+            )
+        if status not in (400, 401, 403) or (status == 400 and path != TOKEN_PATH):
+            return super().classify(response, method, path, body, scope)
         if path == TOKEN_PATH:
             return AuthError(
                 f"Kinde refused the token request ({detail}): check KINDE_MANAGEMENT_CLIENT_ID, "
@@ -279,7 +323,7 @@ class KindeClient(ApiClient):
 
     # -- undo and catch-up deletions (migrator.stages.undo) ---------------------------------
     async def get_user(self, kinde_id: str) -> KindeUser | None:
-        """GET /api/v1/user?id=: the user, or None when Kinde has no such user (it answers 400 or 404)."""
+        """GET /api/v1/user?id=: the user, or None when Kinde says it has no such user (``USER_NOT_FOUND``)."""
         body = await self._user_body(kinde_id)
         if body is None:
             return None
@@ -289,12 +333,20 @@ class KindeClient(ApiClient):
         return user
 
     async def _user_body(self, kinde_id: str) -> dict[str, Any] | None:
-        """GET /api/v1/user?id= as Kinde answers it; None when it has no such user (it answers 400 or 404)."""
+        """GET /api/v1/user?id= as Kinde answers it; None only when Kinde says it has no such user. Any other
+        refusal of a read by an id Kinde gave us is a protocol error: never taken for "gone"."""
         try:
             body = await self.call("GET", "/api/v1/user", params={"id": kinde_id}, scope="read:users")
         except ApiError as exc:
-            if exc.status in (400, 404):
+            if gone(exc, "user"):
                 return None
+            if exc.status == 400:
+                raise ProtocolError(
+                    f"{exc} (a read of a user by its Kinde id refused without saying the user is missing)",
+                    service=self.service,
+                    status=exc.status,
+                    code=exc.code,
+                ) from None
             raise
         if not isinstance(body, dict):
             raise ProtocolError("Kinde GET /api/v1/user answered without a user", service=self.service)
@@ -325,22 +377,43 @@ class KindeClient(ApiClient):
         """DELETE /api/v1/identities/{identity_id} (an id from ``user_identity_records``)."""
         await self.call("DELETE", f"/api/v1/identities/{identity_id}", scope="delete:identities")
 
-    async def delete_user(self, kinde_id: str) -> None:
-        await self.call("DELETE", "/api/v1/user", params={"id": kinde_id}, scope="delete:users")
+    async def delete_user(self, kinde_id: str) -> bool:
+        """True: Kinde confirmed the deletion; False: it says it has no such user (already gone)."""
+        return await self._delete("user", "/api/v1/user", "delete:users", params={"id": kinde_id})
 
-    async def organization_user_ids(self, org_code: str) -> list[str]:
-        return [
-            u["id"]
-            async for page in self.organization_member_pages(org_code)
-            for u in page
-            if isinstance(u.get("id"), str)
-        ]
+    async def organization_user_ids(self, org_code: str) -> list[str] | None:
+        """The ids of an organization's members; None when Kinde says it has no such organization."""
+        try:
+            return [
+                u["id"]
+                async for page in self.organization_member_pages(org_code)
+                for u in page
+                if isinstance(u.get("id"), str)
+            ]
+        except NotFound as exc:
+            if gone(exc, "organization"):
+                return None
+            raise
 
-    async def delete_organization(self, org_code: str) -> None:
-        await self.call("DELETE", f"/api/v1/organization/{org_code}", scope="delete:organizations")
+    async def delete_organization(self, org_code: str) -> bool:
+        """True: deleted; False: Kinde says it has no such organization (already gone)."""
+        return await self._delete("organization", f"/api/v1/organization/{org_code}", "delete:organizations")
 
-    async def delete_role(self, role_id: str) -> None:
-        await self.call("DELETE", f"/api/v1/roles/{role_id}", scope="delete:roles")
+    async def delete_role(self, role_id: str) -> bool:
+        """True: deleted; False: Kinde says it has no such role (already gone)."""
+        return await self._delete("role", f"/api/v1/roles/{role_id}", "delete:roles")
+
+    async def _delete(self, subject: str, path: str, scope: str, **kwargs: Any) -> bool:
+        """True: Kinde confirmed this DELETE (2xx), or answered a retry of it that the thing is gone (the first
+        attempt, whose answer was lost, did it). False: Kinde's first answer proves there was nothing to delete
+        (someone else deleted it since we looked). Anything else raises."""
+        try:
+            await self.call("DELETE", path, scope=scope, **kwargs)
+        except NotFound as exc:
+            if gone(exc, subject):
+                return ATTEMPT.get() > 1
+            raise
+        return True
 
     # -- organizations and roles ------------------------------------------------------------
     async def _paged(self, path: str, key: str, scope: str) -> list[dict[str, Any]]:
@@ -507,6 +580,11 @@ class KindeClient(ApiClient):
             if users[-1]["id"] == params.get("starting_after"):
                 raise ProtocolError(f"Kinde GET {path} answered the same page again", service=self.service)
             params = {**params, "starting_after": users[-1]["id"]}
+
+
+def gone(exc: BaseException, subject: str) -> bool:
+    """Kinde's answer proves ``subject`` (``user``, ``organization``, ``role``, ...) does not exist."""
+    return isinstance(exc, NotFound) and exc.what == subject
 
 
 def lookup_batches(

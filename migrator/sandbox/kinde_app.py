@@ -40,6 +40,10 @@ Behaviours worth knowing (details at each handler):
   creations per ``provided_id``: tests prove nothing was created twice.
 * An unknown user id answers ``unknown_user_status`` (default 404, USER_NOT_FOUND). The spec
   declares only 400/403/429 for those operations, so 400 is available for the migrator's tests.
+  An unknown organization code or role id answers ``unknown_organization_status`` /
+  ``unknown_role_status`` (default 400, ORGANIZATION_NOT_FOUND / ROLE_NOT_FOUND, the spec's examples).
+  ``refused_route`` plays a Kinde (or gateway) that does not serve a route: 404 ROUTE_NOT_FOUND to every
+  request on it, which proves nothing about the thing asked for.
 * Organizations: a "Default Organization" (``is_default``, no external_id) exists from the start,
   as in every Kinde business. ASSUMPTION: a second organization with the same ``external_id`` (or
   ``handle``) is a 400. Adding users to an organization validates every user, role and permission
@@ -178,6 +182,14 @@ class KindeSandboxConfig:
     clock: Callable[[], float] = time.monotonic
     # GUESS: the spec lists no 404 for user-id operations (400 is the only client error it names).
     unknown_user_status: int = 404
+    # The same question for an unknown organization code (ORGANIZATION_NOT_FOUND) and role id (ROLE_NOT_FOUND):
+    # the spec's examples answer 400; 404 plays the other reading.
+    unknown_organization_status: int = 400
+    unknown_role_status: int = 400
+    # A Kinde (or a gateway in front of it) that does not serve a route answers 404 ROUTE_NOT_FOUND to every
+    # request on it, which says nothing about the thing asked for: "user" refuses /api/v1/user (GET, PATCH,
+    # DELETE, POST), "organization" /api/v1/organization/{org_code}, "role" /api/v1/roles/{role_id}.
+    refused_route: Literal["none", "user", "organization", "role"] = "none"
     # A create whose identity Kinde refuses (in use, or against its rules) may still create the user
     # and answer that identity with ``result.created: false``: phones starting with one of these
     # prefixes are refused that way, and (``partial_duplicates``) so is an email/username/phone in use.
@@ -1167,8 +1179,16 @@ class _KindeApi:
     def _role(self, call: _Call) -> _Role:
         role = self.store.roles.get(call.path_params["role_id"])
         if role is None:
-            raise KindeError(400, "ROLE_NOT_FOUND", f"No role with id {call.path_params['role_id']}.")
+            raise self._unknown_role(call.path_params["role_id"])
         return role
+
+    def _unknown_role(self, role_id: str) -> KindeError:
+        return KindeError(self.config.unknown_role_status, "ROLE_NOT_FOUND", f"No role with id {role_id}.")
+
+    def _unknown_organization(self, code: str) -> KindeError:
+        return KindeError(
+            self.config.unknown_organization_status, "ORGANIZATION_NOT_FOUND", f"No organization with code {code}."
+        )
 
     def role_permissions(self, call: _Call) -> Response:
         role = self._role(call)
@@ -1474,9 +1494,7 @@ class _KindeApi:
         """All-or-nothing validation first, then idempotent adds (role/permission keys merged)."""
         org = self.store.organizations.get(call.path_params["org_code"])
         if org is None:
-            raise KindeError(
-                400, "ORGANIZATION_NOT_FOUND", f"No organization with code {call.path_params['org_code']}."
-            )
+            raise self._unknown_organization(call.path_params["org_code"])
         entries = call.body.array("users", required=True)
         assert entries is not None
         if len(entries) > MAX_USERS_PER_ORG_CALL:
@@ -1518,7 +1536,7 @@ class _KindeApi:
     def _organization(self, code: str) -> _Organization:
         org = self.store.organizations.get(code)
         if org is None:
-            raise KindeError(400, "ORGANIZATION_NOT_FOUND", f"No organization with code {code}.")
+            raise self._unknown_organization(code)
         return org
 
     def delete_organization(self, call: _Call) -> Response:
@@ -1531,7 +1549,7 @@ class _KindeApi:
     def delete_role(self, call: _Call) -> Response:
         role = self.store.roles.get(call.path_params["role_id"])
         if role is None:
-            raise KindeError(400, "ROLE_NOT_FOUND", f"No role with id {call.path_params['role_id']}.")
+            raise self._unknown_role(call.path_params["role_id"])
         in_use = any(role.key in m.roles for org in self.store.organizations.values() for m in org.members.values())
         if in_use:
             raise KindeError(400, "ROLE_IN_USE", f"Role {role.key} is assigned to users.")
@@ -1801,9 +1819,7 @@ class _KindeApi:
         """GET /api/v1/organizations/{org_code}/users: members in the order they joined, with role keys."""
         org = self.store.organizations.get(call.path_params["org_code"])
         if org is None:
-            raise KindeError(
-                400, "ORGANIZATION_NOT_FOUND", f"No organization with code {call.path_params['org_code']}."
-            )
+            raise self._unknown_organization(call.path_params["org_code"])
         _sort_order(call.query, ("name_asc", "name_desc", "email_asc", "email_desc", "id_asc", "id_desc"))
         order = {user_id: n for n, user_id in enumerate(org.members)}
         page, next_token = _paginate(
@@ -2068,6 +2084,14 @@ class _FrontDoor:
         return self.renderer.error(KindeError(429, "TOO_MANY_REQUESTS", "Request was throttled.", headers=headers))
 
 
+# KindeSandboxConfig.refused_route: the route a Kinde that does not serve it refuses whole
+REFUSED_ROUTES = {
+    "user": "/api/v1/user",
+    "organization": "/api/v1/organization/{org_code}",
+    "role": "/api/v1/roles/{role_id}",
+}
+
+
 def _endpoint(api: _KindeApi, renderer: _Renderer, by_method: Mapping[str, _Operation]) -> Callable[..., Any]:
     """One Starlette endpoint per path: auth, then body parsing, then the handler, under the lock."""
 
@@ -2075,6 +2099,8 @@ def _endpoint(api: _KindeApi, renderer: _Renderer, by_method: Mapping[str, _Oper
         operation = by_method.get(request.method) or by_method["GET"]  # HEAD is answered as GET
         raw_body = await request.body()
         try:
+            if REFUSED_ROUTES.get(api.config.refused_route) == operation.path:
+                raise KindeError(404, "ROUTE_NOT_FOUND", "The requested API route does not exist")
             with api.store.lock:
                 if operation.scope is not None:
                     api.authorize(request, operation.scope)

@@ -7,6 +7,9 @@ where it stopped and a second undo finds nothing left. Emits: the ``undo`` phase
 
 Provenance, twice: the journal must say the run created it, and Kinde must still agree (a user's
 ``provided_id`` is the Clerk id; an organization's ``external_id`` the Clerk organization id).
+Gone only on proof: an item counts as ``gone`` (not ``deleted``) when Kinde said it has no such thing
+(its not-found answer, classified in ``migrator.kinde.client``) or a complete list of Kinde's lacks it; an
+unknown route or a refusal that names nothing missing stops the undo (exit 3), counted as nothing.
 An organization someone else still uses (members left after our users are gone) and a role
 another run's memberships give are kept. A role or organization whose create the run sent but never
 recorded (killed in between, not resumed) is planned too: its intent was journaled before the send.
@@ -32,6 +35,9 @@ from migrator.stages.undo_definitions import (
 from migrator.stages.undo_updates import KEPT_KINDS, RESTORED_KINDS, plan_updates, restore_updates, update_counts
 
 FATAL = (AuthError, ScopeError, ProtocolError)
+ALREADY_GONE = "already gone from Kinde (it has no such item)"
+DELETE_SENT = "DELETE sent"
+GONE_SINCE = (DeletionState.GONE, "gone from Kinde before our DELETE reached it (Kinde has no such item)")
 OPEN = (DeletionState.PENDING, DeletionState.FAILED)
 # every kind an undo takes back, in the order it does (a catch-up's passwords and deletions, and property
 # categories, are only ever kept)
@@ -75,7 +81,7 @@ async def undo(ctx: RunContext) -> None:
     async def remove(item: Any) -> None:
         nonlocal done
         try:
-            await delete_ours(ctx, "user", item["key"], item["kinde_ref"])
+            await delete_ours(ctx, "user", item)
         finally:
             slots.release()
         done += 1
@@ -96,26 +102,53 @@ async def undo(ctx: RunContext) -> None:
     ctx.emit(PhaseFinished("undo"))
 
 
-async def delete_ours(ctx: RunContext, kind: str, clerk_id: str, kinde_id: str) -> None:
-    """Delete Kinde user ``kinde_id`` if it still carries ``clerk_id`` as its provided_id; record why not otherwise."""
+async def delete_ours(ctx: RunContext, kind: str, item: Any) -> None:
+    """Delete the Kinde user of deletion ``item`` if it still carries the item's Clerk id as its provided_id;
+    record why not otherwise."""
     journal, run_id = ctx.journal, ctx.run.id
+    clerk_id, kinde_id = item["key"], item["kinde_ref"]
     try:
         user = await ctx.kinde.get_user(kinde_id)
         if user is None:
-            journal.record_deletion(run_id, kind, clerk_id, DeletionState.DELETED, "already gone from Kinde")
+            journal.record_deletion(run_id, kind, clerk_id, *_absent(item))
             return
         if user.provided_id != clerk_id:
             detail = f"Kinde user {kinde_id} now has provided_id {user.provided_id or '(none)'}: not ours, kept"
             journal.record_deletion(run_id, kind, clerk_id, DeletionState.KEPT, detail)
             ctx.emit(Notice(f"{clerk_id}: {detail}", level="warning"))
             return
-        await ctx.kinde.delete_user(kinde_id)
+        _sending(journal, run_id, kind, clerk_id)
+        deleted = await ctx.kinde.delete_user(kinde_id)
     except FATAL:
         raise
     except ApiError as exc:
-        journal.record_deletion(run_id, kind, clerk_id, DeletionState.FAILED, str(exc))
+        journal.record_deletion(run_id, kind, clerk_id, DeletionState.FAILED, _failed(item, exc))
         return
-    journal.record_deletion(run_id, kind, clerk_id, DeletionState.DELETED)
+    _record_outcome(journal, run_id, kind, clerk_id, deleted)
+
+
+def _sending(journal: Journal, run_id: int, kind: str, key: str) -> None:
+    """Journaled before a DELETE is sent: if its answer is lost (killed, timed out), the next pass that finds the
+    item gone knows this undo's DELETE did it."""
+    journal.record_deletion(run_id, kind, key, DeletionState.PENDING, DELETE_SENT)
+
+
+def _failed(item: Any, exc: ApiError) -> str:
+    sent = (item["detail"] or "").startswith(DELETE_SENT) or exc.ambiguous
+    return f"{DELETE_SENT}; {exc}" if sent else str(exc)
+
+
+def _absent(item: Any) -> tuple[DeletionState, str]:
+    """An item Kinde proves absent: deleted by this undo when an earlier pass sent its DELETE (the answer was
+    lost), else already gone."""
+    if (item["detail"] or "").startswith(DELETE_SENT):
+        return DeletionState.DELETED, "deleted by an earlier pass of this undo (its answer was lost)"
+    return DeletionState.GONE, ALREADY_GONE
+
+
+def _record_outcome(journal: Journal, run_id: int, kind: str, key: str, deleted: bool) -> None:
+    """A DELETE Kinde confirmed, or its answer that there was nothing to delete (gone since we looked)."""
+    journal.record_deletion(run_id, kind, key, *((DeletionState.DELETED, None) if deleted else GONE_SINCE))
 
 
 async def _undo_organizations(ctx: RunContext) -> None:
@@ -129,18 +162,19 @@ async def _undo_organizations(ctx: RunContext) -> None:
     for item in todo:
         # no code: the run sent the create and stopped before Kinde's answer was recorded; ours if it landed
         clerk_org_id, code = item["key"], item["kinde_ref"] or by_external.get(item["key"])
-        if code not in external:
-            journal.record_deletion(run_id, "organization", clerk_org_id, DeletionState.DELETED, "already gone")
+        if code not in external:  # every organization listed, this one not among them: proof it is gone
+            journal.record_deletion(run_id, "organization", clerk_org_id, *_absent(item))
             continue
         if external[code] != clerk_org_id:
             detail = f"its external_id is now {external[code] or '(none)'}: not ours, kept"
             journal.record_deletion(run_id, "organization", clerk_org_id, DeletionState.KEPT, detail)
             continue
-        await _delete_if_unused(ctx, clerk_org_id, code)
+        await _delete_if_unused(ctx, item, code)
 
 
-async def _delete_if_unused(ctx: RunContext, clerk_org_id: str, code: str) -> None:
+async def _delete_if_unused(ctx: RunContext, item: Any, code: str) -> None:
     journal, run_id = ctx.journal, ctx.run.id
+    clerk_org_id = item["key"]
     try:
         members = await ctx.kinde.organization_user_ids(code)
         if members:
@@ -148,13 +182,17 @@ async def _delete_if_unused(ctx: RunContext, clerk_org_id: str, code: str) -> No
             journal.record_deletion(run_id, "organization", clerk_org_id, DeletionState.KEPT, detail)
             ctx.emit(Notice(f"organization {code}: {detail}", level="warning"))
             return
-        await ctx.kinde.delete_organization(code)
+        if members is None:  # Kinde: no such organization (gone since it was listed)
+            journal.record_deletion(run_id, "organization", clerk_org_id, *_absent(item))
+            return
+        _sending(journal, run_id, "organization", clerk_org_id)
+        deleted = await ctx.kinde.delete_organization(code)
     except FATAL:
         raise
     except ApiError as exc:
-        journal.record_deletion(run_id, "organization", clerk_org_id, DeletionState.FAILED, str(exc))
+        journal.record_deletion(run_id, "organization", clerk_org_id, DeletionState.FAILED, _failed(item, exc))
         return
-    journal.record_deletion(run_id, "organization", clerk_org_id, DeletionState.DELETED)
+    _record_outcome(journal, run_id, "organization", clerk_org_id, deleted)
 
 
 async def _undo_roles(ctx: RunContext) -> None:
@@ -165,16 +203,17 @@ async def _undo_roles(ctx: RunContext) -> None:
     ids = {r.get("key"): r.get("id") for r in await ctx.kinde.list_roles()}
     for item in todo:
         key = item["key"]
-        if key not in ids:
-            journal.record_deletion(run_id, "role", key, DeletionState.DELETED, "already gone")
+        if key not in ids:  # every role listed, this one not among them: proof it is gone
+            journal.record_deletion(run_id, "role", key, *_absent(item))
         elif journal.role_used_elsewhere(ctx.run.parent_run_id or 0, key):
             journal.record_deletion(run_id, "role", key, DeletionState.KEPT, "another run's memberships give it")
         else:
             try:
-                await ctx.kinde.delete_role(str(ids[key]))
+                _sending(journal, run_id, "role", key)
+                deleted = await ctx.kinde.delete_role(str(ids[key]))
             except FATAL:
                 raise
             except ApiError as exc:  # Kinde refuses a role still assigned: someone else uses it
                 journal.record_deletion(run_id, "role", key, DeletionState.KEPT, f"Kinde refused: {exc}")
                 continue
-            journal.record_deletion(run_id, "role", key, DeletionState.DELETED)
+            _record_outcome(journal, run_id, "role", key, deleted)

@@ -62,7 +62,7 @@ async def apply_updates(ctx: RunContext) -> None:
             ctx.journal.record_update(ctx.run.id, update["clerk_id"])
         ctx.emit(PhaseAdvanced("update", done, len(updates) + len(removals)))
     for done, removal in enumerate(removals, start=len(updates) + 1):
-        await delete_ours(ctx, "user", removal["key"], removal["kinde_ref"])
+        await delete_ours(ctx, "user", removal)
         ctx.emit(PhaseAdvanced("update", done, len(updates) + len(removals)))
     ctx.emit_pacing()
     ctx.emit(PhaseFinished("update"))

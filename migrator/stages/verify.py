@@ -36,14 +36,16 @@ from typing import Any
 from migrator.errors import EXIT_FAILURES, EXIT_OK, ApiError
 from migrator.events import Notice, PhaseAdvanced, PhaseFinished, PhaseStarted
 from migrator.journal import MembershipState, UserState
+from migrator.kinde.client import gone
 from migrator.report_files import VERIFY, run_dir, write_rows, write_summary
 from migrator.stages.context import RunContext, Ticker, task_group
 from migrator.stages.verify_extras import extra_user_findings, role_permission_findings
 from migrator.stages.verify_fresh import stage_fresh_plans
 
 EXPORT_MODE = "export"  # migrator.exporting's run mode (not imported: exporting imports the pipeline)
-KINDS = ("missing", "duplicated", "unexpected", "drift", "incomplete", "api_pending")
-BLOCKING = ("missing", "duplicated", "incomplete")  # any of these: exit 1
+UNDO_MODE = "undo"
+KINDS = ("missing", "duplicated", "unexpected", "drift", "incomplete", "api_pending", "not_gone")
+BLOCKING = ("missing", "duplicated", "incomplete", "not_gone")  # any of these: exit 1
 NOT_CHECKED = {"password_reset_requested": "Kinde's API does not return it for a user"}
 VERIFY_COLUMNS = ("kind", "clerk_id", "kinde_id", "field", "expected", "found")
 READ_PHASE, IDENTITIES_PHASE, MEMBERS_PHASE = "Read Kinde users", "Read identities", "Read memberships"
@@ -95,6 +97,8 @@ async def verify(ctx: RunContext, *, fresh: bool = False) -> Verification:
     ``fresh``: compare with Clerk's users as they are now (re-read) rather than the run's staged plans."""
     journal, run = ctx.journal, ctx.run
     verify_id = journal.start_verification(run.id)
+    if run.mode == UNDO_MODE:
+        return await _verify_undo(ctx, verify_id)
     if fresh:
         await stage_fresh_plans(ctx, verify_id)
         journal.find_clerk_changes(verify_id, run.id)
@@ -111,13 +115,27 @@ async def verify(ctx: RunContext, *, fresh: bool = False) -> Verification:
     journal.find_missing_duplicated_unexpected(verify_id, run.id, unexpected=run.mode != "canary")
     if _imported(ctx):
         journal.find_api_pending(verify_id, run.id)
-    kinds = [kind for kind in KINDS if kind != "api_pending" or _imported(ctx)]
+    kinds = [kind for kind in KINDS if kind != "not_gone" and (kind != "api_pending" or _imported(ctx))]
+    return _conclude(ctx, verify_id, kinds, journal.expected_user_count(run.id))
+
+
+async def _verify_undo(ctx: RunContext, verify_id: int) -> Verification:
+    """An undo's verify: every Kinde user read back, and each user the undo counted deleted or already gone
+    must be absent (``not_gone`` otherwise). Nothing else of Kinde is the undo's business."""
+    await _read_users(ctx, verify_id)
+    ctx.journal.find_undone_present(verify_id, ctx.run.id)
+    return _conclude(ctx, verify_id, ["not_gone"], ctx.journal.undone_user_count(ctx.run.id))
+
+
+def _conclude(ctx: RunContext, verify_id: int, kinds: list[str], expected_users: int) -> Verification:
+    """The verdict from the recorded findings: journaled, verify.csv and summary.json written."""
+    journal, run = ctx.journal, ctx.run
     counts = {kind: 0 for kind in kinds} | journal.finding_counts(verify_id)
     result = Verification(
         verify_id=verify_id,
         run_id=run.id,
         kinde_users=journal.kinde_user_count(verify_id),
-        expected_users=journal.expected_user_count(run.id),
+        expected_users=expected_users,
         counts=counts,
         examples={kind: [dict(row) for row in journal.findings(verify_id, kind, EXAMPLES)] for kind in kinds},
     )
@@ -204,7 +222,7 @@ async def _identities_or_none(ctx: RunContext, kinde_id: str) -> list[tuple[str,
     try:
         return await ctx.kinde.user_identities(kinde_id)
     except ApiError as exc:
-        if exc.status in (400, 404) and "USER" in (exc.code or "USER_NOT_FOUND").upper():
+        if gone(exc, "user"):
             ctx.emit(Notice(f"Kinde user {kinde_id} vanished while being verified: {exc}", level="warning"))
             return None
         raise
