@@ -8,11 +8,12 @@ flag (typer's rich panel labels every flag ``<bool>``), fits 80 columns and read
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+
+from migrator import __version__
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
 
@@ -49,10 +50,8 @@ OUTPUT = Verbosity()
 
 
 def package_version() -> str:
-    try:
-        return version("migrator")
-    except PackageNotFoundError:  # running from a source tree that was never installed
-        return "unknown"
+    """``migrator/__init__.py``'s ``__version__``: the one place, which the build also reads (pyproject.toml)."""
+    return __version__
 
 
 def _show_version(value: bool) -> None:
