@@ -84,7 +84,10 @@ def test_every_people_facing_csv_of_a_run_is_guarded_and_reads_back_exactly(sand
     assert ("email", FORMULA_EMAIL) in held and ("username", "-u17") in held
     for i in HOSTILE_TEXT:  # names reach Kinde as Clerk holds them
         user = kinde[dataset.user_id(i)]
-        assert (user["given_name"], user["family_name"]) == (dataset.user(i)["first_name"], dataset.user(i)["last_name"])
+        assert (user["given_name"], user["family_name"]) == (
+            dataset.user(i)["first_name"],
+            dataset.user(i)["last_name"],
+        )
 
 
 def _upload(sandbox: Sandbox, path: Path, fmt: str) -> None:

@@ -32,7 +32,9 @@ def test_unguard_inverts_guard(value: str) -> None:
 def test_a_guarded_cell_never_begins_with_a_formula_character(value: str) -> None:
     cell = guard(value)
     assert cell[:1] not in FORMULA_STARTS
-    assert (cell != value) == (value[:1] in FORMULA_STARTS or (value[:1] == GUARD and value[1:2] in {*FORMULA_STARTS, GUARD}))
+    assert (cell != value) == (
+        value[:1] in FORMULA_STARTS or (value[:1] == GUARD and value[1:2] in {*FORMULA_STARTS, GUARD})
+    )
 
 
 @given(tricky)
