@@ -5,10 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import re
+import tempfile
+from pathlib import Path
 
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from migrator.only_file import read_only_ids
 from migrator.people_csv import FORMULA_STARTS, GUARD, guard, read_csv, unguard, write_csv
 
 # The rule README gives a script that reads our reports back (one leading apostrophe, only before these).
@@ -78,3 +81,15 @@ def test_none_is_an_empty_cell_and_numbers_are_text() -> None:
     buffer = io.StringIO(newline="")
     write_csv(buffer, [[None, 3, -1]], lineterminator="\n")
     assert buffer.getvalue() == ",3,'-1\n"
+
+
+@given(st.lists(st.tuples(st.from_regex(r"user_[A-Za-z0-9]{4,12}", fullmatch=True), tricky), min_size=1, max_size=5))
+def test_only_file_reads_the_ids_of_a_list_written_by_the_people_writer(listed: list[tuple[str, str]]) -> None:
+    """api-users.csv is a list for people (guarded) and the input of `run --only-file` (unguarded on read)."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "api-users.csv"
+        with path.open("w", newline="", encoding="utf-8") as handle:
+            write_csv(handle, listed, ["clerk_id", "reason"], lineterminator="\n")
+        assert read_only_ids(path) == {clerk_id for clerk_id, _ in listed}
+        with path.open(newline="", encoding="utf-8") as handle:
+            assert [tuple(row) for row in read_csv(handle)][1:] == listed
