@@ -32,6 +32,7 @@ from typing import Any, TextIO
 GUARD = "'"
 FORMULA_STARTS = frozenset("=+-@\t\r\n＝＋－＠")
 _AFTER_GUARD = FORMULA_STARTS | {GUARD}
+_CRLF = "\r\n"
 
 
 def guard(value: str) -> str:
@@ -58,15 +59,19 @@ def write_csv(
     rows: Iterable[Sequence[Any]],
     header: Sequence[str] | None = None,
     *,
-    lineterminator: str = "\r\n",
+    lineterminator: str = _CRLF,
 ) -> None:
     """Write ``header`` (when given) and ``rows``, every cell guarded; None is an empty cell.
 
     Rows are formatted with CSV's own CRLF terminator, so a cell holding a CR or LF is always quoted
     (``csv`` quotes only the characters of its terminator), then end with ``lineterminator``."""
+    rows = rows if header is None else chain([header], rows)
+    if lineterminator == _CRLF:  # the reports: csv's own terminator, one writer for the stream
+        csv.writer(handle).writerows([_cell(value) for value in row] for row in rows)
+        return
     line = io.StringIO()
     writer = csv.writer(line)
-    for row in rows if header is None else chain([header], rows):
+    for row in rows:
         line.seek(0)
         line.truncate()
         writer.writerow([_cell(value) for value in row])
