@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from migrator.people_csv import FORMULA_STARTS, read_csv
-from migrator.sandbox.generator import FORMULA_EMAIL, FORMULA_NAME_USER, HOSTILE_TEXT
+from migrator.sandbox.generator import FORMULA_EMAIL, FORMULA_NAME_USER, HOSTILE_TEXT, Dataset
 from migrator.sandbox.hashing import CLERK_HASHERS
 from migrator.sandbox.kinde_app import KindeSandboxConfig
 from migrator.sandbox.server import Sandbox, SandboxOptions
@@ -138,3 +138,16 @@ def test_every_csv_writer_of_the_core_is_the_people_writer_or_an_import_file() -
         if "sandbox" not in path.parts and re.search(r"csv\.(writer|DictWriter)\(", path.read_text(encoding="utf-8"))
     }
     assert writers == {"people_csv.py", "stages/export_files.py"}
+
+
+def test_the_generator_makes_its_hostile_text_users_eligible_and_only_with_the_problem_users() -> None:
+    dataset = Dataset(60, seed=5)
+    seventeen = dataset.expected(FORMULA_NAME_USER)
+    assert seventeen["eligible"] and (seventeen["email"], seventeen["username"]) == (FORMULA_EMAIL, "-u17")
+    for i, values in HOSTILE_TEXT.items():
+        user = dataset.user(i)
+        assert dataset.expected(i)["eligible"]
+        assert all(user[field] == value for field, value in values.items() if field != "email")
+    assert dataset.export_row(FORMULA_NAME_USER)["primary_email_address"] == "\t" + FORMULA_EMAIL  # Clerk's guard
+    small = Dataset(49, seed=5)
+    assert FORMULA_EMAIL not in {e["email_address"] for i in range(small.n) for e in small.user(i)["email_addresses"]}

@@ -165,8 +165,8 @@ INVALID_PHONE = "+10995550123"
 # Text a spreadsheet would run, and markup, in the values people read in our reports (present with the
 # problem users, n >= 50; eligible, kinds drawn as usual, so every count above holds). User 17 (an
 # email + password problem user) gets a formula-leading primary email (``=`` is valid before the @),
-# a markup last name and a username beginning with ``-`` (Clerk's username policy allows letters,
-# digits, ``_`` and ``-``; whether it may begin with ``-`` is not documented: a plausible form).
+# a markup last name and a username beginning with ``-`` (whether Clerk accepts one is not in our
+# reference notes: a plausible form, which the migrator passes through as it is).
 FORMULA_EMAIL = "=hyperlink17@example.com"
 HOSTILE_TEXT: dict[int, dict[str, str]] = {
     FORMULA_NAME_USER: {"last_name": "<script>alert(1)</script>", "email": FORMULA_EMAIL, "username": "-u17"},
