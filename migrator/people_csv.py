@@ -2,11 +2,11 @@
 exact inverse for the files the migrator reads back (``run --only-file``).
 
 A spreadsheet (Excel, LibreOffice, Google Sheets) runs a cell that begins with ``=``, ``+``, ``-`` or
-``@`` as a formula, and OWASP counts a leading TAB, CR or LF among the risky starts; the values in our reports are chosen
-by Clerk users (an email ``=hyperlink...@example.com`` is a valid address, every E.164 phone begins
-with ``+``). Such a cell is written with a leading apostrophe, OWASP's recommendation (ASVS 1.2.10):
-a spreadsheet shows it as text, and unlike a TAB (Clerk's dashboard export uses one), the guard is not
-itself whitespace an import may trim away.
+``@`` as a formula, and OWASP counts a leading TAB, CR or LF among the risky starts; the values in our
+reports are chosen by Clerk users (an email ``=hyperlink...@example.com`` is a valid address, every
+E.164 phone begins with ``+``). Such a cell is written with a leading apostrophe, OWASP's
+recommendation (ASVS 1.2.10): a spreadsheet shows it as text, and unlike a TAB (Clerk's dashboard
+export uses one), the guard is not itself whitespace an import may trim away.
 
 The rule, precisely (the reader strips exactly what the writer adds, so every string round-trips):
 
