@@ -3,7 +3,6 @@ stdout), skipped users with their reasons, and warnings by kind with counts. Kep
 
 from __future__ import annotations
 
-import csv
 import sys
 from itertools import islice
 from pathlib import Path
@@ -15,6 +14,7 @@ from rich.console import Console
 from migrator.config import Settings
 from migrator.errors import ConfigError
 from migrator.journal import JOURNAL_FILE, Journal
+from migrator.people_csv import write_csv
 from migrator.report_files import RUNS_DIR, SKIPPED
 from migrator.status_lists import (
     FAILED_USER_COLUMNS,
@@ -47,9 +47,8 @@ def json_lists(journal: Journal, run_id: int, all_failed: bool) -> dict[str, Any
 
 
 def write_failed_csv(journal: Journal, run_id: int) -> None:
-    writer = csv.DictWriter(sys.stdout, fieldnames=FAILED_USER_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(failed_user_rows(journal, run_id))
+    rows = ([row[column] for column in FAILED_USER_COLUMNS] for row in failed_user_rows(journal, run_id))
+    write_csv(sys.stdout, rows, FAILED_USER_COLUMNS, lineterminator="\n")
 
 
 UNDO_ITEM_COLUMNS = ["state", "kind", "key", "detail"]
@@ -57,9 +56,8 @@ UNDO_ITEM_COLUMNS = ["state", "kind", "key", "detail"]
 
 def write_undo_items_csv(undo: dict[str, Any]) -> None:
     """An undo run has no users: ``--failed --csv`` lists the items it failed on or kept, with why."""
-    writer = csv.DictWriter(sys.stdout, fieldnames=UNDO_ITEM_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows({"state": state, **item} for state in ("failed", "kept") for item in undo[state])
+    rows = ([state, item["kind"], item["key"], item["detail"]] for state in ("failed", "kept") for item in undo[state])
+    write_csv(sys.stdout, rows, UNDO_ITEM_COLUMNS, lineterminator="\n")
 
 
 def print_lists(out: Console, journal: Journal, run_id: int, *, all_failed: bool) -> None:

@@ -1,15 +1,17 @@
 """``migrator run --only-file``: the Clerk ids a canary run is limited to.
 
 Either a plain list (one id a line, ``#`` comments) or a CSV with a ``clerk_id`` column, such as
-the ``api-users.csv`` that ``migrator export`` writes for the users no import file can carry.
+the ``api-users.csv`` that ``migrator export`` writes for the users no import file can carry, or a
+report of a run (``not-in-kinde.csv``, ``failures.csv``): cells are read through ``people_csv``, which
+strips the spreadsheet guard those files are written with.
 """
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 from migrator.errors import InputError
+from migrator.people_csv import read_csv
 
 
 def read_only_ids(path: Path | None) -> frozenset[str] | None:
@@ -18,7 +20,7 @@ def read_only_ids(path: Path | None) -> frozenset[str] | None:
         return None
     try:
         with path.open(newline="", encoding="utf-8") as handle:
-            rows = [row for row in csv.reader(handle) if row and not row[0].lstrip().startswith("#")]
+            rows = [row for row in read_csv(handle) if row and not row[0].lstrip().startswith("#")]
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: cannot read the --only-file list ({exc.__class__.__name__})") from None
     header = [cell.strip() for cell in rows[0]] if rows else []

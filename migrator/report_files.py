@@ -16,7 +16,6 @@ sees half a file. No report holds a password digest, a token or a secret: the jo
 from __future__ import annotations
 
 import contextlib
-import csv
 import json
 import os
 from collections.abc import Iterable, Sequence
@@ -25,6 +24,7 @@ from typing import Any
 
 from migrator.errors import JournalError
 from migrator.journal import Journal
+from migrator.people_csv import write_csv
 
 RUNS_DIR = "runs"
 SUMMARY = "summary.json"
@@ -53,14 +53,10 @@ def run_dir(state_dir: Path, run_id: int) -> Path:
 
 
 def write_rows(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> Path:
-    """A CSV report, streamed, 0600, atomically in place."""
+    """A CSV report for people, streamed, 0600, atomically in place, every cell spreadsheet-safe
+    (``people_csv``: a value a spreadsheet could run as a formula gets a leading apostrophe)."""
 
-    def fill(handle: Any) -> None:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        writer.writerows(["" if value is None else value for value in row] for row in rows)
-
-    return _write_atomically(path, fill)
+    return _write_atomically(path, lambda handle: write_csv(handle, rows, header))
 
 
 def write_json(path: Path, data: dict[str, Any]) -> Path:

@@ -47,6 +47,7 @@ Deliberately problematic users at fixed indexes, present only when ``n >= 50``
 * 7: web3 wallet only (no email, phone or username) -> not migratable, ``no_identifier``.
 * 11 and 12: share ``alex.morgan@example.com`` (11's primary, 12's verified secondary).
 * 17: first name starts with ``=`` (formula guard in the CSV name column, quotes and commas).
+* 17, 41, 43, 44: formula-leading and markup names, email, username (``HOSTILE_TEXT``; still eligible).
 * 21 ``sam_taylor`` (email + password) and 22 ``Sam_Taylor`` (username only): equal ignoring case.
 * 23: an invalid phone number (``+10995550123``) as primary phone, plus a valid email.
 * 25 ``jordan_lee`` and 26 ``JORDAN_LEE``: equal ignoring case, both with an email.
@@ -160,6 +161,19 @@ PROBLEM_USERS: dict[int, str] = {
 }
 SHARED_EMAIL = "alex.morgan@example.com"
 INVALID_PHONE = "+10995550123"
+
+# Text a spreadsheet would run, and markup, in the values people read in our reports (present with the
+# problem users, n >= 50; eligible, kinds drawn as usual, so every count above holds). User 17 (an
+# email + password problem user) gets a formula-leading primary email (``=`` is valid before the @),
+# a markup last name and a username beginning with ``-`` (whether Clerk accepts one is not in our
+# reference notes: a plausible form, which the migrator passes through as it is).
+FORMULA_EMAIL = "=hyperlink17@example.com"
+HOSTILE_TEXT: dict[int, dict[str, str]] = {
+    FORMULA_NAME_USER: {"last_name": "<script>alert(1)</script>", "email": FORMULA_EMAIL, "username": "-u17"},
+    41: {"first_name": "+Plus", "last_name": "@Mention"},
+    43: {"first_name": "-Dash", "last_name": "<b>Bold</b>"},
+    44: {"first_name": "@Handle", "last_name": "=1+1"},
+}
 
 # Memberships: user i has MEMBERSHIP_PATTERN[i % 10] memberships (the second one only when there
 # are at least two organizations), so membership positions map to users arithmetically.
@@ -434,6 +448,15 @@ class _Profile:
         return None if self.primary_phone is None else self.phones[self.primary_phone].number
 
 
+def _apply_hostile_text(p: _Profile, values: Mapping[str, str]) -> None:
+    """Overwrite names, the primary email's address and the username of a HOSTILE_TEXT user."""
+    p.first_name = values.get("first_name", p.first_name)
+    p.last_name = values.get("last_name", p.last_name)
+    p.username = values.get("username", p.username)
+    if "email" in values and p.primary_email is not None:
+        p.emails[p.primary_email].address = values["email"]
+
+
 class Dataset:
     """A synthetic Clerk instance of ``users`` users, identical for identical arguments.
 
@@ -677,6 +700,8 @@ class Dataset:
         p.updated_at = max(created + rng.randrange(0, 30 * DAY_MS), p.last_sign_in_at or 0)
         if self._problems_enabled and i in PROBLEM_USERS:
             self._apply_problem(p)
+        if self._problems_enabled and i in HOSTILE_TEXT:
+            _apply_hostile_text(p, HOSTILE_TEXT[i])
         return p
 
     @staticmethod

@@ -40,6 +40,7 @@ from migrator.kinde.import_files import (
     place,
 )
 from migrator.models import PasswordImport, plan_from_record
+from migrator.people_csv import write_csv
 from migrator.stages.context import RunContext, Ticker
 
 MANIFEST = "manifest.json"
@@ -125,6 +126,14 @@ def _csv_text(columns: Iterable[str], rows: Iterable[Mapping[str, str]], header:
     return buffer.getvalue().encode("utf-8")
 
 
+def _api_user_line(clerk_id: str, reason: str) -> bytes:
+    """A line of api-users.csv: a list for people (spreadsheet-safe cells, ``people_csv``) that
+    ``run --only-file`` also reads back, through the reader that strips the guard."""
+    buffer = io.StringIO()
+    write_csv(buffer, [(clerk_id, reason)], lineterminator="\n")
+    return buffer.getvalue().encode("utf-8")
+
+
 _LAYOUT: dict[str, tuple[str, str, bytes]] = {
     Target.KINDE_NDJSON: ("kinde-users", "ndjson", b""),
     Target.KINDE_CSV: ("kinde-users", "csv", _csv_text(CSV_COLUMNS, [], header=True)),
@@ -184,8 +193,7 @@ def _write_user(
     placement = place(plan, password, request.fmt)
     target = placement.target
     if target == Target.API:
-        listed = {"clerk_id": plan.clerk_id, "reason": placement.reason or ""}
-        writers.get(Target.API).write(_csv_text(("clerk_id", "reason"), [listed]))
+        writers.get(Target.API).write(_api_user_line(plan.clerk_id, placement.reason or ""))
         if not request.dry_run:
             ctx.journal.mark_api_path(ctx.run.id, [plan.clerk_id])
         tallies["api"][placement.reason or "api"] += 1
