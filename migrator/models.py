@@ -91,6 +91,14 @@ class SocialIdentity:
 
 
 @dataclass(frozen=True, slots=True)
+class SocialNotCarried:
+    """A Clerk external account that cannot become a Kinde identity (no usable value, unknown shape), and why."""
+
+    provider: str  # canonical (``oauth_google``), or ``unknown`` when the account's shape names none
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class Membership:
     """A Clerk organization membership, translated to Kinde role keys."""
 
@@ -116,6 +124,7 @@ class UserPlan:
     properties: dict[str, str] = field(default_factory=dict)  # Kinde property key -> value (``[properties]``)
     social: tuple[SocialIdentity, ...] = ()
     unmapped_providers: tuple[str, ...] = ()  # Clerk providers of this user with no Kinde connection mapped
+    social_not_carried: tuple[SocialNotCarried, ...] = ()  # mapped (or unreadable) accounts no identity carries
     warnings: tuple[str, ...] = ()  # per-user notes: dropped invalid phone, unverified extra email...
 
     @property
@@ -179,6 +188,12 @@ def plan_to_record(plan: UserPlan) -> dict[str, Any]:
         "suspended": plan.suspended,
         "properties": plan.properties,
         "social": [{"provider": s.provider, "connection_id": s.connection_id, "value": s.value} for s in plan.social],
+        # Only when there are some, so the plans of users without them keep their earlier form.
+        **(
+            {"social_not_carried": [{"provider": d.provider, "reason": d.reason} for d in plan.social_not_carried]}
+            if plan.social_not_carried
+            else {}
+        ),
     }
 
 
@@ -194,4 +209,5 @@ def plan_from_record(clerk_id: str, record: dict[str, Any]) -> UserPlan:
         suspended=bool(record.get("suspended")),
         properties=dict(record.get("properties") or {}),
         social=tuple(SocialIdentity(**social) for social in record.get("social") or ()),
+        social_not_carried=tuple(SocialNotCarried(**item) for item in record.get("social_not_carried") or ()),
     )
