@@ -35,6 +35,9 @@ class ExportRow:
     password_digest: str | None = field(default=None, repr=False)
     # Whether the totp_secret cell is filled: the secret itself is never kept (users must re-enrol).
     has_totp: bool = False
+    # "json": Clerk's JSON export, where row_number is the user's ordinal and the email and phone lists
+    # (which it does not split by verification) are in the unverified_* fields.
+    source: Literal["csv", "json"] = "csv"
 
 
 @dataclass(frozen=True, slots=True)

@@ -385,17 +385,20 @@ def row_problems(row: ExportRow) -> list[str]:
     Checks identifiers with the same rules the mapping uses, so a warning here predicts what
     mapping will drop. Never mentions the digest's value.
     """
-    where = f"row {row.row_number} ({row.user_id})"
+    json_export = row.source == "json"
+    where = f"{'user' if json_export else 'row'} {row.row_number} ({row.user_id})"
     problems: list[str] = []
     emails = [("primary_email_address", row.primary_email)] if row.primary_email else []
     emails += [("verified_email_addresses", value) for value in row.verified_emails]
-    emails += [("unverified_email_addresses", value) for value in row.unverified_emails]
+    listed = "email_addresses" if json_export else "unverified_email_addresses"
+    emails += [(listed, value) for value in row.unverified_emails]
     for column, value in emails:
         if email_problem(value) is not None:
             problems.append(f"{where}: {column}: {_shown(value)} is not a valid email address")
     phones = [("primary_phone_number", row.primary_phone)] if row.primary_phone else []
     phones += [("verified_phone_numbers", value) for value in row.verified_phones]
-    phones += [("unverified_phone_numbers", value) for value in row.unverified_phones]
+    listed = "phone_numbers" if json_export else "unverified_phone_numbers"
+    phones += [(listed, value) for value in row.unverified_phones]
     for column, value in phones:
         if parse_phone(value) is None:
             problems.append(f"{where}: {column}: {_shown(value)} is not a valid phone number")
