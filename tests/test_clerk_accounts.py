@@ -17,16 +17,30 @@ from migrator.mapping import MappingOptions, plan_user, social_identities
 from migrator.models import UserPlan, plan_from_record, plan_to_record
 
 CURRENT = {
-    "object": "external_account", "id": "eac_1", "provider": "oauth_google", "identification_id": "idn_1",
-    "provider_user_id": "107895751011250679587", "email_address": "jane@example.com", "first_name": "Jane",
+    "object": "external_account",
+    "id": "eac_1",
+    "provider": "oauth_google",
+    "identification_id": "idn_1",
+    "provider_user_id": "107895751011250679587",
+    "email_address": "jane@example.com",
+    "first_name": "Jane",
 }
 LEGACY = {  # Clerk's older user JSON (docs and real dumps): no provider, the id in google_id
-    "object": "google_account", "id": "idn_1o4qfbU8YjpJgClb", "google_id": "10086712340624",
-    "email_address": "boss@clerk.dev", "given_name": "Boss", "family_name": "Clerk", "picture": "https://x/y",
+    "object": "google_account",
+    "id": "idn_1o4qfbU8YjpJgClb",
+    "google_id": "10086712340624",
+    "email_address": "boss@clerk.dev",
+    "given_name": "Boss",
+    "family_name": "Clerk",
+    "picture": "https://x/y",
 }
 BARE = {  # Clerk's backend fixtures: a legacy object name with a bare provider name
-    "object": "google_account", "id": "idn_789", "provider": "google", "identification_id": "987",
-    "provider_user_id": "987654321012345678901", "email_address": "john.doe@example.com",
+    "object": "google_account",
+    "id": "idn_789",
+    "provider": "google",
+    "identification_id": "987",
+    "provider_user_id": "987654321012345678901",
+    "email_address": "john.doe@example.com",
 }
 
 
@@ -47,8 +61,18 @@ def test_a_legacy_account_without_email_is_carried_by_its_provider_id() -> None:
 
 
 def test_what_names_no_provider_is_unknown() -> None:
-    for raw in ("junk", 7, None, [], {}, {"object": "saml_account", "provider": ""}, {"object": "enterprise_account"},
-                {"object": "external_account"}, {"provider": 5}, {"provider": "oauth_"}):
+    for raw in (
+        "junk",
+        7,
+        None,
+        [],
+        {},
+        {"object": "saml_account", "provider": ""},
+        {"object": "enterprise_account"},
+        {"object": "external_account"},
+        {"provider": 5},
+        {"provider": "oauth_"},
+    ):
         assert read_external_account(raw).provider is None, raw
         assert read_external_account(raw).shape == "unknown"
 

@@ -65,7 +65,9 @@ def _text_field(path: Path, ordinal: int, user_id: str | None, user: Mapping[str
     if value is None or isinstance(value, str):
         return value.strip() if isinstance(value, str) and name != "password_digest" else value
     # Never the value itself: it may be a digest in the wrong place.
-    raise InputError(f"{_where(path, ordinal, user_id)}: field {name!r}: expected text or null, found {type(value).__name__}")
+    raise InputError(
+        f"{_where(path, ordinal, user_id)}: field {name!r}: expected text or null, found {type(value).__name__}"
+    )
 
 
 def _list_field(path: Path, ordinal: int, user_id: str, user: Mapping[str, Any], name: str) -> tuple[str, ...]:
@@ -269,7 +271,9 @@ class JsonExportFile:
             try:
                 text += decoder.decode(data, final=not data)
             except UnicodeDecodeError:
-                raise InputError(f"{_where(self.path, row_number)}: not valid UTF-8; save the export as UTF-8") from None
+                raise InputError(
+                    f"{_where(self.path, row_number)}: not valid UTF-8; save the export as UTF-8"
+                ) from None
             if not text.startswith("{"):
                 raise InputError(moved)
             try:
