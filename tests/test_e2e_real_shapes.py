@@ -44,8 +44,12 @@ def test_every_mapped_account_is_linked_or_named_whatever_its_shape(sandbox_fact
     shapes = {dataset.account_shape(i) for i in range(dataset.n)}
     assert shapes >= {"legacy", "bare", "legacy_bare", "no_identity", "unknown"}, shapes
     env = prepare(sandbox, tmp_path)
+    dry = run_cli("run", "--dry-run", "--json", cwd=tmp_path, env=env)
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    planned = json.loads(dry.stdout)["plan"]["social_not_carried"]
     result = run_cli("run", "--yes", cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stdout + result.stderr
+    assert "that no Kinde identity can carry" in result.stdout + result.stderr
     kinde = {u["provided_id"]: u for u in kinde_state(sandbox)["users"]}
 
     linked, named = 0, set()
@@ -62,6 +66,7 @@ def test_every_mapped_account_is_linked_or_named_whatever_its_shape(sandbox_fact
         assert social == wanted, clerk_id
         linked += len(wanted)
     assert linked and named
+    assert sum(planned.values()) == len(named) and set(planned) <= {"oauth_google", "oauth_github", "unknown"}
 
     verified = run_cli("verify", "--json", cwd=tmp_path, env=env)
     assert verified.returncode == 0, verified.stdout + verified.stderr  # not blocking: nothing could add them
