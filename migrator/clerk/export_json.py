@@ -8,7 +8,8 @@ array with those two as one string joined by ``|`` and no ``primary_*`` fields. 
 
 The file can hold a million users, so it is never loaded whole: ``scan`` streams it through ijson's
 push parser, which checks the whole document, and notes where each user object starts (its byte
-offset) and its ordinal; ``row_at`` later reads exactly that object again. Digests stay in the file.
+offset) and its ordinal; each user's checked bytes are then built by the standard library's decoder.
+``row_at`` later reads exactly that object again. Digests stay in the file.
 
 ijson reports no byte positions, so the scan feeds the parser pieces cut just before each ``{`` that
 can open a user (after ``[``, ``,`` or ``}``): the user's ``start_map`` then arrives during the send of
@@ -147,7 +148,7 @@ class JsonExportFile:
         events = ijson.sendable_list()
         parser = ijson.basic_parse_coro(events, multiple_values=True, use_float=True)
         depth, user_depth, ordinal, offset = 0, None, 0, 0
-        builder: Any = None
+        raw: list[bytes] | None = None  # the pieces of the user being read (ijson checks, json builds)
         last_id: str | None = None
         position, previous = self._start, b""
 
@@ -155,10 +156,12 @@ class JsonExportFile:
             after = f" after user {ordinal}" + (f" ({last_id})" if last_id else "") if ordinal else ""
             return InputError(f"{self.path}: malformed JSON{after}: {detail}; export it again")
 
-        def consume(piece_start: int, opens_user: bool) -> Iterator[tuple[int, int, Any]]:
-            nonlocal depth, user_depth, ordinal, offset, builder, last_id
+        def consume(piece: bytes, piece_start: int) -> Iterator[tuple[int, int, Any]]:
+            nonlocal depth, user_depth, ordinal, offset, raw, last_id
             first = True
-            for event, value in events:
+            if raw is not None:
+                raw.append(piece)
+            for event, _ in events:
                 if user_depth is None:  # the first event says which shape this is
                     if event == "start_array":
                         user_depth = 1
@@ -166,13 +169,13 @@ class JsonExportFile:
                         user_depth = 0
                     else:
                         raise InputError(f"{self.path}: not a list of users (a JSON array or one object per line)")
-                if builder is None and depth == user_depth and event != "end_array":
+                if raw is None and depth == user_depth and event != "end_array":
                     ordinal += 1
                     if event != "start_map":
                         raise InputError(f"{_where(self.path, ordinal)}: not a JSON object (each user is an object)")
-                    if not (first and opens_user):
+                    if not (first and piece[:1] == b"{"):
                         raise InputError(f"{_where(self.path, ordinal)}: cannot tell where this user starts")
-                    offset, builder = piece_start, ijson.ObjectBuilder()
+                    offset, raw = piece_start, [piece]
                 elif depth == 0 and user_depth == 1 and event == "start_array" and ordinal:
                     raise InputError(f"{self.path}: a second list after user {ordinal}; give one list of users")
                 first = False
@@ -180,11 +183,14 @@ class JsonExportFile:
                     depth += 1
                 elif event in ("end_map", "end_array"):
                     depth -= 1
-                if builder is not None:
-                    builder.event(event, value)
-                    if depth == user_depth:
-                        user = builder.value
-                        builder = None
+                    if raw is not None and depth == user_depth:
+                        # ijson has checked these bytes; the standard library's decoder builds the object
+                        # (faster than building it event by event), ignoring the separators after it.
+                        try:
+                            user = _DECODER.raw_decode(b"".join(raw).decode("utf-8"))[0]
+                        except (UnicodeDecodeError, json.JSONDecodeError):
+                            raise broken("unreadable user") from None
+                        raw = None
                         last_id = user.get("id") if isinstance(user.get("id"), str) else None
                         yield offset, ordinal, user
             del events[:]
@@ -200,11 +206,12 @@ class JsonExportFile:
                 for start, end in pairwise(bounds):
                     if start == end:
                         continue
+                    piece = chunk[start:end]
                     try:
-                        parser.send(chunk[start:end])
+                        parser.send(piece)
                     except ijson.JSONError:
                         raise broken("unexpected content") from None
-                    yield from consume(position + start, chunk[start : start + 1] == b"{")
+                    yield from consume(piece, position + start)
                 position += len(chunk)
                 stripped = chunk.rstrip(_BLANKS)
                 previous = stripped[-1:] if stripped else previous
@@ -212,10 +219,10 @@ class JsonExportFile:
                 parser.close()
             except ijson.JSONError:
                 raise broken("the file ends inside a value") from None
-            yield from consume(position, False)
+            yield from consume(b"", position)
         if user_depth is None:
             raise InputError(f"{self.path}: the file is empty; expected Clerk's export (a JSON list of users)")
-        if builder is not None or depth != 0:
+        if raw is not None or depth != 0:
             raise broken("the file ends inside a value")
 
     def scan(self, *, check_duplicates: bool = True) -> Iterator[ExportIndexEntry]:
@@ -264,7 +271,7 @@ class JsonExportFile:
 
     def _object_at(self, offset: int, row_number: int, moved: str) -> Any:
         decoder = codecs.getincrementaldecoder("utf-8")()
-        text, size = "", CHUNK
+        text, size = "", 4096  # a user is usually well under 4 KB
         self._handle.seek(offset)
         while True:
             data = self._handle.read(size)
