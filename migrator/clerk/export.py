@@ -23,7 +23,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO
+from typing import BinaryIO, Self
 
 from migrator.errors import InputError
 from migrator.mapping import email_problem, parse_phone
@@ -153,12 +153,8 @@ def _showable_columns(cells: Sequence[str]) -> str:
     return ", ".join(shown) if shown else "none"
 
 
-class ExportFile:
-    """One Clerk dashboard export, opened once, header parsed once.
-
-    ``scan()`` and ``rows()`` each stream the file through their own handle, so they may be
-    interleaved with ``row_at`` (which seeks the shared handle under a lock) in any order.
-    """
+class OpenedExport:
+    """An export file held open for ``row_at``, which seeks its one handle under a lock (CSV and JSON)."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -167,24 +163,33 @@ class ExportFile:
         except OSError as exc:
             raise InputError(f"{self.path}: cannot open the Clerk export ({exc.strerror})") from None
         self._lock = threading.Lock()
-        try:
-            self._read_header()
-        except BaseException:
-            self._handle.close()
-            raise
-
-    # -- lifecycle ---------------------------------------------------------------------------
 
     def close(self) -> None:
         self._handle.close()
 
-    def __enter__(self) -> ExportFile:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+class ExportFile(OpenedExport):
+    """One Clerk dashboard export, opened once, header parsed once.
+
+    ``scan()`` and ``rows()`` each stream the file through their own handle, so they may be
+    interleaved with ``row_at`` (which seeks the shared handle under a lock) in any order.
+    """
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        try:
+            self._read_header()
+        except BaseException:
+            self._handle.close()
+            raise
 
     # -- header ------------------------------------------------------------------------------
 

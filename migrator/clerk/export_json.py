@@ -22,16 +22,14 @@ from __future__ import annotations
 import codecs
 import json
 import re
-import threading
 from collections.abc import Iterator, Mapping
 from itertools import pairwise
 from pathlib import Path
-from types import TracebackType
-from typing import Any, BinaryIO
+from typing import Any
 
 import ijson
 
-from migrator.clerk.export import ExportFile, ExportIndexEntry, _id_key, _multi
+from migrator.clerk.export import ExportFile, ExportIndexEntry, OpenedExport, _id_key, _multi
 from migrator.errors import InputError
 from migrator.models import ExportRow
 
@@ -118,28 +116,12 @@ def user_row(path: Path, ordinal: int, user: Any) -> ExportRow:
     )
 
 
-class JsonExportFile:
+class JsonExportFile(OpenedExport):
     """One Clerk JSON export: ``scan``, ``rows`` and ``row_at`` as ``ExportFile`` has them for the CSV."""
 
     def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        try:
-            self._handle: BinaryIO = self.path.open("rb")
-        except OSError as exc:
-            raise InputError(f"{self.path}: cannot open the Clerk export ({exc.strerror})") from None
+        super().__init__(path)
         self._start = len(_UTF8_BOM) if self._handle.read(len(_UTF8_BOM)) == _UTF8_BOM else 0
-        self._lock = threading.Lock()
-
-    def close(self) -> None:
-        self._handle.close()
-
-    def __enter__(self) -> JsonExportFile:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
     # -- the streamed pass ------------------------------------------------------------------
 
