@@ -193,7 +193,7 @@ def _show_summary(summary: Summary, out: Console, as_json: bool) -> None:
 def run(
     clerk_export: Annotated[
         Path | None,
-        typer.Option("--clerk-export", help="Clerk dashboard CSV export (the only source of password digests)."),
+        typer.Option("--clerk-export", help="Clerk's export, the dashboard CSV or the JSON export (the only source of password digests)."),
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Read everything, write nothing; print the plan.")] = False,
     without_export: Annotated[

@@ -47,7 +47,7 @@ def export(
     ] = ImportFormat.kinde_ndjson,
     clerk_export: Annotated[
         Path | None,
-        typer.Option("--clerk-export", help="Clerk dashboard CSV export (the only source of password digests)."),
+        typer.Option("--clerk-export", help="Clerk's export, the dashboard CSV or the JSON export (the only source of password digests)."),
     ] = None,
     without_export: Annotated[
         bool, typer.Option("--without-export", help="Write the files without passwords (no Clerk export).")

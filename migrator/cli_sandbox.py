@@ -49,6 +49,12 @@ class ClerkCursor(StrEnum):
     rejected = "rejected"
 
 
+class JsonExportShape(StrEnum):
+    list = "list"
+    joined = "joined"
+    ndjson = "ndjson"
+
+
 class OutageStatus(StrEnum):
     internal = "500"
     bad_gateway = "502"
@@ -64,6 +70,9 @@ class ServeRequest:
     clerk_port: int = 0
     kinde_port: int = 0
     export_csv: Path | None = None
+    export_json: Path | None = None
+    export_json_shape: str = "list"
+    account_shapes: float = 0.0
     faults: str = "none"
     kinde_rps: float | None = None
     clerk_rps: int = 1000
@@ -124,6 +133,20 @@ Seed = Annotated[int, typer.Option(help="Seed of the generated data.")]
 ClerkPort = Annotated[int, typer.Option(help="Port of the Clerk emulator (0: any free port).", **conventions.PORT)]
 KindePort = Annotated[int, typer.Option(help="Port of the Kinde emulator (0: any free port).", **conventions.PORT)]
 ExportCsv = Annotated[Path | None, typer.Option(help="Also write Clerk's dashboard CSV export here.")]
+ExportJson = Annotated[Path | None, typer.Option(help="Also write Clerk's JSON export here (see --export-json-shape).")]
+ExportJsonShape = Annotated[
+    JsonExportShape,
+    typer.Option(help="The JSON export's shape: list (lists of emails), joined (emails joined by |), ndjson."),
+]
+AccountShapes = Annotated[
+    float,
+    typer.Option(
+        help="Share of users whose external account is served in an older Clerk shape (legacy objects, bare "
+        "provider names, accounts that cannot be linked).",
+        min=0.0,
+        max=1.0,
+    ),
+]
 Faults = Annotated[FaultProfileName, typer.Option(help="Fault profile for both APIs.")]
 KindeRps = Annotated[
     float | None, typer.Option(help="Kinde rate limit, requests/s (default: none).", callback=conventions.positive)
@@ -187,6 +210,9 @@ def sandbox_serve(
     clerk_port: ClerkPort = 0,
     kinde_port: KindePort = 0,
     export_csv: ExportCsv = None,
+    export_json: ExportJson = None,
+    export_json_shape: ExportJsonShape = JsonExportShape.list,
+    account_shapes: AccountShapes = 0.0,
     faults: Faults = FaultProfileName.none,
     kinde_rps: KindeRps = None,
     clerk_rps: ClerkRps = 1000,
@@ -215,6 +241,7 @@ def sandbox_serve(
     \b
     Examples:
       migrator sandbox serve --users 5000 --export-csv users.csv --faults light
+      migrator sandbox serve --export-json users.json --account-shapes 0.2
       migrator sandbox serve --kinde-rps 20 --shared-quota 0.5 --reset-form epoch
       migrator sandbox serve --token-max-uses 200 --without-scope update:users
       migrator sandbox serve --clerk-cursor ignored
@@ -231,6 +258,7 @@ def sandbox_serve(
         raise typer.BadParameter("--only-scope names every granted scope: leave out --without-scope")
     choices = {
         "faults": faults.value,
+        "export_json_shape": export_json_shape.value,
         "duplicate_status": int(duplicate_status.value),
         "reset_form": reset_form.value,
         "bad_token_status": int(bad_token_status.value),

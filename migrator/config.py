@@ -27,6 +27,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from migrator.clerk.accounts import canonical_provider
 from migrator.errors import ConfigError
 
 DEFAULT_CONFIG_FILE = Path("config/migrator.toml")
@@ -178,12 +179,20 @@ class Settings(BaseSettings):
     @field_validator("social_connections")
     @classmethod
     def _connections(cls, value: dict[str, str]) -> dict[str, str]:
+        # A provider may be written as Clerk spells it now (oauth_google) or bare (google, as older Clerk
+        # data has it): both name one provider, kept in the canonical spelling.
+        canonical: dict[str, str] = {}
         for provider, connection in value.items():
-            if not provider.startswith("oauth_") or not connection.strip():
+            name = canonical_provider(provider)
+            if name is None or not connection.strip():
                 raise ValueError(
-                    f"{provider!r}: give a Clerk provider (oauth_google, oauth_github, ...) and a Kinde connection id"
+                    f"{provider!r}: give a Clerk provider (oauth_google or google, oauth_github, ...) "
+                    "and a Kinde connection id"
                 )
-        return value
+            if name in canonical and canonical[name] != connection:
+                raise ValueError(f"{provider!r}: {name} is already mapped to {canonical[name]!r}")
+            canonical[name] = connection
+        return canonical
 
     @field_validator("clerk_api_url")
     @classmethod

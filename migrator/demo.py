@@ -180,6 +180,7 @@ def serve_options(request: ServeRequest) -> SandboxOptions:
         kinde_faults=fault_profile,
         clerk=clerk,
         kinde=kinde,
+        account_shapes=request.account_shapes,
     )
 
 
@@ -195,6 +196,10 @@ def serve_sandbox(request: ServeRequest) -> int:
         if request.export_csv is not None:
             rows = sandbox.write_export(request.export_csv)
             console.print(f"# wrote {rows} rows of Clerk's CSV export to {request.export_csv}", highlight=False)
+        if request.export_json is not None:
+            shape = request.export_json_shape
+            rows = sandbox.write_export(request.export_json, shape)  # type: ignore[arg-type]  (checked by the parser)
+            console.print(f"# wrote {rows} users of Clerk's JSON export ({shape}) to {request.export_json}", highlight=False)
         for name, value in sandbox.env().items():
             print(f"export {name}={value}", flush=True)
         console.print("# sandbox running; Ctrl-C to stop", highlight=False)

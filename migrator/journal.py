@@ -204,6 +204,7 @@ CARRIED_FLAGS = 2
 
 STEP_COLUMNS = ("lookup", "created", "password", "flags", "identities", "properties", "social")
 UNMAPPED_PROVIDER = "social_unmapped"  # problems.kind of a user's external account with no Kinde connection
+NOT_CARRIED_ACCOUNT = "social_not_carried"  # problems.kind of an external account no Kinde identity can carry
 LOOKUP_FIELDS = ("email", "username", "phone")
 
 _SCHEMA = """
@@ -1488,6 +1489,13 @@ class Journal:
                     "SELECT message, COUNT(DISTINCT clerk_id) FROM problems WHERE run_id = ? AND kind = ?"
                     " GROUP BY message ORDER BY 2 DESC, 1",
                     (run_id, UNMAPPED_PROVIDER),
+                )
+            ),
+            "social_not_carried": dict(
+                self._rows(
+                    "SELECT message, COUNT(DISTINCT clerk_id) FROM problems WHERE run_id = ? AND kind = ?"
+                    " GROUP BY message ORDER BY 2 DESC, 1",
+                    (run_id, NOT_CARRIED_ACCOUNT),
                 )
             ),
             "roles_permissions_pending": self._scalar(

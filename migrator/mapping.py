@@ -23,6 +23,7 @@ import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
 from migrator import passwords
+from migrator.clerk.accounts import canonical_provider, read_external_account
 from migrator.models import (
     ExportRow,
     Identity,
@@ -31,6 +32,7 @@ from migrator.models import (
     PasswordUnimportable,
     Skip,
     SocialIdentity,
+    SocialNotCarried,
     UserPlan,
 )
 
@@ -357,27 +359,44 @@ def property_values(source: Mapping[str, Any], specs: tuple[PropertySpec, ...], 
     return values
 
 
+def connection_for(connections: Mapping[str, str], provider: str) -> str | None:
+    """The Kinde connection mapped to a canonical provider; the table may spell it ``google`` or ``oauth_google``."""
+    found = connections.get(provider)
+    if found is None:
+        found = next((c for name, c in connections.items() if canonical_provider(name) == provider), None)
+    return found
+
+
 def social_identities(
     user: Mapping[str, Any], options: MappingOptions, notes: list[str]
-) -> tuple[tuple[SocialIdentity, ...], tuple[str, ...]]:
-    """(Kinde social identities for the mapped providers, Clerk providers left without a mapping)."""
+) -> tuple[tuple[SocialIdentity, ...], tuple[str, ...], tuple[SocialNotCarried, ...]]:
+    """(Kinde social identities for the mapped providers, Clerk providers left without a mapping, accounts
+    that cannot be carried). Each account not carried also gets a note: nothing is dropped silently."""
     identities: list[SocialIdentity] = []
     unmapped: list[str] = []
+    dropped: list[SocialNotCarried] = []
     accounts = user.get("external_accounts")
-    for account in accounts if isinstance(accounts, list) else ():
-        provider = _text(_mapping(account).get("provider"))
-        if provider is None:
+    for position, raw in enumerate(accounts if isinstance(accounts, list) else ()):
+        account = read_external_account(raw)
+        if account.provider is None:
+            shown = _shown(account.object_name) if account.object_name else "no object name"
+            reason = f"external_accounts[{position}]: an account of unknown shape ({shown}, no provider); not linked"
+            notes.append(reason)
+            dropped.append(SocialNotCarried("unknown", reason))
             continue
-        connection = options.social_connections.get(provider)
-        value = _text(account.get("email_address")) or _text(account.get("provider_user_id"))
+        provider = account.provider
+        connection = connection_for(options.social_connections, provider)
+        value = account.value
         if connection is None:
             if provider not in unmapped:
                 unmapped.append(provider)
         elif value is None:
-            notes.append(f"external_accounts: {provider} account has neither email nor provider user id; not linked")
+            reason = f"external_accounts: {provider} account has neither email nor provider user id; not linked"
+            notes.append(reason)
+            dropped.append(SocialNotCarried(provider, reason))
         elif all(i.connection_id != connection or i.value.lower() != value.lower() for i in identities):
             identities.append(SocialIdentity(provider, connection, value))
-    return tuple(identities), tuple(unmapped)
+    return tuple(identities), tuple(unmapped), tuple(dropped)
 
 
 def mfa_enrolled(user: Mapping[str, Any], export: ExportRow | None) -> bool:
@@ -427,13 +446,14 @@ def plan_user(user: Mapping[str, Any], export: ExportRow | None, options: Mappin
         picture = None
 
     properties = property_values(user, options.properties, notes)
-    social, unmapped = social_identities(user, options, notes)
+    social, unmapped, not_carried = social_identities(user, options, notes)
     return UserPlan(
         clerk_id=clerk_id,
         identities=tuple(identities),
         properties=properties,
         social=social,
         unmapped_providers=unmapped,
+        social_not_carried=not_carried,
         given_name=_text(user.get("first_name")),
         family_name=_text(user.get("last_name")),
         picture=picture,

@@ -35,6 +35,9 @@ class ExportRow:
     password_digest: str | None = field(default=None, repr=False)
     # Whether the totp_secret cell is filled: the secret itself is never kept (users must re-enrol).
     has_totp: bool = False
+    # "json": Clerk's JSON export, where row_number is the user's ordinal and the email and phone lists
+    # (which it does not split by verification) are in the unverified_* fields.
+    source: Literal["csv", "json"] = "csv"
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +94,14 @@ class SocialIdentity:
 
 
 @dataclass(frozen=True, slots=True)
+class SocialNotCarried:
+    """A Clerk external account that cannot become a Kinde identity (no usable value, unknown shape), and why."""
+
+    provider: str  # canonical (``oauth_google``), or ``unknown`` when the account's shape names none
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class Membership:
     """A Clerk organization membership, translated to Kinde role keys."""
 
@@ -116,6 +127,7 @@ class UserPlan:
     properties: dict[str, str] = field(default_factory=dict)  # Kinde property key -> value (``[properties]``)
     social: tuple[SocialIdentity, ...] = ()
     unmapped_providers: tuple[str, ...] = ()  # Clerk providers of this user with no Kinde connection mapped
+    social_not_carried: tuple[SocialNotCarried, ...] = ()  # mapped (or unreadable) accounts no identity carries
     warnings: tuple[str, ...] = ()  # per-user notes: dropped invalid phone, unverified extra email...
 
     @property
@@ -179,6 +191,12 @@ def plan_to_record(plan: UserPlan) -> dict[str, Any]:
         "suspended": plan.suspended,
         "properties": plan.properties,
         "social": [{"provider": s.provider, "connection_id": s.connection_id, "value": s.value} for s in plan.social],
+        # Only when there are some, so the plans of users without them keep their earlier form.
+        **(
+            {"social_not_carried": [{"provider": d.provider, "reason": d.reason} for d in plan.social_not_carried]}
+            if plan.social_not_carried
+            else {}
+        ),
     }
 
 
@@ -194,4 +212,5 @@ def plan_from_record(clerk_id: str, record: dict[str, Any]) -> UserPlan:
         suspended=bool(record.get("suspended")),
         properties=dict(record.get("properties") or {}),
         social=tuple(SocialIdentity(**social) for social in record.get("social") or ()),
+        social_not_carried=tuple(SocialNotCarried(**item) for item in record.get("social_not_carried") or ()),
     )

@@ -93,7 +93,7 @@ _EXPECTED_FORMAT: Mapping[str, str] = MappingProxyType(
         "md5_phpass": "expected $P$ or $H$, a rounds character 5-S, 8 characters of salt and 22 of hash",
         "scrypt_firebase": (
             "expected <base64 hash>$<base64 salt>$<base64 signer key>$<base64 salt separator>"
-            "$<rounds>$<mem cost>, the hash as long as the signer key"
+            "$<rounds>$<mem cost> (base64 standard or URL-safe), the hash as long as the signer key"
         ),
     }
 )
@@ -104,6 +104,7 @@ _PHPASS_ITOA64 = "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwx
 _PHPASS_LOG2_ROUNDS = range(7, 31)  # phpass refuses counts outside 2**7..2**30
 _HEX = re.compile(r"(?:[0-9a-fA-F]{2})+")
 _DECIMAL = re.compile(r"[0-9]{1,10}")
+_URLSAFE_TO_STANDARD = str.maketrans("-_", "+/")
 # Standard alphabet; padding optional (a 1-character remainder is never valid).
 _BASE64 = re.compile(r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}(?:==)?|[A-Za-z0-9+/]{3}=?)?")
 _HASHER_NAME = re.compile(r"[a-z0-9_\-]{1,40}")
@@ -301,7 +302,9 @@ def _scrypt_firebase(name: str, digest: str) -> dict[str, Any]:
     parts = digest.split("$")
     if len(parts) != 6 or not all(parts[:4]) or not all(_DECIMAL.fullmatch(p) for p in parts[4:]):
         raise _malformed(name)
-    hash_bytes, salt, signer_key, separator = (_decode_base64(name, p) for p in parts[:4])
+    # Firebase's own tools print these in standard base64; exports that went through a URL or a
+    # web-safe encoder carry the URL-safe alphabet (- and _): both name the same bytes.
+    hash_bytes, salt, signer_key, separator = (_decode_base64(name, _standard_alphabet(name, p)) for p in parts[:4])
     if not (hash_bytes and salt and signer_key and separator) or len(hash_bytes) != len(signer_key):
         raise _malformed(name)
     rounds, mem_cost = int(parts[4]), int(parts[5])
@@ -351,6 +354,15 @@ def _decode_base64(name: str, text: str) -> bytes:
         return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
     except binascii.Error:
         raise _malformed(name) from None
+
+
+def _standard_alphabet(name: str, text: str) -> str:
+    """URL-safe base64 (``-``, ``_``) rewritten to the standard alphabet; a value mixing both is malformed."""
+    if "-" not in text and "_" not in text:
+        return text
+    if "+" in text or "/" in text:
+        raise _malformed(name)
+    return text.translate(_URLSAFE_TO_STANDARD)
 
 
 def _decode_hex(name: str, text: str) -> bytes:

@@ -282,6 +282,8 @@ def plan_table(plan: Plan, *, title: str) -> Table:
         rows.append(("Users with social identities to link", plan.social_to_link))
     for provider, count in plan.social_unmapped.items():
         rows.append((f"Users with {provider} (no Kinde connection mapped)", count))
+    for provider, count in plan.social_not_carried.items():
+        rows.append((f"Users with a {provider} account that cannot be linked", count))
     if plan.mfa_reenrol:
         rows.append(("Users to re-enrol in MFA", plan.mfa_reenrol))
     rows += catch_up_rows(plan)

@@ -15,6 +15,7 @@ MEANING = {
     "unexpected": "Kinde users with a Clerk id this journal does not know",
     "drift": "fields that differ from the plan",
     "incomplete": "done in the journal, but an identity or membership is absent",
+    "not_carried": "Clerk social accounts on a mapped provider that no Kinde identity can carry (see warnings)",
     "api_pending": "listed in api-users.csv, not yet in Kinde: `migrator run --only-file api-users.csv`",
     "not_gone": "users the undo counted deleted or already gone that Kinde still has",
 }

@@ -50,6 +50,8 @@ class Plan:
     property_sample: dict[str, Any] | None = None  # the mapping applied to one user
     social_to_link: int = 0  # users with external accounts to link as social identities
     social_unmapped: dict[str, int] = field(default_factory=dict)  # Clerk provider without connection -> users
+    # provider (or "unknown": a shape naming none) -> users with an account no Kinde identity can carry
+    social_not_carried: dict[str, int] = field(default_factory=dict)
     roles_permissions_pending: int = 0
     mfa_reenrol: int = 0  # users enrolled in MFA in Clerk: they enrol again in Kinde (secrets cannot move)
     # catch-ups (stages.updates.pending_changes): users already in Kinde brought up to date, or deleted
@@ -189,6 +191,12 @@ def plan_warnings(journal: Journal, plan: Plan, *, policy: str) -> list[str]:
         warnings.append(
             f"{users} user(s) sign in with {provider} in Clerk, which has no Kinde connection in social_connections:"
             " their social sign-in is not linked"
+        )
+    for provider, users in plan.social_not_carried.items():
+        what = "an external account naming no provider" if provider == "unknown" else f"a {provider} account"
+        warnings.append(
+            f"{users} user(s) have {what} that no Kinde identity can carry (no email or provider user id):"
+            " not linked; each is named in the warnings and in verify (not_carried)"
         )
     if plan.mfa_reenrol:
         warnings.append(

@@ -40,10 +40,19 @@ def test_the_toml_tables_become_settings_and_change_the_fingerprint(tmp_path: Pa
         ('[properties]\n"a" = { key = "x", type = "boolean" }\n', "PROPERTIES"),
         ('[properties]\n"a" = { key = "x" }\n"b" = { key = "x" }\n', "both map to the Kinde property 'x'"),
         ('[properties]\n"public_metadata." = { key = "x" }\n', "is not a Clerk path"),
-        ('[social_connections]\ngoogle = "conn_1"\n', "oauth_google"),
+        ('[social_connections]\ngoogle = "conn_1"\noauth_google = "conn_2"\n', "already mapped to 'conn_1'"),
+        ('[social_connections]\n"oauth_" = "conn_1"\n', "oauth_google"),
+        ('[social_connections]\ngoogle = " "\n', "Kinde connection id"),
     ],
 )
 def test_a_mapping_that_cannot_work_is_a_config_error(tmp_path: Path, text: str, problem: str) -> None:
     with pytest.raises(ConfigError, match="invalid configuration") as caught:
         load_settings(config(tmp_path, text))
     assert problem in str(caught.value)
+
+
+@pytest.mark.parametrize("name", ["google", "oauth_google", "OAuth_Google"])
+def test_a_provider_is_mapped_by_any_of_its_names(tmp_path: Path, name: str) -> None:
+    """Older Clerk data names providers without ``oauth_``: both spellings map the one provider."""
+    settings = load_settings(config(tmp_path, f'[social_connections]\n{name} = "conn_1"\ngithub = "conn_2"\n'))
+    assert settings.social_connections == {"oauth_google": "conn_1", "oauth_github": "conn_2"}

@@ -3,6 +3,7 @@ loopback while it serves, the command in-process), and every bad value is refuse
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -216,3 +217,35 @@ def test_not_found_readings_and_a_refused_route_reach_the_served_sandbox(tmp_pat
     )
     config = sandbox.kinde_config
     assert (config.refused_route, config.unknown_organization_status, config.unknown_role_status) == ("user", 404, 404)
+
+
+def test_real_data_shapes_reach_the_served_sandbox_and_its_json_export(tmp_path: Path, monkeypatch) -> None:
+    """--account-shapes serves older external-account shapes; --export-json writes Clerk's JSON export."""
+
+    def probe(sandbox: Sandbox) -> None:
+        with httpx.Client(timeout=30) as http:
+            clerk = {"Authorization": f"Bearer {sandbox.secret_key}"}
+            users = http.get(f"{sandbox.clerk_url}/users", params={"limit": 100}, headers=clerk).json()
+        objects = {a.get("object") for u in users for a in u["external_accounts"]}
+        assert objects - {"external_account"}, objects  # legacy *_account objects are served
+
+    export = tmp_path / "users.export"
+    sandbox = serve(
+        tmp_path,
+        monkeypatch,
+        probe,
+        *("--users", "100", "--account-shapes", "1", "--export-json", str(export), "--export-json-shape", "joined"),
+    )
+    assert sandbox.options.account_shapes == 1.0
+    written = json.loads(export.read_text(encoding="utf-8"))
+    assert len(written) == 100 and all(isinstance(u["email_addresses"], str) for u in written)
+
+
+@pytest.mark.parametrize(
+    ("flags", "named"),
+    [(["--account-shapes", "1.5"], "--account-shapes"), (["--export-json-shape", "xml"], "--export-json-shape")],
+)
+def test_bad_real_data_switches_are_refused_by_the_parser(flags: list[str], named: str, tmp_path: Path) -> None:
+    result = run_cli("sandbox", "serve", *flags, cwd=tmp_path, env=cli_env())
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert named in result.stderr and "Traceback" not in result.stderr

@@ -1150,9 +1150,12 @@ def test_external_accounts_become_social_identities_only_for_mapped_providers() 
             "junk",
         ]
     }
-    social, unmapped = social_identities(user, options, [])
+    notes: list[str] = []
+    social, unmapped, not_carried = social_identities(user, options, notes)
     assert [s.to_api() for s in social] == [{"type": "social", "value": "a@gmail.com", "connection_id": "conn_g"}]
     assert unmapped == ("oauth_github",)
+    # the junk entry is named, not dropped silently
+    assert [d.provider for d in not_carried] == ["unknown"] and "external_accounts[4]" in notes[0]
 
 
 def test_mfa_is_noticed_from_the_export_or_the_api_flags() -> None:

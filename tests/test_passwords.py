@@ -317,6 +317,44 @@ def test_firebase_vector_translates_field_by_field() -> None:
     assert not verify_kinde_password(result.fields, "user2password")
 
 
+FIREBASE_SIGNER = "jxspr8Ki0RYycVU8zykbdLGjFQ3McFUH0uiiTvC8pVMXAn210wjLNmdZJzxUECKbm0QsEmYUSDzZvpjeJ9WmXA=="
+FIREBASE_HASH = "lSrfV15cpx95/sZS2W9c9Kp6i/LVgQNDNC/qzrCnh1SAyZvqmZqAjTdn3aoItz+VHjoZilo78198JAdRuid5lQ=="
+
+
+def urlsafe(text: str, *, padded: bool) -> str:
+    text = text.replace("+", "-").replace("/", "_")
+    return text if padded else text.rstrip("=")
+
+
+@pytest.mark.parametrize("padded", [True, False])
+def test_firebase_vector_in_the_url_safe_alphabet_translates_to_the_same_fields(padded: bool) -> None:
+    """The firebase/scrypt README's user, its hash and salt written with - and _ (they hold both + and /)."""
+    parts = [FIREBASE_HASH, "42xEC+ixf3L2lw==", FIREBASE_SIGNER, "Bw=="]
+    digest = "$".join([*(urlsafe(p, padded=padded) for p in parts), "8", "14"])
+    assert "-" in digest and "_" in digest
+    result = imported(translate("scrypt_firebase", digest))
+    standard = imported(translate("scrypt_firebase", "$".join([*parts, "8", "14"])))
+    assert result.fields == standard.fields
+    assert result.fields["hashed_password"] == FIREBASE_HASH and result.fields["salt"] == "42xEC+ixf3L2lw=="
+    assert verify_kinde_password(result.fields, "user1password")
+    assert not verify_kinde_password(result.fields, "user2password")
+
+
+def test_a_firebase_value_mixing_both_alphabets_is_malformed() -> None:
+    mixed = FIREBASE_HASH.replace("/", "_", 1)  # still holds + and another /
+    refused(translate("scrypt_firebase", f"{mixed}$42xEC+ixf3L2lw==${FIREBASE_SIGNER}$Bw==$8$14"), malformed=True)
+
+
+@ROUND_TRIP
+@given(plaintext=plaintexts, seed=seeds)
+def test_generated_firebase_digests_in_the_url_safe_alphabet_sign_in(plaintext: str, seed: bytes) -> None:
+    digest = make_clerk_digest("scrypt_firebase", plaintext, salt=seed)
+    parts = digest.split("$")
+    converted = "$".join([*(urlsafe(p, padded=False) for p in parts[:4]), *parts[4:]])
+    result = imported(translate("scrypt_firebase", converted))
+    assert verify_kinde_password(result.fields, plaintext)
+
+
 @pytest.mark.parametrize(("rounds", "mem_cost"), [(0, 14), (17, 14), (8, 0), (8, 21)])
 def test_firebase_parameters_outside_kindes_range_are_not_imported(rounds: int, mem_cost: int) -> None:
     parts = digest_for("scrypt_firebase").split("$")

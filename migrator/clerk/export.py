@@ -23,7 +23,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO
+from typing import BinaryIO, Self
 
 from migrator.errors import InputError
 from migrator.mapping import email_problem, parse_phone
@@ -153,12 +153,8 @@ def _showable_columns(cells: Sequence[str]) -> str:
     return ", ".join(shown) if shown else "none"
 
 
-class ExportFile:
-    """One Clerk dashboard export, opened once, header parsed once.
-
-    ``scan()`` and ``rows()`` each stream the file through their own handle, so they may be
-    interleaved with ``row_at`` (which seeks the shared handle under a lock) in any order.
-    """
+class OpenedExport:
+    """An export file held open for ``row_at``, which seeks its one handle under a lock (CSV and JSON)."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -167,24 +163,33 @@ class ExportFile:
         except OSError as exc:
             raise InputError(f"{self.path}: cannot open the Clerk export ({exc.strerror})") from None
         self._lock = threading.Lock()
-        try:
-            self._read_header()
-        except BaseException:
-            self._handle.close()
-            raise
-
-    # -- lifecycle ---------------------------------------------------------------------------
 
     def close(self) -> None:
         self._handle.close()
 
-    def __enter__(self) -> ExportFile:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+class ExportFile(OpenedExport):
+    """One Clerk dashboard export, opened once, header parsed once.
+
+    ``scan()`` and ``rows()`` each stream the file through their own handle, so they may be
+    interleaved with ``row_at`` (which seeks the shared handle under a lock) in any order.
+    """
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        try:
+            self._read_header()
+        except BaseException:
+            self._handle.close()
+            raise
 
     # -- header ------------------------------------------------------------------------------
 
@@ -385,17 +390,20 @@ def row_problems(row: ExportRow) -> list[str]:
     Checks identifiers with the same rules the mapping uses, so a warning here predicts what
     mapping will drop. Never mentions the digest's value.
     """
-    where = f"row {row.row_number} ({row.user_id})"
+    json_export = row.source == "json"
+    where = f"{'user' if json_export else 'row'} {row.row_number} ({row.user_id})"
     problems: list[str] = []
     emails = [("primary_email_address", row.primary_email)] if row.primary_email else []
     emails += [("verified_email_addresses", value) for value in row.verified_emails]
-    emails += [("unverified_email_addresses", value) for value in row.unverified_emails]
+    listed = "email_addresses" if json_export else "unverified_email_addresses"
+    emails += [(listed, value) for value in row.unverified_emails]
     for column, value in emails:
         if email_problem(value) is not None:
             problems.append(f"{where}: {column}: {_shown(value)} is not a valid email address")
     phones = [("primary_phone_number", row.primary_phone)] if row.primary_phone else []
     phones += [("verified_phone_numbers", value) for value in row.verified_phones]
-    phones += [("unverified_phone_numbers", value) for value in row.unverified_phones]
+    listed = "phone_numbers" if json_export else "unverified_phone_numbers"
+    phones += [(listed, value) for value in row.unverified_phones]
     for column, value in phones:
         if parse_phone(value) is None:
             problems.append(f"{where}: {column}: {_shown(value)} is not a valid phone number")

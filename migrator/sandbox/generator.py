@@ -198,6 +198,12 @@ KIND_WEIGHTS: tuple[tuple[str, float], ...] = (
     ("phone_only", 0.06),
     ("username_only", 0.04),
 )
+# Older shapes Clerk has served external accounts in (../shared/reference/clerk-backend-api.md, ExternalAccount):
+# a legacy ``<name>_account`` object (``<name>_id``, no provider), a bare provider name, both at once, a legacy
+# object with neither email nor id (cannot be carried), and an entry naming no provider.
+AccountShape = Literal["legacy", "bare", "legacy_bare", "no_identity", "unknown"]
+ACCOUNT_SHAPES: tuple[AccountShape, ...] = get_args(AccountShape)
+JsonExportShape = Literal["list", "joined"]
 PASSWORD_KINDS = frozenset({"email_password", "oauth_password", "username_only"})
 EMAIL_KINDS = frozenset({"email_password", "email_passwordless", "oauth_only", "oauth_password"})
 OAUTH_PROVIDERS: tuple[tuple[str, float, str], ...] = (
@@ -471,6 +477,7 @@ class Dataset:
         hasher_weights: Mapping[str, float] | None = None,
         password_history: PasswordHistory | None = None,
         salted_order: SaltedOrder = "salt-first",
+        account_shapes: float = 0.0,
     ) -> None:
         if not 1 <= users <= MAX_USERS:
             raise ValueError(f"users must be between 1 and {MAX_USERS}, got {users}")
@@ -480,6 +487,10 @@ class Dataset:
         self.seed = seed
         self.password_history = password_history or PasswordHistory()
         self.salted_order = salted_order
+        if not 0.0 <= account_shapes <= 1.0:
+            raise ValueError(f"account_shapes must be a share between 0 and 1, got {account_shapes}")
+        # Share of users with an external account served in an older shape (see account_shape).
+        self.account_shapes = account_shapes
         # The export is written a day after the last sign-up, a whole second (so either unit compares right).
         self.export_time_ms = BASE_CREATED_AT_MS + users * USER_SPACING_MS + DAY_MS
         self._changed_first: frozenset[int] | None = None  # for a count: the chosen indexes (that many ints)
@@ -1113,6 +1124,7 @@ class Dataset:
                     },
                 }
             )
+        external_accounts = [self._shaped_account(i, account) for account in external_accounts]
         mfa_at = p.created_at + DAY_MS if p.totp_secret else None
         last_active = None if p.last_sign_in_at is None else p.last_sign_in_at - p.last_sign_in_at % DAY_MS
         user = {
@@ -1192,6 +1204,97 @@ class Dataset:
             found.update(PROBLEM_USERS)
         found.update(i for i in self.changes.identities_changed if i < self.n)  # an email added while serving
         return found
+
+    # ----------------------------------------------------------------------------- older account shapes
+
+    def account_shape(self, i: int) -> AccountShape | None:
+        """The older shape user i's external account is served in (None: the current one, or no account).
+
+        Deterministic per (seed, index) for a share ``account_shapes`` of users; 0 (the default) keeps
+        every account current, so the documented population is unchanged.
+        """
+        if self.account_shapes <= 0 or not self._profile(i).oauth_provider:
+            return None
+        if _hash_int(self.seed, "account-shape", i) % 10_000 >= self.account_shapes * 10_000:
+            return None
+        return ACCOUNT_SHAPES[_hash_int(self.seed, "account-shape-kind", i) % len(ACCOUNT_SHAPES)]
+
+    def _shaped_account(self, i: int, account: dict[str, Any]) -> dict[str, Any]:
+        """An ``external_account`` rewritten into the shape ``account_shape(i)`` says (Clerk's older forms)."""
+        shape = self.account_shape(i)
+        if shape is None:
+            return account
+        name = account["provider"].removeprefix("oauth_")
+        if shape == "bare":
+            return {**account, "provider": name}
+        if shape == "unknown":  # an entry naming no provider at all: the migrator can only name it
+            return {key: value for key, value in account.items() if key != "provider"}
+        legacy = {
+            "object": f"{name}_account",
+            "id": account["identification_id"],
+            f"{name}_id": account["provider_user_id"],
+            "approved_scopes": account["approved_scopes"],
+            "email_address": account["email_address"],
+            "given_name": account["first_name"],
+            "family_name": account["last_name"],
+            "picture": account["image_url"] or "",
+            "public_metadata": {},
+            "verification": account["verification"],
+        }
+        if shape == "legacy_bare":  # Clerk's backend fixtures: a legacy object with a bare provider name
+            legacy |= {"provider": name, "provider_user_id": legacy.pop(f"{name}_id")}
+        if shape == "no_identity":  # nothing Kinde could match a sign-in on: named, never carried
+            legacy.pop(f"{name}_id")
+            legacy["email_address"] = None
+        return legacy
+
+    # ----------------------------------------------------------------------------- JSON export
+
+    def export_json_user(self, i: int, shape: JsonExportShape = "list") -> dict[str, Any]:
+        """User i as Clerk's JSON export has it: ``list`` (clerk/migration-tool's sample: lists and primary
+        fields) or ``joined`` (WorkOS's example: emails and phones joined by ``|``, no primary fields)."""
+        p = self._profile(i)
+        secret = self.password(i)
+        emails = [e.address for e in p.emails]
+        phones = [ph.number for ph in p.phones]
+        user: dict[str, Any] = {"id": p.user_id, "first_name": p.first_name, "last_name": p.last_name}
+        user["username"] = p.username
+        if shape == "joined":
+            user |= {"email_addresses": "|".join(emails), "phone_numbers": "|".join(phones)}
+        else:
+            user |= {
+                "primary_email_address": p.primary_email_address,
+                "email_addresses": emails,
+                "primary_phone_number": p.primary_phone_number,
+                "phone_numbers": phones or None,
+            }
+        user |= {
+            "password_digest": secret[1] if secret else None,
+            "password_hasher": secret[0] if secret else None,
+            "totp_secret": p.totp_secret,
+            "backup_codes_enabled": False,
+            "public_metadata": {},
+            "private_metadata": {},
+            "unsafe_metadata": {},
+        }
+        return user
+
+    def write_export_json(self, path: str | Path, shape: JsonExportShape | Literal["ndjson"] = "list") -> int:
+        """Clerk's JSON export, one user at a time: a JSON array (``list``/``joined``), or one user per line
+        (``ndjson``, the list shape). Its modification time is ``export_time_ms``, as the CSV's."""
+        with open(path, "w", encoding="utf-8") as handle:
+            if shape == "ndjson":
+                for i in range(self.n):
+                    handle.write(json.dumps(self.export_json_user(i), ensure_ascii=False) + "\n")
+            else:
+                handle.write("[\n")
+                for i in range(self.n):
+                    text = json.dumps(self.export_json_user(i, shape), ensure_ascii=False, indent=2)
+                    handle.write(text + (",\n" if i < self.n - 1 else "\n"))
+                handle.write("]\n")
+        export_ns = self.export_time_ms * 1_000_000
+        os.utime(path, ns=(export_ns, export_ns))
+        return self.n
 
     # ----------------------------------------------------------------------------- CSV export
 

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import uvicorn
 
@@ -23,6 +23,8 @@ from migrator.sandbox.clerk_app import ClerkBehaviour, build_clerk_app
 from migrator.sandbox.faults import PROFILES, FaultMiddleware, FaultProfile
 from migrator.sandbox.generator import Dataset, PasswordHistory, SaltedOrder
 from migrator.sandbox.kinde_app import KindeSandboxConfig, build_kinde_app, make_error_body
+
+ExportFormat = Literal["csv", "list", "joined", "ndjson"]  # the CSV, or Clerk's JSON export's shapes
 
 
 @dataclass
@@ -34,6 +36,7 @@ class SandboxOptions:
     hasher_weights: Mapping[str, float] | None = None
     password_history: PasswordHistory = field(default_factory=PasswordHistory)
     salted_order: SaltedOrder = "salt-first"
+    account_shapes: float = 0.0  # share of users with an external account in an older Clerk shape
     clerk_requests_per_10s: int | None = 1000
     clerk: ClerkBehaviour = field(default_factory=ClerkBehaviour)
     clerk_faults: FaultProfile = field(default_factory=FaultProfile)
@@ -106,6 +109,7 @@ class Sandbox:
             hasher_weights=self.options.hasher_weights,
             password_history=self.options.password_history,
             salted_order=self.options.salted_order,
+            account_shapes=self.options.account_shapes,
         )
         self.secret_key = "sk_test_sandbox_" + secrets.token_urlsafe(24)
         self.kinde_config = replace(self.options.kinde, client_secret="sandbox-secret-" + secrets.token_urlsafe(24))
@@ -157,8 +161,11 @@ class Sandbox:
             "KINDE_MANAGEMENT_CLIENT_SECRET": self.kinde_config.client_secret,
         }
 
-    def write_export(self, path: Path) -> int:
-        return self.dataset.write_export_csv(path)
+    def write_export(self, path: Path, export_format: ExportFormat = "csv") -> int:
+        """Clerk's export of the dataset: the dashboard CSV, or the JSON export in one of its shapes."""
+        if export_format == "csv":
+            return self.dataset.write_export_csv(path)
+        return self.dataset.write_export_json(path, export_format)
 
     def stop(self) -> None:
         self._kinde.stop()

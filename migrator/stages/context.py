@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from migrator.clerk.client import ClerkClient
 from migrator.clerk.export import ExportFile
+from migrator.clerk.export_json import JsonExportFile
 from migrator.config import Settings
 from migrator.errors import MigratorError
 from migrator.events import Emit, Pacing
@@ -32,7 +33,7 @@ class RunContext:
     emit: Emit
     run: Run
     options: MappingOptions
-    export: ExportFile | None = None
+    export: ExportFile | JsonExportFile | None = None  # Clerk's export, CSV or JSON
     notes: list[str] = field(default_factory=list)  # end-of-run findings that make the exit non-zero
     # a canary: identity keys of Clerk users outside it that share one with its users (stages.shared_holders)
     outside_keys: list[tuple[str, str, int, bool]] = field(default_factory=list)
@@ -42,7 +43,7 @@ class RunContext:
     conflict_rank: dict[str, int] = field(default_factory=dict)
 
     def export_row(self, clerk_id: str) -> ExportRow | None:
-        """The user's row of the CSV export, read again at its indexed offset (digests are never stored)."""
+        """The user's row of the export (CSV or JSON), read again at its indexed offset (digests are never stored)."""
         if self.export is None:
             return None
         entry = self.journal.export_entry(self.run.id, clerk_id)

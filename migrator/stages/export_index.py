@@ -1,6 +1,6 @@
-"""Stage: index Clerk's CSV export.
+"""Stage: index Clerk's export (the dashboard CSV, or the JSON export: told from the content).
 
-Reads the export once and writes ``(user id, byte offset, row number, hasher)`` to the journal.
+Reads the export once and writes ``(user id, byte offset, row number or user ordinal, hasher)`` to the journal.
 Digests are never stored: they are read again from the file at the offset when a password is set.
 Emits: the ``export`` phase.
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from migrator.clerk.export import ExportFile
+from migrator.clerk.export_json import JsonExportFile, open_clerk_export
 from migrator.errors import InputError
 from migrator.events import PhaseAdvanced, PhaseFinished, PhaseStarted
 from migrator.journal import DuplicateExportRow
@@ -18,10 +19,10 @@ from migrator.stages.context import RunContext, Ticker
 BATCH = 5000
 
 
-def open_export(path: Path) -> ExportFile:
+def open_export(path: Path) -> ExportFile | JsonExportFile:
     if not path.is_file():
         raise InputError(f"{path}: the Clerk export does not exist (CLERK_EXPORT / --clerk-export)")
-    return ExportFile(path)
+    return open_clerk_export(path)
 
 
 def index_export(ctx: RunContext) -> None:
@@ -45,8 +46,9 @@ def index_export(ctx: RunContext) -> None:
             journal.add_export_entries(run_id, batch)
             done += len(batch)
     except DuplicateExportRow as dup:
+        record = "user" if isinstance(export, JsonExportFile) else "row"
         raise InputError(
-            f"{export.path}: row {dup.row_number}: user id {dup.user_id!r} already appears at row"
+            f"{export.path}: {record} {dup.row_number}: user id {dup.user_id!r} already appears at {record}"
             f" {dup.first_row}; the export is corrupt (export it again)"
         ) from None
     ctx.emit(PhaseAdvanced("export", done, done))

@@ -12,6 +12,7 @@ from typing import Any
 
 from migrator.clerk.export import row_problems
 from migrator.journal import (
+    NOT_CARRIED_ACCOUNT,
     UNMAPPED_PROVIDER,
     Created,
     FlagsStep,
@@ -49,6 +50,7 @@ def staged_row(
         return {**base, **_skipped(user, row, options, result)}, problems
     problems.extend((clerk_id, "warning", warning) for warning in result.warnings)
     problems.extend((clerk_id, UNMAPPED_PROVIDER, provider) for provider in result.unmapped_providers)
+    problems.extend((clerk_id, NOT_CARRIED_ACCOUNT, item.provider) for item in result.social_not_carried)
     return {**base, **_pending(result)}, problems
 
 

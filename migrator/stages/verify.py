@@ -15,6 +15,9 @@ a million users. Findings, each a row of ``verify.csv``:
   are only checked for presence);
 * ``incomplete``: the journal says done, but Kinde lacks an identity, a membership, a social identity
   or a role permission we sent;
+* ``not_carried``: a Clerk external account on a mapped provider (or of a shape naming none) that no
+  Kinde identity could carry (no email or provider user id): the user cannot sign in with it (not
+  blocking: nothing can add it; listed so that nobody is surprised);
 * ``api_pending`` (export runs): a user listed in api-users.csv not yet in Kinde: ``migrator run
   --only-file api-users.csv`` migrates it (not blocking: verify that run to prove it).
 
@@ -44,7 +47,8 @@ from migrator.stages.verify_fresh import stage_fresh_plans
 
 EXPORT_MODE = "export"  # migrator.exporting's run mode (not imported: exporting imports the pipeline)
 UNDO_MODE = "undo"
-KINDS = ("missing", "duplicated", "unexpected", "drift", "incomplete", "api_pending", "not_gone")
+KINDS = ("missing", "duplicated", "unexpected", "drift", "incomplete", "not_carried", "api_pending", "not_gone")
+SHOWN_WHEN_FOUND = ("not_carried",)  # counted only when a user has one (most runs have none)
 BLOCKING = ("missing", "duplicated", "incomplete", "not_gone")  # any of these: exit 1
 NOT_CHECKED = {"password_reset_requested": "Kinde's API does not return it for a user"}
 VERIFY_COLUMNS = ("kind", "clerk_id", "kinde_id", "field", "expected", "found")
@@ -130,7 +134,9 @@ async def _verify_undo(ctx: RunContext, verify_id: int) -> Verification:
 def _conclude(ctx: RunContext, verify_id: int, kinds: list[str], expected_users: int) -> Verification:
     """The verdict from the recorded findings: journaled, verify.csv and summary.json written."""
     journal, run = ctx.journal, ctx.run
-    counts = {kind: 0 for kind in kinds} | journal.finding_counts(verify_id)
+    found = journal.finding_counts(verify_id)
+    kinds = [kind for kind in kinds if kind not in SHOWN_WHEN_FOUND or found.get(kind)]
+    counts = {kind: 0 for kind in kinds} | found
     result = Verification(
         verify_id=verify_id,
         run_id=run.id,
@@ -235,12 +241,17 @@ def _imported(ctx: RunContext) -> bool:
 
 def _user_findings(row: Any, found: dict[str, Any], imported: bool = False) -> list[Finding]:
     kinde_id, clerk_id = row["kinde_id"], row["clerk_id"]
+    plan = json.loads(row["plan"])
+    not_carried: list[Finding] = [
+        ("not_carried", clerk_id, kinde_id, "social", item["provider"], item["reason"])
+        for item in plan.get("social_not_carried") or ()
+    ]
     return [
         (kind, clerk_id, kinde_id, name, expected, got)
         for kind, name, expected, got in user_differences(
-            json.loads(row["plan"]), imported or row["state"] == UserState.DONE, row, found[kinde_id] or []
+            plan, imported or row["state"] == UserState.DONE, row, found[kinde_id] or []
         )
-    ]
+    ] + not_carried
 
 
 def user_differences(
