@@ -38,6 +38,7 @@ from migrator.kinde.import_files import (
     membership_rows,
     ndjson_record,
     place,
+    social_record,
 )
 from migrator.models import PasswordImport, plan_from_record
 from migrator.stages.context import RunContext, Ticker
@@ -46,6 +47,7 @@ MANIFEST = "manifest.json"
 API_USERS = "api-users.csv"
 ORGANIZATIONS = "organizations.csv"
 BATCH = 500  # users read, written and committed together
+SOCIAL_BY_API = "social identities (not in the files: api-users.csv's users get them by the API path)"
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,8 @@ class ExportOutcome:
     hashing_methods: dict[str, dict[str, int]] = field(default_factory=dict)
     api_path: dict[str, int] = field(default_factory=dict)  # reason -> users, listed in api-users.csv
     skipped: dict[str, int] = field(default_factory=dict)  # skip reason -> users (as a run would skip them)
-    not_carried: dict[str, int] = field(default_factory=dict)  # data no file or API path carries, per user
+    not_carried: dict[str, int] = field(default_factory=dict)  # data the files leave out, per user
+    social_identities: dict[str, int] = field(default_factory=dict)  # oauth2 type -> identities in the files
     organizations: int = 0
     roles_to_create: list[str] = field(default_factory=list)
     dry_run: bool = False
@@ -144,7 +147,9 @@ def write_import_files(ctx: RunContext, request: FileRequest) -> ExportOutcome:
         _prepare_out(request.out)
     outcome = ExportOutcome(ctx.run.id, request.fmt.value, str(request.out), dry_run=request.dry_run)
     writers = _Writers(request)
-    tallies: dict[str, Counter[str]] = {"by": Counter(), "api": Counter(), "skip": Counter(), "nc": Counter()}
+    tallies: dict[str, Counter[str]] = {
+        "by": Counter(), "api": Counter(), "skip": Counter(), "nc": Counter(), "social": Counter(),
+    }  # fmt: skip
     methods: dict[str, Counter[str]] = {}
     total, ticker = ctx.journal.staged_count(ctx.run.id), Ticker()
     ctx.emit(PhaseStarted("files", total))
@@ -189,6 +194,8 @@ def _write_user(
         if not request.dry_run:
             ctx.journal.mark_api_path(ctx.run.id, [plan.clerk_id])
         tallies["api"][placement.reason or "api"] += 1
+        if plan.social:
+            tallies["nc"][SOCIAL_BY_API] += 1
         return
     orgs = _orgs(ctx, plan.clerk_id)
     if target == Target.KINDE_NDJSON:
@@ -205,6 +212,8 @@ def _write_user(
     methods.setdefault(target, Counter())[password.method if password else "none"] += 1
     if plan.picture:
         tallies["nc"]["picture (no import file has a picture field)"] += 1
+    if target == Target.KINDE_NDJSON:  # place() lets social identities only into the NDJSON
+        tallies["social"].update(social_record(s)["type"] for s in plan.social)
 
 
 def _password(ctx: RunContext, row: Any) -> PasswordImport | None:
@@ -233,6 +242,7 @@ def _fill(outcome: ExportOutcome, tallies: dict[str, Counter[str]], methods: dic
     outcome.api_path = dict(tallies["api"])
     outcome.skipped = dict(tallies["skip"])
     outcome.not_carried = dict(tallies["nc"])
+    outcome.social_identities = dict(tallies["social"])
 
 
 def _finish_files(ctx: RunContext, request: FileRequest, outcome: ExportOutcome) -> None:
