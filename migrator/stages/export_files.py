@@ -41,6 +41,8 @@ from migrator.kinde.import_files import (
     social_record,
 )
 from migrator.models import PasswordImport, plan_from_record
+from migrator.report_files import SUMMARY, run_dir, write_skipped, write_summary
+from migrator.reports import write_mfa_report
 from migrator.stages.context import RunContext, Ticker
 
 MANIFEST = "manifest.json"
@@ -79,6 +81,7 @@ class ExportOutcome:
     roles_to_create: list[str] = field(default_factory=list)
     dry_run: bool = False
     unaccounted: list[str] = field(default_factory=list)  # Clerk users the fetch could not account for
+    reports: dict[str, str] = field(default_factory=dict)  # report name -> path, as a run's output lists them
 
     @property
     def exit_code(self) -> int:
@@ -167,6 +170,7 @@ def write_import_files(ctx: RunContext, request: FileRequest) -> ExportOutcome:
         outcome.files = writers.close()
     _fill(outcome, tallies, methods)
     outcome.unaccounted = list(ctx.notes)  # a fetch gap: the files miss users, and the exit is not 0
+    _write_reports(ctx, request, outcome)
     _finish_files(ctx, request, outcome)
     ctx.emit(PhaseAdvanced("files", total, total))
     ctx.emit(PhaseFinished("files"))
@@ -260,6 +264,19 @@ def _finish_files(ctx: RunContext, request: FileRequest, outcome: ExportOutcome)
             handle.write(_LAYOUT[Target.API][2])
     with open_private(request.out / MANIFEST) as handle:
         handle.write(json.dumps(outcome.to_json(), indent=2).encode())
+
+
+def _write_reports(ctx: RunContext, request: FileRequest, outcome: ExportOutcome) -> None:
+    """The run folder's reports, as a run leaves them: summary.json (the manifest's counts; a verify adds
+    its own), skipped.csv, mfa-reenrol.csv. Password resets are in api-users.csv (the API path requests
+    them), so the export writes no password-resets.csv. Written for a dry run too, as a dry run's are."""
+    folder = run_dir(ctx.settings.state_dir, ctx.run.id)
+    skipped = write_skipped(ctx.journal, ctx.run.id, folder)
+    mfa = write_mfa_report(ctx.journal, ctx.run.id, ctx.settings.state_dir, dry_run=request.dry_run)
+    outcome.reports = {"summary": str(folder / SUMMARY), "skipped": str(skipped), "mfa_reenrol": str(mfa)}
+    if not request.dry_run:
+        outcome.reports["password_resets"] = str(request.out / API_USERS)
+    write_summary(folder, outcome.to_json())
 
 
 def _prepare_out(out: Path) -> None:
