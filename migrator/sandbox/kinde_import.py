@@ -1,7 +1,7 @@
 """Sandbox only: Kinde's dashboard import (Users > Import users; Organizations > Import), emulated.
 
 ``POST /_sandbox/import?format=kinde-ndjson|kinde-csv|fusionauth|organizations`` with the file as
-the body ingests it the way /work/shared/reference/kinde-management-api.md §8-9 says Kinde does:
+the body ingests it the way ../shared/reference/kinde-management-api.md §8-9 says Kinde does:
 ``id`` becomes ``provided_id``; a record whose id or email is already in the business is skipped
 as a duplicate (a later CSV row for a user this same file created only adds its organization);
 an unknown organization or role is not assigned (and listed); ``$2b$`` is read as ``$2a$``; salt
