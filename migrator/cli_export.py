@@ -127,5 +127,9 @@ def _show(outcome: ExportOutcome, out: Console, as_json: bool) -> None:
     for what, count in sorted(outcome.not_carried.items()):
         out.print(f"not carried: {what}: {count} user(s)", highlight=False)
     out.print(f"organizations: {outcome.organizations}; roles to create first: {', '.join(outcome.roles_to_create)}")
+    for kind, count in sorted(outcome.social_identities.items()):
+        out.print(f"social identities in the files: {kind} {count}", highlight=False)
     for note in outcome.unaccounted:
         out.print(f"[red]not accounted for[/red]: {note}", highlight=False)
+    for name, path in outcome.reports.items():
+        out.print(f"Report ({name.replace('_', ' ')}): {path}", highlight=False)

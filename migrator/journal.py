@@ -1503,11 +1503,13 @@ class Journal:
             ),
         }
 
-    def written_extras(self, run_id: int) -> set[str]:
-        """Which of issue 14's steps the run wrote ('properties', 'social', 'permissions'): what verify reads back."""
+    def written_extras(self, run_id: int, *, imported: bool = False) -> set[str]:
+        """Which of issue 14's steps the run wrote ('properties', 'social', 'permissions'): what verify reads back.
+        ``imported``: an export run, whose files carried the users' pending properties and social identities."""
         found = set()
         for step, done in (("properties", PropertiesStep.DONE), ("social", SocialStep.DONE)):
-            if self._scalar(f"SELECT 1 FROM users WHERE run_id = ? AND {step} = ? LIMIT 1", (run_id, done)):
+            states = (done, "pending") if imported else (done, done)
+            if self._scalar(f"SELECT 1 FROM users WHERE run_id = ? AND {step} IN (?, ?) LIMIT 1", (run_id, *states)):
                 found.add(step)
         if self._scalar(
             "SELECT 1 FROM roles WHERE run_id = ? AND permissions = ? LIMIT 1", (run_id, PermissionsStep.DONE)

@@ -57,7 +57,7 @@ async def verify_connected(ctx: RunContext, *, fresh: bool = False) -> Verificat
     journal, run, kinde = ctx.journal, ctx.run, ctx.kinde
     await kinde.tokens.token()
     needed = READ_SCOPES | (ORGANIZATION_READ_SCOPES if journal.organizations(run.id) else frozenset())
-    for extra in journal.written_extras(run.id):
+    for extra in journal.written_extras(run.id, imported=run.mode == EXPORT_MODE):
         needed |= EXTRA_READ_SCOPES.get(extra, frozenset())
     if run.mode == EXPORT_MODE and journal.organizations(run.id):
         needed |= {"read:organizations"}  # the import made the organizations: their codes are looked up

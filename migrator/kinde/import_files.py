@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from migrator.models import PasswordImport, UserPlan
+from migrator.models import PasswordImport, SocialIdentity, UserPlan
 
 
 class FileFormat(StrEnum):
@@ -44,8 +44,16 @@ FUSIONAUTH_METHODS = frozenset({"pbkdf2"})
 CSV_COLUMNS = (
     "id", "email", "email_verified", "first_name", "last_name", "username", "phone", "phone_verified",
     "external_organization_id", "role_key", "roles", "hashed_password", "hashing_method", "salt",
-    "salt_position", "salt_format",
+    "salt_position", "salt_format", "password_verified",
 )  # fmt: skip
+# The Custom NDJSON's social identity types (D-IMPORT's schema: ``oauth2:<provider>``). Its newest enum
+# leaves out oauth2:google while its own example uses it, as the older schema did: google is kept.
+OAUTH2_PROVIDERS = frozenset({
+    "apple", "bitbucket", "clever", "discord", "facebook", "github", "gitlab", "google", "linkedin",
+    "microsoft", "roblox", "slack", "stripe", "twitch", "twitter", "xero",
+})  # fmt: skip
+# Clerk strategy names whose Kinde provider is named otherwise
+_OAUTH2_ALIASES = {"linkedin_oidc": "linkedin", "x": "twitter"}
 MEMBERSHIP_COLUMNS = ("id", "external_organization_id", "role_key", "roles")
 ORGANIZATION_COLUMNS = ("name", "id")
 
@@ -85,7 +93,26 @@ def place(plan: UserPlan, password: PasswordImport | None, fmt: FileFormat) -> P
         return Placement(Target.API, why) if why else Placement(Target.KINDE_CSV)
     if not plan.identities:
         return Placement(Target.API, "no identity to import")
-    return Placement(Target.KINDE_NDJSON)
+    why = _social_cannot_carry(plan.social)
+    return Placement(Target.API, why) if why else Placement(Target.KINDE_NDJSON)
+
+
+def oauth2_provider(social: SocialIdentity) -> str | None:
+    """Kinde's provider name for a Clerk account's provider (``oauth_google`` -> ``google``), if its import has one."""
+    name = social.provider.removeprefix("oauth_")
+    name = _OAUTH2_ALIASES.get(name, name)
+    return name if name in OAUTH2_PROVIDERS else None
+
+
+def _social_cannot_carry(social: Sequence[SocialIdentity]) -> str | None:
+    unknown = sorted({s.provider for s in social if oauth2_provider(s) is None})
+    if unknown:
+        return f"social identities of {', '.join(unknown)}: the Custom NDJSON has no oauth2 type for them"
+    return None
+
+
+def _providers(plan: UserPlan) -> str:
+    return ", ".join(sorted({s.provider for s in plan.social}))
 
 
 def _counts(plan: UserPlan) -> dict[str, int]:
@@ -104,6 +131,8 @@ def _csv_cannot_carry(plan: UserPlan) -> str | None:
         return "more identities than the Custom CSV's columns (kinde-ndjson carries them)"
     if plan.properties:
         return "properties are not carried by the Custom CSV (kinde-ndjson carries them)"
+    if plan.social:
+        return f"social identities ({_providers(plan)}) are not carried by the Custom CSV (kinde-ndjson carries them)"
     return None
 
 
@@ -117,6 +146,8 @@ def _fusionauth_cannot_carry(plan: UserPlan) -> str | None:
         return "a FusionAuth record has one verified flag for all identities"
     if plan.properties:
         return "properties are not carried by a FusionAuth record"
+    if plan.social:
+        return f"social identities ({_providers(plan)}) are not carried by a FusionAuth record"
     return None
 
 
@@ -134,18 +165,16 @@ def _custom_password(password: PasswordImport | None, key: str) -> dict[str, Any
 
 
 def ndjson_record(plan: UserPlan, password: PasswordImport | None, orgs: Sequence[OrgRoles]) -> dict[str, Any]:
-    """One line of Kinde's Custom NDJSON (D-IMPORT schema)."""
+    """One line of Kinde's Custom NDJSON (D-IMPORT's current schema: identities only, no top-level email,
+    which belonged to a schema Kinde removed). Every identity carries its verified flag."""
     record: dict[str, Any] = {"id": plan.clerk_id}
     if plan.given_name:
         record["first_name"] = plan.given_name
     if plan.family_name:
         record["last_name"] = plan.family_name
-    primary = next((i for i in plan.identities if i.type == "email"), None)
-    if primary is not None:
-        record["email"], record["email_verified"] = primary.value, primary.is_verified
     record["identities"] = [
         {"type": i.type, "identity": i.value, "is_verified": i.is_verified} for i in plan.identities
-    ]
+    ] + [social_record(s) for s in plan.social]
     if plan.properties:
         record["properties"] = [{"key": k, "value": v} for k, v in plan.properties.items()]
     if orgs:
@@ -153,6 +182,15 @@ def ndjson_record(plan: UserPlan, password: PasswordImport | None, orgs: Sequenc
     if password is not None:
         record["password"] = _custom_password(password, "hashing_algorithm")
     return record
+
+
+def social_record(social: SocialIdentity) -> dict[str, Any]:
+    """A mapped external account as an ``oauth2:*`` identity. Its value is what Kinde matches a social
+    sign-in on (the account's email, else the provider's user id), as the API path sends it; Clerk
+    verified the account at its sign-in. Only for accounts ``place`` let into the file."""
+    provider = oauth2_provider(social)
+    assert provider is not None, "place() routes accounts without an oauth2 type to the API path"
+    return {"type": f"oauth2:{provider}", "identity": social.value, "provider": provider, "is_verified": True}
 
 
 def csv_rows(plan: UserPlan, password: PasswordImport | None, orgs: Sequence[OrgRoles]) -> list[dict[str, str]]:
@@ -169,6 +207,8 @@ def csv_rows(plan: UserPlan, password: PasswordImport | None, orgs: Sequence[Org
         "phone": phone.value if phone else "",
         "phone_verified": _flag(phone.is_verified) if phone else "",
         **_custom_password(password, "hashing_method"),
+        # D-IMPORT: without TRUE here, an imported password still costs a one-time code at first sign-in
+        "password_verified": "TRUE" if password is not None else "",
     }
     if not orgs:
         return [base]

@@ -9,7 +9,12 @@ rules per method. Imported passwords are stored as the body ``PUT /password`` wo
 so ``/_sandbox/sign-in`` verifies them with the same code.
 
 Readings the docs leave open are switches on ``KindeSandboxConfig``: ``import_role_header``
-(``role_key`` or ``roles``), ``import_csv_requires`` (``email`` or ``email-or-phone``).
+(``role_key`` or ``roles``), ``import_csv_requires`` (``email`` or ``email-or-phone``),
+``import_password_verified`` (the CSV's ``password_verified`` column, or ``email_verified``, spares
+the one-time code at first sign-in), ``import_ndjson_verified`` (an NDJSON password needs a verified
+email identity, or not), ``import_ndjson_schema`` (the removed top-level ``email`` ignored, or read).
+``oauth2:*`` identities are linked to the business's connection of their provider
+(``import_connections``); a provider without one is listed as unassigned.
 """
 
 from __future__ import annotations
@@ -64,6 +69,10 @@ class Importer:
     store: Store
     role_header: str = "role_key"
     csv_requires: str = "email"
+    password_verified: str = "column"
+    ndjson_verified: str = "identity"
+    ndjson_schema: str = "current"
+    connections: Mapping[str, str] = field(default_factory=dict)  # oauth2 provider -> connection id
     report: ImportReport = field(default_factory=ImportReport)
     created_here: dict[str, str] = field(default_factory=dict)  # provided id -> user id, this file only
 
@@ -116,14 +125,18 @@ class Importer:
     # ---- records -------------------------------------------------------------------------
 
     def _custom_record(self, record: dict[str, Any]) -> None:
-        identities = [
-            (i.get("type"), i.get("identity"), bool(i.get("is_verified")))
-            for i in record.get("identities") or []
-            if isinstance(i, dict) and i.get("type") in ("email", "phone", "username")
+        listed = [i for i in record.get("identities") or [] if isinstance(i, dict)]
+        identities: list[tuple[Any, ...]] = [
+            (i.get("type"), i.get("identity"), i.get("is_verified") is True)
+            for i in listed
+            if i.get("type") in ("email", "phone", "username")
         ]
-        if record.get("email") and not any(t == "email" for t, _, _ in identities):
+        legacy = self.ndjson_schema == "legacy" and record.get("email")
+        if legacy and not any(t == "email" for t, *_ in identities):
             identities.insert(0, ("email", record["email"], bool(record.get("email_verified"))))
+        identities += self._social(_text(record.get("id")) or "", listed)
         password = record.get("password")
+        verified_email = any(t == "email" and verified for t, _, verified, *_ in identities)
         fields = {
             "provided_id": _text(record.get("id")),
             "given_name": _text(record.get("first_name")),
@@ -131,9 +144,25 @@ class Importer:
             "identities": identities,
             "properties": {p["key"]: p["value"] for p in record.get("properties") or [] if isinstance(p, dict)},
             "password": _custom_password(password, "hashing_algorithm") if isinstance(password, dict) else None,
+            "one_time_code": isinstance(password, dict) and self.ndjson_verified == "identity" and not verified_email,
         }
         orgs = [(o.get("external_id"), list(o.get("roles") or [])) for o in record.get("organizations") or []]
         self._create(fields, orgs)
+
+    def _social(self, label: str, listed: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+        """``oauth2:*`` identities on the business's connection of their provider (none: not linked)."""
+        found: list[tuple[Any, ...]] = []
+        for item in listed:
+            kind = item.get("type")
+            if not (isinstance(kind, str) and kind.startswith("oauth2:")) or not _text(item.get("identity")):
+                continue
+            provider = _text(item.get("provider")) or kind.removeprefix("oauth2:")
+            connection = self.connections.get(provider)
+            if connection is None:
+                self.report.unassigned.append({"id": label, "what": "connection", "key": kind})
+                continue
+            found.append(("social", item["identity"], item.get("is_verified") is True, connection))
+        return found
 
     def _fusionauth_record(self, record: dict[str, Any]) -> None:
         def get(snake: str, camel: str | None = None) -> Any:
@@ -181,12 +210,14 @@ class Importer:
             if value
         ]  # fmt: skip
         password = _custom_password(row, "hashing_method") if _text(row.get("hashed_password")) else None
+        flag = "password_verified" if self.password_verified == "column" else "email_verified"
         fields = {
             "provided_id": provided_id,
             "given_name": _text(row.get("first_name")),
             "family_name": _text(row.get("last_name")),
             "identities": identities,
             "password": password,
+            "one_time_code": password is not None and not _csv_flag(row.get(flag)),
         }
         self._create(fields, orgs)
 
@@ -197,7 +228,7 @@ class Importer:
         if not fields["identities"]:
             raise Rejected("no email, phone or username")
         taken = provided_id and self.store.user_id_by_provided_id(provided_id)
-        if taken or any(self.store.identity_taken(t, v) for t, v, _ in fields["identities"]):
+        if taken or any(self.store.identity_taken(t, v) for t, v, *_ in fields["identities"] if t != "social"):
             self.report.duplicates.append(provided_id or fields["identities"][0][1])
             return
         user_id = self.store.import_user(fields)

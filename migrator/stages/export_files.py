@@ -38,15 +38,19 @@ from migrator.kinde.import_files import (
     membership_rows,
     ndjson_record,
     place,
+    social_record,
 )
 from migrator.models import PasswordImport, plan_from_record
 from migrator.people_csv import write_csv
+from migrator.report_files import SUMMARY, run_dir, write_skipped, write_summary
+from migrator.reports import write_mfa_report
 from migrator.stages.context import RunContext, Ticker
 
 MANIFEST = "manifest.json"
 API_USERS = "api-users.csv"
 ORGANIZATIONS = "organizations.csv"
 BATCH = 500  # users read, written and committed together
+SOCIAL_BY_API = "social identities (not in the files: api-users.csv's users get them by the API path)"
 
 
 @dataclass(frozen=True)
@@ -72,11 +76,13 @@ class ExportOutcome:
     hashing_methods: dict[str, dict[str, int]] = field(default_factory=dict)
     api_path: dict[str, int] = field(default_factory=dict)  # reason -> users, listed in api-users.csv
     skipped: dict[str, int] = field(default_factory=dict)  # skip reason -> users (as a run would skip them)
-    not_carried: dict[str, int] = field(default_factory=dict)  # data no file or API path carries, per user
+    not_carried: dict[str, int] = field(default_factory=dict)  # data the files leave out, per user
+    social_identities: dict[str, int] = field(default_factory=dict)  # oauth2 type -> identities in the files
     organizations: int = 0
     roles_to_create: list[str] = field(default_factory=list)
     dry_run: bool = False
     unaccounted: list[str] = field(default_factory=list)  # Clerk users the fetch could not account for
+    reports: dict[str, str] = field(default_factory=dict)  # report name -> path, as a run's output lists them
 
     @property
     def exit_code(self) -> int:
@@ -153,7 +159,9 @@ def write_import_files(ctx: RunContext, request: FileRequest) -> ExportOutcome:
         _prepare_out(request.out)
     outcome = ExportOutcome(ctx.run.id, request.fmt.value, str(request.out), dry_run=request.dry_run)
     writers = _Writers(request)
-    tallies: dict[str, Counter[str]] = {"by": Counter(), "api": Counter(), "skip": Counter(), "nc": Counter()}
+    tallies: dict[str, Counter[str]] = {
+        "by": Counter(), "api": Counter(), "skip": Counter(), "nc": Counter(), "social": Counter(),
+    }  # fmt: skip
     methods: dict[str, Counter[str]] = {}
     total, ticker = ctx.journal.staged_count(ctx.run.id), Ticker()
     ctx.emit(PhaseStarted("files", total))
@@ -171,6 +179,7 @@ def write_import_files(ctx: RunContext, request: FileRequest) -> ExportOutcome:
         outcome.files = writers.close()
     _fill(outcome, tallies, methods)
     outcome.unaccounted = list(ctx.notes)  # a fetch gap: the files miss users, and the exit is not 0
+    _write_reports(ctx, request, outcome)
     _finish_files(ctx, request, outcome)
     ctx.emit(PhaseAdvanced("files", total, total))
     ctx.emit(PhaseFinished("files"))
@@ -197,6 +206,8 @@ def _write_user(
         if not request.dry_run:
             ctx.journal.mark_api_path(ctx.run.id, [plan.clerk_id])
         tallies["api"][placement.reason or "api"] += 1
+        if plan.social:
+            tallies["nc"][SOCIAL_BY_API] += 1
         return
     orgs = _orgs(ctx, plan.clerk_id)
     if target == Target.KINDE_NDJSON:
@@ -213,6 +224,8 @@ def _write_user(
     methods.setdefault(target, Counter())[password.method if password else "none"] += 1
     if plan.picture:
         tallies["nc"]["picture (no import file has a picture field)"] += 1
+    if target == Target.KINDE_NDJSON:  # place() lets social identities only into the NDJSON
+        tallies["social"].update(social_record(s)["type"] for s in plan.social)
 
 
 def _password(ctx: RunContext, row: Any) -> PasswordImport | None:
@@ -241,6 +254,7 @@ def _fill(outcome: ExportOutcome, tallies: dict[str, Counter[str]], methods: dic
     outcome.api_path = dict(tallies["api"])
     outcome.skipped = dict(tallies["skip"])
     outcome.not_carried = dict(tallies["nc"])
+    outcome.social_identities = dict(tallies["social"])
 
 
 def _finish_files(ctx: RunContext, request: FileRequest, outcome: ExportOutcome) -> None:
@@ -258,6 +272,19 @@ def _finish_files(ctx: RunContext, request: FileRequest, outcome: ExportOutcome)
             handle.write(_LAYOUT[Target.API][2])
     with open_private(request.out / MANIFEST) as handle:
         handle.write(json.dumps(outcome.to_json(), indent=2).encode())
+
+
+def _write_reports(ctx: RunContext, request: FileRequest, outcome: ExportOutcome) -> None:
+    """The run folder's reports, as a run leaves them: summary.json (the manifest's counts; a verify adds
+    its own), skipped.csv, mfa-reenrol.csv. Password resets are in api-users.csv (the API path requests
+    them), so the export writes no password-resets.csv. Written for a dry run too, as a dry run's are."""
+    folder = run_dir(ctx.settings.state_dir, ctx.run.id)
+    skipped = write_skipped(ctx.journal, ctx.run.id, folder)
+    mfa = write_mfa_report(ctx.journal, ctx.run.id, ctx.settings.state_dir, dry_run=request.dry_run)
+    outcome.reports = {"summary": str(folder / SUMMARY), "skipped": str(skipped), "mfa_reenrol": str(mfa)}
+    if not request.dry_run:
+        outcome.reports["password_resets"] = str(request.out / API_USERS)
+    write_summary(folder, outcome.to_json())
 
 
 def _prepare_out(out: Path) -> None:

@@ -197,7 +197,7 @@ async def _read_identities_and_compare(ctx: RunContext, verify_id: int) -> None:
         ctx.journal.store_identities(verify_id, vanished)
         present = [row for row in rows if found[row["kinde_id"]] is not None]
         findings = [f for row in present for f in _user_findings(row, found, imported)]
-        findings += await extra_user_findings(ctx, present, gate)
+        findings += await extra_user_findings(ctx, present, gate, imported=imported)
         ctx.journal.record_findings(verify_id, findings)
         done += len(rows)
         if ticker.due():

@@ -1,7 +1,8 @@
 """``migrator verify``, issue 14's extras: user properties, social identities and role permissions.
 
-Checked only where the run wrote them (``properties``/``social``/``permissions`` = done), so a run
-without those features costs no extra request. Kinde may hold more than we sent (other properties,
+Checked only where the run wrote them (``properties``/``social``/``permissions`` = done; for an export
+run, whose files carried them, wherever its plan has them), so a run without those features costs no
+extra request. Kinde may hold more than we sent (other properties,
 identities, permissions): only what the plan asked for is required.
 """
 
@@ -19,30 +20,40 @@ from migrator.stages.social import is_linked
 Finding = tuple[str, str | None, str | None, str, str, str]
 
 
-async def extra_user_findings(ctx: RunContext, rows: list[Any], gate: asyncio.Semaphore) -> list[Finding]:
-    """Properties that differ (drift) and social identities absent (incomplete) for users written with them."""
+async def extra_user_findings(
+    ctx: RunContext, rows: list[Any], gate: asyncio.Semaphore, *, imported: bool = False
+) -> list[Finding]:
+    """Properties that differ (drift) and social identities absent (incomplete) for users written with them.
+
+    ``imported``: an export run, whose users' files carried their properties and social identities (the
+    journal's steps stay pending: no request of this journal wrote them); users of api-users.csv were
+    given them by the ``run --only-file`` run that created them."""
     findings: list[Finding] = []
+    wrote = {
+        "properties": {PropertiesStep.DONE, PropertiesStep.PENDING} if imported else {PropertiesStep.DONE},
+        "social": {SocialStep.DONE, SocialStep.PENDING} if imported else {SocialStep.DONE},
+    }
 
     async def check(row: Any) -> None:
         async with gate:
-            findings.extend(await _user_extras(ctx, row))
+            findings.extend(await _user_extras(ctx, row, wrote))
 
     async with task_group() as group:
         for row in rows:
-            if row["properties"] == PropertiesStep.DONE or row["social"] == SocialStep.DONE:
+            if row["properties"] in wrote["properties"] or row["social"] in wrote["social"]:
                 group.create_task(check(row))
     return findings
 
 
-async def _user_extras(ctx: RunContext, row: Any) -> list[Finding]:
+async def _user_extras(ctx: RunContext, row: Any, wrote: dict[str, set[Any]]) -> list[Finding]:
     plan, ids = json.loads(row["plan"]), (row["clerk_id"], row["kinde_id"])
     findings: list[Finding] = []
-    if row["properties"] == PropertiesStep.DONE and plan.get("properties"):
+    if row["properties"] in wrote["properties"] and plan.get("properties"):
         held = await ctx.kinde.user_properties(row["kinde_id"])
         for key, expected in sorted(plan["properties"].items()):
             if held.get(key) != expected:
                 findings.append(("drift", *ids, f"property:{key}", expected, held.get(key) or ""))
-    if row["social"] == SocialStep.DONE and plan.get("social"):
+    if row["social"] in wrote["social"] and plan.get("social"):
         records = await ctx.kinde.user_identity_records(row["kinde_id"])
         for item in plan["social"]:
             social = SocialIdentity(item["provider"], item["connection_id"], item["value"])
