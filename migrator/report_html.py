@@ -24,7 +24,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 REPORT_HTML = "report.html"
 MAX_POINTS = 120  # intervals per chart: a long run's seconds are summed into wider intervals
-CHART_WIDTH, CHART_HEIGHT, CHART_PAD = 600, 180, 28
+CHART_WIDTH, CHART_HEIGHT, CHART_PAD = 600, 230, 28
 
 _ENV = Environment(
     loader=PackageLoader("migrator", "templates"),
@@ -124,10 +124,10 @@ def _chart(api: ApiSeries) -> dict[str, Any]:
     top = max([*api.requests, *api.throttled, *api.pace, 1.0])
     top = _nice(top)
     end = api.start + api.width * len(api.requests)
-    lines = [
+    lines = [  # drawn in this order: the 429s on top
+        ("pace", "pace (req/s, derived)", api.pace),
         ("requests", "requests/s", api.requests),
         ("throttled", "429s/s", api.throttled),
-        ("pace", "pace (req/s, derived)", api.pace),
     ]
     return {
         "service": api.service,
@@ -136,6 +136,8 @@ def _chart(api: ApiSeries) -> dict[str, Any]:
         "top": top,
         "start": _time(api.start),
         "end": _time(end),
+        "start_clock": _time(api.start)[11:19],
+        "end_clock": _time(end)[11:19],
         "lines": [
             {"key": key, "label": label, "points": _polyline(values, top), "data": " ".join(f"{v:g}" for v in values)}
             for key, label, values in lines
