@@ -11,8 +11,8 @@ inline SVG drawn here (a few polylines; a chart library would bring scripts or a
 
 from __future__ import annotations
 
-import json
 import math
+import re
 import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -23,7 +23,11 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 REPORT_HTML = "report.html"
-MAX_POINTS = 120  # intervals per chart: a long run's seconds are summed into wider intervals
+MAX_POINTS = 120
+_THROTTLED = re.compile(r'"status":429[,}]')
+_LINE = re.compile(
+    r'\{"at":"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)[^"]*\+00:00","service":"([a-z]+)"'
+)  # intervals per chart: a long run's seconds are summed into wider intervals
 CHART_WIDTH, CHART_HEIGHT, CHART_PAD = 600, 230, 28
 
 _ENV = Environment(
@@ -79,16 +83,21 @@ def request_series(lines: Iterable[str]) -> list[ApiSeries]:
     of pulling it down. Streamed: what is held is one count per API per second.
     """
     seconds: dict[str, dict[int, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
+    clock: dict[str, int] = {}  # "2026-01-01T00:00:00" -> its Unix second: a second has many lines
     for line in lines:
-        try:
-            entry = json.loads(line)
-            second = int(datetime.fromisoformat(entry["at"]).timestamp())
-            service = str(entry["service"])
-        except (ValueError, KeyError, TypeError):
+        found = _LINE.match(line)  # request_log writes "at" and "service" first; json is 10x slower
+        if found is None:
             continue  # a line cut by a killed run
+        at, service = found.groups()
+        second = clock.get(at)
+        if second is None:
+            try:
+                second = clock[at] = int(datetime.fromisoformat(at).replace(tzinfo=UTC).timestamp())
+            except ValueError:
+                continue
         counts = seconds[service][second]
         counts[0] += 1
-        if entry.get("status") == 429:
+        if _THROTTLED.search(line, found.end()):
             counts[1] += 1
     if not seconds:
         return []

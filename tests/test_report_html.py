@@ -23,6 +23,7 @@ from migrator.journal import Journal
 from migrator.report_files import write_run_reports
 from migrator.report_html import MAX_POINTS, render, request_series, resolve
 from migrator.reports import build_plan, build_summary
+from migrator.request_log import RequestLog
 from migrator.sandbox.faults import FaultProfile
 from tests.e2e import cli_env, run_cli
 from tests.journal_rows import new_run, put
@@ -189,8 +190,19 @@ def test_a_failed_users_markup_and_formulas_stay_text(tmp_path: Path) -> None:
         assert all("HYPERLINK" not in value for value in element.attrib.values())
 
 
-def test_a_cut_or_empty_log_still_renders() -> None:
-    lines = ['{"at":"2026-01-01T00:00:00.000+00:00","service":"kinde","status":429}\n', '{"at":"2026-01-01T00:0']
+def logged(tmp_path: Path, entries: list[dict[str, Any]]) -> list[str]:
+    """The lines RequestLog itself writes for these entries."""
+    log = RequestLog()
+    log.attach(tmp_path / "requests.jsonl")
+    for entry in entries:
+        log.record(entry)
+    log.close()
+    return (tmp_path / "requests.jsonl").read_text().splitlines(keepends=True)
+
+
+def test_a_cut_or_empty_log_still_renders(tmp_path: Path) -> None:
+    lines = logged(tmp_path, [{"at": "2026-01-01T00:00:00.000+00:00", "service": "kinde", "status": 429}])
+    lines.append('{"at":"2026-01-01T00:0')  # cut by a killed run
     series = request_series(lines)
     assert [(s.service, s.requests, s.throttled) for s in series] == [("kinde", [1.0], [1.0])]
     page = render({}, [], {})
@@ -202,13 +214,14 @@ def test_a_cut_or_empty_log_still_renders() -> None:
     )
 
 
-def test_long_runs_are_summed_into_at_most_max_points_intervals() -> None:
-    lines = [
-        json.dumps({"at": f"2026-01-01T{h:02d}:{m:02d}:{s:02d}.000+00:00", "service": "kinde", "status": 200}) + "\n"
+def test_long_runs_are_summed_into_at_most_max_points_intervals(tmp_path: Path) -> None:
+    entries = [
+        {"at": f"2026-01-01T{h:02d}:{m:02d}:{s:02d}.000+00:00", "service": "kinde", "status": 200, "ms": 1.0}
         for h in range(2)
         for m in range(60)
         for s in range(0, 60, 2)
     ]
+    lines = logged(tmp_path, entries)
     (series,) = request_series(lines)
     assert len(series.requests) <= MAX_POINTS and series.width == math.ceil(7199 / MAX_POINTS)
     assert sum(series.requests) * series.width == pytest.approx(len(lines))
