@@ -12,6 +12,7 @@ import struct
 import subprocess
 import zlib
 from collections import Counter
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from migrator.report_html import MAX_POINTS, render, request_series, resolve
 from migrator.reports import build_plan, build_summary
 from migrator.request_log import RequestLog
 from migrator.sandbox.faults import FaultProfile
+from migrator.sandbox.server import Sandbox, SandboxOptions
 from tests.e2e import cli_env, run_cli
 from tests.journal_rows import new_run, put
 
@@ -37,34 +39,18 @@ def parse(page: str) -> Any:
 
 
 @pytest.fixture(scope="module")
-def migrated(sandbox_factory_module, tmp_path_factory) -> Path:
+def migrated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A run under stray 429s and 5xx, then its verify: the folder both left."""
     faults = FaultProfile(error_rate=0.02, rate_limit_rate=0.05)
-    sandbox = sandbox_factory_module(users=300, kinde_faults=faults)
     cwd = tmp_path_factory.mktemp("report")
-    sandbox.write_export(cwd / "users.csv")
-    env = cli_env(sandbox, KINDE_MAX_RPS="2000", KINDE_INITIAL_RPS="200")
-    result = run_cli("run", "--clerk-export", "users.csv", "--yes", cwd=cwd, env=env)
-    assert result.returncode in (0, 1), result.stderr[-3000:]
-    result = run_cli("verify", cwd=cwd, env=env)
-    assert result.returncode in (0, 1), result.stderr[-3000:]
-    return cwd
-
-
-@pytest.fixture(scope="module")
-def sandbox_factory_module(sandbox_stopper):
-    from migrator.sandbox.server import Sandbox, SandboxOptions
-
-    started = []
-
-    def factory(**options):
-        sandbox = Sandbox(SandboxOptions(**options))
-        started.append(sandbox)
-        return sandbox
-
-    yield factory
-    for sandbox in started:
-        sandbox_stopper(sandbox)
+    with Sandbox(SandboxOptions(users=300, kinde_faults=faults)) as sandbox:
+        sandbox.write_export(cwd / "users.csv")
+        env = cli_env(sandbox, KINDE_MAX_RPS="2000", KINDE_INITIAL_RPS="200")
+        result = run_cli("run", "--clerk-export", "users.csv", "--yes", cwd=cwd, env=env)
+        assert result.returncode in (0, 1), result.stderr[-3000:]
+        result = run_cli("verify", cwd=cwd, env=env)
+        assert result.returncode in (0, 1), result.stderr[-3000:]
+        yield cwd
 
 
 def folder_of(cwd: Path) -> Path:
