@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -138,6 +139,18 @@ def test_report_html_rebuilds_the_page(migrated: Path) -> None:
     assert result.returncode == 2 and "no run 7" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_report_html_of_a_run_without_a_summary_says_so(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / ".migrator")
+    try:
+        new_run(journal)  # started, never finished a pass: no summary.json yet
+    finally:
+        journal.close()
+    result = run_cli("report", "html", cwd=tmp_path, env=cli_env())
+    assert result.returncode == 2, result.stderr
+    assert "run 1 has no summary.json yet" in result.stderr and "migrator resume 1" in result.stderr
+    assert not (tmp_path / ".migrator/runs/1/report.html").exists()
+
+
 HOSTILE_NAME = '<script>alert("name")</script>'
 HOSTILE_EMAIL = '=HYPERLINK("http://evil.example/?x","open")@example.com'
 
@@ -243,6 +256,25 @@ def test_the_page_renders_in_headless_chromium(migrated: Path, tmp_path: Path, w
     png_width, png_height = struct.unpack(">II", data[16:24])
     assert (png_width, png_height) == (width, 2400)
     assert len(set(_pixels(data))) > 8  # drawn: text, colours, charts (a blank page has one colour)
+    if width == 1200:  # printable: the print stylesheet lays it out on pages
+        pdf = tmp_path / "report.pdf"
+        subprocess.run(
+            [
+                CHROMIUM,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                f"--user-data-dir={tmp_path}",
+                "--no-pdf-header-footer",
+                f"--print-to-pdf={pdf}",
+                (folder_of(migrated) / "report.html").as_uri(),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        document = pdf.read_bytes()
+        assert document[:5] == b"%PDF-" and len(re.findall(rb"/Type\s*/Page\b", document)) >= 2  # laid out on pages
     if keep := os.environ.get("MIGRATOR_KEEP_SCREENSHOTS"):  # a folder, for a developer who wants to look
         shutil.copy(shot, Path(keep) / shot.name)
 
