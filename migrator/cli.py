@@ -27,6 +27,7 @@ from migrator.journal import JOURNAL_FILE, STEP_COLUMNS, Journal
 from migrator.pipeline import Resume, Start, run_migration
 from migrator.render import Renderer, plan_table, summary_table
 from migrator.render_verify import show_verification
+from migrator.report_files import SUMMARY, run_dir, write_html_report
 from migrator.reports import Plan, Summary, status_report
 from migrator.run_records import NothingToDo
 from migrator.stages.verify import Verification
@@ -433,6 +434,34 @@ def report_id_map(
                 sys.stdout.write(statement + "\n")
         finally:
             journal.close()
+
+    _run_command(body)
+
+
+@report_app.command("html")
+def report_html(
+    run_id: Annotated[int | None, typer.Argument(help="Run whose report to write (default: the latest).")] = None,
+    config: ConfigOption = None,
+    state_dir: StateDirOption = None,
+) -> None:
+    """Write the run's sign-off report, runs/N/report.html (one self-contained page), and print its path.
+    Every run and verify writes it too; this rebuilds it from the folder's summary.json and requests.jsonl.
+
+    Example: migrator report html 3
+    """
+
+    def body() -> None:
+        settings = load_settings(config, state_dir=state_dir)
+        _require_journal(settings)
+        journal = Journal(settings.state_dir)
+        try:
+            run = journal.run(run_id)
+        finally:
+            journal.close()
+        folder = run_dir(settings.state_dir, run.id)
+        if not (folder / SUMMARY).exists():
+            raise ConfigError(f"run {run.id} has no {SUMMARY} yet: it has not finished a pass (migrator resume {run.id})")
+        sys.stdout.write(f"{write_html_report(folder)}\n")
 
     _run_command(body)
 

@@ -11,6 +11,8 @@ sees half a file. No report holds a password digest, a token or a secret: the jo
     id-map.csv           clerk_user_id -> kinde_user_id (for the application's own database)
     org-map.csv          clerk_org_id -> kinde_org_code
     verify.csv           one row per difference the last `migrator verify` found
+    report.html          the sign-off report: summary.json and requests.jsonl as one page, rewritten
+                         with summary.json (report_html.py)
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from typing import Any
 from migrator.errors import JournalError
 from migrator.journal import Journal
 from migrator.people_csv import write_csv
+from migrator.report_html import REPORT_HTML, render, request_series
+from migrator.request_log import REQUESTS_LOG
 
 RUNS_DIR = "runs"
 SUMMARY = "summary.json"
@@ -121,7 +125,32 @@ def write_summary(folder: Path, run_counts: dict[str, Any] | None = None, verify
         data["run"] = run_counts
     if verify is not None:
         data["verify"] = verify
-    return write_json(folder / SUMMARY, data)
+    path = write_json(folder / SUMMARY, data)
+    write_html_report(folder)
+    return path
+
+
+LINKED = {  # the reports report.html links to, where present
+    "failures": FAILURES,
+    "skipped": SKIPPED,
+    "password_resets": PASSWORD_RESETS,
+    "mfa_reenrol": MFA_REENROL,
+    "verify": VERIFY,
+}
+
+
+def write_html_report(folder: Path) -> Path:
+    """report.html from the folder's summary.json and requests.jsonl (streamed), linking the CSVs present."""
+    files = {name: file for name, file in LINKED.items() if (folder / file).exists()}
+    try:
+        with (folder / REQUESTS_LOG).open(encoding="utf-8") as log:
+            series = request_series(log)
+    except FileNotFoundError:
+        series = []
+    except OSError as exc:
+        raise JournalError(f"cannot read the request log {folder / REQUESTS_LOG}: {exc}") from None
+    page = render(read_json(folder / SUMMARY), series, files)
+    return _write_atomically(folder / REPORT_HTML, lambda handle: handle.write(page))
 
 
 def write_run_reports(journal: Journal, run_id: int, state_dir: Path, run_counts: dict[str, Any]) -> dict[str, str]:
@@ -129,13 +158,14 @@ def write_run_reports(journal: Journal, run_id: int, state_dir: Path, run_counts
     folder = run_dir(state_dir, run_id)
     run_counts = {k: v for k, v in run_counts.items() if k != "skipped_users"}  # listed in skipped.csv
     paths = {
-        "summary": write_summary(folder, run_counts),
         "failures": write_failures(journal, run_id, folder),
         "skipped": write_skipped(journal, run_id, folder),
         "id_map": write_id_map(journal, run_id, folder),
         "org_map": write_org_map(journal, run_id, folder),
     }
+    paths = {"summary": write_summary(folder, run_counts), **paths}  # last: report.html links the CSVs
     for name, file_name in (("password_resets", PASSWORD_RESETS), ("mfa_reenrol", MFA_REENROL)):
         if (folder / file_name).exists():  # written before the confirmation, with the plan
             paths[name] = folder / file_name
+    paths["report"] = folder / REPORT_HTML
     return {name: str(path) for name, path in paths.items()}

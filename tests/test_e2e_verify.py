@@ -57,7 +57,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Any:
 def test_the_run_names_its_reports_in_its_own_folder(world: Any) -> None:
     _, workdir, summary = world
     folder = workdir / ".migrator" / "runs" / str(summary["run_id"])
-    names = {"summary", "failures", "skipped", "id_map", "org_map", "password_resets", "mfa_reenrol"}
+    names = {"summary", "failures", "skipped", "id_map", "org_map", "password_resets", "mfa_reenrol", "report"}
     assert set(summary["reports"]) == names
     for path in summary["reports"].values():
         assert (workdir / path).parent == folder
