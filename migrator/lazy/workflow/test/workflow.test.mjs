@@ -20,7 +20,15 @@ const PASSWORD = "correct horse battery staple";
 const HASHED = "$2b$10$abcdefghijklmnopqrstuuQWERTYUIOPASDFGHJKLZXCVBNM12345";
 
 async function load(overrides = {}) {
-  const settings = { ...baseSettings, clerk_api_url: CLERK, ...overrides };
+  // The tests' own baseline, whatever `migrator lazy init` wrote into this folder's settings.json.
+  const settings = {
+    ...baseSettings,
+    clerk_api_url: CLERK,
+    users_in_kinde: false,
+    refuse_two_factor: true,
+    allowed_client_ids: [],
+    ...overrides,
+  };
   const result = await esbuild.build({
     entryPoints: [entry],
     bundle: true,
