@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from migrator.lazy.workflow_files import source
+from migrator.sandbox.generator import Dataset
 
 WORKFLOW = Path(str(source()))
 
@@ -36,3 +37,18 @@ def ensure_workflow_modules() -> Path:
             if done.returncode != 0:
                 pytest.fail(f"`npm ci` in {WORKFLOW} failed (run it by hand to see why):\n{done.stderr[-2000:]}")
     return WORKFLOW
+
+
+def lazy_candidate(dataset: Dataset, i: int) -> bool:
+    """A user the lazy path is for: an argon2 digest (Kinde cannot import it), a verified primary email
+    (the workflow accepts no other), and nothing that refuses them (banned, locked, two-factor)."""
+    user, password = dataset.user(i), dataset.password(i)
+    if password is None or not password[0].startswith("argon2"):
+        return False
+    if user["banned"] or user["locked"] or user["two_factor_enabled"]:
+        return False
+    primary = user["primary_email_address_id"]
+    return any(
+        e["id"] == primary and (e.get("verification") or {}).get("status") == "verified"
+        for e in user["email_addresses"]
+    )
