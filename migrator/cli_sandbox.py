@@ -208,7 +208,7 @@ def sandbox_serve(
       migrator sandbox serve --clerk-cursor ignored
       migrator sandbox serve --clerk-outage-after-pages 2 --clerk-outage-seconds 9
       migrator sandbox serve --kinde-reading property_null_value=refused
-      migrator sandbox serve --workflow kinde-workflows --kinde-reading workflow_fires_for=both
+      migrator sandbox serve --workflow wf --kinde-reading workflow_fires_for=both
     """
     given = dict(locals())
     if shared_quota is not None and kinde_rps is None:

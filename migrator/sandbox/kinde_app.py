@@ -74,10 +74,12 @@ import json
 import logging
 import re
 import secrets
+import shutil
 import tempfile
 import threading
 import time
 import uuid
+import weakref
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -2222,8 +2224,10 @@ def build_kinde_app(config: KindeSandboxConfig | None = None) -> Starlette:
         Route(path, _endpoint(api, renderer, by_method), methods=list(by_method)) for path, by_method in by_path.items()
     ]
     routes.append(Route("/_sandbox/sign-in", _sign_in_endpoint(api, renderer), methods=["POST"]))
+    bundle_dir = None
     if config.workflow is not None:
-        api.workflow_bundle = bundle_workflow(config.workflow, Path(tempfile.mkdtemp(prefix="kinde-workflow-")))
+        bundle_dir = tempfile.mkdtemp(prefix="kinde-workflow-")
+        api.workflow_bundle = bundle_workflow(config.workflow, Path(bundle_dir))
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
@@ -2251,4 +2255,6 @@ def build_kinde_app(config: KindeSandboxConfig | None = None) -> Starlette:
     )
     app.state.store = store
     app.state.config = config
+    if bundle_dir is not None:
+        weakref.finalize(app, shutil.rmtree, bundle_dir, ignore_errors=True)
     return app
