@@ -500,6 +500,7 @@ __all__ = ["EXIT_BAD_INPUT", "app", "main"]
 
 
 from migrator import cli_cutover as cutover_cli  # noqa: E402 - registers sync, undo; canary options of run
+from migrator import cli_lazy as lazy_cli  # noqa: E402,F401 - registers `lazy init`
 from migrator import cli_runs as runs_cli  # noqa: E402 - registers `runs`; resume's offline answer
 from migrator import cli_sandbox  # noqa: E402,F401 - registers `sandbox serve`
 from migrator import cli_status as status_cli  # noqa: E402 - the lists of `status`

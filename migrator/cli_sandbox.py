@@ -93,6 +93,7 @@ class ServeRequest:
     clerk_outage_seconds: float | None = None
     clerk_outage_status: int = 503
     kinde_readings: dict[str, Any] = field(default_factory=dict)
+    workflow: Path | None = None
 
 
 def _known_scopes(values: list[str] | None) -> list[str]:
@@ -200,6 +201,15 @@ KindeReading = Annotated[
         metavar="NAME=VALUE",
     ),
 ]
+WorkflowDir = Annotated[
+    Path | None,
+    typer.Option(
+        help="The folder `migrator lazy init` wrote: Kinde's sign-in (POST /_sandbox/sign-in) runs its workflow"
+        " under Node (for whom: --kinde-reading workflow_fires_for=absent|passwordless|both).",
+        exists=True,
+        file_okay=False,
+    ),
+]
 OutageCode = Annotated[OutageStatus, typer.Option(help="The status of Clerk's failing pages.")]
 
 
@@ -233,6 +243,7 @@ def sandbox_serve(
     clerk_outage_seconds: OutageSeconds = None,
     clerk_outage_status: OutageCode = OutageStatus.unavailable,
     kinde_reading: KindeReading = None,
+    workflow: WorkflowDir = None,
 ) -> None:
     """Serve the Clerk and Kinde emulators on loopback until interrupted.
 
@@ -248,6 +259,7 @@ def sandbox_serve(
       migrator sandbox serve --clerk-organizations none --only-scope read:users
       migrator sandbox serve --clerk-outage-after-pages 2 --clerk-outage-seconds 9
       migrator sandbox serve --kinde-reading property_null_value=refused
+      migrator sandbox serve --workflow wf --kinde-reading workflow_fires_for=both
     """
     given = dict(locals())
     if shared_quota is not None and kinde_rps is None:

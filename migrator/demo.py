@@ -28,6 +28,7 @@ from migrator.render import Renderer, summary_table
 from migrator.sandbox.clerk_app import ClerkBehaviour
 from migrator.sandbox.kinde_app import ALL_SCOPES, KindeSandboxConfig, SharedQuota
 from migrator.sandbox.server import Sandbox, SandboxOptions, profile
+from migrator.sandbox.workflow import WorkflowSetupError
 
 if TYPE_CHECKING:
     from migrator.cli_sandbox import ServeRequest
@@ -160,6 +161,7 @@ def serve_options(request: ServeRequest) -> SandboxOptions:
         token_max_uses=request.token_max_uses,
         bad_token_status=request.bad_token_status,  # type: ignore[arg-type]
         scopes=frozenset(request.only_scopes) if request.only_scopes else ALL_SCOPES - set(request.without_scopes),
+        workflow=request.workflow,
         **request.kinde_readings,
     )
     clerk = ClerkBehaviour(
@@ -188,6 +190,8 @@ def serve_sandbox(request: ServeRequest) -> int:
     console = Console()
     try:
         sandbox = Sandbox(serve_options(request))  # starts both servers
+    except WorkflowSetupError as exc:  # no Node, no esbuild, not a workflow folder: says what to do
+        raise ConfigError(str(exc)) from None
     except RuntimeError as exc:  # the port is taken or not ours to bind
         raise ConfigError(
             f"{exc}: is another process using the port? (--clerk-port/--kinde-port 0 pick a free one)"

@@ -682,9 +682,9 @@ async def test_pbkdf2_and_salted_md5_sign_in(kinde: Kinde, kinde_spec: Contract)
     assert methods == {"pbkdf2@example.com": "pbkdf2", "md5@example.com": "md5"}
 
 
-async def test_sign_in_without_a_password_is_401(kinde: Kinde) -> None:
+async def test_sign_in_without_a_password_is_the_one_time_code_path(kinde: Kinde) -> None:
     await kinde.create_user("lee@example.com")
-    assert_envelope(await sign_in(kinde, "lee@example.com", ""), 401, "INVALID_CREDENTIALS")
+    assert_envelope(await sign_in(kinde, "lee@example.com", ""), 401, "ONE_TIME_CODE_REQUIRED")
 
 
 @pytest.mark.parametrize("body", [{"email": "lee@example.com"}, {"email": 5, "password": "x"}, ["x"]])

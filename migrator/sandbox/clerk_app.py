@@ -7,7 +7,8 @@ holds the user list: pages are computed from user indexes (see ``generator.Datas
 of 500 at the end of a million users costs the same as the first page.
 
 Served: ``GET /v1/users``, ``/v1/users/count``, ``/v1/organizations``,
-``/v1/organization_memberships``, ``/v1/organization_roles``; sandbox-only (no auth, no rate
+``/v1/organization_memberships``, ``/v1/organization_roles``, ``POST /v1/users/{user_id}/verify_password``
+(against the user's real password, with Clerk's lockout: ``ClerkBehaviour.lockout_attempts``); sandbox-only (no auth, no rate
 limit): ``GET /_sandbox/users/{user_id}/password``, ``GET /_sandbox/state`` and ``POST /_sandbox/users``
 (sign-ups, edits, bans, password changes and deletions while serving: ``changes.py``).
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import bisect
 import hmac
+import json
 import logging
 import math
 import re
@@ -557,6 +559,13 @@ class ClerkBehaviour:
     outage_began: float | None = None
     organizations: Literal["served", "none"] = "served"
     role_permissions: Literal["served", "none"] = "served"
+    # Clerk's user lockout: after this many failed password attempts (10 by default since 2026-07-06,
+    # 100 before) the user is ``locked`` for ``lockout_seconds``. Whether Backend API ``verify_password``
+    # failures count is not documented (../shared/reference/lazy-migration.md, section 4): True plays
+    # the reading where they do, False where only sign-ins through Clerk's own front end count.
+    lockout_attempts: int = 10
+    lockout_seconds: int = 3600
+    verify_failures_count: bool = True
 
     def in_outage(self, now: float) -> bool:
         """Whether this user page fails; an outage with a duration ends by itself."""
@@ -583,6 +592,58 @@ def build_clerk_app(
     the rate limit. ``app.state.request_counts`` holds ``{"requests": ..., "statuses": ...}``;
     ``app.state.behaviour`` the :class:`ClerkBehaviour` switches."""
     behaviour = behaviour or ClerkBehaviour()
+    failures: Counter[str] = Counter()  # failed verify_password attempts since the last success or lockout
+    locked_since: dict[str, float] = {}
+
+    def served(i: int) -> dict[str, Any]:
+        """The user as Clerk shows it now: a lockout this app imposed shows in ``locked`` and its fields."""
+        user = dataset.user(i)
+        user_id = user["id"]
+        since = locked_since.get(user_id)
+        if since is not None and clock() - since >= behaviour.lockout_seconds:
+            del locked_since[user_id]
+            since = None
+        if since is not None:
+            remaining = math.ceil(behaviour.lockout_seconds - (clock() - since))
+            user.update(locked=True, lockout_expires_in_seconds=remaining, verification_attempts_remaining=0)
+        elif failures[user_id] and not user.get("locked"):
+            user["verification_attempts_remaining"] = max(0, behaviour.lockout_attempts - failures[user_id])
+        return user
+
+    async def verify_password(request: Request) -> Response:
+        """200 ``{"verified": true}``; 422 ``incorrect_password``; 400 ``no_password_set``; 404 (spec)."""
+        user_id = request.path_params["user_id"]
+        i = dataset.index_of(user_id)
+        if i is None:
+            raise ClerkApiError(404, "resource_not_found", "not found", f"No user was found with id {user_id}")
+        try:
+            body = json.loads(await request.body())
+        except ValueError:
+            body = None
+        password = body.get("password") if isinstance(body, dict) else None
+        if not isinstance(password, str):
+            raise ClerkApiError(
+                422, "form_param_missing", "missing", "password must be included.", meta={"param_name": "password"}
+            )
+        user = served(i)
+        actual = dataset.clerk_password(user_id)
+        if not user.get("password_enabled") or actual is None:
+            raise ClerkApiError(400, "no_password_set", "no password set", "This user does not have a password set.")
+        if hmac.compare_digest(password.encode(), actual.encode()):
+            failures.pop(user_id, None)
+            return JSONResponse({"verified": True})
+        if behaviour.verify_failures_count and not user.get("locked"):
+            failures[user_id] += 1
+            if failures[user_id] >= behaviour.lockout_attempts:
+                del failures[user_id]
+                locked_since[user_id] = clock()
+        raise ClerkApiError(
+            422,
+            "incorrect_password",
+            "Password is incorrect. Try again, or use another method.",
+            "Password is incorrect. Try again, or use another method.",
+            meta={"param_name": "password"},
+        )
 
     async def list_users(request: Request) -> Response:
         params = request.query_params
@@ -612,7 +673,7 @@ def build_clerk_app(
             if cursor is None:
                 raise _param_error("starting_after", f"no user was found with id {starting_after}")
         page = _user_page(dataset, selection, field, descending, limit, offset, cursor)
-        return JSONResponse([dataset.user(i) for i in page])
+        return JSONResponse([served(i) for i in page])
 
     async def count_users(request: Request) -> Response:
         selection = _select_users(dataset, request.query_params)
@@ -700,6 +761,7 @@ def build_clerk_app(
     routes: list[BaseRoute] = [
         Route("/v1/users", list_users, methods=["GET"]),
         Route("/v1/users/count", count_users, methods=["GET"]),
+        Route("/v1/users/{user_id}/verify_password", verify_password, methods=["POST"]),
         Route("/v1/organizations", list_organizations, methods=["GET"]),
         Route("/v1/organization_memberships", list_memberships, methods=["GET"]),
         Route("/v1/organization_roles", list_roles, methods=["GET"]),

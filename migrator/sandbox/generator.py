@@ -882,6 +882,19 @@ class Dataset:
             return None
         return self._pool_entry(*p.password)[0]
 
+    def clerk_password(self, user_id: str) -> str | None:
+        """The password the user signs in to Clerk with now, also when the export lacks its digest
+        (what ``verify_password`` checks); None: the user has no password."""
+        i = self.index_of(user_id)
+        if i is None:
+            return None
+        p = self._profile(i)
+        if p.password is None:
+            return None
+        if not p.digest_exported:
+            return self._pool_entry(*p.password)[0]
+        return self.plaintext(user_id)
+
     def plaintext(self, user_id: str) -> str | None:
         """The user's password in Clerk now: the exported one, unless it changed after the export."""
         exported = self.exported_plaintext(user_id)

@@ -78,16 +78,21 @@ import json
 import logging
 import re
 import secrets
+import shutil
+import tempfile
 import threading
 import time
 import uuid
+import weakref
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Literal, TypeVar
 from urllib.parse import parse_qs
 
+import bcrypt
 import jwt
 from starlette.applications import Starlette
 from starlette.datastructures import QueryParams
@@ -101,6 +106,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from migrator.sandbox.faults import ResetForm, reset_headers
 from migrator.sandbox.hashing import validate_kinde_password_body, verify_kinde_password
 from migrator.sandbox.kinde_import import Importer, Rejected
+from migrator.sandbox.workflow import EXISTING_PASSWORD_TRIGGER, WorkflowOutcome, bundle_workflow, run_workflow
 
 logger = logging.getLogger(__name__)
 
@@ -245,6 +251,18 @@ class KindeSandboxConfig:
     # GUESS: what DELETE /api/v1/properties/{id} does when users or organizations hold a value: drop the
     # values with it, or refuse with 400.
     property_delete_with_values: Literal["cascade", "refuse"] = "cascade"
+    # Lazy migration: the workflow folder (``migrator lazy init``) Kinde runs on the existing-password
+    # trigger at ``POST /_sandbox/sign-in``, bundled when the app is built; None: no workflow.
+    workflow: Path | None = None
+    # GUESS (../shared/reference/lazy-migration.md, section 2): for whom the trigger fires. "absent": an
+    # email Kinde does not hold (the documented pattern, with enumeration protection on); "passwordless":
+    # a user Kinde holds without a password (undocumented; without a workflow such users get a one-time
+    # code); "both".
+    workflow_fires_for: Literal["absent", "passwordless", "both"] = "absent"
+    # Kinde environment variables the workflow reads (the Clerk key is sent as a secret); the M2M
+    # credentials (KINDE_WF_M2M_CLIENT_ID/SECRET) are this config's client. Filled by ``server.Sandbox``.
+    workflow_env: dict[str, str] = field(default_factory=dict)
+    workflow_secrets: frozenset[str] = frozenset({"CLERK_SECRET_KEY", "KINDE_WF_M2M_CLIENT_SECRET"})
     # GUESS: whether a null in PATCH .../properties clears a value (the spec's ``properties`` object does
     # not type its values), or is refused with 400 (then only the empty string empties it).
     property_null_value: Literal["clears", "refused"] = "clears"
@@ -471,6 +489,8 @@ class KindeStore:
         self.tokens_issued = 0
         self.requests = RequestLog()
         self.creations_by_provided_id: Counter[str] = Counter()
+        self.workflow_runs: list[dict[str, Any]] = []  # each sign-in the workflow ran for, and its outcome
+        self.workflow_log: list[str] = []  # the workflow's console output, one entry per run
         default_code = self.new_org_code()
         self.organizations[default_code] = _Organization(
             code=default_code, seq=self.next_seq(), name="Default Organization", is_default=True
@@ -626,6 +646,8 @@ class KindeStore:
                 "creations_by_provided_id": dict(self.creations_by_provided_id),
                 "duplicate_creations": sorted(pid for pid, n in self.creations_by_provided_id.items() if n > 1),
                 "tokens_issued": self.tokens_issued,
+                "workflow_runs": [dict(run) for run in self.workflow_runs],
+                "workflow_log": "".join(self.workflow_log),
                 "tokens_refused_as_expired": sum(t.refused_as_expired for t in self.tokens.values()),
             }
 
@@ -851,6 +873,7 @@ class _KindeApi:
         self.config = config
         self.store = store
         self.signing_key = secrets.token_bytes(32)  # this app's own HS256 key for the tokens it issues
+        self.workflow_bundle: Path | None = None
 
     def operations(self) -> list[_Operation]:
         return [
@@ -929,7 +952,6 @@ class _KindeApi:
             _Operation("DELETE", "/api/v1/permissions/{permission_id}", self.delete_permission, "delete:permissions"),
             _Operation("DELETE", "/api/v1/properties/{property_id}", self.delete_property, "delete:properties"),
             _Operation("GET", "/api/v1/search/users", self.search_users, "read:users"),
-            _Operation("POST", "/_sandbox/sign-in", self.sign_in, None, "json"),
             _Operation("DELETE", "/_sandbox/users/{user_id}", self.tamper_delete),
             _Operation("PATCH", "/_sandbox/users/{user_id}", self.tamper_alter, None, "json"),
             _Operation("POST", "/_sandbox/users/{user_id}/duplicate", self.tamper_duplicate, None, "optional_json"),
@@ -1775,18 +1797,76 @@ class _KindeApi:
 
     # ---- sandbox-only ---------------------------------------------------------------------
 
-    def sign_in(self, call: _Call) -> Response:
-        """Proves a migrated user can sign in with the old password: 200, 401 wrong, 404 unknown."""
-        email = call.body.required_text("email")
-        password = call.body.text("password", required=True)
+    def sign_in_credentials(self, body: _Body) -> tuple[str, str]:
+        email = body.required_text("email")
+        password = body.text("password", required=True)
         assert password is not None
+        return email, password
+
+    def workflow_fires(self, email: str) -> bool:
+        """Whether Kinde's existing-password trigger fires for this sign-in (``workflow_fires_for``)."""
+        if self.workflow_bundle is None:
+            return False
+        user = self.store.user_by_email(email)
+        if user is None:
+            return self.config.workflow_fires_for in ("absent", "both")
+        return user.password is None and self.config.workflow_fires_for in ("passwordless", "both")
+
+    def workflow_event(self, request: Request, email: str, password: str) -> dict[str, Any]:
+        """The event as Kinde's docs show it for ``user:existing_password_provided``: the typed password,
+        Kinde's own (bcrypt) hash of it, and whether Kinde holds the email."""
+        client = request.client
+        return {
+            "request": {"ip": client.host if client else "127.0.0.1", "userAgent": request.headers.get("user-agent", "")},
+            "context": {
+                "auth": {
+                    "providedEmail": email,
+                    "password": password,
+                    "hashedPassword": bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4)).decode(),
+                    "hasUserRecordInKinde": self.store.user_by_email(email) is not None,
+                },
+                "domains": {"kindeDomain": str(request.base_url).rstrip("/")},
+                "application": {"clientId": "sandbox-application"},
+                "workflow": {"trigger": EXISTING_PASSWORD_TRIGGER},
+            },
+        }
+
+    def workflow_env(self) -> dict[str, tuple[str, bool]]:
+        values = {
+            **self.config.workflow_env,
+            "KINDE_WF_M2M_CLIENT_ID": self.config.client_id,
+            "KINDE_WF_M2M_CLIENT_SECRET": self.config.client_secret,
+        }
+        return {key: (value, key in self.config.workflow_secrets) for key, value in values.items()}
+
+    def after_workflow(self, email: str, outcome: WorkflowOutcome) -> None:
+        """A refusal or failure ends the sign-in; a completed run lets Kinde check the password itself
+        (GUESS, as Kinde's drip-feed tutorial implies: the same sign-in succeeds once the password is set)."""
+        self.store.workflow_runs.append(
+            {"email": email, "outcome": outcome.outcome, "message": outcome.message, "error": outcome.error}
+        )
+        self.store.workflow_log.append(outcome.log)
+        if outcome.outcome in ("refused", "denied"):
+            user = self.store.user_by_email(email)
+            if user is not None:
+                user.failed_sign_ins += 1
+            raise KindeError(401, "WORKFLOW_REFUSED", outcome.message or "Sign-in refused.")
+        if outcome.outcome == "failed":
+            raise KindeError(502, "WORKFLOW_FAILED", "Sign-in failed: the workflow stopped (failurePolicy stop).")
+
+    def sign_in(self, email: str, password: str) -> Response:
+        """Proves a migrated user can sign in with the old password: 200, 401 wrong, 404 unknown; a user
+        without a password is offered Kinde's one-time code (401 ONE_TIME_CODE_REQUIRED)."""
         user = self.store.user_by_email(email)
         if user is None:
             raise KindeError(404, "USER_NOT_FOUND", f"No user with email {email}.")
-        if user.password is None or not verify_kinde_password(user.password, password):
+        if user.password is None:
+            raise KindeError(
+                401, "ONE_TIME_CODE_REQUIRED", "Sign-in failed: the user has no password; Kinde sends a one-time code."
+            )
+        if not verify_kinde_password(user.password, password):
             user.failed_sign_ins += 1
-            reason = "has no password" if user.password is None else "password does not match"
-            raise KindeError(401, "INVALID_CREDENTIALS", f"Sign-in failed: the user {reason}.")
+            raise KindeError(401, "INVALID_CREDENTIALS", "Sign-in failed: the password does not match.")
         if user.one_time_code:
             raise KindeError(
                 403, "ONE_TIME_CODE_REQUIRED", "First sign-in: a one-time code was sent (password not marked verified)."
@@ -2144,6 +2224,31 @@ def _endpoint(api: _KindeApi, renderer: _Renderer, by_method: Mapping[str, _Oper
     return endpoint
 
 
+def _sign_in_endpoint(api: _KindeApi, renderer: _Renderer) -> Callable[..., Any]:
+    """``POST /_sandbox/sign-in``: Kinde's own password check, or first the workflow on the existing-password
+    trigger, run outside the store lock (it calls this app's API back over loopback)."""
+
+    async def endpoint(request: Request) -> Response:
+        raw_body = await request.body()
+        try:
+            with api.store.lock:
+                email, password = api.sign_in_credentials(_parse_json_body("json", raw_body))
+                fires = api.workflow_fires(email)
+                if fires:
+                    event, env = api.workflow_event(request, email, password), api.workflow_env()
+            if fires:
+                assert api.workflow_bundle is not None
+                outcome = await run_workflow(api.workflow_bundle, event, env)
+                with api.store.lock:
+                    api.after_workflow(email, outcome)
+            with api.store.lock:
+                return api.sign_in(email, password)
+        except KindeError as error:
+            return renderer.error(error)
+
+    return endpoint
+
+
 def _parse_json_body(rule: BodyRule, raw: bytes) -> _Body:
     if rule == "none" or (rule == "optional_json" and not raw.strip()):
         return _Body({})
@@ -2175,6 +2280,11 @@ def build_kinde_app(config: KindeSandboxConfig | None = None) -> Starlette:
     routes = [
         Route(path, _endpoint(api, renderer, by_method), methods=list(by_method)) for path, by_method in by_path.items()
     ]
+    routes.append(Route("/_sandbox/sign-in", _sign_in_endpoint(api, renderer), methods=["POST"]))
+    bundle_dir = None
+    if config.workflow is not None:
+        bundle_dir = tempfile.mkdtemp(prefix="kinde-workflow-")
+        api.workflow_bundle = bundle_workflow(config.workflow, Path(bundle_dir))
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
@@ -2202,4 +2312,6 @@ def build_kinde_app(config: KindeSandboxConfig | None = None) -> Starlette:
     )
     app.state.store = store
     app.state.config = config
+    if bundle_dir is not None:
+        weakref.finalize(app, shutil.rmtree, bundle_dir, ignore_errors=True)
     return app

@@ -112,7 +112,11 @@ class Sandbox:
             account_shapes=self.options.account_shapes,
         )
         self.secret_key = "sk_test_sandbox_" + secrets.token_urlsafe(24)
-        self.kinde_config = replace(self.options.kinde, client_secret="sandbox-secret-" + secrets.token_urlsafe(24))
+        self.kinde_config = replace(
+            self.options.kinde,
+            client_secret="sandbox-secret-" + secrets.token_urlsafe(24),
+            workflow_env=dict(self.options.kinde.workflow_env),
+        )
         self.clerk_app = build_clerk_app(
             self.dataset,
             secret_key=self.secret_key,
@@ -137,6 +141,9 @@ class Sandbox:
             reset_form=self.kinde_config.rate_limit_reset_form,
         )
         self._clerk = BackgroundServer(self.clerk_faults, self.options.host, self.options.clerk_port)
+        # A lazy-migration workflow reaches this Clerk as it would reach the real one: URL and key from Kinde's env.
+        self.kinde_config.workflow_env.setdefault("CLERK_API_URL", self.clerk_url)
+        self.kinde_config.workflow_env.setdefault("CLERK_SECRET_KEY", self.secret_key)
         try:
             self._kinde = BackgroundServer(self.kinde_faults, self.options.host, self.options.kinde_port)
         except BaseException:

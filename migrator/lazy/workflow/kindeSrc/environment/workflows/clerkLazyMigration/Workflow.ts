@@ -1,0 +1,239 @@
+/**
+ * Clerk -> Kinde lazy migration, on Kinde's `user:existing_password_provided` trigger.
+ *
+ * A user whose Clerk password digest Kinde cannot import signs in to Kinde with the old password.
+ * This workflow asks Clerk whether that password is right (`POST /v1/users/{id}/verify_password`)
+ * and, when it is, creates the user in Kinde as `migrator run` would have (`provided_id` = Clerk id,
+ * identities, names) and sets the password from Kinde's own hash of it (`hashedPassword`), so the
+ * next sign-in is Kinde's alone.
+ *
+ * Kinde's readings this handles (see the project's notes on lazy migration):
+ * - the documented pattern: the user is not in Kinde yet (`hasUserRecordInKinde` false, which needs
+ *   Kinde's enumeration protection on): the user is created;
+ * - the user is in Kinde without a password: only with `users_in_kinde` true in settings.json, and
+ *   only for the Kinde user whose `provided_id` is the Clerk user's id;
+ * - `hashedPassword` absent from the event (Kinde's typings declare only `password`): the password
+ *   is sent as Kinde's drip-feed tutorial sends it (`password`), which only a tenant can confirm.
+ *
+ * Unknown email, wrong password, banned, locked or (by default) two-factor users all get ONE
+ * message: the reason never reaches the sign-in form. Nothing here logs the password, Kinde's hash
+ * of it or the Clerk key. HTTP calls: Clerk lookup, Clerk verify, Kinde token (cached by Kinde),
+ * Kinde create, Kinde password.
+ */
+import {
+  WorkflowSettings,
+  WorkflowTrigger,
+  createKindeAPI,
+  fetch,
+  getEnvironmentVariable,
+  invalidateFormField,
+} from "@kinde/infrastructure";
+import settings from "./settings.json";
+
+export const workflowSettings: WorkflowSettings = {
+  id: "clerkLazyMigration",
+  name: "Clerk lazy migration",
+  trigger: WorkflowTrigger.ExistingPasswordProvided,
+  // An exception (Clerk or Kinde down, a timeout) stops the sign-in: never let a user through unverified.
+  failurePolicy: { action: "stop" },
+  bindings: {
+    "kinde.fetch": {},
+    "kinde.env": {},
+    "kinde.widget": {},
+    // URLSearchParams for the M2M token request (Kinde's example workflows declare it too).
+    ...({ url: {} } as object),
+  },
+};
+
+/** The event as Kinde's documentation shows it (its typings lag: only `password` is declared). */
+export type PasswordEvent = {
+  context: {
+    auth: {
+      providedEmail?: string;
+      password: string;
+      hashedPassword?: string;
+      hasUserRecordInKinde?: boolean;
+    };
+    domains: { kindeDomain: string };
+    application?: { clientId?: string };
+  };
+};
+
+type ClerkContact = { id?: string; verification?: { status?: string } | null };
+type ClerkEmail = ClerkContact & { email_address?: string };
+type ClerkPhone = ClerkContact & { phone_number?: string };
+type ClerkUser = {
+  id: string;
+  banned?: boolean;
+  locked?: boolean;
+  two_factor_enabled?: boolean;
+  first_name?: string | null;
+  last_name?: string | null;
+  username?: string | null;
+  image_url?: string | null;
+  has_image?: boolean;
+  primary_email_address_id?: string | null;
+  primary_phone_number_id?: string | null;
+  email_addresses?: ClerkEmail[];
+  phone_numbers?: ClerkPhone[];
+};
+type KindeApi = Awaited<ReturnType<typeof createKindeAPI>>;
+type Settings = {
+  clerk_api_url: string;
+  refusal_message: string;
+  refuse_two_factor: boolean;
+  users_in_kinde: boolean;
+  allowed_client_ids: string[];
+};
+
+const SETTINGS = settings as Settings;
+// Secret: the Clerk Backend API key (Kinde env variable marked sensitive).
+const CLERK_KEY_VARIABLE = "CLERK_SECRET_KEY";
+// Not secret: overrides settings.json's Clerk API URL (e.g. a second Kinde environment for testing).
+const CLERK_URL_VARIABLE = "CLERK_API_URL";
+
+export default async function clerkLazyMigration(event: PasswordEvent): Promise<void> {
+  const auth = event.context.auth;
+  const email = typeof auth.providedEmail === "string" ? auth.providedEmail.trim().toLowerCase() : "";
+  if (!email || typeof auth.password !== "string" || !auth.password) {
+    return; // a username or phone sign-in: the event carries no email, these users stay for a reset
+  }
+  const clientId = event.context.application?.clientId;
+  if (SETTINGS.allowed_client_ids.length && !(clientId && SETTINGS.allowed_client_ids.includes(clientId))) {
+    return; // one workflow per trigger serves every application of the environment
+  }
+  const inKinde = auth.hasUserRecordInKinde === true;
+  if (inKinde && !SETTINGS.users_in_kinde) {
+    return; // Kinde's own password check decides
+  }
+  const clerk = clerkConnection();
+  const user = await clerkUserByEmail(clerk, email);
+  if (!user || user.banned === true || user.locked === true || (SETTINGS.refuse_two_factor && user.two_factor_enabled === true)) {
+    refuse();
+    return;
+  }
+  if (!(await clerkPasswordVerified(clerk, user.id, auth.password))) {
+    refuse();
+    return;
+  }
+  const kinde = await createKindeAPI(event as never);
+  const kindeId = inKinde ? await kindeUserOf(kinde, email, user.id) : await createKindeUser(kinde, email, user);
+  if (!kindeId) {
+    if (inKinde) return; // a Kinde user this migration did not create: not ours to touch
+    throw new Error("Kinde did not create the user");
+  }
+  await setKindePassword(kinde, kindeId, auth);
+  console.log("clerk lazy migration: user moved to Kinde");
+}
+
+function refuse(): void {
+  invalidateFormField("p_password", SETTINGS.refusal_message);
+}
+
+type ClerkConnection = { base: string; headers: Record<string, string> };
+
+function clerkConnection(): ClerkConnection {
+  const key = getEnvironmentVariable(CLERK_KEY_VARIABLE)?.value;
+  if (!key) throw new Error(`Kinde environment variable ${CLERK_KEY_VARIABLE} is not set`);
+  const override = getEnvironmentVariable(CLERK_URL_VARIABLE)?.value;
+  const base = (override || SETTINGS.clerk_api_url).replace(/\/+$/, "");
+  return { base, headers: { authorization: `Bearer ${key}`, accept: "application/json" } };
+}
+
+/** The one Clerk user holding this email, verified (exact match, ignoring case); else null. */
+async function clerkUserByEmail(clerk: ClerkConnection, email: string): Promise<ClerkUser | null> {
+  const url = `${clerk.base}/users?email_address=${encodeURIComponent(email)}&limit=10`;
+  const { data } = await fetch<{ data: ClerkUser[] | unknown }>(url, { method: "GET", headers: clerk.headers, responseFormat: "json" });
+  if (!Array.isArray(data)) {
+    throw new Error("Clerk's user lookup failed"); // an error envelope: never read as "unknown user"
+  }
+  const holders = (data as ClerkUser[]).filter((user) =>
+    (user.email_addresses || []).some(
+      (address: ClerkEmail) => verified(address) && (address.email_address || "").toLowerCase() === email,
+    ),
+  );
+  return holders.length === 1 ? holders[0] : null;
+}
+
+async function clerkPasswordVerified(clerk: ClerkConnection, userId: string, password: string): Promise<boolean> {
+  const url = `${clerk.base}/users/${encodeURIComponent(userId)}/verify_password`;
+  const { data } = await fetch<{ data?: { verified?: unknown } }>(url, {
+    method: "POST",
+    headers: { ...clerk.headers, "content-type": "application/json" },
+    body: { password } as never,
+    responseFormat: "json",
+  });
+  // kinde.fetch documents no status: only Clerk's success body counts (422/400/404 are error envelopes).
+  return data?.verified === true;
+}
+
+function verified(contact: ClerkContact): boolean {
+  return contact.verification?.status === "verified";
+}
+
+type Identity = { type: string; is_verified?: boolean; details: Record<string, string> };
+
+/** The identities `migrator run` sends: the primary email first, other verified emails, one phone, the username. */
+export function kindeIdentities(user: ClerkUser): Identity[] {
+  const emails = user.email_addresses || [];
+  const designated = emails.find((e) => e.id && e.id === user.primary_email_address_id);
+  const primary = designated && designated.email_address ? designated : emails.find(verified);
+  const identities: Identity[] = [];
+  const taken = new Set<string>();
+  for (const address of [...(primary ? [primary] : []), ...emails]) {
+    const value = address.email_address;
+    if (!value || taken.has(value.toLowerCase())) continue;
+    if (address !== primary && !verified(address)) continue;
+    taken.add(value.toLowerCase());
+    identities.push({ type: "email", is_verified: verified(address), details: { email: value } });
+  }
+  const phones = user.phone_numbers || [];
+  const phone = phones.find((p) => p.id && p.id === user.primary_phone_number_id) || phones.find(verified);
+  if (phone && phone.phone_number && /^\+[1-9]\d{1,14}$/.test(phone.phone_number)) {
+    identities.push({ type: "phone", is_verified: verified(phone), details: { phone: phone.phone_number } });
+  }
+  if (user.username) {
+    identities.push({ type: "username", details: { username: user.username } });
+  }
+  return identities;
+}
+
+export function createBody(user: ClerkUser): Record<string, unknown> {
+  const profile: Record<string, string> = {};
+  if (user.first_name) profile.given_name = user.first_name;
+  if (user.last_name) profile.family_name = user.last_name;
+  if (user.has_image === true && user.image_url && /^https?:\/\//.test(user.image_url)) {
+    profile.picture = user.image_url;
+  }
+  const body: Record<string, unknown> = { provided_id: user.id, identities: kindeIdentities(user) };
+  if (Object.keys(profile).length) body.profile = profile;
+  return body;
+}
+
+async function createKindeUser(kinde: KindeApi, email: string, user: ClerkUser): Promise<string | null> {
+  const { data } = await kinde.post({ endpoint: "user", params: createBody(user) as never });
+  if (data && typeof data.id === "string") return data.id;
+  // Refused as a duplicate (a retried sign-in whose earlier attempt created it, or a migrator run):
+  // adopt it only when it is this Clerk user's.
+  return kindeUserOf(kinde, email, user.id);
+}
+
+/** The Kinde user with this email whose provided_id is the Clerk id; null for anyone else's. */
+async function kindeUserOf(kinde: KindeApi, email: string, clerkId: string): Promise<string | null> {
+  const { data } = await kinde.get({ endpoint: `users?email=${encodeURIComponent(email)}` });
+  const users: Array<{ id?: string; provided_id?: string }> = (data && data.users) || [];
+  const ours = users.filter((u) => u.provided_id === clerkId && typeof u.id === "string");
+  return ours.length === 1 ? (ours[0].id as string) : null;
+}
+
+async function setKindePassword(kinde: KindeApi, kindeId: string, auth: PasswordEvent["context"]["auth"]): Promise<void> {
+  const hashed = typeof auth.hashedPassword === "string" && auth.hashedPassword ? auth.hashedPassword : null;
+  const body: Record<string, unknown> = hashed
+    ? { hashed_password: hashed, is_temporary_password: false }
+    : { password: auth.password, is_temporary_password: false };
+  if (hashed && /^\$2[aby]\$/.test(hashed)) body.hashing_method = "bcrypt";
+  const { data } = await kinde.put({ endpoint: `users/${encodeURIComponent(kindeId)}/password`, params: body as never });
+  if (!data || data.errors) {
+    throw new Error("Kinde did not set the password");
+  }
+}

@@ -1,0 +1,54 @@
+"""The Node side of the lazy-migration tests: the workflow's npm dependencies (esbuild,
+@kinde/infrastructure), installed from its lockfile once per machine.
+
+`.ci/run` installs them (`npm ci`) before pytest; on a fresh checkout the first test that needs them
+runs the same `npm ci`, under a file lock so pytest-xdist's workers do not race. Without Node or npm
+the tests fail with a message saying so: nothing is skipped.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from migrator.lazy.workflow_files import source
+from migrator.sandbox.generator import Dataset
+
+WORKFLOW = Path(str(source()))
+
+
+def ensure_workflow_modules() -> Path:
+    """The project's workflow folder, with node_modules installed from package-lock.json."""
+    if (WORKFLOW / "node_modules" / ".bin" / "esbuild").exists():
+        return WORKFLOW
+    npm, node = shutil.which("npm"), shutil.which("node")
+    if npm is None or node is None:
+        pytest.fail("the lazy-migration tests run the Kinde workflow under Node: install Node.js 20+ (node and npm)")
+    with open(WORKFLOW / "package-lock.json", "rb") as lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
+        if not (WORKFLOW / "node_modules" / ".bin" / "esbuild").exists():
+            done = subprocess.run(
+                [npm, "ci", "--no-audit", "--no-fund"], cwd=WORKFLOW, capture_output=True, text=True, check=False
+            )
+            if done.returncode != 0:
+                pytest.fail(f"`npm ci` in {WORKFLOW} failed (run it by hand to see why):\n{done.stderr[-2000:]}")
+    return WORKFLOW
+
+
+def lazy_candidate(dataset: Dataset, i: int) -> bool:
+    """A user the lazy path is for: an argon2 digest (Kinde cannot import it), a verified primary email
+    (the workflow accepts no other), and nothing that refuses them (banned, locked, two-factor)."""
+    user, password = dataset.user(i), dataset.password(i)
+    if password is None or not password[0].startswith("argon2"):
+        return False
+    if user["banned"] or user["locked"] or user["two_factor_enabled"]:
+        return False
+    primary = user["primary_email_address_id"]
+    return any(
+        e["id"] == primary and (e.get("verification") or {}).get("status") == "verified"
+        for e in user["email_addresses"]
+    )
