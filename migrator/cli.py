@@ -23,7 +23,7 @@ from migrator.config import Settings, load_settings
 from migrator.cutover import cutover_counts, run_chain, undo_status
 from migrator.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, ConfigError, MigratorError
 from migrator.id_map_sql import Dialect, id_map_sql, parse_target
-from migrator.journal import JOURNAL_FILE, STEP_COLUMNS, Journal
+from migrator.journal import JOURNAL_FILE, STEP_COLUMNS, Journal, RunMode
 from migrator.pipeline import Resume, Start, run_migration
 from migrator.render import Renderer, plan_table, summary_table
 from migrator.render_verify import show_verification
@@ -174,7 +174,7 @@ def _show_summary(summary: Summary, out: Console, as_json: bool) -> None:
     if as_json:
         out.print_json(json.dumps(summary.to_json()))
         return
-    if summary.mode == "dry-run":
+    if summary.mode == RunMode.DRY_RUN:
         out.print(plan_table(summary.plan, title=f"Dry run {summary.run_id}: the plan (nothing was written)"))
     else:
         out.print(summary_table(summary))
@@ -324,7 +324,7 @@ def status(
         try:
             report = status_report(journal, run_id)
             report["chain"], report["cutover"] = run_chain(journal), cutover_counts(journal, report["run"]["id"])
-            if report["run"]["mode"] == "undo":
+            if report["run"]["mode"] == RunMode.UNDO:
                 report["undo"] = undo_status(journal, report["run"]["id"])
             if as_csv and "undo" in report:
                 return status_cli.write_undo_items_csv(report["undo"])
@@ -428,8 +428,8 @@ def report_id_map(
         parse_target(sql)
         journal = Journal(settings.state_dir)
         try:
-            run = journal.run(run_id)
-            pairs = ((clerk_id, kinde_id) for clerk_id, kinde_id, _ in journal.id_map(run.id))
+            run = journal.runs.get(run_id)
+            pairs = ((clerk_id, kinde_id) for clerk_id, kinde_id, _ in journal.users.id_map(run.id))
             for statement in id_map_sql(sql, dialect, pairs):
                 sys.stdout.write(statement + "\n")
         finally:
@@ -455,7 +455,7 @@ def report_html(
         _require_journal(settings)
         journal = Journal(settings.state_dir)
         try:
-            run = journal.run(run_id)
+            run = journal.runs.get(run_id)
         finally:
             journal.close()
         folder = run_dir(settings.state_dir, run.id)

@@ -23,7 +23,7 @@ from migrator.config import Settings
 from migrator.connect import connect
 from migrator.errors import EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK, InputError, JournalError, MigratorError
 from migrator.events import Emit, Notice
-from migrator.journal import DeletionState, Journal, Run, RunStatus
+from migrator.journal import DeletionState, Journal, Run, RunMode, RunStatus
 from migrator.kinde.scopes import check_needs, undo_needs
 from migrator.mapping import MappingOptions
 from migrator.stages.catchup import since_ms
@@ -40,10 +40,9 @@ if TYPE_CHECKING:
     from migrator.pipeline import Confirm, Migration
     from migrator.reports import Summary
 
-BASE_MODES = ("run", "sync", "canary", "export")  # runs a catch-up can follow, or an undo take back
+BASE_MODES = (RunMode.RUN, RunMode.SYNC, RunMode.CANARY, RunMode.EXPORT)  # runs a catch-up can follow, or an undo take back
 FILES_OPTION = "files"  # exporting.FILES_OPTION (not imported: exporting imports the pipeline, which imports this)
-EXPORT_MODE = "export"  # an export run: the dashboard import of its files created its users (stages/imported.py)
-DEFAULT_SINCE_MODES = ("run", "sync", "export")  # a canary covers a few users: never the default base of a catch-up
+DEFAULT_SINCE_MODES = (RunMode.RUN, RunMode.SYNC, RunMode.EXPORT)  # a canary covers a few users: never the default base of a catch-up
 FINISHED = (RunStatus.COMPLETED, RunStatus.COMPLETED_WITH_FAILURES)
 
 
@@ -81,12 +80,12 @@ async def start_cutover_run(migration: Migration, action: Sync | Canary, confirm
     checked = await migration.check(Intent(verify=isinstance(action, Canary), delete_removed=delete_removed), export)
     if isinstance(action, Sync):
         assert base is not None
-        gone = await _learn_imported_users(migration, base) if base.mode == EXPORT_MODE else []
+        gone = await _learn_imported_users(migration, base) if base.mode == RunMode.EXPORT else []
         since = since_ms(base.started_at)
-        mode, options = "sync", {"since_ms": since, "delete_removed": action.delete_removed, "full": action.full}
+        mode, options = RunMode.SYNC, {"since_ms": since, "delete_removed": action.delete_removed, "full": action.full}
     else:
-        base, mode, options = None, "canary", {"selection": selection}
-    run = journal.start_run(
+        base, mode, options = None, RunMode.CANARY, {"selection": selection}
+    run = journal.runs.start(
         mode=mode,
         fingerprint=settings.fingerprint(),
         summary=settings.mapping_summary(),
@@ -100,7 +99,7 @@ async def start_cutover_run(migration: Migration, action: Sync | Canary, confirm
     if isinstance(action, Sync) and gone:
         _record_gone_before_import(migration, run, base, gone)
     summary = await migration.drive(run, confirm, checked)
-    if mode == "canary" and not summary.cancelled:
+    if mode == RunMode.CANARY and not summary.cancelled:
         await _verify_canary(migration, run, summary)
     return summary
 
@@ -143,7 +142,7 @@ async def _learn_imported_users(migration: Migration, base: Run) -> list[str]:
 def _record_gone_before_import(migration: Migration, run: Run, base: Run, gone: list[str]) -> None:
     """Exported users deleted from Clerk before they reached Kinde: journaled (and counted in the plan) as
     accounted for, so no later catch-up asks about them again."""
-    migration.journal.add_deletions(run.id, "user", [(clerk_id, "") for clerk_id in gone], DeletionState.NOT_IN_KINDE)
+    migration.journal.cutover.add_deletions(run.id, "user", [(clerk_id, "") for clerk_id in gone], DeletionState.NOT_IN_KINDE)
     migration.emit(
         Notice(
             f"{len(gone)} user(s) of export run {base.id} were deleted from Clerk before their import reached Kinde:"
@@ -153,7 +152,7 @@ def _record_gone_before_import(migration: Migration, run: Run, base: Run, gone: 
 
 
 def _sync_base(journal: Journal, run_id: int | None) -> Run:
-    base = journal.run(run_id) if run_id is not None else journal.latest_run(DEFAULT_SINCE_MODES)
+    base = journal.runs.get(run_id) if run_id is not None else journal.runs.latest(DEFAULT_SINCE_MODES)
     if base is None:
         raise JournalError("no run to catch up on: start with `migrator run`")
     if base.mode not in BASE_MODES:
@@ -171,7 +170,7 @@ def _sync_base(journal: Journal, run_id: int | None) -> Run:
 
 def _require_files(base: Run) -> None:
     """An export run counts as a base only once it wrote import files (``export --dry-run`` wrote none)."""
-    if base.mode == EXPORT_MODE and not (base.run_options or {}).get(FILES_OPTION):
+    if base.mode == RunMode.EXPORT and not (base.run_options or {}).get(FILES_OPTION):
         raise JournalError(
             f"run {base.id} is an export that wrote no import files (a --dry-run, or not finished): nothing of it"
             f" can be in Kinde; `migrator export --out DIR --resume --run {base.id}` writes them"
@@ -187,7 +186,7 @@ def _selection(action: Canary) -> dict[str, Any]:
 
 
 def is_undo_run(journal: Journal, run_id: int | None) -> bool:
-    return journal.run(run_id).mode == "undo"
+    return journal.runs.get(run_id).mode == RunMode.UNDO
 
 
 # -- undo ----------------------------------------------------------------------------------------
@@ -232,18 +231,18 @@ async def run_undo(
 ) -> UndoSummary:
     """Delete what run ``action.run_id`` created; continue an undo of it that stopped; a no-op once done."""
     started = time.monotonic()
-    base = journal.run(action.run_id)
+    base = journal.runs.get(action.run_id)
     if base.mode not in BASE_MODES:
         raise JournalError(f"run {base.id} is a {base.mode}: it created nothing to undo")
     _require_files(base)
-    previous = journal.child_run(base.id, "undo")
+    previous = journal.runs.child(base.id, RunMode.UNDO)
     if previous is not None and previous.status in FINISHED and not _open_items(journal, previous.id):
         on_event(Notice(f"run {base.id} was already undone by run {previous.id}: nothing to do"))
         return UndoSummary(previous.id, base.id, outcomes=_outcomes(journal, previous.id), already_done=True)
-    if action.dry_run and base.mode != EXPORT_MODE:
+    if action.dry_run and base.mode != RunMode.EXPORT:
         return _planned_undo(journal, base)
     async with connect(settings, clerk_transport=clerk_transport, kinde_transport=kinde_transport) as (clerk, kinde):
-        if base.mode == EXPORT_MODE:
+        if base.mode == RunMode.EXPORT:
             await _adopt_for_undo(RunContext(settings, journal, clerk, kinde, on_event, base, MappingOptions()))
         if action.dry_run:
             return _planned_undo(journal, base)
@@ -251,7 +250,7 @@ async def run_undo(
             await kinde.tokens.token()
             check_needs(kinde.tokens.scopes, undo_needs(planned_counts(journal, base.id)))
         run = previous or _start_undo(settings, journal, base)
-        journal.reopen_run(run.id)
+        journal.runs.reopen(run.id)
         ctx = RunContext(settings, journal, clerk, kinde, on_event, run, MappingOptions())
         summary = await _drive_undo(ctx, base, confirm)
         summary.requests = {client.service: client.stats.requests for client in (clerk, kinde)}
@@ -272,7 +271,7 @@ async def _adopt_for_undo(ctx: RunContext) -> None:
     nothing says they were new, so they stay."""
     if recorded := await adopt_imported(ctx, ctx.run.id):
         ctx.emit(Notice(f"{recorded} user(s) of export run {ctx.run.id} found in Kinde (created by its import)"))
-    if ctx.journal.organizations(ctx.run.id):
+    if ctx.journal.organizations.all(ctx.run.id):
         ctx.emit(
             Notice(
                 f"the organizations of export run {ctx.run.id} came from Kinde's organization import: the undo"
@@ -283,8 +282,8 @@ async def _adopt_for_undo(ctx: RunContext) -> None:
 
 
 def _start_undo(settings: Settings, journal: Journal, base: Run) -> Run:
-    return journal.start_run(
-        mode="undo",
+    return journal.runs.start(
+        mode=RunMode.UNDO,
         fingerprint=settings.fingerprint(),
         summary=settings.mapping_summary(),
         export_path=None,
@@ -301,23 +300,23 @@ async def _drive_undo(ctx: RunContext, base: Run, confirm: ConfirmUndo) -> UndoS
         await _check_undo_scopes(ctx, planned)
         if any(planned.values()) and not confirm(planned):
             ctx.emit(Notice(f"nothing was deleted: the operator declined (`migrator undo {base.id}` asks again)"))
-            journal.end_run(run.id, RunStatus.CANCELLED)
+            journal.runs.end(run.id, RunStatus.CANCELLED)
             return UndoSummary(run.id, base.id, planned=planned, cancelled=True)
         await undo(ctx)
     except (asyncio.CancelledError, KeyboardInterrupt):
-        journal.mark_run(run.id, RunStatus.INTERRUPTED)
+        journal.runs.mark(run.id, RunStatus.INTERRUPTED)
         raise
     except MigratorError as exc:
         exc.hint = f"the journal is saved: `migrator undo {base.id}` continues where this stopped"
-        journal.mark_run(run.id, RunStatus.FAILED)
+        journal.runs.mark(run.id, RunStatus.FAILED)
         raise
     outcomes = _outcomes(journal, run.id)
     failed = any(states.get(DeletionState.FAILED, 0) for states in outcomes.values())
-    journal.end_run(run.id, RunStatus.COMPLETED_WITH_FAILURES if failed else RunStatus.COMPLETED)
+    journal.runs.end(run.id, RunStatus.COMPLETED_WITH_FAILURES if failed else RunStatus.COMPLETED)
     kept = [
-        f"{kind} {row['key']}: {row['detail']}"
+        f"{kind} {row.key}: {row.detail}"
         for kind in UNDO_KINDS
-        for row in journal.deletions(run.id, kind, (DeletionState.KEPT,))
+        for row in journal.cutover.deletions(run.id, kind, (DeletionState.KEPT,))
     ]
     return UndoSummary(run.id, base.id, planned=planned, outcomes=outcomes, kept=kept)
 
@@ -329,26 +328,26 @@ async def _check_undo_scopes(ctx: RunContext, planned: dict[str, int]) -> None:
 
 
 def _outcomes(journal: Journal, run_id: int) -> dict[str, dict[str, int]]:
-    return journal.deletion_counts(run_id)
+    return journal.cutover.deletion_counts(run_id)
 
 
 def _open_items(journal: Journal, run_id: int) -> bool:
     open_states = (DeletionState.PENDING, DeletionState.FAILED)
-    return any(journal.deletions(run_id, kind, open_states) for kind in UNDO_KINDS)
+    return any(journal.cutover.deletions(run_id, kind, open_states) for kind in UNDO_KINDS)
 
 
 def undo_status(journal: Journal, run_id: int) -> dict[str, Any]:
     """What ``status`` shows of an undo run (it has no users of its own): its deletions by kind and state in
     the order the undo takes them, and each item it kept or failed on, with why."""
-    counts = journal.deletion_counts(run_id)
+    counts = journal.cutover.deletion_counts(run_id)
     return {
-        "base_run_id": journal.run(run_id).parent_run_id,
+        "base_run_id": journal.runs.get(run_id).parent_run_id,
         "deletions": [{"kind": kind, "states": counts[kind]} for kind in UNDO_KINDS if kind in counts],
         **{
             str(state): [
-                {"kind": kind, "key": row["key"], "detail": row["detail"]}
+                {"kind": kind, "key": row.key, "detail": row.detail}
                 for kind in UNDO_KINDS
-                for row in journal.deletions(run_id, kind, (state,))
+                for row in journal.cutover.deletions(run_id, kind, (state,))
             ]
             for state in (DeletionState.KEPT, DeletionState.FAILED)
         },
@@ -357,12 +356,12 @@ def undo_status(journal: Journal, run_id: int) -> dict[str, Any]:
 
 def cutover_counts(journal: Journal, run_id: int) -> dict[str, Any]:
     """A catch-up's updates and a catch-up's or undo's deletions, by state (``status``)."""
-    return {"updates": journal.update_counts(run_id), "deletions": journal.deletion_counts(run_id)}
+    return {"updates": journal.cutover.update_counts(run_id), "deletions": journal.cutover.deletion_counts(run_id)}
 
 
 def run_chain(journal: Journal) -> list[dict[str, Any]]:
     """Every run with its base (``status`` shows how catch-ups and undos hang together)."""
     return [
         {"id": r.id, "mode": r.mode, "status": r.status, "started_at": r.started_at, "parent_run_id": r.parent_run_id}
-        for r in journal.runs()
+        for r in journal.runs.all()
     ]

@@ -71,12 +71,12 @@ def run_demo(*, users: int, seed: int, sign_ins: int) -> int:
 def _sign_in_sample(console: Console, sandbox: Sandbox, journal: Journal, run_id: int, per_method: int) -> bool:
     """Sign in up to ``per_method`` users of each imported hash method with their Clerk password."""
     by_method: dict[str, list[tuple[str, str]]] = {}
-    for row in journal.users_with_password_set(run_id):
-        method = row["password_method"]
+    for row in journal.users.with_password_set(run_id):
+        method = row.password_method
         if len(by_method.setdefault(method, [])) < per_method:
-            email = next((i["value"] for i in json.loads(row["plan"])["identities"] if i["type"] == "email"), None)
+            email = next((i["value"] for i in json.loads(row.plan)["identities"] if i["type"] == "email"), None)
             if email:
-                by_method[method].append((row["clerk_id"], email))
+                by_method[method].append((row.clerk_id, email))
     table = Table(title="Sign-in with the original Clerk password", title_justify="left")
     for column in ("hash method", "users tried", "signed in", "wrong password refused"):
         table.add_column(column, justify="right" if column != "hash method" else "left")

@@ -17,7 +17,7 @@ import httpx
 from migrator.config import Settings
 from migrator.errors import JournalError, MigratorError
 from migrator.events import Emit, Notice
-from migrator.journal import Journal, Run, RunStatus
+from migrator.journal import Journal, Run, RunMode, RunStatus
 from migrator.pipeline import Migration, open_migration
 from migrator.report_files import run_dir
 from migrator.request_log import REQUESTS_LOG
@@ -29,7 +29,6 @@ from migrator.stages.organizations import ensure_roles
 from migrator.stages.preflight import Checked, Intent
 from migrator.stages.unchanged import check_unchanged, file_fingerprint
 
-EXPORT_MODE = "export"
 FILES_OPTION = "files"  # run_options of an export run: the folder its import files were written to
 
 
@@ -56,7 +55,7 @@ async def run_export(
     async with open_migration(settings, journal, on_event, clerk_transport, kinde_transport) as migration:
         run, checked = await (_reopen(migration, action) if action.resume else _start(migration, action))
         _attach_request_log(migration, run)
-        journal.record_source_count(run.id, checked.source_count)
+        journal.runs.record_source_count(run.id, checked.source_count)
         ctx = RunContext(
             migration.settings, journal, migration.clerk, migration.kinde, on_event, run, migration.options
         )
@@ -65,11 +64,11 @@ async def run_export(
                 ctx.export = open_export(Path(run.export_path))
             return await _stages(migration, ctx, action)
         except (asyncio.CancelledError, KeyboardInterrupt):
-            journal.mark_run(run.id, RunStatus.INTERRUPTED)
+            journal.runs.mark(run.id, RunStatus.INTERRUPTED)
             raise
         except MigratorError as exc:
             exc.hint = f"the journal is saved: `migrator export --out DIR --resume --run {run.id}` continues where this stopped"
-            journal.mark_run(run.id, RunStatus.FAILED)
+            journal.runs.mark(run.id, RunStatus.FAILED)
             raise
         finally:
             if ctx.export is not None:
@@ -85,8 +84,8 @@ async def _start(migration: Migration, action: ExportAction) -> tuple[Run, Check
     settings = migration.settings
     export = settings.clerk_export
     checked = await migration.check(_intent(action), export)
-    run = migration.journal.start_run(
-        mode=EXPORT_MODE,
+    run = migration.journal.runs.start(
+        mode=RunMode.EXPORT,
         fingerprint=settings.fingerprint(),
         summary=settings.mapping_summary(),
         export_path=str(export.resolve()) if export else None,
@@ -103,14 +102,14 @@ def _attach_request_log(migration: Migration, run: Run) -> None:
 
 
 async def _reopen(migration: Migration, action: ExportAction) -> tuple[Run, Checked]:
-    run = migration.journal.run(action.resume_run)
-    if run.mode != EXPORT_MODE:
+    run = migration.journal.runs.get(action.resume_run)
+    if run.mode != RunMode.EXPORT:
         raise JournalError(f"run {run.id} is not an export (mode {run.mode}): `migrator resume {run.id}` continues it")
     migration.settings, changes = check_unchanged(migration.settings, run, allow_changed=action.allow_changed)
     for change in changes:
         migration.emit(Notice(f"continuing although {change}", level="warning"))
     checked = await migration.check(_intent(action), Path(run.export_path) if run.export_path else None)
-    migration.journal.reopen_run(run.id)
+    migration.journal.runs.reopen(run.id)
     migration.emit(Notice(f"resuming export run {run.id}"))
     return run, checked
 
@@ -122,6 +121,6 @@ async def _stages(migration: Migration, ctx: RunContext, action: ExportAction) -
         await ensure_roles(ctx)
     outcome = write_import_files(ctx, action.request)
     if not action.request.dry_run:  # a catch-up or undo of this run needs files that could have been imported
-        journal.record_run_option(run.id, FILES_OPTION, str(action.request.out))
-    journal.end_run(run.id, RunStatus.COMPLETED_WITH_FAILURES if ctx.notes else RunStatus.COMPLETED)
+        journal.runs.record_option(run.id, FILES_OPTION, str(action.request.out))
+    journal.runs.end(run.id, RunStatus.COMPLETED_WITH_FAILURES if ctx.notes else RunStatus.COMPLETED)
     return outcome

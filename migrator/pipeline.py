@@ -30,7 +30,7 @@ from migrator.connect import connect
 from migrator.cutover import Canary, Sync, start_cutover_run
 from migrator.errors import ApiError, JournalError, MigratorError
 from migrator.events import Emit, Notice
-from migrator.journal import Journal, Run, RunStatus
+from migrator.journal import Journal, Run, RunMode, RunStatus
 from migrator.kinde.client import KindeClient
 from migrator.report_files import run_dir, write_run_reports
 from migrator.reports import (
@@ -127,8 +127,8 @@ class Migration:
     async def start(self, *, dry_run: bool, confirm: Confirm) -> Summary:
         export = self.settings.clerk_export
         checked = await self.check(Intent(writes_users=not dry_run), export)
-        run = self.journal.start_run(
-            mode="dry-run" if dry_run else "run",
+        run = self.journal.runs.start(
+            mode=RunMode.DRY_RUN if dry_run else RunMode.RUN,
             fingerprint=self.settings.fingerprint(),
             summary=self.settings.mapping_summary(),
             export_path=str(export.resolve()) if export else None,
@@ -143,9 +143,9 @@ class Migration:
 
         def reopen() -> None:
             with self.journal.transaction():
-                self.journal.mark_for_recheck(run.id)
-                self.journal.reset_failed_memberships(run.id)
-                self.journal.reopen_run(run.id)
+                self.journal.users.mark_for_recheck(run.id)
+                self.journal.organizations.reset_failed_memberships(run.id)
+                self.journal.runs.reopen(run.id)
             self.emit(Notice(f"resuming run {run.id}"))
 
         return await self.drive(run, confirm, checked, reopen, RESUME)
@@ -156,18 +156,18 @@ class Migration:
 
         def reopen() -> None:
             with self.journal.transaction():
-                retried = self.journal.reset_failed(run.id)
-                self.journal.reset_failed_memberships(run.id)
-                self.journal.reopen_run(run.id)
+                retried = self.journal.users.reset_failed(run.id)
+                self.journal.organizations.reset_failed_memberships(run.id)
+                self.journal.runs.reopen(run.id)
             self.emit(Notice(f"retrying {retried} failed user(s) of run {run.id}"))
 
         return await self.drive(run, confirm, checked, reopen, RETRY_FAILED)
 
     def _reopen(self, run_id: int | None, allow_changed: bool, why_not_dry: str) -> Run:
-        run = self.journal.run(run_id)
-        if run.mode == "export":
+        run = self.journal.runs.get(run_id)
+        if run.mode == RunMode.EXPORT:
             raise JournalError(f"run {run.id} is an export: `migrator export --resume --run {run.id}` continues it")
-        if run.mode == "undo":
+        if run.mode == RunMode.UNDO:
             raise JournalError(f"run {run.id} is an undo: `migrator undo {run.parent_run_id}` continues it")
         if run.dry_run:
             raise JournalError(f"run {run.id} was a dry run: {why_not_dry}")
@@ -191,7 +191,7 @@ class Migration:
         ctx = RunContext(self.settings, self.journal, self.clerk, self.kinde, self.emit, run, self.options)
         if self.request_log is not None:
             self.request_log.attach(run_dir(self.settings.state_dir, run.id) / REQUESTS_LOG)
-        self.journal.record_source_count(run.id, checked.source_count)
+        self.journal.runs.record_source_count(run.id, checked.source_count)
         if reopen is not None:
             reopen()
         self.this_pass = begin_pass(self.journal, run.id, pass_kind)
@@ -200,12 +200,12 @@ class Migration:
                 ctx.export = open_export(Path(run.export_path))
             return await self._stages(ctx, confirm)
         except (asyncio.CancelledError, KeyboardInterrupt):
-            self.journal.mark_run(run.id, RunStatus.INTERRUPTED)
+            self.journal.runs.mark(run.id, RunStatus.INTERRUPTED)
             raise
         except MigratorError as exc:
             if not run.dry_run:
                 exc.hint = f"the journal is saved: `migrator resume {run.id}` continues where this stopped"
-            self.journal.mark_run(run.id, RunStatus.FAILED)
+            self.journal.runs.mark(run.id, RunStatus.FAILED)
             raise
         finally:
             if ctx.export is not None:
@@ -216,8 +216,8 @@ class Migration:
         await gather(ctx)
         await lookup(ctx)
         with self.journal.transaction():
-            self.journal.mark_memberships_done_earlier(run.id)
-            self.journal.settle_unmigrated_memberships(run.id)
+            self.journal.organizations.mark_memberships_done_earlier(run.id)
+            self.journal.organizations.settle_unmigrated_memberships(run.id)
         plan = build_plan(self.journal, run.id, with_export=ctx.export is not None)
         await plan_definitions(ctx, plan)
         for warning in plan_warnings(self.journal, plan, policy=self.settings.unimportable_passwords):
@@ -247,5 +247,5 @@ class Migration:
         summary.reports = write_run_reports(self.journal, ctx.run.id, self.settings.state_dir, summary.to_json())
         unfinished = summary.failed_in_run or summary.pending or summary.unaccounted
         final = RunStatus.COMPLETED_WITH_FAILURES if status == RunStatus.COMPLETED and unfinished else status
-        self.journal.end_run(ctx.run.id, final)
+        self.journal.runs.end(ctx.run.id, final)
         return summary

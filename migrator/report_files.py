@@ -95,26 +95,26 @@ def _write_atomically(path: Path, fill: Any) -> Path:
 
 
 def write_id_map(journal: Journal, run_id: int, folder: Path) -> Path:
-    return write_rows(folder / ID_MAP, ID_MAP_COLUMNS, journal.id_map(run_id))
+    return write_rows(folder / ID_MAP, ID_MAP_COLUMNS, journal.users.id_map(run_id))
 
 
 def write_org_map(journal: Journal, run_id: int, folder: Path) -> Path:
-    rows = ((o["clerk_org_id"], o["kinde_code"]) for o in journal.organizations(run_id) if o["kinde_code"])
+    rows = ((o.clerk_org_id, o.kinde_code) for o in journal.organizations.all(run_id) if o.kinde_code)
     return write_rows(folder / ORG_MAP, ORG_MAP_COLUMNS, rows)
 
 
 def write_failures(journal: Journal, run_id: int, folder: Path) -> Path:
     def rows() -> Iterable[Sequence[Any]]:
-        for user in journal.failed_users(run_id):
-            yield ("user", user["clerk_id"], None, user["error_code"], user["error_message"])
-        for member in journal.failed_memberships(run_id):
-            yield ("membership", member["clerk_user_id"], member["clerk_org_id"], None, member["error"])
+        for user in journal.users.failed(run_id):
+            yield ("user", user.clerk_id, None, user.error_code, user.error_message)
+        for member in journal.organizations.failed_memberships(run_id):
+            yield ("membership", member.clerk_user_id, member.clerk_org_id, None, member.error)
 
     return write_rows(folder / FAILURES, FAILURE_COLUMNS, rows())
 
 
 def write_skipped(journal: Journal, run_id: int, folder: Path) -> Path:
-    rows = ((u["clerk_id"], u["email_key"], u["skip_reason"], u["skip_detail"]) for u in journal.skipped_users(run_id))
+    rows = ((u.clerk_id, u.email_key, u.skip_reason, u.skip_detail) for u in journal.users.skipped(run_id))
     return write_rows(folder / SKIPPED, SKIPPED_COLUMNS, rows)
 
 

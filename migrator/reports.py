@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from migrator.errors import EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK
-from migrator.journal import Journal, RunStatus
+from migrator.journal import Journal, RunMode, RunStatus, UserRow
 from migrator.mapping import STALE_DIGEST_REASON
 from migrator.report_files import MFA_REENROL, PASSWORD_RESETS, run_dir, write_rows
 from migrator.run_passes import START, PassStart, run_counts, this_pass
@@ -78,7 +78,7 @@ class Summary:
     ``memberships_failed`` are the run's state now. ``exit_code`` follows the CLI's documented codes."""
 
     run_id: int
-    mode: str
+    mode: RunMode
     plan: Plan
     created: int = 0
     already_present: int = 0
@@ -136,38 +136,38 @@ class Summary:
 def skipped_users(journal: Journal, run_id: int) -> list[dict[str, str | None]]:
     """Every skipped user of a run with its reason code and detail, in fetch order."""
     return [
-        {"clerk_id": row["clerk_id"], "reason": row["skip_reason"], "detail": row["skip_detail"]}
-        for row in journal.skipped_users(run_id)
+        {"clerk_id": row.clerk_id, "reason": row.skip_reason, "detail": row.skip_detail}
+        for row in journal.users.skipped(run_id)
     ]
 
 
 def build_plan(journal: Journal, run_id: int, *, with_export: bool) -> Plan:
     """Count what remains to be done, after the lookup, before any write."""
-    counts = journal.plan_counts(run_id)
+    counts = journal.users.plan_counts(run_id)
     if not with_export:
         counts["export_only"] = counts["api_only"] = 0
-    sample = journal.sample_user_with_extras(run_id)
+    sample = journal.users.sample_with_extras(run_id)
     return Plan(
         run_id=run_id,
-        source_users=journal.run(run_id).source_count,
-        skipped=journal.skip_counts(run_id),
+        source_users=journal.runs.get(run_id).source_count,
+        skipped=journal.users.skip_counts(run_id),
         property_sample=_sample(sample) if sample is not None else None,
         **counts,
-        **journal.extras_counts(run_id),
+        **journal.users.extras_counts(run_id),
         **pending_changes(journal, run_id),
     )
 
 
-def _sample(row: Any) -> dict[str, Any]:
-    plan = json.loads(row["plan"])
-    return {"clerk_id": row["clerk_id"], "properties": plan.get("properties") or {}, "social": plan.get("social") or []}
+def _sample(row: UserRow) -> dict[str, Any]:
+    plan = json.loads(row.plan)
+    return {"clerk_id": row.clerk_id, "properties": plan.get("properties") or {}, "social": plan.get("social") or []}
 
 
 def plan_warnings(journal: Journal, plan: Plan, *, policy: str) -> list[str]:
     """What the operator must read before saying yes: data the plan cannot carry across."""
     warnings = []
-    if plan.export_only and journal.run(plan.run_id).mode in ("run", "dry-run"):  # canaries, catch-ups: partial
-        sample = ", ".join(journal.export_only_users(plan.run_id, limit=5))
+    if plan.export_only and journal.runs.get(plan.run_id).mode in (RunMode.RUN, RunMode.DRY_RUN):  # canaries, catch-ups: partial
+        sample = ", ".join(journal.exports.only_in_export(plan.run_id, limit=5))
         warnings.append(
             f"{plan.export_only} user(s) are in the export but not in Clerk's API (e.g. {sample}): not migrated"
         )
@@ -207,7 +207,7 @@ def plan_warnings(journal: Journal, plan: Plan, *, policy: str) -> list[str]:
 
 
 def build_summary(
-    journal: Journal, run_id: int, mode: str, plan: Plan, *, cancelled: bool, start: PassStart | None = None
+    journal: Journal, run_id: int, mode: RunMode, plan: Plan, *, cancelled: bool, start: PassStart | None = None
 ) -> Summary:
     """What this pass over the run did, from the journal (request counts and timings are the caller's to add);
     without ``start``, everything the run did."""
@@ -216,28 +216,28 @@ def build_summary(
     if start is not None:
         counts = this_pass(journal, run_id, counts, start)
         earlier = None if start.kind == START else start.before
-    pending = 0 if mode == "dry-run" or cancelled else journal.outcome_counts(run_id)["pending"]
+    pending = 0 if mode == RunMode.DRY_RUN or cancelled else journal.users.outcome_counts(run_id)["pending"]
     return Summary(
         run_id=run_id,
         mode=mode,
         plan=plan,
         cancelled=cancelled,
         pending=pending,
-        memberships_failed=journal.membership_counts(run_id).get("failed", 0),
-        failures=journal.failure_groups(run_id),
+        memberships_failed=journal.organizations.membership_counts(run_id).get("failed", 0),
+        failures=journal.users.failure_groups(run_id),
         failure_messages=failure_variety(journal, run_id),
         skipped_users=skipped_users(journal, run_id),
         pass_number=start.number if start else 1,
         pass_kind=start.kind if start else START,
         earlier=earlier,
-        deletions=journal.deletion_counts(run_id).get("user", {}) if mode == "sync" else {},
+        deletions=journal.cutover.deletion_counts(run_id).get("user", {}) if mode == RunMode.SYNC else {},
         **counts,
     )
 
 
 def failure_variety(journal: Journal, run_id: int) -> dict[str, int]:
     """How many different messages the failed users of each error code have."""
-    return {code: messages for code, _, _, messages in journal.failure_messages(run_id, per_code=1)}
+    return {code: messages for code, _, _, messages in journal.users.failure_messages(run_id, per_code=1)}
 
 
 def password_report_path(state_dir: Path, run_id: int) -> Path:
@@ -264,14 +264,14 @@ def write_password_report(journal: Journal, run_id: int, state_dir: Path, *, dry
     """The users who cannot sign in with their Clerk password, for the team's user communication."""
 
     def rows() -> Iterator[list[str]]:
-        for row in journal.users_with_password_problem(run_id):
+        for row in journal.users.with_password_problem(run_id):
             action = {"reset": "password reset requested", "n/a": "created without a password"}.get(
-                row["password"], row["password"]
+                row.password, row.password
             )
-            if row["state"] == "skipped":
-                action = f"skipped ({row['skip_reason']})"
+            if row.state == "skipped":
+                action = f"skipped ({row.skip_reason})"
             action = _action(action, dry_run)
-            yield [row["clerk_id"], row["email_key"] or "", row["hasher"] or "", row["password_problem"], action]
+            yield [row.clerk_id, row.email_key or "", row.hasher or "", row.password_problem, action]
 
     return write_rows(password_report_path(state_dir, run_id), PASSWORD_REPORT_COLUMNS, rows())
 
@@ -285,21 +285,21 @@ def write_mfa_report(journal: Journal, run_id: int, state_dir: Path, *, dry_run:
     no TOTP secret is ever read beyond noticing the export's cell is filled."""
 
     def rows() -> Iterator[list[str]]:
-        for row in journal.users_for_mfa_report(run_id):
-            if row["state"] == "skipped":
-                action = f"skipped ({row['skip_reason']})"
-            elif row["created"] == "existed":
+        for row in journal.users.for_mfa_report(run_id):
+            if row.state == "skipped":
+                action = f"skipped ({row.skip_reason})"
+            elif row.created == "existed":
                 action = "not migrated (already in Kinde)"
             else:
                 action = "re-enrol MFA in Kinde"
-            yield [row["clerk_id"], row["email_key"] or "", _action(action, dry_run)]
+            yield [row.clerk_id, row.email_key or "", _action(action, dry_run)]
 
     return write_rows(mfa_report_path(state_dir, run_id), MFA_REPORT_COLUMNS, rows())
 
 
 def status_report(journal: Journal, run_id: int | None) -> dict[str, Any]:
     """What `migrator status` shows: the run, counts per step, skips and failures (journal only)."""
-    run = journal.run(run_id)
+    run = journal.runs.get(run_id)
     status = run.status
     if status == RunStatus.RUNNING and not journal.in_use():
         status = "stopped"  # its process died: `migrator resume` continues it
@@ -314,17 +314,17 @@ def status_report(journal: Journal, run_id: int | None) -> dict[str, Any]:
             "source_count": run.source_count,
             "fetch_done": run.fetch_done,
         },
-        "users": journal.staged_count(run.id),
-        "steps": journal.step_counts(run.id),
-        "skipped": journal.skip_counts(run.id),
+        "users": journal.users.staged_count(run.id),
+        "steps": journal.users.step_counts(run.id),
+        "skipped": journal.users.skip_counts(run.id),
         "skipped_users": skipped_users(journal, run.id),
-        "memberships": journal.membership_counts(run.id),
+        "memberships": journal.organizations.membership_counts(run.id),
         "failures": [
             {"code": c, "message": m, "users": n, "messages": variety.get(c, 1)}
-            for c, m, n in journal.failure_groups(run.id)
+            for c, m, n in journal.users.failure_groups(run.id)
         ],
-        "failed_memberships": [dict(m) for m in journal.failed_memberships(run.id)],
-        "problems": [dict(p) for p in journal.problems(run.id, limit=50)],
-        "verify": journal.last_verification(run.id),
-        "passes": [{k: p[k] for k in ("number", "kind", "started_at")} for p in journal.passes(run.id)],
+        "failed_memberships": [asdict(m) for m in journal.organizations.failed_memberships(run.id)],
+        "problems": [asdict(p) for p in journal.users.problems(run.id, limit=50)],
+        "verify": journal.verify.last(run.id),
+        "passes": [{"number": p.number, "kind": p.kind, "started_at": p.started_at} for p in journal.runs.passes(run.id)],
     }

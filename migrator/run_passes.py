@@ -28,17 +28,17 @@ class PassStart:
 
 def run_counts(journal: Journal, run_id: int) -> dict[str, Any]:
     """What the run has done so far, in every pass: the counts a summary shows."""
-    outcome = journal.outcome_counts(run_id)
+    outcome = journal.users.outcome_counts(run_id)
     counts: dict[str, Any] = {name: outcome[name] for name in COUNTED if name in outcome}
-    counts["memberships_added"] = journal.membership_counts(run_id).get("done", 0)
+    counts["memberships_added"] = journal.organizations.membership_counts(run_id).get("done", 0)
     counts["passwords_set"] = outcome["passwords_set"]
-    counts["skipped"] = journal.skip_counts(run_id)
+    counts["skipped"] = journal.users.skip_counts(run_id)
     return counts
 
 
 def begin_pass(journal: Journal, run_id: int, kind: str) -> PassStart:
     before = run_counts(journal, run_id)
-    return PassStart(journal.begin_pass(run_id, kind, before), kind, before)
+    return PassStart(journal.runs.begin_pass(run_id, kind, before), kind, before)
 
 
 def _minus(now: dict[str, int], before: dict[str, int]) -> dict[str, int]:
@@ -51,6 +51,6 @@ def this_pass(journal: Journal, run_id: int, counts: dict[str, Any], start: Pass
     done: dict[str, Any] = {name: counts[name] - start.before.get(name, 0) for name in COUNTED}
     for name in BY_KIND:
         done[name] = _minus(counts[name], start.before.get(name, {}))
-    created = journal.created_in_pass(run_id, start.number)
+    created = journal.users.created_in_pass(run_id, start.number)
     done["finished_created_earlier"], done["created"] = done["created"] - created, created
     return done

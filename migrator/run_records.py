@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from migrator.errors import EXIT_FAILURES
-from migrator.journal import Journal, Run, RunStatus
+from migrator.journal import Journal, Run, RunMode, RunStatus
 
 FINISHED = (RunStatus.COMPLETED, RunStatus.COMPLETED_WITH_FAILURES)
-RESUMABLE_MODES = ("run", "sync", "canary")  # the others explain themselves in Migration._reopen
+RESUMABLE_MODES = (RunMode.RUN, RunMode.SYNC, RunMode.CANARY)  # the others explain themselves in Migration._reopen
 
 
 @dataclass(frozen=True)
@@ -31,12 +31,12 @@ class NothingToDo:
 
 def nothing_to_do(journal: Journal, run_id: int | None, *, failed_only: bool) -> NothingToDo | None:
     """None when the run has work left for this command (or is not finished: the command decides)."""
-    run = journal.run(run_id)
+    run = journal.runs.get(run_id)
     if run.status not in FINISHED or run.mode not in RESUMABLE_MODES or not run.fetch_done:
         return None
-    states = journal.step_counts(run.id).get("state", {})
+    states = journal.users.step_counts(run.id).get("state", {})
     failed, pending = states.get("failed", 0), states.get("pending", 0)
-    failed_memberships = len(journal.failed_memberships(run.id))
+    failed_memberships = len(journal.organizations.failed_memberships(run.id))
     if pending or failed_memberships or (failed_only and failed):
         return None
     if failed:
@@ -59,8 +59,8 @@ def state_of(run: Run) -> str:
 def run_rows(journal: Journal) -> list[dict[str, Any]]:
     """Every run of the journal, oldest first: id, kind, state, user counts, start and end."""
     rows = []
-    for run in journal.runs():
-        states = journal.step_counts(run.id).get("state", {})
+    for run in journal.runs.all():
+        states = journal.users.step_counts(run.id).get("state", {})
         rows.append(
             {
                 "id": run.id,

@@ -50,37 +50,37 @@ def warning_kind(message: str) -> str:
 
 def warning_kinds(journal: Journal, run_id: int) -> list[tuple[str, int]]:
     """Every warning of the run, counted by kind, most frequent first."""
-    counts = Counter(warning_kind(p["message"]) for p in journal.problems(run_id) if p["kind"] == "warning")
+    counts = Counter(warning_kind(p.message) for p in journal.users.problems(run_id) if p.kind == "warning")
     return counts.most_common()
 
 
 def failed_user_rows(journal: Journal, run_id: int) -> Iterator[dict[str, Any]]:
     """Failed users then failed memberships, each with the reason Kinde or Clerk gave."""
-    for user in journal.failed_users(run_id):
+    for user in journal.users.failed(run_id):
         yield {
             "kind": "user",
-            "clerk_id": user["clerk_id"],
-            "email": user["email_key"],
+            "clerk_id": user.clerk_id,
+            "email": user.email_key,
             "clerk_org_id": None,
-            "code": user["error_code"],
-            "message": user["error_message"],
+            "code": user.error_code,
+            "message": user.error_message,
         }
-    for member in journal.failed_memberships(run_id):
+    for member in journal.organizations.failed_memberships(run_id):
         yield {
             "kind": "membership",
-            "clerk_id": member["clerk_user_id"],
+            "clerk_id": member.clerk_user_id,
             "email": None,
-            "clerk_org_id": member["clerk_org_id"],
+            "clerk_org_id": member.clerk_org_id,
             "code": None,
-            "message": member["error"],
+            "message": member.error,
         }
 
 
 def skipped_user_rows(journal: Journal, run_id: int) -> Iterator[dict[str, Any]]:
-    for user in journal.skipped_users(run_id):
+    for user in journal.users.skipped(run_id):
         yield {
-            "clerk_id": user["clerk_id"],
-            "email": user["email_key"],
-            "reason": user["skip_reason"],
-            "detail": user["skip_detail"],
+            "clerk_id": user.clerk_id,
+            "email": user.email_key,
+            "reason": user.skip_reason,
+            "detail": user.skip_detail,
         }

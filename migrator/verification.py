@@ -13,10 +13,10 @@ from migrator.config import Settings
 from migrator.connect import connect
 from migrator.errors import ApiError, JournalError, ScopeError
 from migrator.events import Emit, Notice
-from migrator.journal import Journal
+from migrator.journal import Journal, RunMode
 from migrator.kinde.scopes import VERIFY_ORGANIZATIONS, VERIFY_READ
 from migrator.stages.context import RunContext, mapping_options
-from migrator.stages.verify import EXPORT_MODE, UNDO_MODE, Verification, verify
+from migrator.stages.verify import Verification, verify
 
 READ_SCOPES = VERIFY_READ  # kinde/scopes.py: a canary's preflight asks for the same before its first write
 ORGANIZATION_READ_SCOPES = VERIFY_ORGANIZATIONS
@@ -38,7 +38,7 @@ async def run_verification(
 ) -> Verification:
     """Read Kinde back and compare it with run ``run_id`` (default: the latest real run); ``fresh``: with
     Clerk's users as re-read now, mapped with these settings."""
-    run = journal.run(run_id)
+    run = journal.runs.get(run_id)
     if run.dry_run:
         raise JournalError(f"run {run.id} was a dry run: it wrote nothing to Kinde, so there is nothing to verify")
 
@@ -56,12 +56,12 @@ async def verify_connected(ctx: RunContext, *, fresh: bool = False) -> Verificat
     """Verify ``ctx.run`` over clients already open (a canary verifies itself this way, right after it ran)."""
     journal, run, kinde = ctx.journal, ctx.run, ctx.kinde
     await kinde.tokens.token()
-    needed = READ_SCOPES | (ORGANIZATION_READ_SCOPES if journal.organizations(run.id) else frozenset())
-    for extra in journal.written_extras(run.id, imported=run.mode == EXPORT_MODE):
+    needed = READ_SCOPES | (ORGANIZATION_READ_SCOPES if journal.organizations.all(run.id) else frozenset())
+    for extra in journal.users.written_extras(run.id, imported=run.mode == RunMode.EXPORT):
         needed |= EXTRA_READ_SCOPES.get(extra, frozenset())
-    if run.mode == EXPORT_MODE and journal.organizations(run.id):
+    if run.mode == RunMode.EXPORT and journal.organizations.all(run.id):
         needed |= {"read:organizations"}  # the import made the organizations: their codes are looked up
-    if run.mode == UNDO_MODE:
+    if run.mode == RunMode.UNDO:
         needed = frozenset({"read:users"})  # an undo's verify only lists Kinde's users
     missing = sorted(needed - kinde.tokens.scopes) if kinde.tokens.scopes is not None else []
     if missing:
@@ -72,5 +72,5 @@ async def verify_connected(ctx: RunContext, *, fresh: bool = False) -> Verificat
             service="Kinde",
             status=403,
         )
-    ctx.emit(Notice(f"verifying run {run.id} against Kinde ({journal.expected_user_count(run.id)} users expected)"))
+    ctx.emit(Notice(f"verifying run {run.id} against Kinde ({journal.users.expected_count(run.id)} users expected)"))
     return await verify(ctx, fresh=fresh)

@@ -17,7 +17,7 @@ from migrator.stages.staging import staged_row
 
 
 def new_run(journal: Journal, mode: str = "run") -> Run:
-    return journal.start_run(mode=mode, fingerprint="f", summary={}, export_path=None, export_fingerprint=None)
+    return journal.runs.start(mode=mode, fingerprint="f", summary={}, export_path=None, export_fingerprint=None)
 
 
 def clerk_user(
@@ -63,8 +63,8 @@ def stage(
         staged, user_problems = staged_row(user, seq, (export or {}).get(user["id"]), options or MappingOptions(), None)
         rows.append(staged)
         problems.extend(user_problems)
-    journal.stage_users(run_id, rows)
-    journal.add_problems(run_id, problems)
+    journal.users.stage(run_id, rows)
+    journal.users.add_problems(run_id, problems)
 
 
 STAGED_LATER = ("kinde_id", "identities", "missing_identities", "attempts", "error_code", "error_message")
@@ -73,9 +73,9 @@ STAGED_LATER = ("kinde_id", "identities", "missing_identities", "attempts", "err
 def put(journal: Journal, run_id: int, clerk_id: str, seq: int, **fields: Any) -> None:
     """Stage ``row(clerk_id, seq, **fields)``, then set the columns staging never writes (a Kinde id, ...)."""
     later = {name: fields.pop(name) for name in STAGED_LATER if name in fields}
-    journal.stage_users(run_id, [row(clerk_id, seq, **fields)])
+    journal.users.stage(run_id, [row(clerk_id, seq, **fields)])
     if later:
-        journal.update_user(run_id, clerk_id, **later)
+        journal.users.update(run_id, clerk_id, **later)
 
 
 def row(clerk_id: str, seq: int, **fields: Any) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from dataclasses import asdict
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -31,15 +32,15 @@ def journal(tmp_path):
 
 
 def states(journal: Journal, run_id: int) -> dict[str, str]:
-    return {r["clerk_id"]: r["state"] for r in journal.all_users(run_id)}
+    return {r.clerk_id: r.state for r in journal.users.all(run_id)}
 
 
 def plan_of(journal: Journal, run_id: int, clerk_id: str) -> dict:
-    return json.loads(journal.user(run_id, clerk_id)["plan"])
+    return json.loads(journal.users.get(run_id, clerk_id).plan)
 
 
 def problems(journal: Journal, run_id: int) -> list[tuple[str, str, str]]:
-    return [(p["clerk_id"], p["kind"], p["message"]) for p in journal.problems(run_id)]
+    return [(p.clerk_id, p.kind, p.message) for p in journal.users.problems(run_id)]
 
 
 def test_a_shared_primary_email_is_kept_by_the_oldest_user_whatever_its_case(journal: Journal) -> None:
@@ -58,10 +59,10 @@ def test_a_shared_primary_email_is_kept_by_the_oldest_user_whatever_its_case(jou
     assert resolve_conflicts(journal, run.id, "first") == (1, 1)
 
     assert states(journal, run.id) == {"user_z": "pending", "user_m": "pending", "user_a": "skipped"}
-    skipped = journal.user(run.id, "user_a")
-    assert skipped["skip_reason"] == "duplicate_email"
-    assert skipped["skip_detail"] == "email ann@example.com is shared by user_z, user_a; kept by user_z"
-    assert (skipped["lookup"], skipped["created"], skipped["password"], skipped["flags"]) == ("n/a",) * 4
+    skipped = journal.users.get(run.id, "user_a")
+    assert skipped.skip_reason == "duplicate_email"
+    assert skipped.skip_detail == "email ann@example.com is shared by user_z, user_a; kept by user_z"
+    assert (skipped.lookup, skipped.created, skipped.password, skipped.flags) == ("n/a",) * 4
     assert problems(journal, run.id) == [
         ("user_a", "skipped", "duplicate_email: email ann@example.com is shared by user_z, user_a; kept by user_z")
     ]
@@ -75,8 +76,8 @@ def test_a_shared_username_ignoring_case_skips_the_later_user(journal: Journal) 
     assert resolve_conflicts(journal, run.id, "first") == (1, 1)
 
     assert states(journal, run.id) == {"u1": "pending", "u2": "skipped"}
-    assert journal.user(run.id, "u2")["skip_reason"] == "duplicate_username"
-    assert "username ann is shared by u1, u2; kept by u1" in journal.user(run.id, "u2")["skip_detail"]
+    assert journal.users.get(run.id, "u2").skip_reason == "duplicate_username"
+    assert "username ann is shared by u1, u2; kept by u1" in journal.users.get(run.id, "u2").skip_detail
 
 
 def test_phone_only_users_sharing_a_phone_keep_it_once(journal: Journal) -> None:
@@ -86,8 +87,8 @@ def test_phone_only_users_sharing_a_phone_keep_it_once(journal: Journal) -> None
     assert resolve_conflicts(journal, run.id, "first") == (1, 1)
 
     assert states(journal, run.id) == {"u1": "pending", "u2": "skipped"}
-    assert journal.user(run.id, "u2")["skip_reason"] == "duplicate_phone"
-    assert journal.user(run.id, "u1")["phone_key"] == PHONE
+    assert journal.users.get(run.id, "u2").skip_reason == "duplicate_phone"
+    assert journal.users.get(run.id, "u1").phone_key == PHONE
 
 
 def test_a_phone_is_dropped_from_a_user_who_signs_in_by_email_not_from_the_phone_only_user(journal: Journal) -> None:
@@ -98,13 +99,13 @@ def test_a_phone_is_dropped_from_a_user_who_signs_in_by_email_not_from_the_phone
     assert resolve_conflicts(journal, run.id, "first") == (1, 0)
 
     assert states(journal, run.id) == {"u1": "pending", "u2": "pending"}
-    dropped = journal.user(run.id, "u1")
-    assert dropped["phone_key"] is None
-    assert dropped["email_key"] == "a@example.com"
+    dropped = journal.users.get(run.id, "u1")
+    assert dropped.phone_key is None
+    assert dropped.email_key == "a@example.com"
     plan = plan_of(journal, run.id, "u1")
     assert plan["keys"] == [["email", "a@example.com"]]
     assert [i["type"] for i in plan["identities"]] == ["email"]
-    assert journal.user(run.id, "u2")["phone_key"] == PHONE
+    assert journal.users.get(run.id, "u2").phone_key == PHONE
     assert problems(journal, run.id) == [("u1", "warning", f"phone {PHONE} dropped: also used by u2, u1")]
 
 
@@ -118,9 +119,9 @@ def test_a_phone_shared_by_two_email_users_stays_with_the_older_one(journal: Jou
 
     assert resolve_conflicts(journal, run.id, "first") == (1, 0)
 
-    assert journal.user(run.id, "u1")["phone_key"] == PHONE
+    assert journal.users.get(run.id, "u1").phone_key == PHONE
     assert ["phone", PHONE] in plan_of(journal, run.id, "u1")["keys"]
-    assert journal.user(run.id, "u2")["phone_key"] is None
+    assert journal.users.get(run.id, "u2").phone_key is None
     assert ["phone", PHONE] not in plan_of(journal, run.id, "u2")["keys"]
 
 
@@ -134,7 +135,7 @@ def test_dropping_an_extra_phone_keeps_a_different_phone_key(journal: Journal) -
     ]
     keys = [["email", "a@example.com"], ["phone", OTHER_PHONE], ["phone", PHONE]]
     plan = json.dumps({"identities": identities, "keys": keys})
-    journal.stage_users(
+    journal.users.stage(
         run.id,
         [
             row(
@@ -151,10 +152,10 @@ def test_dropping_an_extra_phone_keeps_a_different_phone_key(journal: Journal) -
 
     assert resolve_conflicts(journal, run.id, "first") == (1, 0)
 
-    kept = journal.user(run.id, "u1")
-    assert kept["phone_key"] == OTHER_PHONE
-    assert json.loads(kept["plan"])["keys"] == [["email", "a@example.com"], ["phone", OTHER_PHONE]]
-    assert [i["value"] for i in json.loads(kept["plan"])["identities"]] == ["a@example.com", OTHER_PHONE]
+    kept = journal.users.get(run.id, "u1")
+    assert kept.phone_key == OTHER_PHONE
+    assert json.loads(kept.plan)["keys"] == [["email", "a@example.com"], ["phone", OTHER_PHONE]]
+    assert [i["value"] for i in json.loads(kept.plan)["identities"]] == ["a@example.com", OTHER_PHONE]
 
 
 def test_a_shared_extra_email_goes_to_the_user_whose_primary_it_is(journal: Journal) -> None:
@@ -174,7 +175,7 @@ def test_a_shared_extra_email_goes_to_the_user_whose_primary_it_is(journal: Jour
     plan = plan_of(journal, run.id, "u1")
     assert plan["keys"] == [["email", "a@example.com"]]
     assert [i["value"] for i in plan["identities"]] == ["a@example.com"]
-    assert journal.user(run.id, "u1")["email_key"] == "a@example.com"
+    assert journal.users.get(run.id, "u1").email_key == "a@example.com"
     assert plan_of(journal, run.id, "u2")["keys"] == [["email", "shared@example.com"]]
     assert problems(journal, run.id) == [("u1", "warning", "email shared@example.com dropped: also used by u2, u1")]
 
@@ -223,7 +224,7 @@ def test_skip_all_skips_every_holder_of_a_shared_primary_email_and_username(jour
         "u4": "skipped",
         "u5": "pending",
     }
-    assert journal.user(run.id, "u1")["skip_detail"] == "email ann@example.com is shared by u1, u2; policy skip-all"
+    assert journal.users.get(run.id, "u1").skip_detail == "email ann@example.com is shared by u1, u2; policy skip-all"
     assert {p[0] for p in problems(journal, run.id) if p[1] == "skipped"} == {"u1", "u2", "u3", "u4"}
 
 
@@ -241,7 +242,7 @@ def test_skip_all_skips_a_user_sharing_two_identities_once(journal: Journal) -> 
     assert resolve_conflicts(journal, run.id, "skip-all") == (2, 2)
 
     assert sorted(p[0] for p in problems(journal, run.id)) == ["u1", "u2"]
-    assert journal.user(run.id, "u1")["skip_reason"] == "duplicate_email"  # the first conflict named is kept
+    assert journal.users.get(run.id, "u1").skip_reason == "duplicate_email"  # the first conflict named is kept
 
 
 def test_skip_all_leaves_a_shared_extra_email_to_nobody_but_skips_no_one_for_it(journal: Journal) -> None:
@@ -265,13 +266,13 @@ def test_skip_all_leaves_a_shared_extra_email_to_nobody_but_skips_no_one_for_it(
 def test_users_already_skipped_neither_conflict_nor_change(journal: Journal) -> None:
     run = new_run(journal)
     stage(journal, run.id, [(0, clerk_user("u1", "ann@example.com")), (1, clerk_user("u2", "ann@example.com"))])
-    journal.skip_user(run.id, "u1", "banned", "banned in Clerk")
-    before = dict(journal.user(run.id, "u1"))
+    journal.users.skip(run.id, "u1", "banned", "banned in Clerk")
+    before = asdict(journal.users.get(run.id, "u1"))
 
     assert resolve_conflicts(journal, run.id, "first") == (0, 0)
 
     assert states(journal, run.id) == {"u1": "skipped", "u2": "pending"}
-    after = dict(journal.user(run.id, "u1"))
+    after = asdict(journal.users.get(run.id, "u1"))
     assert (after["skip_reason"], after["skip_detail"]) == ("banned", "banned in Clerk")
     assert after == before
     assert problems(journal, run.id) == []
@@ -302,7 +303,7 @@ def test_nobody_is_skipped_for_a_keeper_that_is_skipped_itself(journal: Journal)
     assert resolve_conflicts(journal, run.id, "first") == (2, 1)
 
     assert states(journal, run.id) == {"u0": "pending", "u1": "skipped", "u2": "pending"}
-    assert journal.user(run.id, "u1")["skip_detail"].endswith("kept by u0")
+    assert journal.users.get(run.id, "u1").skip_detail.endswith("kept by u0")
 
 
 def test_a_keeper_that_loses_another_identity_to_an_older_user_keeps_nothing(journal: Journal) -> None:
@@ -321,8 +322,8 @@ def test_a_keeper_that_loses_another_identity_to_an_older_user_keeps_nothing(jou
     assert resolve_conflicts(journal, run.id, "first") == (2, 1)
 
     assert states(journal, run.id) == {"u0": "pending", "u1": "skipped", "u2": "pending"}
-    skipped = journal.user(run.id, "u1")
-    assert (skipped["skip_reason"], skipped["skip_detail"]) == (
+    skipped = journal.users.get(run.id, "u1")
+    assert (skipped.skip_reason, skipped.skip_detail) == (
         "duplicate_username",
         "username ann is shared by u0, u1; kept by u0",
     )
@@ -407,19 +408,19 @@ def test_after_resolution_no_two_pending_users_share_any_identity(journal: Journ
 
     _, skipped = resolve_conflicts(journal, run.id, policy)
 
-    pending = [r for r in journal.all_users(run.id) if r["state"] == "pending"]
-    skipped_ids = sorted(r["clerk_id"] for r in journal.all_users(run.id) if r["state"] == "skipped")
+    pending = [r for r in journal.users.all(run.id) if r.state == "pending"]
+    skipped_ids = sorted(r.clerk_id for r in journal.users.all(run.id) if r.state == "skipped")
     assert skipped == len(skipped_ids)
     assert sorted(p[0] for p in problems(journal, run.id) if p[1] == "skipped") == skipped_ids  # once each
     owners: dict[str, str] = {}
     for r in pending:
-        for kind, value in json.loads(r["plan"])["keys"]:
-            assert owners.setdefault(f"{kind}:{value}", r["clerk_id"]) == r["clerk_id"], (kind, value)
-        keys = {tuple(k) for k in json.loads(r["plan"])["keys"]}
-        assert ("email", r["email_key"]) in keys  # a primary email is never dropped from a user who stays
+        for kind, value in json.loads(r.plan)["keys"]:
+            assert owners.setdefault(f"{kind}:{value}", r.clerk_id) == r.clerk_id, (kind, value)
+        keys = {tuple(k) for k in json.loads(r.plan)["keys"]}
+        assert ("email", r.email_key) in keys  # a primary email is never dropped from a user who stays
     if policy == "first":
-        for r in journal.all_users(run.id):
-            if r["state"] == "skipped":
-                kind, value = r["skip_detail"].split(" ")[:2]
-                keeper = r["skip_detail"].rsplit("; kept by ", 1)[1]
-                assert owners.get(f"{kind}:{value}") == keeper, r["skip_detail"]
+        for r in journal.users.all(run.id):
+            if r.state == "skipped":
+                kind, value = r.skip_detail.split(" ")[:2]
+                keeper = r.skip_detail.rsplit("; kept by ", 1)[1]
+                assert owners.get(f"{kind}:{value}") == keeper, r.skip_detail

@@ -12,7 +12,8 @@ import pytest
 
 from migrator.journal import Journal
 from migrator.mapping import MappingOptions
-from migrator.stages.conflicts import row_identity_keys, settle_shared
+from migrator.stages.conflicts import identity_keys, settle_shared
+from migrator.stages.shared_holders import STAGED_KEY_COLUMNS
 from migrator.stages.staging import staged_row
 from tests.journal_rows import clerk_user, new_run, stage
 
@@ -26,7 +27,8 @@ def journal(tmp_path):
 
 def outside(user: dict, seq: int) -> list:
     """The identity keys of a Clerk user outside the run, ranked ``seq`` (as ``shared_holders.outside_keys``)."""
-    return row_identity_keys(staged_row(user, seq, None, MappingOptions(), None)[0])
+    row = staged_row(user, seq, None, MappingOptions(), None)[0]
+    return identity_keys(*(row[name] for name in STAGED_KEY_COLUMNS))
 
 
 def test_a_newcomer_the_policy_would_give_a_migrated_users_extra_email_loses_it_and_is_told(journal: Journal) -> None:
@@ -43,10 +45,10 @@ def test_a_newcomer_the_policy_would_give_a_migrated_users_extra_email_loses_it_
         rank={"user_new": 1},
     )
 
-    row = journal.user(run.id, "user_new")
-    assert (row["state"], row["skip_reason"]) == ("skipped", "duplicate_email")
+    row = journal.users.get(run.id, "user_new")
+    assert (row.state, row.skip_reason) == ("skipped", "duplicate_email")
     assert (
-        "user_old holds it in Kinde already and keeps it (policy first would give it to user_new)" in row["skip_detail"]
+        "user_old holds it in Kinde already and keeps it (policy first would give it to user_new)" in row.skip_detail
     )
     assert (settled.skipped, settled.left_in_kinde, settled.outside_lost) == (1, 1, {})
 
@@ -60,7 +62,7 @@ def test_without_it_held_in_kinde_the_newcomer_keeps_its_primary_and_the_outside
 
     settled = settle_shared(journal, run.id, "first", outside(other, 0), rank={"user_new": 1})
 
-    assert journal.user(run.id, "user_new")["state"] == "pending"
+    assert journal.users.get(run.id, "user_new").state == "pending"
     assert settled.outside_lost == {"user_old": {"email:shared@example.com"}} and settled.left_in_kinde == 0
 
 
@@ -79,9 +81,9 @@ def test_a_newcomers_extra_email_a_migrated_user_signs_in_with_is_dropped(journa
         rank={"user_new": 1},
     )
 
-    row = journal.user(run.id, "user_new")
-    assert row["state"] == "pending" and settled.skipped == 0
-    assert [i["value"] for i in json.loads(row["plan"])["identities"] if i["type"] == "email"] == ["new@example.com"]
+    row = journal.users.get(run.id, "user_new")
+    assert row.state == "pending" and settled.skipped == 0
+    assert [i["value"] for i in json.loads(row.plan)["identities"] if i["type"] == "email"] == ["new@example.com"]
     assert settled.left_in_kinde == (1 if policy == "skip-all" else 0)  # skip-all would take it off user_old too
 
 
@@ -100,7 +102,7 @@ def test_rank_decides_the_keeper_among_the_runs_users_not_their_staging_order(jo
 
     def emails(clerk_id: str) -> list[str]:
         return [
-            i["value"] for i in json.loads(journal.user(run.id, clerk_id)["plan"])["identities"] if i["type"] == "email"
+            i["value"] for i in json.loads(journal.users.get(run.id, clerk_id).plan)["identities"] if i["type"] == "email"
         ]
 
     assert emails("user_a") == ["a@example.com", "x@example.com"] and emails("user_b") == ["b@example.com"]

@@ -46,7 +46,7 @@ def test_a_catch_up_after_one_begun_in_the_second_of_a_password_change_writes_no
     assert third.result.returncode == 0 and third.writes == 0, third.result.stderr[-3000:]
     journal = Journal(tmp_path / ".migrator")
     try:
-        row = journal.user(again.output["run_id"], sandbox.dataset.user_id(index))
-        assert row["password"] == "n/a" and row["password_settled_ms"] == changed_ms + 1
+        row = journal.users.get(again.output["run_id"], sandbox.dataset.user_id(index))
+        assert row.password == "n/a" and row.password_settled_ms == changed_ms + 1
     finally:
         journal.close()

@@ -218,8 +218,8 @@ def test_verify_of_an_undo_fails_on_a_user_it_counted_deleted_that_kinde_still_h
     undo_run = latest_run(sandbox, tmp_path)
     journal = Journal(tmp_path / ".migrator")
     try:
-        claimed = journal.deletions(undo_run, "user")[0]
-        journal.record_deletion(undo_run, "user", claimed["key"], DeletionState.DELETED)  # a claim without proof
+        claimed = journal.cutover.deletions(undo_run, "user")[0]
+        journal.cutover.record_deletion(undo_run, "user", claimed.key, DeletionState.DELETED)  # a claim without proof
     finally:
         journal.close()
     sandbox.kinde_config.refused_route = "none"
@@ -228,4 +228,4 @@ def test_verify_of_an_undo_fails_on_a_user_it_counted_deleted_that_kinde_still_h
     assert verified.returncode == 1, verified.stdout + verified.stderr
     verdict = json.loads(verified.stdout)
     assert (verdict["verdict"], verdict["counts"]) == ("failed", {"not_gone": 1})
-    assert [e["clerk_id"] for e in verdict["examples"]["not_gone"]] == [claimed["key"]]
+    assert [e["clerk_id"] for e in verdict["examples"]["not_gone"]] == [claimed.key]

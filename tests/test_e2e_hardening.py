@@ -71,7 +71,7 @@ def test_a_clerk_outage_mid_fetch_ends_the_run_and_resume_finishes_despite_an_ig
     assert_every_eligible_user_once(sandbox)
     journal = Journal(tmp_path / ".migrator")
     try:
-        assert journal.staged_count(1) == 1200
+        assert journal.users.staged_count(1) == 1200
     finally:
         journal.close()
 
@@ -168,10 +168,10 @@ def test_a_refused_member_is_isolated_and_the_rest_of_its_batch_is_added(sandbox
 
     summary, journal = migrate_with_hook(sandbox, tmp_path, delete_one_member)
     try:
-        failed = journal.failed_memberships(summary.run_id)
+        failed = journal.organizations.failed_memberships(summary.run_id)
     finally:
         journal.close()
     assert summary.exit_code == 1
-    assert {m["clerk_user_id"] for m in failed} == set(gone)
+    assert {m.clerk_user_id for m in failed} == set(gone)
     assert summary.memberships_failed == members_by_user[gone[0]]
     assert summary.memberships_added == summary.plan.memberships_pending - summary.memberships_failed

@@ -119,7 +119,7 @@ def test_a_catch_up_after_an_import_brings_exactly_the_changes_over(world: World
     assert "found in Kinde (created by its import)" in catch_up.result.stderr
     journal = Journal(world.workdir / ".migrator")
     try:
-        assert journal.run(summary["run_id"]).parent_run_id == world.export_run
+        assert journal.runs.get(summary["run_id"]).parent_run_id == world.export_run
     finally:
         journal.close()
 
@@ -244,7 +244,7 @@ def test_undo_of_an_export_removes_the_imported_users_only(sandbox_factory, tmp_
 def _modes(workdir: Path) -> list[str]:
     journal = Journal(workdir / ".migrator")
     try:
-        return [run.mode for run in journal.runs()]
+        return [run.mode for run in journal.runs.all()]
     finally:
         journal.close()
 

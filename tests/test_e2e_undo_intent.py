@@ -129,8 +129,8 @@ def test_what_a_killed_run_created_before_recording_it_is_undone_after_the_resum
     else:
         assert organizations == {first_organization}
     journal = Journal(tmp_path / ".migrator")
-    unrecorded = [r["key"] for r in journal.roles(1) if r["create_intent"]] + [
-        o["clerk_org_id"] for o in journal.organizations(1) if o["create_intent"]
+    unrecorded = [r.key for r in journal.organizations.roles(1) if r.create_intent] + [
+        o.clerk_org_id for o in journal.organizations.all(1) if o.create_intent
     ]
     journal.close()
     assert unrecorded == (["billing_manager"] if path == ROLES else [first_organization])
@@ -183,7 +183,7 @@ def test_a_role_someone_else_creates_between_the_look_and_the_create_is_kept(san
         summary = asyncio.run(run)
         assert summary.exit_code == 0
         assert race.raced == "admin"  # the first role of the run, in key order
-        assert "admin" not in journal.created_roles(1) and "billing_manager" in journal.created_roles(1)
+        assert "admin" not in journal.organizations.roles_created_by_run(1) and "billing_manager" in journal.organizations.roles_created_by_run(1)
     finally:
         journal.close()
 

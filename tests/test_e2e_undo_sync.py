@@ -144,7 +144,7 @@ def undone(story: Any, dry_run: dict[str, Any]) -> dict[str, Any]:
                 run_undo(settings, journal, Undo(2), on_event=lambda e: None, confirm=lambda p: True,
                          kinde_transport=KilledAfterFirstReAdd())
             )  # fmt: skip
-        killed_status = journal.run(3).status
+        killed_status = journal.runs.get(3).status
     finally:
         journal.close()
     assert killed_status == "interrupted"
@@ -152,7 +152,7 @@ def undone(story: Any, dry_run: dict[str, Any]) -> dict[str, Any]:
     assert result.returncode == 0, result.stdout + result.stderr
     journal = Journal(settings.state_dir)
     try:
-        details = [row["detail"] for row in journal.deletions(3, "identity_removed", (DeletionState.DELETED,))]
+        details = [row.detail for row in journal.cutover.deletions(3, "identity_removed", (DeletionState.DELETED,))]
     finally:
         journal.close()
     assert details == ["already in Kinde, made the primary again"]  # re-added before the kill: not sent twice

@@ -20,7 +20,7 @@ def journal(tmp_path):
 
 
 def new_run(journal: Journal):
-    return journal.start_run(mode="run", fingerprint="f", summary={"a": 1}, export_path=None, export_fingerprint=None)
+    return journal.runs.start(mode="run", fingerprint="f", summary={"a": 1}, export_path=None, export_fingerprint=None)
 
 
 def test_file_is_private_and_in_wal_mode(journal: Journal) -> None:
@@ -31,50 +31,50 @@ def test_file_is_private_and_in_wal_mode(journal: Journal) -> None:
 def test_runs_are_numbered_and_the_latest_is_the_default(journal: Journal) -> None:
     first, second = new_run(journal), new_run(journal)
     assert (first.id, second.id) == (1, 2)
-    assert journal.run().id == 2
-    assert journal.run(1).config_summary == {"a": 1}
+    assert journal.runs.get().id == 2
+    assert journal.runs.get(1).config_summary == {"a": 1}
     with pytest.raises(JournalError, match="no run 9"):
-        journal.run(9)
+        journal.runs.get(9)
 
 
 def test_empty_journal_says_how_to_start(tmp_path) -> None:
     journal = Journal(tmp_path / "empty")
     with pytest.raises(JournalError, match="migrator run"):
-        journal.run()
+        journal.runs.get()
 
 
 def test_staging_ignores_a_user_seen_twice(journal: Journal) -> None:
     run = new_run(journal)
-    assert journal.stage_users(run.id, [staged("u1", 0), staged("u2", 1)]) == 2
-    assert journal.stage_users(run.id, [staged("u2", 2), staged("u3", 3)]) == 1  # a shifted page
-    assert journal.staged_count(run.id) == 3
-    assert journal.last_staged(run.id) == ("u3", 4)
+    assert journal.users.stage(run.id, [staged("u1", 0), staged("u2", 1)]) == 2
+    assert journal.users.stage(run.id, [staged("u2", 2), staged("u3", 3)]) == 1  # a shifted page
+    assert journal.users.staged_count(run.id) == 3
+    assert journal.users.last_staged(run.id) == ("u3", 4)
 
 
 def test_a_failed_transaction_leaves_nothing_behind(journal: Journal) -> None:
     run = new_run(journal)
     with pytest.raises(RuntimeError), journal.transaction():
-        journal.stage_users(run.id, [staged("u1", 0)])
+        journal.users.stage(run.id, [staged("u1", 0)])
         raise RuntimeError("crash mid-batch")
-    assert journal.staged_count(run.id) == 0
+    assert journal.users.staged_count(run.id) == 0
 
 
 def test_iter_users_streams_in_fetch_order_and_tolerates_updates(journal: Journal) -> None:
     run = new_run(journal)
-    journal.stage_users(run.id, [staged(f"u{i}", i) for i in range(1200)])
+    journal.users.stage(run.id, [staged(f"u{i}", i) for i in range(1200)])
     seen = []
-    for row in journal.pending_users(run.id):
-        seen.append(row["clerk_id"])
-        journal.update_user(run.id, row["clerk_id"], state="done")
+    for row in journal.users.pending(run.id):
+        seen.append(row.clerk_id)
+        journal.users.update(run.id, row.clerk_id, state="done")
     assert seen == [f"u{i}" for i in range(1200)]
-    assert journal.pending_count(run.id) == 0
-    assert journal.step_counts(run.id)["state"] == {"done": 1200}
+    assert journal.users.pending_count(run.id) == 0
+    assert journal.users.step_counts(run.id)["state"] == {"done": 1200}
 
 
 def test_step_counts_and_failure_groups(journal: Journal) -> None:
     run = new_run(journal)
-    journal.stage_users(run.id, [staged(f"u{i}", i) for i in range(5)])
-    journal.record_outcomes(
+    journal.users.stage(run.id, [staged(f"u{i}", i) for i in range(5)])
+    journal.users.record_outcomes(
         run.id,
         [
             ("u0", {"state": "failed", "error_code": "E1", "error_message": "boom"}),
@@ -83,21 +83,21 @@ def test_step_counts_and_failure_groups(journal: Journal) -> None:
             ("u3", {"state": "done", "created": "created"}),
         ],
     )
-    counts = journal.step_counts(run.id)
+    counts = journal.users.step_counts(run.id)
     assert counts["state"] == {"done": 1, "failed": 3, "pending": 1}
     assert counts["created"] == {"created": 1, "pending": 4}
-    assert journal.failure_groups(run.id) == [("E1", "boom", 2), ("E2", "bang", 1)]
+    assert journal.users.failure_groups(run.id) == [("E1", "boom", 2), ("E2", "bang", 1)]
 
 
 def test_runs_and_users_accept_only_known_fields(journal: Journal) -> None:
     run = new_run(journal)
-    journal.end_run(run.id, RunStatus.COMPLETED)
-    journal.record_fetch_done(run.id)
-    assert journal.run(run.id).status == "completed"
-    assert journal.run(run.id).fetch_done
-    journal.stage_users(run.id, [staged("u1", 0)])
+    journal.runs.end(run.id, RunStatus.COMPLETED)
+    journal.runs.record_fetch_done(run.id)
+    assert journal.runs.get(run.id).status == "completed"
+    assert journal.runs.get(run.id).fetch_done
+    journal.users.stage(run.id, [staged("u1", 0)])
     with pytest.raises(ValueError):
-        journal.update_user(run.id, "u1", seq=99)
+        journal.users.update(run.id, "u1", seq=99)
 
 
 def test_one_process_at_a_time_and_the_lock_dies_with_its_holder(tmp_path) -> None:
@@ -123,7 +123,7 @@ def test_a_full_disk_mid_run_is_a_journal_error_that_stops_the_run(journal: Jour
     journal._exec(f"PRAGMA max_page_count = {pages + 2}")
     with pytest.raises(JournalError) as caught:
         for start in range(0, 20000, 500):
-            journal.stage_users(run.id, [staged(f"u{i}", i, plan="x" * 500) for i in range(start, start + 500)])
+            journal.users.stage(run.id, [staged(f"u{i}", i, plan="x" * 500) for i in range(start, start + 500)])
     assert caught.value.exit_code == 3
     assert str(journal.path) in str(caught.value) and "full" in str(caught.value)
     assert "migrator resume" in str(caught.value)

@@ -20,9 +20,9 @@ def _journal_with(tmp_path: Path, users: int) -> tuple[Journal, int]:
     recorded as many user deletions (the ``deletions`` table as large as the run)."""
     journal = Journal(tmp_path / str(users))
     export = new_run(journal, mode="export")
-    journal.stage_users(export.id, [row(f"user_{n:07d}", n) for n in range(users)])
+    journal.users.stage(export.id, [row(f"user_{n:07d}", n) for n in range(users)])
     undo = new_run(journal, mode="undo")
-    journal.add_deletions(undo.id, "user", [(f"user_{n:07d}", f"kp_{n}") for n in range(users)], DeletionState.DELETED)
+    journal.cutover.add_deletions(undo.id, "user", [(f"user_{n:07d}", f"kp_{n}") for n in range(users)], DeletionState.DELETED)
     return journal, export.id
 
 
@@ -49,6 +49,6 @@ def _growth(tmp_path: Path, call: Callable[[Journal, int], object]) -> float:
 
 def test_export_lookups_grow_linearly_with_deletions_present(tmp_path: Path) -> None:
     # 4x the users (and 4x the deletions): linear work grows ~4x, a scan of deletions per user ~16x
-    assert _growth(tmp_path, lambda j, run_id: j.imported_to_adopt(run_id)) < 8
-    assert _growth(tmp_path, lambda j, run_id: list(j.exported_not_in_kinde(run_id))) < 8
-    assert _growth(tmp_path, lambda j, run_id: j.seen_count()) < 8
+    assert _growth(tmp_path, lambda j, run_id: j.exports.imported_to_adopt(run_id)) < 8
+    assert _growth(tmp_path, lambda j, run_id: list(j.exports.not_in_kinde(run_id))) < 8
+    assert _growth(tmp_path, lambda j, run_id: j.cutover.seen_count()) < 8

@@ -155,8 +155,8 @@ def test_a_collision_with_our_own_user_adopts_it(tmp_path: Path, duplicate_statu
     assert kinde_user["id"] == created[0]
     assert state["creations_by_provided_id"][clerk_id] == 1  # only the one inserted above
     assert kinde_user["password_method"] == "bcrypt"
-    row = journal.user(summary.run_id, clerk_id)
-    assert (row["state"], row["kinde_id"], row["password"]) == ("done", created[0], "set")
+    row = journal.users.get(summary.run_id, clerk_id)
+    assert (row.state, row.kinde_id, row.password) == ("done", created[0], "set")
     plaintext = world.dataset.plaintext(clerk_id)
     assert world.kinde("POST", "/_sandbox/sign-in", json={"email": email, "password": plaintext}).status_code == 200
     assert summary.failed == 0 and summary.exit_code == 0
@@ -184,9 +184,9 @@ def test_a_collision_with_someone_elses_user_fails_that_user_only(
     assert kinde_user["id"] == created[0]
     assert kinde_user["password_method"] is None  # someone else's user is left untouched
     assert clerk_id not in state["creations_by_provided_id"]
-    row = journal.user(summary.run_id, clerk_id)
-    assert row["state"] == "failed"
-    assert created[0] in row["error_message"]
+    row = journal.users.get(summary.run_id, clerk_id)
+    assert row.state == "failed"
+    assert created[0] in row.error_message
     assert summary.failed == 1 and summary.exit_code == 1
     assert any(created[0] in message for _code, message, _n in summary.failures)
     eligible = sum(world.dataset.expected(j)["eligible"] for j in range(world.dataset.n))
@@ -237,8 +237,8 @@ def test_an_unclear_create_never_adopts_someone_elses_user(tmp_path: Path) -> No
     assert failing.failed >= 1
     (kinde_user,) = users_with_email(state, email.lower())
     assert kinde_user["id"] == created[0] and kinde_user["password_method"] is None
-    row = journal.user(summary.run_id, clerk_id)
-    assert row["state"] == "failed" and created[0] in row["error_message"]
+    row = journal.users.get(summary.run_id, clerk_id)
+    assert row.state == "failed" and created[0] in row.error_message
     assert summary.failed == 1 and summary.exit_code == 1
     journal.close()
 

@@ -36,16 +36,16 @@ def kinde_user(provided_id: str | None = CLERK_ID, kinde_id: str = KINDE_ID, **i
 def staged(journal: Journal, run_id: int, **fields) -> object:
     """Stage the user ``ann`` (email ann@example.com) with ``fields``; return its journal row."""
     put(journal, run_id, CLERK_ID, 0, email="Ann@Example.com", **fields)
-    return journal.user(run_id, CLERK_ID)
+    return journal.users.get(run_id, CLERK_ID)
 
 
 def steps(journal: Journal, run_id: int) -> dict:
-    user = journal.user(run_id, CLERK_ID)
-    return {name: user[name] for name in STEPS}
+    user = journal.users.get(run_id, CLERK_ID)
+    return {name: getattr(user, name) for name in STEPS}
 
 
 def problems(journal: Journal, run_id: int) -> list[tuple[str, str, str]]:
-    return [(p["clerk_id"], p["kind"], p["message"]) for p in journal.problems(run_id)]
+    return [(p.clerk_id, p.kind, p.message) for p in journal.users.problems(run_id)]
 
 
 def earlier_run(journal: Journal, mode: str = "run", **fields) -> int:

@@ -62,11 +62,11 @@ def stage_plan_world(journal: Journal) -> int:
     for seq, (clerk_id, fields) in enumerate(users.items()):
         put(journal, run.id, clerk_id, seq, **fields)
     in_export = ["new_bcrypt", "new_reset", "existed", "failed", "gone_1", "gone_2"]
-    journal.add_export_entries(run.id, [(uid, n * 100, n + 2, None, False) for n, uid in enumerate(in_export)])
-    journal.record_source_count(run.id, 15)
-    journal.stage_organization(run.id, "org_1", {"name": "Acme"})
+    journal.exports.add_entries(run.id, [(uid, n * 100, n + 2, None, False) for n, uid in enumerate(in_export)])
+    journal.runs.record_source_count(run.id, 15)
+    journal.organizations.stage(run.id, "org_1", {"name": "Acme"})
     for clerk_id in ("new_bcrypt", "failed", "existed", "dup_1"):
-        journal.stage_membership(run.id, clerk_id, "org_1", "member")
+        journal.organizations.stage_membership(run.id, clerk_id, "org_1", "member")
     return run.id
 
 
@@ -113,9 +113,9 @@ def test_a_plan_with_only_finished_users_needs_no_write(journal: Journal) -> Non
     put(journal, run.id, "skipped", 1, state="skipped", skip_reason="banned", created="n/a")
 
     assert not build_plan(journal, run.id, with_export=False).writes_needed
-    journal.stage_organization(run.id, "org_1", {"name": "Acme"})
+    journal.organizations.stage(run.id, "org_1", {"name": "Acme"})
     put(journal, run.id, "earlier", 2, state="done", created="earlier")
-    journal.stage_membership(run.id, "earlier", "org_1", "member")
+    journal.organizations.stage_membership(run.id, "earlier", "org_1", "member")
     assert build_plan(journal, run.id, with_export=False).writes_needed  # a membership is still to add
 
 
@@ -138,9 +138,9 @@ def test_the_summary_counts_what_the_run_did(journal: Journal) -> None:
     for seq, (clerk_id, fields) in enumerate(rows.items()):
         put(journal, run.id, clerk_id, seq, **fields)
     for clerk_id in ("created", "created_reset"):
-        journal.stage_membership(run.id, clerk_id, "org_1", "member")
-    journal.record_memberships(run.id, [("created", "org_1")], MembershipState.DONE)
-    journal.record_memberships(run.id, [("created_reset", "org_1")], MembershipState.FAILED, "no such role")
+        journal.organizations.stage_membership(run.id, clerk_id, "org_1", "member")
+    journal.organizations.record_memberships(run.id, [("created", "org_1")], MembershipState.DONE)
+    journal.organizations.record_memberships(run.id, [("created_reset", "org_1")], MembershipState.FAILED, "no such role")
     plan = build_plan(journal, run.id, with_export=False)
 
     summary = build_summary(journal, run.id, "run", plan, cancelled=False)
@@ -164,24 +164,24 @@ def test_a_retry_counts_only_what_it_did_and_shows_what_earlier_passes_did(journ
     run = new_run(journal)
     first = begin_pass(journal, run.id, START)
     put(journal, run.id, "ok", 0, state="done", password="set", password_method="bcrypt")
-    journal.update_user(run.id, "ok", created="created")  # as the load stage records a create
+    journal.users.update(run.id, "ok", created="created")  # as the load stage records a create
     put(journal, run.id, "there", 1, state="done", created="existed")
     put(journal, run.id, "skip", 2, state="skipped", skip_reason="banned", created="n/a")
     for seq, clerk_id in enumerate(("bad_1", "bad_2", "bad_3", "half"), start=3):
         put(journal, run.id, clerk_id, seq, state="failed", error_code="X", error_message=f"taken by {clerk_id}")
-    journal.update_user(run.id, "half", created="created")  # created, then an identity refused: failed
+    journal.users.update(run.id, "half", created="created")  # created, then an identity refused: failed
     plan = build_plan(journal, run.id, with_export=False)
 
     started = build_summary(journal, run.id, "run", plan, cancelled=False, start=first)
     assert (started.pass_number, started.pass_kind, started.earlier) == (1, START, None)
     assert (started.created, started.failed, started.failed_in_run) == (1, 4, 4)
 
-    assert journal.reset_failed(run.id) == 4  # what retry-failed does before its pass begins
+    assert journal.users.reset_failed(run.id) == 4  # what retry-failed does before its pass begins
     retry = begin_pass(journal, run.id, RETRY_FAILED)
-    journal.update_user(run.id, "bad_1", state="done", created="created", password="set", password_method="md5")
-    journal.update_user(run.id, "bad_2", state="done", created="created", password="reset", flags="done")
-    journal.update_user(run.id, "bad_3", state="failed", error_code="X", error_message="still taken")
-    journal.update_user(run.id, "half", state="done", created="created")  # its identity added now
+    journal.users.update(run.id, "bad_1", state="done", created="created", password="set", password_method="md5")
+    journal.users.update(run.id, "bad_2", state="done", created="created", password="reset", flags="done")
+    journal.users.update(run.id, "bad_3", state="failed", error_code="X", error_message="still taken")
+    journal.users.update(run.id, "half", state="done", created="created")  # its identity added now
 
     retried = build_summary(journal, run.id, "run", plan, cancelled=False, start=retry)
     assert (retried.pass_number, retried.pass_kind) == (2, RETRY_FAILED)
@@ -194,7 +194,7 @@ def test_a_retry_counts_only_what_it_did_and_shows_what_earlier_passes_did(journ
     assert retried.exit_code == EXIT_FAILURES
     data = retried.to_json()
     assert (data["created"], data["failed"], data["failed_in_run"], data["earlier"]["created"]) == (2, 1, 1, 1)
-    assert journal.passes(run.id)[1]["counts_before"]["created"] == 1
+    assert journal.runs.passes(run.id)[1].counts_before["created"] == 1
 
 
 def test_a_resume_leaves_earlier_failures_failed_and_the_exit_code_says_so(journal: Journal) -> None:
@@ -202,7 +202,7 @@ def test_a_resume_leaves_earlier_failures_failed_and_the_exit_code_says_so(journ
     put(journal, run.id, "bad", 0, state="failed", error_code="X", error_message="refused")
     put(journal, run.id, "left", 1, created="created", password="pending", password_method="bcrypt")
     resumed = begin_pass(journal, run.id, RESUME)  # a journal from before passes: the start was not recorded
-    journal.update_user(run.id, "left", state="done", password="set")
+    journal.users.update(run.id, "left", state="done", password="set")
 
     summary = build_summary(journal, run.id, "run", build_plan(journal, run.id, with_export=False), cancelled=False,
                             start=resumed)  # fmt: skip
@@ -312,7 +312,7 @@ def test_the_password_report_lists_who_needs_another_way_in_and_never_a_digest(j
         options=MappingOptions(unimportable_passwords="skip"),
     )
     settle_shared(journal, run.id, "first")  # u_dup loses its email to u_dup_keeper
-    journal.update_user(run.id, "u_argon", state="done", created="created", flags="done")  # the reset was requested
+    journal.users.update(run.id, "u_argon", state="done", created="created", flags="done")  # the reset was requested
     stale = password_report_path(state_dir, run.id)
     stale.write_text("stale\n")
     os.chmod(stale, 0o644)
@@ -370,20 +370,20 @@ def test_a_running_run_whose_process_is_gone_is_shown_stopped(journal: Journal, 
         assert status_report(journal, run.id)["run"]["status"] == "running"
     finally:
         holder.close()
-    journal.end_run(run.id, RunStatus.COMPLETED_WITH_FAILURES)
+    journal.runs.end(run.id, RunStatus.COMPLETED_WITH_FAILURES)
     assert status_report(journal, run.id)["run"]["status"] == "completed-with-failures"
 
 
 def test_status_shows_the_latest_run_with_its_counts_and_at_most_fifty_problems(journal: Journal) -> None:
     new_run(journal)
     run = new_run(journal)
-    journal.record_source_count(run.id, 4)
+    journal.runs.record_source_count(run.id, 4)
     put(journal, run.id, "u_done", 0, state="done", created="created")
     put(journal, run.id, "u_failed", 1, state="failed", error_code="kinde_400", error_message="refused")
     put(journal, run.id, "u_skipped", 2, state="skipped", skip_reason="banned", skip_detail="banned in Clerk")
-    journal.stage_membership(run.id, "u_done", "org_1", "admin")
-    journal.record_memberships(run.id, [("u_done", "org_1")], MembershipState.FAILED, "no role admin")
-    journal.add_problems(run.id, [("u_failed", "warning", f"note {n}") for n in range(60)])
+    journal.organizations.stage_membership(run.id, "u_done", "org_1", "admin")
+    journal.organizations.record_memberships(run.id, [("u_done", "org_1")], MembershipState.FAILED, "no role admin")
+    journal.users.add_problems(run.id, [("u_failed", "warning", f"note {n}") for n in range(60)])
 
     report = status_report(journal, None)
 

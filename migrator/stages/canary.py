@@ -45,13 +45,13 @@ async def fetch_selected(ctx: RunContext) -> None:
     ctx.outside_keys = outside_keys(ctx, holders, seq_of)
     ctx.held_keys = held_in_kinde(ctx.journal, (user["id"] for user in holders))  # never taken off a migrated user
     with ctx.journal.transaction():
-        ctx.journal.stage_users(ctx.run.id, rows)
-        ctx.journal.add_problems(ctx.run.id, problems)
+        ctx.journal.users.stage(ctx.run.id, rows)
+        ctx.journal.users.add_problems(ctx.run.id, problems)
     ctx.emit(PhaseAdvanced("fetch", len(users), len(users)))
     if ctx.settings.migrate_organizations:
         await fetch_organizations(ctx)
-        ctx.journal.drop_unselected_organizations(ctx.run.id)
-    ctx.journal.record_source_count(ctx.run.id, len(users))
+        ctx.journal.organizations.drop_unselected(ctx.run.id)
+    ctx.journal.runs.record_source_count(ctx.run.id, len(users))
     ctx.emit(PhaseFinished("fetch"))
 
 

@@ -26,7 +26,7 @@ from datetime import datetime
 from typing import Any
 
 from migrator.events import Notice, PhaseAdvanced, PhaseFinished, PhaseStarted
-from migrator.journal import Created, DeletionState, FlagsStep, IdentitiesStep, Lookup, PasswordStep, UserState
+from migrator.journal import Created, DeletionState, Lookup, PasswordStep, Step, UserRow, UserState
 from migrator.mapping import password_updated_at
 from migrator.stages.catchup_conflicts import settle_context
 from migrator.stages.context import RunContext
@@ -47,7 +47,7 @@ async def catch_up(ctx: RunContext) -> None:
     options = ctx.run.run_options or {}
     since = int(options["since_ms"])
     ctx.emit(PhaseStarted("catch-up", None))
-    _, seq = ctx.journal.last_staged(ctx.run.id)
+    _, seq = ctx.journal.users.last_staged(ctx.run.id)
     staged = 0
     fresh: dict[str, dict[str, Any]] = {}  # sign-ups, and edited users gaining an identity: their conflicts
     sources = (ctx.clerk.iter_users_created_after(since), ctx.clerk.iter_users_updated_since(since))
@@ -62,7 +62,7 @@ async def catch_up(ctx: RunContext) -> None:
         await fetch_organizations(ctx)  # memberships of sign-ups; those already added are marked 'earlier'
     await settle_context(ctx, fresh)  # shared identities settled over all of Clerk (gather: conflicts)
     gone = await _sweep_deletions(ctx)
-    ctx.journal.record_source_count(ctx.run.id, ctx.journal.staged_count(ctx.run.id))
+    ctx.journal.runs.record_source_count(ctx.run.id, ctx.journal.users.staged_count(ctx.run.id))
     if gone:
         verb = "to delete from Kinde" if options.get("delete_removed") else "listed (--delete-removed deletes them)"
         ctx.emit(Notice(f"{gone} user(s) this journal migrated are gone from Clerk: {verb}", level="warning"))
@@ -73,15 +73,15 @@ def _stage_page(ctx: RunContext, page: list[dict[str, Any]], seq: int, fresh: di
     export_path = ctx.export.path if ctx.export else None
     with ctx.journal.transaction():
         for user in page:
-            if ctx.journal.is_staged(ctx.run.id, user["id"]):
+            if ctx.journal.users.is_staged(ctx.run.id, user["id"]):
                 continue  # on both lists, or seen before a crash: decided once
             row, problems = staged_row(user, seq, ctx.export_row(user["id"]), ctx.options, export_path)
             seq += 1
-            ctx.journal.stage_users(ctx.run.id, [row])
-            known = ctx.journal.known_user(user["id"])
+            ctx.journal.users.stage(ctx.run.id, [row])
+            known = ctx.journal.users.known(user["id"])
             if known is None:
                 _keep_conflict_skip(ctx, user["id"])
-                ctx.journal.add_problems(ctx.run.id, problems)  # a sign-up (or never migrated): the ordinary path
+                ctx.journal.users.add_problems(ctx.run.id, problems)  # a sign-up (or never migrated): the ordinary path
                 fresh[user["id"]] = user
             elif _stage_known(ctx, user, row, known):
                 fresh[user["id"]] = user
@@ -91,16 +91,16 @@ def _stage_page(ctx: RunContext, page: list[dict[str, Any]], seq: int, fresh: di
 def _keep_conflict_skip(ctx: RunContext, clerk_id: str) -> None:
     """A user an earlier run skipped because another held its email/username/phone stays skipped: the
     keeper still holds it in Kinde (this run's conflict check sees only this run's users)."""
-    earlier = ctx.journal.earlier_skip(ctx.run.id, clerk_id)
-    if earlier is not None and str(earlier["skip_reason"]).startswith("duplicate_"):
-        detail = f"{earlier['skip_detail']} (settled by run {earlier['run_id']})"
-        ctx.journal.skip_user(ctx.run.id, clerk_id, earlier["skip_reason"], detail)
+    earlier = ctx.journal.users.earlier_skip(ctx.run.id, clerk_id)
+    if earlier is not None and str(earlier.skip_reason).startswith("duplicate_"):
+        detail = f"{earlier.skip_detail} (settled by run {earlier.run_id})"
+        ctx.journal.users.skip(ctx.run.id, clerk_id, earlier.skip_reason, detail)
 
 
-def _stage_known(ctx: RunContext, user: dict[str, Any], row: dict[str, Any], known: Any) -> bool:
+def _stage_known(ctx: RunContext, user: dict[str, Any], row: dict[str, Any], known: UserRow) -> bool:
     """A user already in Kinde: record what to bring up to date; its row costs the load stage nothing.
     True when it gains an identity (its conflicts are settled with the sign-ups')."""
-    patch, added, notes = cutover_diff(json.loads(known["plan"]), row, ctx.settings.unimportable_passwords)
+    patch, added, notes = cutover_diff(json.loads(known.plan), row, ctx.settings.unimportable_passwords)
     settled = _password_settled_at(ctx, known)
     password = False
     changed_at = _password_changed_at(user)
@@ -113,38 +113,38 @@ def _stage_known(ctx: RunContext, user: dict[str, Any], row: dict[str, Any], kno
             settled = changed_at + 1  # this change is handled; only a later one is news
         else:
             notes.append("password changed in Clerk and no export holds the new one: Kinde keeps the old password")
-    ctx.journal.update_user(
+    ctx.journal.users.update(
         ctx.run.id,
         user["id"],
         state=UserState.DONE,
         lookup=Lookup.FOUND,
         created=Created.EARLIER,
-        kinde_id=known["kinde_id"],
+        kinde_id=known.kinde_id,
         password=PasswordStep.SET if password else PasswordStep.NA,
         password_method=row.get("password_method") if password else None,
         password_problem=None,  # Kinde keeps the password it has unless it changed (then: an update or a note)
         password_settled_ms=settled,  # an n/a row keeps when the password was last settled
-        flags=FlagsStep.NA,
-        identities=IdentitiesStep.NA,
+        flags=Step.NA,
+        identities=Step.NA,
         skip_reason=None,
         skip_detail=None,
-        plan=row["plan"] or json.dumps({**json.loads(known["plan"]), **_suspension(patch)}),
+        plan=row["plan"] or json.dumps({**json.loads(known.plan), **_suspension(patch)}),
     )
-    ctx.journal.add_problems(ctx.run.id, [(user["id"], "warning", note) for note in notes])
+    ctx.journal.users.add_problems(ctx.run.id, [(user["id"], "warning", note) for note in notes])
     if patch or added or password:
-        ctx.journal.add_update(ctx.run.id, user["id"], known["kinde_id"], patch, added, password)
+        ctx.journal.cutover.add_update(ctx.run.id, user["id"], known.kinde_id, patch, added, password)
     return any(not identity.get("remove") for identity in added)
 
 
-def _password_settled_at(ctx: RunContext, known: Any) -> int:
+def _password_settled_at(ctx: RunContext, known: UserRow) -> int:
     """Unix ms from which a password change is news to Kinde: what the known row recorded (a catch-up's),
     else the export the known password came from, or (no password imported then) the run's start, to the ms
     (a journal older than ``started_ms``: to the second, which errs towards "changed")."""
-    if known["password_settled_ms"] is not None:
-        return int(known["password_settled_ms"])
-    run = ctx.journal.run(known["run_id"])
+    if known.password_settled_ms is not None:
+        return int(known.password_settled_ms)
+    run = ctx.journal.runs.get(known.run_id)
     export_time = run.config_summary.get("clerk_export_time")
-    if known["password"] == PasswordStep.SET and export_time:
+    if known.password == PasswordStep.SET and export_time:
         return _iso_ms(export_time)
     return run.started_ms if run.started_ms is not None else _iso_ms(run.started_at)
 
@@ -214,17 +214,17 @@ async def _sweep_deletions(ctx: RunContext) -> int:
     someone is gone: every user seen is either still there or missing from the count."""
     delete = bool((ctx.run.run_options or {}).get("delete_removed"))
     state = DeletionState.PENDING if delete else DeletionState.LISTED
-    earlier = ctx.journal.removals_still_listed() if delete else []
-    ctx.journal.add_deletions(ctx.run.id, "user", earlier, state)  # listed by an earlier catch-up: delete now
+    earlier = ctx.journal.cutover.removals_still_listed() if delete else []
+    ctx.journal.cutover.add_deletions(ctx.run.id, "user", earlier, state)  # listed by an earlier catch-up: delete now
     total = await ctx.clerk.count_users()
-    if total == ctx.journal.seen_count():
+    if total == ctx.journal.cutover.seen_count():
         return len(earlier)
     after, gone = "", len(earlier)
-    ctx.journal.start_sweep()
-    while batch := ctx.journal.sweep_batch(after, SWEEP_BATCH):
+    ctx.journal.cutover.start_sweep()
+    while batch := ctx.journal.cutover.sweep_batch(after, SWEEP_BATCH):
         present = {user["id"] for user in await ctx.clerk.users_by_id([clerk_id for clerk_id, _ in batch])}
         missing = [(clerk_id, kinde_id) for clerk_id, kinde_id in batch if clerk_id not in present]
-        ctx.journal.add_deletions(ctx.run.id, "user", missing, state)
+        ctx.journal.cutover.add_deletions(ctx.run.id, "user", missing, state)
         gone += len(missing)
         after = batch[-1][0]
     return gone

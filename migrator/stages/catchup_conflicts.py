@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from migrator.journal import Update
 from migrator.stages.context import RunContext
 from migrator.stages.shared_holders import fetch_order, held_in_kinde, outside_keys, shared_holders
 
@@ -31,8 +32,8 @@ async def settle_context(ctx: RunContext, fresh: dict[str, dict[str, Any]]) -> N
 
     ``fresh``: the Clerk users this pass staged (by id); users staged before a crash are asked of Clerk again."""
     journal, run_id = ctx.journal, ctx.run.id
-    pending = [row["clerk_id"] for row in journal.pending_users(run_id)]
-    edited = [row["clerk_id"] for row in journal.updates_to_apply(run_id) if _adds_identity(row)]
+    pending = [row.clerk_id for row in journal.users.pending(run_id)]
+    edited = [row.clerk_id for row in journal.cutover.updates_to_apply(run_id) if _adds_identity(row)]
     if not pending and not edited:
         return
     users = await _users(ctx, [*pending, *edited], fresh)
@@ -48,30 +49,30 @@ async def settle_context(ctx: RunContext, fresh: dict[str, dict[str, Any]]) -> N
 def drop_lost_additions(ctx: RunContext, lost: dict[str, set[str]]) -> None:
     """An edited user's new identity that the rule gives someone else is not added to its Kinde user."""
     journal, run_id = ctx.journal, ctx.run.id
-    for update in journal.updates_to_apply(run_id):
-        keys = lost.get(update["clerk_id"], set())
-        changes = json.loads(update["identities"])
+    for update in journal.cutover.updates_to_apply(run_id):
+        keys = lost.get(update.clerk_id, set())
+        changes = json.loads(update.identities)
         dropped = [i for i in changes if not i.get("remove") and _key(i) in keys]
         if not dropped:
             continue
         kept = [i for i in changes if i not in dropped]
-        row = journal.user(run_id, update["clerk_id"])
-        plan = json.loads(row["plan"])
+        row = journal.users.get(run_id, update.clerk_id)
+        plan = json.loads(row.plan)
         plan["identities"] = [i for i in plan["identities"] if _key(i) not in keys]
         plan["keys"] = [k for k in plan["keys"] if f"{k[0]}:{k[1]}" not in keys]
         with journal.transaction():
-            journal.update_user(run_id, update["clerk_id"], plan=json.dumps(plan))
-            if kept or json.loads(update["patch"]) or update["password"]:
-                journal.add_update(
-                    run_id, update["clerk_id"], update["kinde_id"], json.loads(update["patch"]), kept,
-                    bool(update["password"]),
+            journal.users.update(run_id, update.clerk_id, plan=json.dumps(plan))
+            if kept or json.loads(update.patch) or update.password:
+                journal.cutover.add_update(
+                    run_id, update.clerk_id, update.kinde_id, json.loads(update.patch), kept,
+                    bool(update.password),
                 )  # fmt: skip
             else:
-                journal.drop_update(run_id, update["clerk_id"])
-            journal.add_problems(
+                journal.cutover.drop_update(run_id, update.clerk_id)
+            journal.users.add_problems(
                 run_id,
                 [
-                    (update["clerk_id"], "warning", f"{i['type']} {i['value']} not added: another Clerk user keeps it"
+                    (update.clerk_id, "warning", f"{i['type']} {i['value']} not added: another Clerk user keeps it"
                      " (the duplicate-identities policy, as a full run)")
                     for i in dropped
                 ],
@@ -86,8 +87,8 @@ async def _users(ctx: RunContext, clerk_ids: list[str], fresh: dict[str, dict[st
     return users
 
 
-def _adds_identity(update: Any) -> bool:
-    return any(not i.get("remove") for i in json.loads(update["identities"]))
+def _adds_identity(update: Update) -> bool:
+    return any(not i.get("remove") for i in json.loads(update.identities))
 
 
 def _key(identity: dict[str, Any]) -> str:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any, Literal
 
-from migrator.journal import Journal, SharedIdentity
+from migrator.journal import Journal, SharedIdentity, UserRow
 
 Policy = Literal["first", "skip-all"]
 IdentityKey = tuple[str, str, int, bool]  # (identity key "kind:value", clerk id, seq, essential)
@@ -59,12 +59,12 @@ def settle_shared(
     keys = _identity_keys(journal, run_id)
     if rank:
         keys = ((key, clerk_id, rank.get(clerk_id, seq), essential) for key, clerk_id, seq, essential in keys)
-    shared = journal.shared_identities(run_id, chain(keys, outside))
+    shared = journal.users.shared_identities(run_id, chain(keys, outside))
 
     def seq(holder: str) -> int:
         if holder in outside_seq:
             return outside_seq[holder]
-        return rank[holder] if rank and holder in rank else journal.user(run_id, holder)["seq"]
+        return rank[holder] if rank and holder in rank else journal.users.get(run_id, holder).seq
 
     rule, _ = _keepers(shared, seq, {}) if policy == "first" else ({}, {})
     keepers, lost = _keepers(shared, seq, held) if policy == "first" else ({}, {})
@@ -85,7 +85,7 @@ def settle_shared(
                 if clerk_id in outside_seq and clerk_id != keeper:
                     settled.outside_lost.setdefault(clerk_id, set()).add(conflict.key)
             settled.skipped += _settle_holders(journal, run_id, conflict, keeper, lost, outside_seq, note, problems)
-        journal.add_problems(run_id, problems)
+        journal.users.add_problems(run_id, problems)
     return settled
 
 
@@ -104,8 +104,8 @@ def _settle_holders(
     others = ", ".join(holder for holder, _ in conflict.holders)
     skipped = 0
     for clerk_id, essential in conflict.holders:
-        current = journal.user(run_id, clerk_id)
-        if clerk_id == keeper or clerk_id in outside_seq or current is None or current["state"] != "pending":
+        current = journal.users.get(run_id, clerk_id)
+        if clerk_id == keeper or clerk_id in outside_seq or current is None or current.state != "pending":
             continue
         if essential and lost.get(clerk_id, conflict.key) != conflict.key:
             continue  # skipped for the key it lost to an older user, reported there
@@ -115,7 +115,7 @@ def _settle_holders(
             detail = f"{kind} {value} is shared by {others}" + (
                 f"; kept by {keeper}{outside_run}" if keeper else "; policy skip-all"
             )
-            journal.skip_user(run_id, clerk_id, reason, detail + note)
+            journal.users.skip(run_id, clerk_id, reason, detail + note)
             problems.append((clerk_id, "skipped", f"{reason}: {detail}{note}"))
             skipped += 1
         else:
@@ -160,30 +160,34 @@ def _keepers(
 
 def _identity_keys(journal: Journal, run_id: int) -> Iterator[IdentityKey]:
     """(identity key, clerk id, seq, essential) for every identity of every pending user."""
-    for row in journal.pending_users(run_id):
+    for row in journal.users.pending(run_id):
         yield from row_identity_keys(row)
 
 
-def row_identity_keys(row: Any) -> list[IdentityKey]:
-    """(identity key, clerk id, seq, essential) for every identity of one staged row (none when skipped).
+def row_identity_keys(row: UserRow) -> list[IdentityKey]:
+    """(identity key, clerk id, seq, essential) for every identity of one staged row (none when skipped)."""
+    return identity_keys(row.clerk_id, row.seq, row.plan, row.email_key, row.username_key, row.phone_key)
+
+
+def identity_keys(
+    clerk_id: str, seq: int, plan: str | None, email_key: str | None, username_key: str | None, phone_key: str | None
+) -> list[IdentityKey]:
+    """(identity key, clerk id, seq, essential) for every identity of a staged user (none when skipped).
 
     Essential: the user's primary email and username, or the phone of a phone-only user: what the
     user signs in with. Keepers are chosen among essential holders first.
     """
-    if not row["plan"]:
+    if not plan:
         return []
-    essential = {
-        row["email_key"] and f"email:{row['email_key']}",
-        row["username_key"] and f"username:{row['username_key']}",
-    }
-    if not row["email_key"] and not row["username_key"] and row["phone_key"]:
-        essential.add(f"phone:{row['phone_key']}")  # a phone-only user's only way in
-    keys = (f"{kind}:{value}" for kind, value in json.loads(row["plan"])["keys"])
-    return [(key, row["clerk_id"], row["seq"], key in essential) for key in keys]
+    essential = {email_key and f"email:{email_key}", username_key and f"username:{username_key}"}
+    if not email_key and not username_key and phone_key:
+        essential.add(f"phone:{phone_key}")  # a phone-only user's only way in
+    keys = (f"{kind}:{value}" for kind, value in json.loads(plan)["keys"])
+    return [(key, clerk_id, seq, key in essential) for key in keys]
 
 
-def _drop_identity(journal: Journal, run_id: int, row: Any, kind: str, value: str) -> None:
-    record = json.loads(row["plan"])
+def _drop_identity(journal: Journal, run_id: int, row: UserRow, kind: str, value: str) -> None:
+    record = json.loads(row.plan)
     record["identities"] = [
         i
         for i in record["identities"]
@@ -191,6 +195,6 @@ def _drop_identity(journal: Journal, run_id: int, row: Any, kind: str, value: st
     ]
     record["keys"] = [k for k in record["keys"] if k != [kind, value]]
     fields: dict[str, Any] = {"plan": json.dumps(record)}
-    if kind == "phone" and row["phone_key"] == value:
+    if kind == "phone" and row.phone_key == value:
         fields["phone_key"] = None
-    journal.update_user(run_id, row["clerk_id"], **fields)
+    journal.users.update(run_id, row.clerk_id, **fields)

@@ -46,10 +46,10 @@ class RunContext:
         """The user's row of the export (CSV or JSON), read again at its indexed offset (digests are never stored)."""
         if self.export is None:
             return None
-        entry = self.journal.export_entry(self.run.id, clerk_id)
+        entry = self.journal.exports.entry(self.run.id, clerk_id)
         if entry is None:
             return None
-        return self.export.row_at(entry["offset"], entry["row_number"], expected_id=clerk_id)
+        return self.export.row_at(entry.offset, entry.row_number, expected_id=clerk_id)
 
     def emit_pacing(self) -> None:
         for client in (self.clerk, self.kinde):

@@ -25,7 +25,7 @@ from migrator import passwords
 from migrator.errors import EXIT_FAILURES, EXIT_OK, InputError
 from migrator.events import PhaseAdvanced, PhaseFinished, PhaseStarted
 from migrator.file_parts import FileParts, open_private
-from migrator.journal import UserState
+from migrator.journal import UserRow, UserState
 from migrator.kinde.import_files import (
     CSV_COLUMNS,
     MEMBERSHIP_COLUMNS,
@@ -163,9 +163,9 @@ def write_import_files(ctx: RunContext, request: FileRequest) -> ExportOutcome:
         "by": Counter(), "api": Counter(), "skip": Counter(), "nc": Counter(), "social": Counter(),
     }  # fmt: skip
     methods: dict[str, Counter[str]] = {}
-    total, ticker = ctx.journal.staged_count(ctx.run.id), Ticker()
+    total, ticker = ctx.journal.users.staged_count(ctx.run.id), Ticker()
     ctx.emit(PhaseStarted("files", total))
-    rows, done = ctx.journal.all_users(ctx.run.id, batch=BATCH), 0
+    rows, done = ctx.journal.users.all(ctx.run.id, batch=BATCH), 0
     try:
         while batch := list(islice(rows, BATCH)):
             with ctx.journal.transaction():  # one commit per batch, not one per user marked for the API path
@@ -189,22 +189,22 @@ def write_import_files(ctx: RunContext, request: FileRequest) -> ExportOutcome:
 def _write_user(
     ctx: RunContext,
     request: FileRequest,
-    row: Any,
+    row: UserRow,
     writers: _Writers,
     tallies: dict[str, Counter[str]],
     methods: dict[str, Counter[str]],
 ) -> None:
-    if row["state"] == UserState.SKIPPED:
-        tallies["skip"][row["skip_reason"] or "skipped"] += 1
+    if row.state == UserState.SKIPPED:
+        tallies["skip"][row.skip_reason or "skipped"] += 1
         return
-    plan = plan_from_record(row["clerk_id"], json.loads(row["plan"]))
+    plan = plan_from_record(row.clerk_id, json.loads(row.plan))
     password = _password(ctx, row)
     placement = place(plan, password, request.fmt)
     target = placement.target
     if target == Target.API:
         writers.get(Target.API).write(_api_user_line(plan.clerk_id, placement.reason or ""))
         if not request.dry_run:
-            ctx.journal.mark_api_path(ctx.run.id, [plan.clerk_id])
+            ctx.journal.exports.mark_api_path(ctx.run.id, [plan.clerk_id])
         tallies["api"][placement.reason or "api"] += 1
         if plan.social:
             tallies["nc"][SOCIAL_BY_API] += 1
@@ -228,11 +228,11 @@ def _write_user(
         tallies["social"].update(social_record(s)["type"] for s in plan.social)
 
 
-def _password(ctx: RunContext, row: Any) -> PasswordImport | None:
+def _password(ctx: RunContext, row: UserRow) -> PasswordImport | None:
     """Translated again from the export row; only when staging decided the password is imported."""
-    if row["password_method"] is None:
+    if row.password_method is None:
         return None
-    export_row = ctx.export_row(row["clerk_id"])
+    export_row = ctx.export_row(row.clerk_id)
     if export_row is None:
         return None
     translated = passwords.translate(
@@ -243,7 +243,7 @@ def _password(ctx: RunContext, row: Any) -> PasswordImport | None:
 
 def _orgs(ctx: RunContext, clerk_id: str) -> list[OrgRoles]:
     by_org: dict[str, list[str]] = {}
-    for org_id, role_key in ctx.journal.memberships_of(ctx.run.id, clerk_id):
+    for org_id, role_key in ctx.journal.organizations.memberships_of(ctx.run.id, clerk_id):
         by_org.setdefault(org_id, []).append(role_key)
     return [OrgRoles(org_id, tuple(roles)) for org_id, roles in by_org.items()]
 
@@ -259,9 +259,9 @@ def _fill(outcome: ExportOutcome, tallies: dict[str, Counter[str]], methods: dic
 
 def _finish_files(ctx: RunContext, request: FileRequest, outcome: ExportOutcome) -> None:
     """organizations.csv (Kinde's organization import: name,id), the roles to create, the manifest."""
-    organizations = [json.loads(org["body"]) for org in ctx.journal.organizations(ctx.run.id)]
+    organizations = [json.loads(org.body) for org in ctx.journal.organizations.all(ctx.run.id)]
     outcome.organizations = len(organizations)
-    outcome.roles_to_create = [role["key"] for role in ctx.journal.roles(ctx.run.id)]
+    outcome.roles_to_create = [role.key for role in ctx.journal.organizations.roles(ctx.run.id)]
     if request.dry_run:
         return
     rows = [{"name": org["name"], "id": org["external_id"]} for org in organizations]

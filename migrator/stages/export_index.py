@@ -38,12 +38,12 @@ def index_export(ctx: RunContext) -> None:
             for entry in export.scan(check_duplicates=False):
                 batch.append((entry.user_id, entry.offset, entry.row_number, entry.hasher, entry.has_digest))
                 if len(batch) >= BATCH:
-                    journal.add_export_entries(run_id, batch)
+                    journal.exports.add_entries(run_id, batch)
                     done += len(batch)
                     batch.clear()
                     if ticker.due():
                         ctx.emit(PhaseAdvanced("export", done))
-            journal.add_export_entries(run_id, batch)
+            journal.exports.add_entries(run_id, batch)
             done += len(batch)
     except DuplicateExportRow as dup:
         record = "user" if isinstance(export, JsonExportFile) else "row"

@@ -38,8 +38,8 @@ async def fetch(ctx: RunContext) -> None:
 
 
 async def _fetch_users(ctx: RunContext, *, resumed: bool) -> None:
-    run = ctx.journal.run(ctx.run.id)  # the cursor as last recorded
-    _, seq = ctx.journal.last_staged(run.id)
+    run = ctx.journal.runs.get(ctx.run.id)  # the cursor as last recorded
+    _, seq = ctx.journal.users.last_staged(run.id)
     pages: asyncio.Queue[Page | None] = asyncio.Queue(maxsize=2)
 
     async def produce() -> None:
@@ -47,21 +47,21 @@ async def _fetch_users(ctx: RunContext, *, resumed: bool) -> None:
             start_after=run.fetch_cursor,
             start_after_created=run.fetch_cursor_at,
             start_offset=seq if run.fetch_cursor else 0,
-            already_have=(lambda clerk_id: ctx.journal.is_staged(run.id, clerk_id)) if resumed else None,
+            already_have=(lambda clerk_id: ctx.journal.users.is_staged(run.id, clerk_id)) if resumed else None,
         ):
             await pages.put(page)
         await pages.put(None)
 
     async def consume() -> None:
         nonlocal seq
-        staged = ctx.journal.staged_count(run.id)
+        staged = ctx.journal.users.staged_count(run.id)
         while (page := await pages.get()) is not None:
             rows, problems = stage_page(ctx, page, seq)
             seq += len(page)
             with ctx.journal.transaction():
-                staged += ctx.journal.stage_users(run.id, rows)
-                ctx.journal.add_problems(run.id, problems)
-                ctx.journal.record_fetch_cursor(run.id, page[-1]["id"], page[-1].get("created_at"))
+                staged += ctx.journal.users.stage(run.id, rows)
+                ctx.journal.users.add_problems(run.id, problems)
+                ctx.journal.runs.record_fetch_cursor(run.id, page[-1]["id"], page[-1].get("created_at"))
             ctx.emit(PhaseAdvanced("fetch", staged, run.source_count))
             ctx.emit_pacing()
 
@@ -85,11 +85,11 @@ async def _check_complete(ctx: RunContext) -> None:
     cursor; a gap that remains (pages a server skipped) makes the run exit 1 and the next resume
     fetch everything again."""
     total = await ctx.clerk.count_users()
-    if ctx.journal.staged_count(ctx.run.id) < total:
+    if ctx.journal.users.staged_count(ctx.run.id) < total:
         await _fetch_users(ctx, resumed=False)  # newcomers sort last: continue after the cursor
         total = await ctx.clerk.count_users()
-    staged = ctx.journal.staged_count(ctx.run.id)
-    ctx.journal.record_source_count(ctx.run.id, total)
+    staged = ctx.journal.users.staged_count(ctx.run.id)
+    ctx.journal.runs.record_source_count(ctx.run.id, total)
     if staged < total:
         message = (
             f"Clerk reports {total} users but only {staged} were fetched: {total - staged} missing (a server"
@@ -98,7 +98,7 @@ async def _check_complete(ctx: RunContext) -> None:
         )
         ctx.notes.append(message)
         ctx.emit(Notice(message, level="warning"))
-        ctx.journal.record_fetch_done(ctx.run.id, done=False)
+        ctx.journal.runs.record_fetch_done(ctx.run.id, done=False)
     elif staged > total:
         ctx.emit(
             Notice(
@@ -117,8 +117,8 @@ async def fetch_organizations(ctx: RunContext) -> None:
         async for org in ctx.clerk.iter_organizations():
             if isinstance(org.get("id"), str):
                 organizations += 1
-                journal.stage_organization(run_id, org["id"], organization_body(org))
-                journal.stage_organization_properties(run_id, org["id"], organization_properties(org, options))
+                journal.organizations.stage(run_id, org["id"], organization_body(org))
+                journal.organizations.stage_properties(run_id, org["id"], organization_properties(org, options))
         if not organizations:
             return  # roles serve memberships only: a Clerk without organizations puts no role in Kinde
         async for role in ctx.clerk.iter_roles():
@@ -127,9 +127,9 @@ async def fetch_organizations(ctx: RunContext) -> None:
             except ValueError as exc:
                 problems.append(("-", "warning", f"role {role.get('id')}: {exc}"))
                 continue
-            journal.stage_role(run_id, key, role_body({**role, "key": key}))
+            journal.organizations.stage_role(run_id, key, role_body({**role, "key": key}))
             try:
-                journal.stage_role_permissions(run_id, key, role_permissions(role))
+                journal.organizations.stage_role_permissions(run_id, key, role_permissions(role))
             except ValueError as exc:
                 problems.append(("-", "warning", f"role {role.get('id')}: {exc}"))
         async for membership in ctx.clerk.iter_memberships():
@@ -138,6 +138,6 @@ async def fetch_organizations(ctx: RunContext) -> None:
             except ValueError as exc:
                 problems.append(("-", "warning", f"membership {membership.get('id')}: {exc}"))
                 continue
-            journal.stage_role(run_id, planned.role_key, {"name": planned.role_key, "key": planned.role_key})
-            journal.stage_membership(run_id, user_id, planned.clerk_org_id, planned.role_key)
-        journal.add_problems(run_id, problems)
+            journal.organizations.stage_role(run_id, planned.role_key, {"name": planned.role_key, "key": planned.role_key})
+            journal.organizations.stage_membership(run_id, user_id, planned.clerk_org_id, planned.role_key)
+        journal.users.add_problems(run_id, problems)

@@ -7,6 +7,7 @@ import files). Marks the fetch done only when every Clerk user was accounted for
 from __future__ import annotations
 
 from migrator.events import Notice
+from migrator.journal import RunMode
 from migrator.stages.canary import fetch_selected
 from migrator.stages.catchup import catch_up
 from migrator.stages.catchup_conflicts import drop_lost_additions
@@ -15,19 +16,19 @@ from migrator.stages.context import RunContext
 from migrator.stages.export_index import index_export
 from migrator.stages.fetch import fetch
 
-FETCH_BY_MODE = {"sync": catch_up, "canary": fetch_selected}  # cutover runs (migrator.cutover); else all users
+FETCH_BY_MODE = {RunMode.SYNC: catch_up, RunMode.CANARY: fetch_selected}  # cutover runs (migrator.cutover); else all users
 
 
 async def gather(ctx: RunContext) -> None:
     run, journal = ctx.run, ctx.journal
     if run.fetch_done:
         return
-    if ctx.export is not None and journal.export_count(run.id) == 0:
+    if ctx.export is not None and journal.exports.count(run.id) == 0:
         index_export(ctx)
     await FETCH_BY_MODE.get(run.mode, fetch)(ctx)
     settle_conflicts(ctx)
     if not ctx.notes:
-        journal.record_fetch_done(run.id)
+        journal.runs.record_fetch_done(run.id)
 
 
 def settle_conflicts(ctx: RunContext) -> None:
@@ -52,5 +53,5 @@ def settle_conflicts(ctx: RunContext) -> None:
                 level="warning",
             )
         )
-    if ctx.run.mode == "sync":
+    if ctx.run.mode == RunMode.SYNC:
         drop_lost_additions(ctx, settled.outside_lost)

@@ -53,14 +53,14 @@ async def adopt_imported(ctx: RunContext, export_run_id: int) -> int:
     """Record the Kinde id of each user of the export run its import created; returns how many were recorded.
     Kinde is not read when every user of the run's files is recorded already."""
     journal = ctx.journal
-    if not journal.imported_to_adopt(export_run_id):
+    if not journal.exports.imported_to_adopt(export_run_id):
         return 0
     ctx.emit(Notice(f"run {export_run_id} is an export: reading Kinde's users to find those its import created"))
     ctx.emit(PhaseStarted(PHASE, None))
     read, recorded, ticker = 0, 0, Ticker()
     async for page in ctx.kinde.user_pages():
         found = [(user["provided_id"], user["id"]) for user in page if _clerk_id(user.get("provided_id"))]
-        recorded += journal.record_imported(export_run_id, found)
+        recorded += journal.exports.record_imported(export_run_id, found)
         read += len(page)
         if ticker.due():
             ctx.emit(PhaseAdvanced(PHASE, read, None))
@@ -75,8 +75,8 @@ async def gone_from_clerk(ctx: RunContext, export_run_id: int) -> list[str]:
     export, before their import reached Kinde. Accounted for: nothing to delete, nothing to create."""
     gone: list[str] = []
     batch: list[str] = []
-    for row in ctx.journal.exported_not_in_kinde(export_run_id):
-        batch.append(row["clerk_id"])
+    for row in ctx.journal.exports.not_in_kinde(export_run_id):
+        batch.append(row.clerk_id)
         if len(batch) == CLERK_BATCH:
             gone.extend(await _missing_in_clerk(ctx, batch))
             batch = []
@@ -99,11 +99,11 @@ def absent_from_kinde(ctx: RunContext, export_run_id: int, gone: Collection[str]
     gone = set(gone)
 
     def rows() -> Any:
-        for row in ctx.journal.exported_not_in_kinde(export_run_id):
-            if row["clerk_id"] in gone:
+        for row in ctx.journal.exports.not_in_kinde(export_run_id):
+            if row.clerk_id in gone:
                 continue
-            absent.counts["api" if row["export_target"] == "api" else "files"] += 1
-            yield row["clerk_id"], REASONS.get(row["export_target"], REASONS[None])
+            absent.counts["api" if row.export_target == "api" else "files"] += 1
+            yield row.clerk_id, REASONS.get(row.export_target, REASONS[None])
 
     write_rows(path, ("clerk_id", "reason"), rows())
     if absent.total:

@@ -29,12 +29,10 @@ from migrator.errors import (
 from migrator.events import Notice, PhaseAdvanced, PhaseFinished, PhaseStarted
 from migrator.journal import (
     Created,
-    FlagsStep,
-    IdentitiesStep,
     Lookup,
     PasswordStep,
-    PropertiesStep,
-    SocialStep,
+    Step,
+    UserRow,
     UserState,
 )
 from migrator.kinde.client import CreatedUser, KindeUser
@@ -67,7 +65,7 @@ class _Committer:
     def flush(self) -> None:
         if self.updates:
             batch, self.updates = self.updates, []
-            self.ctx.journal.record_outcomes(self.ctx.run.id, batch)
+            self.ctx.journal.users.record_outcomes(self.ctx.run.id, batch)
 
     async def run_periodically(self) -> None:
         while True:
@@ -76,7 +74,7 @@ class _Committer:
 
 
 async def load(ctx: RunContext) -> None:
-    todo = ctx.journal.pending_count(ctx.run.id)
+    todo = ctx.journal.users.pending_count(ctx.run.id)
     if not todo:
         return
     ctx.emit(PhaseStarted("migrate", todo))
@@ -86,7 +84,7 @@ async def load(ctx: RunContext) -> None:
     ticker = Ticker()
 
     async def produce() -> None:
-        for row in ctx.journal.pending_users(ctx.run.id):
+        for row in ctx.journal.users.pending(ctx.run.id):
             await queue.put(row)
         for _ in range(ctx.settings.concurrency):
             await queue.put(None)
@@ -113,30 +111,30 @@ async def load(ctx: RunContext) -> None:
     ctx.emit(PhaseFinished("migrate"))
 
 
-async def migrate_user(ctx: RunContext, row: Any, record: Record) -> str:
+async def migrate_user(ctx: RunContext, row: UserRow, record: Record) -> str:
     """create -> identities -> password -> flags for one user; returns 'created', 'finished' or 'failed'.
 
     A per-user failure is recorded and the run goes on; a FATAL one is raised (after recording).
     """
-    clerk_id = row["clerk_id"]
-    plan = plan_from_record(clerk_id, json.loads(row["plan"]))
-    fields: dict[str, Any] = {"attempts": row["attempts"] + 1}
+    clerk_id = row.clerk_id
+    plan = plan_from_record(clerk_id, json.loads(row.plan))
+    fields: dict[str, Any] = {"attempts": row.attempts + 1}
     outcome = "finished"
     try:
-        if row["created"] == Created.PENDING:
+        if row.created == Created.PENDING:
             await _create(ctx, plan, fields)
             outcome = "created"
-        kinde_id = fields.get("kinde_id", row["kinde_id"])
-        if row["identities"] == IdentitiesStep.PENDING:
-            await _add_missing_identities(ctx, kinde_id, json.loads(row["missing_identities"] or "[]"), fields)
-        if row["password"] == PasswordStep.PENDING:
+        kinde_id = fields.get("kinde_id", row.kinde_id)
+        if row.identities == Step.PENDING:
+            await _add_missing_identities(ctx, kinde_id, json.loads(row.missing_identities or "[]"), fields)
+        if row.password == PasswordStep.PENDING:
             await _set_password(ctx, plan, kinde_id)
             fields["password"] = PasswordStep.SET
-        if row["flags"] == FlagsStep.PENDING:
+        if row.flags == Step.PENDING:
             await _set_flags(ctx, plan, kinde_id)
-            fields["flags"] = FlagsStep.DONE
+            fields["flags"] = Step.DONE
         await _write_extras(ctx, row, plan, kinde_id, fields)
-        if fields.get("identities") == IdentitiesStep.PENDING:
+        if fields.get("identities") == Step.PENDING:
             raise _identities_error(json.loads(fields["missing_identities"]))
         fields.update(state=UserState.DONE, error_code=None, error_message=None, error_retryable=None)
         return outcome
@@ -149,16 +147,16 @@ async def migrate_user(ctx: RunContext, row: Any, record: Record) -> str:
         record(clerk_id, fields)
 
 
-async def _write_extras(ctx: RunContext, row: Any, plan: UserPlan, kinde_id: str, fields: dict[str, Any]) -> None:
+async def _write_extras(ctx: RunContext, row: UserRow, plan: UserPlan, kinde_id: str, fields: dict[str, Any]) -> None:
     """Properties, then social identities. Unless this attempt created the user, an earlier one may
     have written some of them: Kinde is read first and only what is missing is sent."""
-    compare = row["created"] != Created.PENDING
-    if row["properties"] == PropertiesStep.PENDING:
+    compare = row.created != Created.PENDING
+    if row.properties == Step.PENDING:
         await write_user_properties(ctx, plan, kinde_id, compare=compare)
-        fields["properties"] = PropertiesStep.DONE
-    if row["social"] == SocialStep.PENDING:
+        fields["properties"] = Step.DONE
+    if row.social == Step.PENDING:
         await link_social_identities(ctx, plan, kinde_id, compare=compare)
-        fields["social"] = SocialStep.DONE
+        fields["social"] = Step.DONE
 
 
 def _error_fields(exc: Exception) -> dict[str, Any]:
@@ -186,7 +184,7 @@ async def _create(ctx: RunContext, plan: UserPlan, fields: dict[str, Any]) -> No
     fields.update(created=Created.CREATED, kinde_id=created.id, lookup=Lookup.FOUND)
     if created.refused:
         missing = [body["identities"][i] for i in created.refused]
-        fields.update(identities=IdentitiesStep.PENDING, missing_identities=json.dumps(missing))
+        fields.update(identities=Step.PENDING, missing_identities=json.dumps(missing))
 
 
 async def own_user(ctx: RunContext, plan: UserPlan, exc: ApiError) -> CreatedUser | None:
@@ -233,7 +231,7 @@ async def _add_missing_identities(
             raise
         except MigratorError as exc:
             still_missing.append({**identity, "reason": str(exc)})
-    fields["identities"] = IdentitiesStep.PENDING if still_missing else IdentitiesStep.DONE
+    fields["identities"] = Step.PENDING if still_missing else Step.DONE
     fields["missing_identities"] = json.dumps(still_missing) if still_missing else None
 
 

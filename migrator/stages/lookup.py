@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from migrator.events import PhaseAdvanced, PhaseFinished, PhaseStarted
-from migrator.journal import LOOKUP_FIELDS
+from migrator.journal import LOOKUP_FIELDS, UserRow
 from migrator.kinde.client import lookup_batches
 from migrator.stages.context import RunContext, task_group
 from migrator.stages.reconcile import record_lookup
@@ -24,17 +24,17 @@ CHUNK = 1000  # users read from the journal at a time: never every user at once
 
 
 async def lookup(ctx: RunContext) -> None:
-    todo = ctx.journal.to_look_up_count(ctx.run.id)
+    todo = ctx.journal.users.to_look_up_count(ctx.run.id)
     if not todo:
         return
     ctx.emit(PhaseStarted("lookup", todo))
     done = 0
     slots = asyncio.Semaphore(CONCURRENCY)
 
-    async def look_up(field_name: str, rows: list[Any]) -> None:
+    async def look_up(field_name: str, rows: list[UserRow]) -> None:
         nonlocal done
         try:
-            found = await ctx.kinde.find_users(field_name, [r[f"{field_name}_key"] for r in rows])
+            found = await ctx.kinde.find_users(field_name, [r.lookup_key(field_name) for r in rows])
             with ctx.journal.transaction():
                 for row in rows:
                     record_lookup(ctx.journal, ctx.run.id, row, field_name, found)
@@ -52,10 +52,10 @@ async def lookup(ctx: RunContext) -> None:
     ctx.emit(PhaseFinished("lookup"))
 
 
-def _batches(ctx: RunContext, field_name: str) -> Iterator[list[Any]]:
+def _batches(ctx: RunContext, field_name: str) -> Iterator[list[UserRow]]:
     """The users to look up by ``field_name``, in groups that fit one lookup request."""
     chunk: list[Any] = []
-    for row in ctx.journal.users_to_look_up(ctx.run.id, field_name):
+    for row in ctx.journal.users.to_look_up(ctx.run.id, field_name):
         chunk.append(row)
         if len(chunk) >= CHUNK:
             yield from _split(chunk, field_name)
@@ -63,7 +63,7 @@ def _batches(ctx: RunContext, field_name: str) -> Iterator[list[Any]]:
     yield from _split(chunk, field_name)
 
 
-def _split(rows: list[Any], field_name: str) -> Iterator[list[Any]]:
-    for batch in lookup_batches([r[f"{field_name}_key"] for r in rows]):
+def _split(rows: list[UserRow], field_name: str) -> Iterator[list[UserRow]]:
+    for batch in lookup_batches([r.lookup_key(field_name) for r in rows]):
         yield rows[: len(batch)]
         rows = rows[len(batch) :]

@@ -12,40 +12,40 @@ import json
 from typing import Any
 
 from migrator.errors import ApiError, ProtocolError
-from migrator.journal import DefinitionKind, PermissionsStep
+from migrator.journal import DefinitionKind, Step
 from migrator.stages.context import RunContext
 from migrator.stages.creates import create_settled
 
 
 async def attach_role_permissions(ctx: RunContext) -> None:
-    roles = [r for r in ctx.journal.roles(ctx.run.id) if r["permissions"] == PermissionsStep.PENDING]
+    roles = [r for r in ctx.journal.organizations.roles(ctx.run.id) if r.permissions == Step.PENDING]
     if not roles:
         return
-    wanted = {body["key"]: body for role in roles for body in json.loads(role["permission_bodies"] or "[]")}
+    wanted = {body["key"]: body for role in roles for body in json.loads(role.permission_bodies or "[]")}
     ids = await _permission_ids(ctx)
     for key, body in wanted.items():
-        ctx.journal.record_definition(ctx.run.id, DefinitionKind.PERMISSION, "", key, created=key not in ids)
+        ctx.journal.cutover.record_definition(ctx.run.id, DefinitionKind.PERMISSION, "", key, created=key not in ids)
         if key not in ids:
             await _create_permission(ctx, body)
     ids = await _permission_ids(ctx)
     role_ids = {r.get("key"): r.get("id") for r in await ctx.kinde.list_roles()}
     for role in roles:
-        role_id = role_ids.get(role["key"])
+        role_id = role_ids.get(role.key)
         if not isinstance(role_id, str):
-            raise ProtocolError(f"Kinde lists no role {role['key']!r} after it was created", service="Kinde")
+            raise ProtocolError(f"Kinde lists no role {role.key!r} after it was created", service="Kinde")
         attached = {p.get("key") for p in await ctx.kinde.role_permissions(role_id)}
-        keys = [body["key"] for body in json.loads(role["permission_bodies"] or "[]")]
+        keys = [body["key"] for body in json.loads(role.permission_bodies or "[]")]
         unknown = [key for key in keys if key not in ids]
         if unknown:
             raise ProtocolError(f"Kinde lists no permission {unknown[0]!r} after it was created", service="Kinde")
         missing = [ids[key] for key in keys if key not in attached]
         for key in keys:  # before the PATCH: an undo takes back what this run attached, even if the answer is lost
-            ctx.journal.record_definition(
-                ctx.run.id, DefinitionKind.ROLE_PERMISSION, role["key"], key, created=key not in attached
+            ctx.journal.cutover.record_definition(
+                ctx.run.id, DefinitionKind.ROLE_PERMISSION, role.key, key, created=key not in attached
             )
         if missing:
             await ctx.kinde.add_role_permissions(role_id, missing)
-        ctx.journal.record_role_permissions(ctx.run.id, role["key"])
+        ctx.journal.organizations.record_role_permissions(ctx.run.id, role.key)
 
 
 async def _permission_ids(ctx: RunContext) -> dict[str, str]:

@@ -71,12 +71,12 @@ async def ensure_definitions(ctx: RunContext) -> None:
     for context, _ in CONTEXTS:  # found ones are journaled too: an undo leaves them alone
         for spec in _specs(ctx, context):
             if (context, spec) not in missing:
-                ctx.journal.record_definition(ctx.run.id, DefinitionKind.PROPERTY, context, spec.key, created=False)
+                ctx.journal.cutover.record_definition(ctx.run.id, DefinitionKind.PROPERTY, context, spec.key, created=False)
     categories: dict[str, str] = {}
     for context, spec in missing:
         if context not in categories:
             categories[context] = await _category(ctx, context)
-        ctx.journal.record_definition(ctx.run.id, DefinitionKind.PROPERTY, context, spec.key, created=True)
+        ctx.journal.cutover.record_definition(ctx.run.id, DefinitionKind.PROPERTY, context, spec.key, created=True)
         await _create_definition(ctx, context, spec, categories[context])
 
 
@@ -90,7 +90,7 @@ async def _category(ctx: RunContext, context: str) -> str:
         return found[0]["id"] if found and isinstance(found[0].get("id"), str) else None
 
     body = {"name": CATEGORY_NAME, "context": context}
-    ctx.journal.record_definition(ctx.run.id, DefinitionKind.PROPERTY_CATEGORY, context, CATEGORY_NAME, created=True)
+    ctx.journal.cutover.record_definition(ctx.run.id, DefinitionKind.PROPERTY_CATEGORY, context, CATEGORY_NAME, created=True)
     return await create_settled(
         lambda: ctx.kinde.create_property_category(body), find, attempts=ctx.settings.max_attempts
     )
@@ -129,17 +129,17 @@ async def write_user_properties(ctx: RunContext, plan: UserPlan, kinde_id: str, 
 
 async def write_organization_properties(ctx: RunContext) -> None:
     """Each organization's mapped values, once it exists in Kinde; compared first (PATCH is cheap to skip)."""
-    for org in ctx.journal.organizations(ctx.run.id):
-        if org["properties"] != "pending" or org["kinde_code"] is None:
+    for org in ctx.journal.organizations.all(ctx.run.id):
+        if org.properties != "pending" or org.kinde_code is None:
             continue
-        values: dict[str, str] = json.loads(org["property_values"] or "{}")
-        current = await ctx.kinde.organization_properties(org["kinde_code"])
+        values: dict[str, str] = json.loads(org.property_values or "{}")
+        current = await ctx.kinde.organization_properties(org.kinde_code)
         changed = {key: value for key, value in values.items() if current.get(key) != value}
         with ctx.journal.transaction():  # before the PATCH: what an undo restores on an organization not ours
             for key, value in changed.items():
-                ctx.journal.record_property_write(
-                    ctx.run.id, org["clerk_org_id"], org["kinde_code"], key, current.get(key), value
+                ctx.journal.cutover.record_property_write(
+                    ctx.run.id, org.clerk_org_id, org.kinde_code, key, current.get(key), value
                 )
         if changed:
-            await ctx.kinde.set_organization_properties(org["kinde_code"], changed)
-        ctx.journal.record_organization_properties(ctx.run.id, org["clerk_org_id"])
+            await ctx.kinde.set_organization_properties(org.kinde_code, changed)
+        ctx.journal.organizations.record_properties(ctx.run.id, org.clerk_org_id)

@@ -13,13 +13,11 @@ from migrator.journal import (
     CARRIED_FLAGS,
     CARRIED_PASSWORD,
     Created,
-    FlagsStep,
-    IdentitiesStep,
     Journal,
     Lookup,
     PasswordStep,
-    PropertiesStep,
-    SocialStep,
+    Step,
+    UserRow,
     UserState,
 )
 from migrator.kinde.client import KindeUser
@@ -33,19 +31,19 @@ def key_of(user: KindeUser, field_name: str) -> str | None:
     return value if field_name == "phone" else value.lower()
 
 
-def record_lookup(journal: Journal, run_id: int, row: Any, field_name: str, found: list[KindeUser]) -> None:
+def record_lookup(journal: Journal, run_id: int, row: UserRow, field_name: str, found: list[KindeUser]) -> None:
     """Record what a lookup by ``field_name`` found for one staged user (``row``)."""
-    clerk_id = row["clerk_id"]
+    clerk_id = row.clerk_id
     match = next((u for u in found if u.provided_id == clerk_id), None)
     if match is None:
-        match = next((u for u in found if key_of(u, field_name) == row[f"{field_name}_key"]), None)
+        match = next((u for u in found if key_of(u, field_name) == row.lookup_key(field_name)), None)
     if match is None:
-        journal.record_absent(run_id, clerk_id)
+        journal.users.record_absent(run_id, clerk_id)
     else:
         adopt(journal, run_id, row, match)
 
 
-def adopt(journal: Journal, run_id: int, row: Any, match: KindeUser) -> None:
+def adopt(journal: Journal, run_id: int, row: UserRow, match: KindeUser) -> None:
     """A Kinde user already holds this identity: decide whether its remaining steps are ours.
 
     * it carries our Clerk id and this run looked before and found nothing (``recheck``): this
@@ -55,22 +53,22 @@ def adopt(journal: Journal, run_id: int, row: Any, match: KindeUser) -> None:
     * anything else existed before us (another tool, a CSV import, a real Kinde user): it is
       left untouched and reported.
     """
-    clerk_id = row["clerk_id"]
+    clerk_id = row.clerk_id
     ours = match.provided_id == clerk_id
-    if ours and row["lookup"] == Lookup.RECHECK:
-        journal.update_user(run_id, clerk_id, lookup=Lookup.FOUND, created=Created.CREATED, kinde_id=match.id)
+    if ours and row.lookup == Lookup.RECHECK:
+        journal.users.update(run_id, clerk_id, lookup=Lookup.FOUND, created=Created.CREATED, kinde_id=match.id)
         return
-    earlier = journal.earlier_steps(run_id, clerk_id, match.id)
-    if ours and (earlier is not None or journal.earlier_run_meant_to_create(run_id, clerk_id)):
-        journal.update_user(run_id, clerk_id, **_continue_earlier(row, earlier, match.id))
+    earlier = journal.users.earlier_steps(run_id, clerk_id, match.id)
+    if ours and (earlier is not None or journal.users.earlier_run_meant_to_create(run_id, clerk_id)):
+        journal.users.update(run_id, clerk_id, **_continue_earlier(row, earlier, match.id))
         return
     if not ours:
         note = (
             f"Kinde user {match.id} already holds this user's identity with provided_id "
             f"{match.provided_id or '(none)'}: left untouched"
         )
-        journal.add_problems(run_id, [(clerk_id, "warning", note)])
-    journal.update_user(
+        journal.users.add_problems(run_id, [(clerk_id, "warning", note)])
+    journal.users.update(
         run_id,
         clerk_id,
         lookup=Lookup.FOUND,
@@ -78,34 +76,34 @@ def adopt(journal: Journal, run_id: int, row: Any, match: KindeUser) -> None:
         kinde_id=match.id,
         state=UserState.DONE,
         password=PasswordStep.NA,
-        flags=FlagsStep.NA,
-        properties=PropertiesStep.NA,
-        social=SocialStep.NA,
+        flags=Step.NA,
+        properties=Step.NA,
+        social=Step.NA,
     )
 
 
-def _continue_earlier(row: Any, earlier: Any, kinde_id: str) -> dict[str, Any]:
+def _continue_earlier(row: UserRow, earlier: UserRow, kinde_id: str) -> dict[str, Any]:
     """This run's steps for a user an earlier run created: whatever that run finished is not redone."""
     fields: dict[str, Any] = {"lookup": Lookup.FOUND, "created": Created.EARLIER, "kinde_id": kinde_id}
     if earlier is not None:
         # what an earlier run did is recorded as carried over, so this run's summary does not claim it
         carried = 0
-        if earlier["password"] in (PasswordStep.SET, PasswordStep.NA) and row["password"] == PasswordStep.PENDING:
-            fields["password"] = earlier["password"]
+        if earlier.password in (PasswordStep.SET, PasswordStep.NA) and row.password == PasswordStep.PENDING:
+            fields["password"] = earlier.password
             carried |= CARRIED_PASSWORD
-        if earlier["flags"] in (FlagsStep.DONE, FlagsStep.NA) and row["flags"] == FlagsStep.PENDING:
-            fields["flags"] = earlier["flags"]
+        if earlier.flags in (Step.DONE, Step.NA) and row.flags == Step.PENDING:
+            fields["flags"] = earlier.flags
             carried |= CARRIED_FLAGS
         fields["carried"] = carried
-        if earlier["identities"] == IdentitiesStep.PENDING:
-            fields["identities"] = IdentitiesStep.PENDING  # identities Kinde refused are still missing
-            fields["missing_identities"] = earlier["missing_identities"]
+        if earlier.identities == Step.PENDING:
+            fields["identities"] = Step.PENDING  # identities Kinde refused are still missing
+            fields["missing_identities"] = earlier.missing_identities
     left = (
-        fields.get("password", row["password"]) == PasswordStep.PENDING
-        or fields.get("flags", row["flags"]) == FlagsStep.PENDING
-        or fields.get("identities") == IdentitiesStep.PENDING
-        or row["properties"] == PropertiesStep.PENDING  # compared with Kinde before writing: nothing twice
-        or row["social"] == SocialStep.PENDING
+        fields.get("password", row.password) == PasswordStep.PENDING
+        or fields.get("flags", row.flags) == Step.PENDING
+        or fields.get("identities") == Step.PENDING
+        or row.properties == Step.PENDING  # compared with Kinde before writing: nothing twice
+        or row.social == Step.PENDING
     )
     if not left:
         fields["state"] = UserState.DONE  # nothing left: costs no request at all

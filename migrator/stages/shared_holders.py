@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from migrator.journal import Journal
-from migrator.stages.conflicts import IdentityKey, row_identity_keys
+from migrator.stages.conflicts import IdentityKey, identity_keys
 from migrator.stages.context import RunContext
 from migrator.stages.staging import staged_row
 
@@ -48,18 +48,23 @@ async def shared_holders(ctx: RunContext, selection: list[dict[str, Any]]) -> li
     return found
 
 
+# a staged row's columns identity_keys reads, in its order
+STAGED_KEY_COLUMNS = ("clerk_id", "seq", "plan", "email_key", "username_key", "phone_key")
+
+
 def outside_keys(ctx: RunContext, holders: Iterable[dict[str, Any]], seq_of: dict[str, int]) -> list[IdentityKey]:
     """The identity keys of users outside the run, ranked by ``seq_of`` (``conflicts.settle_shared``)."""
-    return [key for user in holders for key in row_identity_keys(_row(ctx, user, seq_of[user["id"]]))]
+    staged = (_row(ctx, user, seq_of[user["id"]]) for user in holders)
+    return [key for row in staged for key in identity_keys(*(row[name] for name in STAGED_KEY_COLUMNS))]
 
 
 def held_in_kinde(journal: Journal, clerk_ids: Iterable[str]) -> dict[str, str]:
     """Identity key -> the user holding it in Kinde, per the plan the journal last sent for each migrated user."""
     held: dict[str, str] = {}
     for clerk_id in clerk_ids:
-        known = journal.known_user(clerk_id)
+        known = journal.users.known(clerk_id)
         if known is not None:
-            held.update((f"{kind}:{value}", clerk_id) for kind, value in json.loads(known["plan"])["keys"])
+            held.update((f"{kind}:{value}", clerk_id) for kind, value in json.loads(known.plan)["keys"])
     return held
 
 

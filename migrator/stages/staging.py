@@ -15,11 +15,9 @@ from migrator.journal import (
     NOT_CARRIED_ACCOUNT,
     UNMAPPED_PROVIDER,
     Created,
-    FlagsStep,
     Lookup,
     PasswordStep,
-    PropertiesStep,
-    SocialStep,
+    Step,
     UserState,
 )
 from migrator.mapping import MappingOptions, all_identity_keys, identity_keys, mfa_enrolled, plan_user
@@ -72,9 +70,9 @@ def _skipped(user: dict[str, Any], row: ExportRow | None, options: MappingOption
         "lookup": Lookup.NA,
         "created": Created.NA,
         "password": PasswordStep.NA,
-        "flags": FlagsStep.NA,
-        "properties": PropertiesStep.NA,
-        "social": SocialStep.NA,
+        "flags": Step.NA,
+        "properties": Step.NA,
+        "social": Step.NA,
         "skip_reason": skip.reason,
         "skip_detail": skip.detail,
     }
@@ -97,9 +95,9 @@ def _pending(plan: UserPlan) -> dict[str, Any]:
         "lookup": Lookup.PENDING,
         "created": Created.PENDING,
         "password": password,
-        "flags": FlagsStep.PENDING if plan.request_password_reset or plan.suspended else FlagsStep.NA,
-        "properties": PropertiesStep.PENDING if plan.properties else PropertiesStep.NA,
-        "social": SocialStep.PENDING if plan.social else SocialStep.NA,
+        "flags": Step.PENDING if plan.request_password_reset or plan.suspended else Step.NA,
+        "properties": Step.PENDING if plan.properties else Step.NA,
+        "social": Step.PENDING if plan.social else Step.NA,
         "skip_reason": None,
         "skip_detail": None,
     }

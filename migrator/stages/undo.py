@@ -18,11 +18,10 @@ recorded (killed in between, not resumed) is planned too: its intent was journal
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from migrator.errors import ApiError, AuthError, ProtocolError, ScopeError
 from migrator.events import Notice, PhaseAdvanced, PhaseFinished, PhaseStarted
-from migrator.journal import DeletionState, Journal
+from migrator.journal import Deletion, DeletionState, Journal
 from migrator.stages.context import RunContext, task_group
 from migrator.stages.undo_definitions import (
     definition_counts,
@@ -50,22 +49,22 @@ def plan_undo(ctx: RunContext, base_run_id: int) -> dict[str, int]:
     """Record what the undo will delete (once: a resumed undo keeps its list); counts per kind."""
     journal, run_id = ctx.journal, ctx.run.id
     with journal.transaction():
-        journal.add_deletions(run_id, "user", journal.created_users(base_run_id), DeletionState.PENDING)
-        journal.add_deletions(run_id, "organization", journal.created_organizations(base_run_id), DeletionState.PENDING)
-        journal.add_deletions(
-            run_id, "role", [(k, k) for k in journal.created_roles(base_run_id)], DeletionState.PENDING
+        journal.cutover.add_deletions(run_id, "user", journal.users.created_by_run(base_run_id), DeletionState.PENDING)
+        journal.cutover.add_deletions(run_id, "organization", journal.organizations.created_by_run(base_run_id), DeletionState.PENDING)
+        journal.cutover.add_deletions(
+            run_id, "role", [(k, k) for k in journal.organizations.roles_created_by_run(base_run_id)], DeletionState.PENDING
         )
         plan_definitions(journal, run_id, base_run_id)
         plan_updates(journal, run_id, base_run_id)
-    return {kind: len(journal.deletions(run_id, kind, None if kind in KEPT_KINDS else OPEN)) for kind in PLANNED_KINDS}
+    return {kind: len(journal.cutover.deletions(run_id, kind, None if kind in KEPT_KINDS else OPEN)) for kind in PLANNED_KINDS}
 
 
 def planned_counts(journal: Journal, base_run_id: int) -> dict[str, int]:
     """What an undo of ``base_run_id`` would take back, per kind, without recording anything (dry run)."""
     return {
-        "user": len(journal.created_users(base_run_id)),
-        "organization": len(journal.created_organizations(base_run_id)),
-        "role": len(journal.created_roles(base_run_id)),
+        "user": len(journal.users.created_by_run(base_run_id)),
+        "organization": len(journal.organizations.created_by_run(base_run_id)),
+        "role": len(journal.organizations.roles_created_by_run(base_run_id)),
         **definition_counts(journal, base_run_id),
         **update_counts(journal, base_run_id),
     }
@@ -73,12 +72,12 @@ def planned_counts(journal: Journal, base_run_id: int) -> dict[str, int]:
 
 async def undo(ctx: RunContext) -> None:
     journal, run_id = ctx.journal, ctx.run.id
-    users = journal.deletions(run_id, "user", OPEN)
+    users = journal.cutover.deletions(run_id, "user", OPEN)
     ctx.emit(PhaseStarted("undo", len(users)))
     slots = asyncio.Semaphore(ctx.settings.concurrency)
     done = 0
 
-    async def remove(item: Any) -> None:
+    async def remove(item: Deletion) -> None:
         nonlocal done
         try:
             await delete_ours(ctx, "user", item)
@@ -102,19 +101,19 @@ async def undo(ctx: RunContext) -> None:
     ctx.emit(PhaseFinished("undo"))
 
 
-async def delete_ours(ctx: RunContext, kind: str, item: Any) -> None:
+async def delete_ours(ctx: RunContext, kind: str, item: Deletion) -> None:
     """Delete the Kinde user of deletion ``item`` if it still carries the item's Clerk id as its provided_id;
     record why not otherwise."""
     journal, run_id = ctx.journal, ctx.run.id
-    clerk_id, kinde_id = item["key"], item["kinde_ref"]
+    clerk_id, kinde_id = item.key, item.kinde_ref
     try:
         user = await ctx.kinde.get_user(kinde_id)
         if user is None:
-            journal.record_deletion(run_id, kind, clerk_id, *_absent(item))
+            journal.cutover.record_deletion(run_id, kind, clerk_id, *_absent(item))
             return
         if user.provided_id != clerk_id:
             detail = f"Kinde user {kinde_id} now has provided_id {user.provided_id or '(none)'}: not ours, kept"
-            journal.record_deletion(run_id, kind, clerk_id, DeletionState.KEPT, detail)
+            journal.cutover.record_deletion(run_id, kind, clerk_id, DeletionState.KEPT, detail)
             ctx.emit(Notice(f"{clerk_id}: {detail}", level="warning"))
             return
         _sending(journal, run_id, kind, clerk_id)
@@ -122,7 +121,7 @@ async def delete_ours(ctx: RunContext, kind: str, item: Any) -> None:
     except FATAL:
         raise
     except ApiError as exc:
-        journal.record_deletion(run_id, kind, clerk_id, DeletionState.FAILED, _failed(item, exc))
+        journal.cutover.record_deletion(run_id, kind, clerk_id, DeletionState.FAILED, _failed(item, exc))
         return
     _record_outcome(journal, run_id, kind, clerk_id, deleted)
 
@@ -130,30 +129,30 @@ async def delete_ours(ctx: RunContext, kind: str, item: Any) -> None:
 def _sending(journal: Journal, run_id: int, kind: str, key: str) -> None:
     """Journaled before a DELETE is sent: if its answer is lost (killed, timed out), the next pass that finds the
     item gone knows this undo's DELETE did it."""
-    journal.record_deletion(run_id, kind, key, DeletionState.PENDING, DELETE_SENT)
+    journal.cutover.record_deletion(run_id, kind, key, DeletionState.PENDING, DELETE_SENT)
 
 
-def _failed(item: Any, exc: ApiError) -> str:
-    sent = (item["detail"] or "").startswith(DELETE_SENT) or exc.ambiguous
+def _failed(item: Deletion, exc: ApiError) -> str:
+    sent = (item.detail or "").startswith(DELETE_SENT) or exc.ambiguous
     return f"{DELETE_SENT}; {exc}" if sent else str(exc)
 
 
-def _absent(item: Any) -> tuple[DeletionState, str]:
+def _absent(item: Deletion) -> tuple[DeletionState, str]:
     """An item Kinde proves absent: deleted by this undo when an earlier pass sent its DELETE (the answer was
     lost), else already gone."""
-    if (item["detail"] or "").startswith(DELETE_SENT):
+    if (item.detail or "").startswith(DELETE_SENT):
         return DeletionState.DELETED, "deleted by an earlier pass of this undo (its answer was lost)"
     return DeletionState.GONE, ALREADY_GONE
 
 
 def _record_outcome(journal: Journal, run_id: int, kind: str, key: str, deleted: bool) -> None:
     """A DELETE Kinde confirmed, or its answer that there was nothing to delete (gone since we looked)."""
-    journal.record_deletion(run_id, kind, key, *((DeletionState.DELETED, None) if deleted else GONE_SINCE))
+    journal.cutover.record_deletion(run_id, kind, key, *((DeletionState.DELETED, None) if deleted else GONE_SINCE))
 
 
 async def _undo_organizations(ctx: RunContext) -> None:
     journal, run_id = ctx.journal, ctx.run.id
-    todo = journal.deletions(run_id, "organization", OPEN)
+    todo = journal.cutover.deletions(run_id, "organization", OPEN)
     if not todo:
         return
     listed = await ctx.kinde.list_organizations()
@@ -161,52 +160,52 @@ async def _undo_organizations(ctx: RunContext) -> None:
     by_external = {o.get("external_id"): o.get("code") for o in listed if o.get("external_id")}
     for item in todo:
         # no code: the run sent the create and stopped before Kinde's answer was recorded; ours if it landed
-        clerk_org_id, code = item["key"], item["kinde_ref"] or by_external.get(item["key"])
+        clerk_org_id, code = item.key, item.kinde_ref or by_external.get(item.key)
         if code not in external:  # every organization listed, this one not among them: proof it is gone
-            journal.record_deletion(run_id, "organization", clerk_org_id, *_absent(item))
+            journal.cutover.record_deletion(run_id, "organization", clerk_org_id, *_absent(item))
             continue
         if external[code] != clerk_org_id:
             detail = f"its external_id is now {external[code] or '(none)'}: not ours, kept"
-            journal.record_deletion(run_id, "organization", clerk_org_id, DeletionState.KEPT, detail)
+            journal.cutover.record_deletion(run_id, "organization", clerk_org_id, DeletionState.KEPT, detail)
             continue
         await _delete_if_unused(ctx, item, code)
 
 
-async def _delete_if_unused(ctx: RunContext, item: Any, code: str) -> None:
+async def _delete_if_unused(ctx: RunContext, item: Deletion, code: str) -> None:
     journal, run_id = ctx.journal, ctx.run.id
-    clerk_org_id = item["key"]
+    clerk_org_id = item.key
     try:
         members = await ctx.kinde.organization_user_ids(code)
         if members:
             detail = f"{len(members)} member(s) this run did not create are still in it: kept"
-            journal.record_deletion(run_id, "organization", clerk_org_id, DeletionState.KEPT, detail)
+            journal.cutover.record_deletion(run_id, "organization", clerk_org_id, DeletionState.KEPT, detail)
             ctx.emit(Notice(f"organization {code}: {detail}", level="warning"))
             return
         if members is None:  # Kinde: no such organization (gone since it was listed)
-            journal.record_deletion(run_id, "organization", clerk_org_id, *_absent(item))
+            journal.cutover.record_deletion(run_id, "organization", clerk_org_id, *_absent(item))
             return
         _sending(journal, run_id, "organization", clerk_org_id)
         deleted = await ctx.kinde.delete_organization(code)
     except FATAL:
         raise
     except ApiError as exc:
-        journal.record_deletion(run_id, "organization", clerk_org_id, DeletionState.FAILED, _failed(item, exc))
+        journal.cutover.record_deletion(run_id, "organization", clerk_org_id, DeletionState.FAILED, _failed(item, exc))
         return
     _record_outcome(journal, run_id, "organization", clerk_org_id, deleted)
 
 
 async def _undo_roles(ctx: RunContext) -> None:
     journal, run_id = ctx.journal, ctx.run.id
-    todo = journal.deletions(run_id, "role", OPEN)
+    todo = journal.cutover.deletions(run_id, "role", OPEN)
     if not todo:
         return
     ids = {r.get("key"): r.get("id") for r in await ctx.kinde.list_roles()}
     for item in todo:
-        key = item["key"]
+        key = item.key
         if key not in ids:  # every role listed, this one not among them: proof it is gone
-            journal.record_deletion(run_id, "role", key, *_absent(item))
-        elif journal.role_used_elsewhere(ctx.run.parent_run_id or 0, key):
-            journal.record_deletion(run_id, "role", key, DeletionState.KEPT, "another run's memberships give it")
+            journal.cutover.record_deletion(run_id, "role", key, *_absent(item))
+        elif journal.organizations.role_used_elsewhere(ctx.run.parent_run_id or 0, key):
+            journal.cutover.record_deletion(run_id, "role", key, DeletionState.KEPT, "another run's memberships give it")
         else:
             try:
                 _sending(journal, run_id, "role", key)
@@ -214,6 +213,6 @@ async def _undo_roles(ctx: RunContext) -> None:
             except FATAL:
                 raise
             except ApiError as exc:  # Kinde refuses a role still assigned: someone else uses it
-                journal.record_deletion(run_id, "role", key, DeletionState.KEPT, f"Kinde refused: {exc}")
+                journal.cutover.record_deletion(run_id, "role", key, DeletionState.KEPT, f"Kinde refused: {exc}")
                 continue
             _record_outcome(journal, run_id, "role", key, deleted)

@@ -40,28 +40,28 @@ CATEGORY_KEPT = (
 
 def _planned(journal: Journal, base_run_id: int) -> dict[str, list[tuple[str, str]]]:
     """(key, kinde_ref) per kind: what an undo of ``base_run_id`` takes back."""
-    writes = journal.property_writes_on_found_organizations(base_run_id)
+    writes = journal.cutover.property_writes_on_found_organizations(base_run_id)
     return {
         "organization_property": [
             (
-                f"{w['clerk_org_id']}/{w['key']}",
+                f"{w.clerk_org_id}/{w.key}",
                 json.dumps(
-                    {"code": w["kinde_code"], "key": w["key"], "previous": w["previous"], "written": w["written"]}
+                    {"code": w.kinde_code, "key": w.key, "previous": w.previous, "written": w.written}
                 ),
             )
             for w in writes
         ],
         "role_permission": [
-            (f"{role}/{key}", json.dumps([role, key])) for role, key in journal.attachments_to_found_roles(base_run_id)
+            (f"{role}/{key}", json.dumps([role, key])) for role, key in journal.cutover.attachments_to_found_roles(base_run_id)
         ],
-        "permission": [(key, key) for _, key in journal.created_definitions(base_run_id, DefinitionKind.PERMISSION)],
+        "permission": [(key, key) for _, key in journal.cutover.created_definitions(base_run_id, DefinitionKind.PERMISSION)],
         "property": [
             (f"{context}:{key}", json.dumps([context, key]))
-            for context, key in journal.created_definitions(base_run_id, DefinitionKind.PROPERTY)
+            for context, key in journal.cutover.created_definitions(base_run_id, DefinitionKind.PROPERTY)
         ],
         "property_category": [
             (f"{context}:{name}", name)
-            for context, name in journal.created_definitions(base_run_id, DefinitionKind.PROPERTY_CATEGORY)
+            for context, name in journal.cutover.created_definitions(base_run_id, DefinitionKind.PROPERTY_CATEGORY)
         ],
     }
 
@@ -81,14 +81,14 @@ def plan_definitions(journal: Journal, run_id: int, base_run_id: int) -> None:
     """Record the undo's items (once: a resumed undo keeps its list and their states)."""
     for kind, items in _planned(journal, base_run_id).items():
         state = DeletionState.KEPT if kind == "property_category" else DeletionState.PENDING
-        journal.add_deletions(run_id, kind, items, state)
+        journal.cutover.add_deletions(run_id, kind, items, state)
         if kind == "property_category":
             for key, _ in items:
-                journal.record_deletion(run_id, kind, key, DeletionState.KEPT, CATEGORY_KEPT)
+                journal.cutover.record_deletion(run_id, kind, key, DeletionState.KEPT, CATEGORY_KEPT)
 
 
 def _record(ctx: RunContext, kind: str, key: str, state: DeletionState, detail: str | None = None) -> None:
-    ctx.journal.record_deletion(ctx.run.id, kind, key, state, detail)
+    ctx.journal.cutover.record_deletion(ctx.run.id, kind, key, state, detail)
     if state == DeletionState.KEPT:
         ctx.emit(Notice(f"{kind} {key}: {detail}", level="warning"))
 
@@ -117,17 +117,17 @@ async def _delete(ctx: RunContext, kind: str, key: str, request: Awaitable[objec
 
 
 async def restore_organization_values(ctx: RunContext) -> None:
-    todo = ctx.journal.deletions(ctx.run.id, "organization_property", OPEN)
+    todo = ctx.journal.cutover.deletions(ctx.run.id, "organization_property", OPEN)
     if not todo:
         return
     existing = {o.get("code") for o in await ctx.kinde.list_organizations()}
     by_code: dict[str, list[tuple[str, dict[str, Any]]]] = {}
     for item in todo:
-        ref = json.loads(item["kinde_ref"])
+        ref = json.loads(item.kinde_ref)
         if ref["code"] not in existing:
-            _record(ctx, "organization_property", item["key"], DeletionState.DELETED, "organization already gone")
+            _record(ctx, "organization_property", item.key, DeletionState.DELETED, "organization already gone")
         else:
-            by_code.setdefault(ref["code"], []).append((item["key"], ref))
+            by_code.setdefault(ref["code"], []).append((item.key, ref))
     for code, items in by_code.items():
         try:
             await _restore_organization(ctx, code, items)
@@ -166,13 +166,13 @@ async def _restore_organization(ctx: RunContext, code: str, items: list[tuple[st
 
 
 async def detach_role_permissions(ctx: RunContext) -> None:
-    todo = ctx.journal.deletions(ctx.run.id, "role_permission", OPEN)
+    todo = ctx.journal.cutover.deletions(ctx.run.id, "role_permission", OPEN)
     if not todo:
         return
     role_ids = {r.get("key"): r.get("id") for r in await ctx.kinde.list_roles()}
     attached: dict[str, dict[str, str]] = {}  # role key -> permission key -> permission id
     for item in todo:
-        role_key, permission_key = json.loads(item["kinde_ref"])
+        role_key, permission_key = json.loads(item.kinde_ref)
         role_id = role_ids.get(role_key)
         try:
             if role_id is not None and role_key not in attached:
@@ -180,14 +180,14 @@ async def detach_role_permissions(ctx: RunContext) -> None:
         except FATAL:
             raise
         except ApiError as exc:
-            _refused(ctx, "role_permission", item["key"], exc)
+            _refused(ctx, "role_permission", item.key, exc)
             continue
         permission_id = attached.get(role_key, {}).get(permission_key)
         if role_id is None or permission_id is None:
-            _record(ctx, "role_permission", item["key"], DeletionState.DELETED, "already gone")
+            _record(ctx, "role_permission", item.key, DeletionState.DELETED, "already gone")
             continue
         await _delete(
-            ctx, "role_permission", item["key"], ctx.kinde.remove_role_permission(str(role_id), str(permission_id))
+            ctx, "role_permission", item.key, ctx.kinde.remove_role_permission(str(role_id), str(permission_id))
         )
 
 
@@ -202,13 +202,13 @@ async def _roles_carrying(ctx: RunContext) -> dict[str, list[str]]:
 
 
 async def delete_permissions(ctx: RunContext) -> None:
-    todo = ctx.journal.deletions(ctx.run.id, "permission", OPEN)
+    todo = ctx.journal.cutover.deletions(ctx.run.id, "permission", OPEN)
     if not todo:
         return
     ids = {p.get("key"): p.get("id") for p in await ctx.kinde.list_permissions()}
     carrying = await _roles_carrying(ctx)
     for item in todo:
-        key = item["key"]
+        key = item.key
         if not isinstance(ids.get(key), str):
             _record(ctx, "permission", key, DeletionState.DELETED, "already gone")
             continue
@@ -243,10 +243,10 @@ def _holding(context: str, values: Any, wanted: set[tuple[str, str]]) -> Iterabl
 
 
 async def delete_properties(ctx: RunContext) -> None:
-    todo = ctx.journal.deletions(ctx.run.id, "property", OPEN)
+    todo = ctx.journal.cutover.deletions(ctx.run.id, "property", OPEN)
     if not todo:
         return
-    wanted = {tuple(json.loads(item["kinde_ref"])) for item in todo}
+    wanted = {tuple(json.loads(item.kinde_ref)) for item in todo}
     held = await _values_held(ctx, wanted)  # type: ignore[arg-type]
     ids = {
         (context, p.get("key")): p.get("id")
@@ -254,13 +254,13 @@ async def delete_properties(ctx: RunContext) -> None:
         for p in await ctx.kinde.list_properties(context)
     }
     for item in todo:
-        context, key = json.loads(item["kinde_ref"])
+        context, key = json.loads(item.kinde_ref)
         property_id = ids.get((context, key))
         if not isinstance(property_id, str):
-            _record(ctx, "property", item["key"], DeletionState.DELETED, "already gone")
+            _record(ctx, "property", item.key, DeletionState.DELETED, "already gone")
         elif held[(context, key)]:
             holders = "user(s)" if context == "usr" else "organization(s)"
             detail = f"{held[(context, key)]} {holders} this undo did not delete still hold a value: in use, kept"
-            _record(ctx, "property", item["key"], DeletionState.KEPT, detail)
+            _record(ctx, "property", item.key, DeletionState.KEPT, detail)
         else:
-            await _delete(ctx, "property", item["key"], ctx.kinde.delete_property(property_id))
+            await _delete(ctx, "property", item.key, ctx.kinde.delete_property(property_id))

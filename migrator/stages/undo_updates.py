@@ -26,7 +26,7 @@ from typing import Any
 
 from migrator.errors import AlreadyExists, ApiError, AuthError, ProtocolError, ScopeError
 from migrator.events import Notice
-from migrator.journal import DeletionState, Journal, UserWriteKind
+from migrator.journal import Deletion, DeletionState, Journal, UserWriteKind
 from migrator.stages.context import RunContext
 
 FATAL = (AuthError, ScopeError, ProtocolError)
@@ -55,24 +55,24 @@ def _planned(journal: Journal, base_run_id: int) -> dict[str, list[tuple[str, st
     """(key, kinde_ref, kept detail) per kind: what an undo of catch-up ``base_run_id`` takes back or keeps."""
     planned: dict[str, list[tuple[str, str, str | None]]] = {kind: [] for kind in KINDS}
     passwords: dict[str, str] = {}
-    for write in journal.user_writes(base_run_id):
-        clerk_id, kind, key = write["clerk_id"], write["kind"], write["key"]
-        ref = {"kinde_id": write["kinde_id"], "clerk_id": clerk_id, "key": key}
+    for write in journal.cutover.user_writes(base_run_id):
+        clerk_id, kind, key = write.clerk_id, write.kind, write.key
+        ref = {"kinde_id": write.kinde_id, "clerk_id": clerk_id, "key": key}
         if kind == UserWriteKind.PROFILE:
-            ref |= {"previous": json.loads(write["previous"]), "written": json.loads(write["written"])}
+            ref |= {"previous": json.loads(write.previous), "written": json.loads(write.written)}
             planned["user_profile"].append((f"{clerk_id}/{key}", json.dumps(ref), None))
         elif kind == UserWriteKind.IDENTITY_ADDED:
-            ref |= {"identity_id": write["identity_id"]}
+            ref |= {"identity_id": write.identity_id}
             planned["identity_added"].append((f"{clerk_id}/{key}", json.dumps(ref), None))
         elif kind == UserWriteKind.IDENTITY_REMOVED:
-            ref |= {"previous": json.loads(write["previous"])}
+            ref |= {"previous": json.loads(write.previous)}
             planned["identity_removed"].append((f"{clerk_id}/{key}", json.dumps(ref), None))
         elif kind == UserWriteKind.PASSWORD or clerk_id not in passwords:
             passwords[clerk_id] = PASSWORD_KEPT if kind == UserWriteKind.PASSWORD else RESET_KEPT
     planned["password"] = [(clerk_id, clerk_id, detail) for clerk_id, detail in sorted(passwords.items())]
     planned["user_deleted"] = [
-        (row["key"], row["kinde_ref"], DELETED_KEPT.format(clerk_id=row["key"]))
-        for row in journal.deletions(base_run_id, "user", (DeletionState.DELETED,))
+        (row.key, row.kinde_ref, DELETED_KEPT.format(clerk_id=row.key))
+        for row in journal.cutover.deletions(base_run_id, "user", (DeletionState.DELETED,))
     ]
     return planned
 
@@ -92,24 +92,24 @@ def plan_updates(journal: Journal, run_id: int, base_run_id: int) -> None:
     """Record the undo's items once (a resumed undo keeps its list and states); kept kinds are kept from the start."""
     for kind, items in _planned(journal, base_run_id).items():
         state = DeletionState.KEPT if kind in KEPT_KINDS else DeletionState.PENDING
-        fresh = {row["key"] for row in journal.deletions(run_id, kind)}
-        journal.add_deletions(run_id, kind, [(key, ref) for key, ref, _ in items], state)
+        fresh = {row.key for row in journal.cutover.deletions(run_id, kind)}
+        journal.cutover.add_deletions(run_id, kind, [(key, ref) for key, ref, _ in items], state)
         for key, _, detail in items:
             if detail and key not in fresh:
-                journal.record_deletion(run_id, kind, key, DeletionState.KEPT, detail)
+                journal.cutover.record_deletion(run_id, kind, key, DeletionState.KEPT, detail)
 
 
 def _record(ctx: RunContext, kind: str, key: str, state: DeletionState, detail: str | None = None) -> None:
-    ctx.journal.record_deletion(ctx.run.id, kind, key, state, detail)
+    ctx.journal.cutover.record_deletion(ctx.run.id, kind, key, state, detail)
     if state == DeletionState.KEPT:
         ctx.emit(Notice(f"{kind} {key}: {detail}", level="warning"))
 
 
-def _by_user(items: Iterable[Any]) -> dict[str, list[tuple[str, dict[str, Any]]]]:
+def _by_user(items: Iterable[Deletion]) -> dict[str, list[tuple[str, dict[str, Any]]]]:
     grouped: dict[str, list[tuple[str, dict[str, Any]]]] = {}
     for item in items:
-        ref = json.loads(item["kinde_ref"])
-        grouped.setdefault(ref["kinde_id"], []).append((item["key"], ref))
+        ref = json.loads(item.kinde_ref)
+        grouped.setdefault(ref["kinde_id"], []).append((item.key, ref))
     return grouped
 
 
@@ -120,7 +120,7 @@ async def restore_updates(ctx: RunContext) -> None:
         ("identity_added", _delete_identities),
         ("user_profile", _restore_profile),
     ):
-        for kinde_id, items in _by_user(ctx.journal.deletions(ctx.run.id, kind, OPEN)).items():
+        for kinde_id, items in _by_user(ctx.journal.cutover.deletions(ctx.run.id, kind, OPEN)).items():
             try:
                 if await _still_ours(ctx, kind, kinde_id, items):
                     await restore(ctx, kinde_id, items)

@@ -20,7 +20,7 @@ from typing import Any
 from migrator import passwords
 from migrator.errors import AlreadyExists, ApiError, AuthError, InputError, MigratorError, ProtocolError, ScopeError
 from migrator.events import PhaseAdvanced, PhaseFinished, PhaseStarted
-from migrator.journal import DeletionState, Journal, UserWriteKind
+from migrator.journal import DeletionState, Journal, Update, UserWriteKind
 from migrator.models import PasswordImport
 from migrator.stages.context import RunContext
 from migrator.stages.undo import delete_ours
@@ -32,22 +32,22 @@ PROFILE_FIELDS = ("given_name", "family_name", "is_suspended")  # what a catch-u
 
 def pending_changes(journal: Journal, run_id: int) -> dict[str, int]:
     """What a catch-up is about to write to users already in Kinde, and delete: the confirmation shows it."""
-    updates = journal.updates_to_apply(run_id)
-    changes = [i for update in updates for i in json.loads(update["identities"])]
+    updates = journal.cutover.updates_to_apply(run_id)
+    changes = [i for update in updates for i in json.loads(update.identities)]
     return {
         "users_to_update": len(updates),
         "identities_to_add": sum(1 for i in changes if not i.get("remove")),
         "identities_to_remove": sum(1 for i in changes if i.get("remove")),
-        "passwords_to_update": sum(1 for update in updates if update["password"]),
-        "users_to_delete": len(journal.deletions(run_id, "user", (DeletionState.PENDING, DeletionState.FAILED))),
-        "users_gone_listed": len(journal.deletions(run_id, "user", (DeletionState.LISTED,))),
-        "users_gone_before_import": len(journal.deletions(run_id, "user", (DeletionState.NOT_IN_KINDE,))),
+        "passwords_to_update": sum(1 for update in updates if update.password),
+        "users_to_delete": len(journal.cutover.deletions(run_id, "user", (DeletionState.PENDING, DeletionState.FAILED))),
+        "users_gone_listed": len(journal.cutover.deletions(run_id, "user", (DeletionState.LISTED,))),
+        "users_gone_before_import": len(journal.cutover.deletions(run_id, "user", (DeletionState.NOT_IN_KINDE,))),
     }
 
 
 async def apply_updates(ctx: RunContext) -> None:
-    updates = ctx.journal.updates_to_apply(ctx.run.id)
-    removals = ctx.journal.deletions(ctx.run.id, "user", (DeletionState.PENDING, DeletionState.FAILED))
+    updates = ctx.journal.cutover.updates_to_apply(ctx.run.id)
+    removals = ctx.journal.cutover.deletions(ctx.run.id, "user", (DeletionState.PENDING, DeletionState.FAILED))
     if not updates and not removals:
         return
     ctx.emit(PhaseStarted("update", len(updates) + len(removals)))
@@ -57,9 +57,9 @@ async def apply_updates(ctx: RunContext) -> None:
         except FATAL:
             raise
         except MigratorError as exc:
-            ctx.journal.record_update(ctx.run.id, update["clerk_id"], error=str(exc))
+            ctx.journal.cutover.record_update(ctx.run.id, update.clerk_id, error=str(exc))
         else:
-            ctx.journal.record_update(ctx.run.id, update["clerk_id"])
+            ctx.journal.cutover.record_update(ctx.run.id, update.clerk_id)
         ctx.emit(PhaseAdvanced("update", done, len(updates) + len(removals)))
     for done, removal in enumerate(removals, start=len(updates) + 1):
         await delete_ours(ctx, "user", removal)
@@ -68,20 +68,20 @@ async def apply_updates(ctx: RunContext) -> None:
     ctx.emit(PhaseFinished("update"))
 
 
-async def _apply(ctx: RunContext, update: Any) -> None:
-    kinde_id = update["kinde_id"]
-    patch = json.loads(update["patch"])
-    changes = json.loads(update["identities"])
+async def _apply(ctx: RunContext, update: Update) -> None:
+    kinde_id = update.kinde_id
+    patch = json.loads(update.patch)
+    changes = json.loads(update.identities)
     for identity in (i for i in changes if not i.get("remove")):  # adds first: a replaced email is never the last
-        await _add_identity(ctx, update["clerk_id"], kinde_id, identity)
+        await _add_identity(ctx, update.clerk_id, kinde_id, identity)
     for identity in (i for i in changes if i.get("remove")):
-        await _remove_identity(ctx, update["clerk_id"], kinde_id, identity)
-    if update["password"]:
-        fields = _password_fields(ctx, update["clerk_id"])
-        ctx.journal.record_user_write(ctx.run.id, update["clerk_id"], UserWriteKind.PASSWORD, "", kinde_id, None, None)
+        await _remove_identity(ctx, update.clerk_id, kinde_id, identity)
+    if update.password:
+        fields = _password_fields(ctx, update.clerk_id)
+        ctx.journal.cutover.record_user_write(ctx.run.id, update.clerk_id, UserWriteKind.PASSWORD, "", kinde_id, None, None)
         await ctx.kinde.set_password(kinde_id, fields)
     if patch:
-        await _record_profile(ctx, update["clerk_id"], kinde_id, patch)
+        await _record_profile(ctx, update.clerk_id, kinde_id, patch)
         await ctx.kinde.update_user(kinde_id, patch)
 
 
@@ -89,14 +89,14 @@ async def _record_profile(ctx: RunContext, clerk_id: str, kinde_id: str, patch: 
     """Before the PATCH: what Kinde holds in each field it changes (an undo of this catch-up restores it)."""
     journal, run_id = ctx.journal, ctx.run.id
     if patch.get("is_password_reset_requested"):
-        journal.record_user_write(run_id, clerk_id, UserWriteKind.PASSWORD_RESET, "", kinde_id, None, True)
+        journal.cutover.record_user_write(run_id, clerk_id, UserWriteKind.PASSWORD_RESET, "", kinde_id, None, True)
     fields = [name for name in patch if name in PROFILE_FIELDS]
     if not fields:
         return
     profile = await ctx.kinde.user_profile(kinde_id) or {}
     with journal.transaction():
         for name in fields:
-            journal.record_user_write(
+            journal.cutover.record_user_write(
                 run_id, clerk_id, UserWriteKind.PROFILE, name, kinde_id, profile.get(name), patch[name]
             )
 
@@ -109,13 +109,13 @@ async def _add_identity(ctx: RunContext, clerk_id: str, kinde_id: str, identity:
         return
     if holders:
         note = f"{identity['type']} {identity['value']} not added: Kinde user {holders[0]} holds it"
-        ctx.journal.add_problems(ctx.run.id, [(clerk_id, "warning", note)])
+        ctx.journal.users.add_problems(ctx.run.id, [(clerk_id, "warning", note)])
         return
     body = {"type": identity["type"], "value": identity["value"]}
     if identity.get("phone_country_id"):
         body["phone_country_id"] = identity["phone_country_id"]
     key = identity_key(identity["type"], identity["value"])
-    ctx.journal.record_user_write(ctx.run.id, clerk_id, UserWriteKind.IDENTITY_ADDED, key, kinde_id, None, body)
+    ctx.journal.cutover.record_user_write(ctx.run.id, clerk_id, UserWriteKind.IDENTITY_ADDED, key, kinde_id, None, body)
     try:
         identity_id = await ctx.kinde.add_identity(kinde_id, body)
     except AlreadyExists:
@@ -123,7 +123,7 @@ async def _add_identity(ctx: RunContext, clerk_id: str, kinde_id: str, identity:
             raise
         return  # added before a crash: the undo finds it by type and value
     if identity_id:
-        ctx.journal.record_added_identity_id(ctx.run.id, clerk_id, key, identity_id)
+        ctx.journal.cutover.record_added_identity_id(ctx.run.id, clerk_id, key, identity_id)
 
 
 async def _remove_identity(ctx: RunContext, clerk_id: str, kinde_id: str, identity: dict[str, Any]) -> None:
@@ -138,7 +138,7 @@ async def _remove_identity(ctx: RunContext, clerk_id: str, kinde_id: str, identi
         return
     if len(records) <= len(matches):
         note = f"{identity['type']} {identity['value']} was removed in Clerk: kept in Kinde, the user's last identity"
-        ctx.journal.add_problems(ctx.run.id, [(clerk_id, "warning", note)])
+        ctx.journal.users.add_problems(ctx.run.id, [(clerk_id, "warning", note)])
         return
     key = identity_key(identity["type"], identity["value"])
     previous = {
@@ -148,7 +148,7 @@ async def _remove_identity(ctx: RunContext, clerk_id: str, kinde_id: str, identi
         "is_confirmed": any(r.get("is_confirmed") is True for r in matches),
         "is_primary": any(r.get("is_primary") is True for r in matches),
     }
-    ctx.journal.record_user_write(ctx.run.id, clerk_id, UserWriteKind.IDENTITY_REMOVED, key, kinde_id, previous, None)
+    ctx.journal.cutover.record_user_write(ctx.run.id, clerk_id, UserWriteKind.IDENTITY_REMOVED, key, kinde_id, previous, None)
     for record in matches:
         try:
             await ctx.kinde.delete_identity(record["id"])

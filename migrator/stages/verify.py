@@ -33,20 +33,18 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from migrator.errors import EXIT_FAILURES, EXIT_OK, ApiError
 from migrator.events import Notice, PhaseAdvanced, PhaseFinished, PhaseStarted
-from migrator.journal import MembershipState, UserState
+from migrator.journal import MembershipState, ReadBack, RunMode, UserState
 from migrator.kinde.client import gone
 from migrator.report_files import VERIFY, run_dir, write_rows, write_summary
 from migrator.stages.context import RunContext, Ticker, task_group
 from migrator.stages.verify_extras import extra_user_findings, role_permission_findings
 from migrator.stages.verify_fresh import stage_fresh_plans
 
-EXPORT_MODE = "export"  # migrator.exporting's run mode (not imported: exporting imports the pipeline)
-UNDO_MODE = "undo"
 KINDS = ("missing", "duplicated", "unexpected", "drift", "incomplete", "not_carried", "api_pending", "not_gone")
 SHOWN_WHEN_FOUND = ("not_carried",)  # counted only when a user has one (most runs have none)
 BLOCKING = ("missing", "duplicated", "incomplete", "not_gone")  # any of these: exit 1
@@ -100,56 +98,56 @@ async def verify(ctx: RunContext, *, fresh: bool = False) -> Verification:
 
     ``fresh``: compare with Clerk's users as they are now (re-read) rather than the run's staged plans."""
     journal, run = ctx.journal, ctx.run
-    verify_id = journal.start_verification(run.id)
-    if run.mode == UNDO_MODE:
+    verify_id = journal.verify.start(run.id)
+    if run.mode == RunMode.UNDO:
         return await _verify_undo(ctx, verify_id)
     if fresh:
         await stage_fresh_plans(ctx, verify_id)
-        journal.find_clerk_changes(verify_id, run.id)
+        journal.verify.find_clerk_changes(verify_id, run.id)
     await _read_users(ctx, verify_id)
-    journal.match_kinde_users(verify_id, run.id)
+    journal.verify.match_kinde_users(verify_id, run.id)
     await _read_identities_and_compare(ctx, verify_id)
     if _imported(ctx):
         await _find_imported_organizations(ctx)
     await _read_members(ctx, verify_id)
     _compare_memberships(ctx, verify_id)
-    journal.find_extra_memberships(verify_id, run.id)
-    journal.record_findings(verify_id, await role_permission_findings(ctx))
+    journal.verify.find_extra_memberships(verify_id, run.id)
+    journal.verify.record_findings(verify_id, await role_permission_findings(ctx))
     # a canary's users are a few of many: Kinde users of other runs (or of nobody) are not its business
-    journal.find_missing_duplicated_unexpected(verify_id, run.id, unexpected=run.mode != "canary")
+    journal.verify.find_missing_duplicated_unexpected(verify_id, run.id, unexpected=run.mode != RunMode.CANARY)
     if _imported(ctx):
-        journal.find_api_pending(verify_id, run.id)
+        journal.verify.find_api_pending(verify_id, run.id)
     kinds = [kind for kind in KINDS if kind != "not_gone" and (kind != "api_pending" or _imported(ctx))]
-    return _conclude(ctx, verify_id, kinds, journal.expected_user_count(run.id))
+    return _conclude(ctx, verify_id, kinds, journal.users.expected_count(run.id))
 
 
 async def _verify_undo(ctx: RunContext, verify_id: int) -> Verification:
     """An undo's verify: every Kinde user read back, and each user the undo counted deleted or already gone
     must be absent (``not_gone`` otherwise). Nothing else of Kinde is the undo's business."""
     await _read_users(ctx, verify_id)
-    ctx.journal.find_undone_present(verify_id, ctx.run.id)
-    return _conclude(ctx, verify_id, ["not_gone"], ctx.journal.undone_user_count(ctx.run.id))
+    ctx.journal.verify.find_undone_present(verify_id, ctx.run.id)
+    return _conclude(ctx, verify_id, ["not_gone"], ctx.journal.verify.undone_user_count(ctx.run.id))
 
 
 def _conclude(ctx: RunContext, verify_id: int, kinds: list[str], expected_users: int) -> Verification:
     """The verdict from the recorded findings: journaled, verify.csv and summary.json written."""
     journal, run = ctx.journal, ctx.run
-    found = journal.finding_counts(verify_id)
+    found = journal.verify.finding_counts(verify_id)
     kinds = [kind for kind in kinds if kind not in SHOWN_WHEN_FOUND or found.get(kind)]
     counts = {kind: 0 for kind in kinds} | found
     result = Verification(
         verify_id=verify_id,
         run_id=run.id,
-        kinde_users=journal.kinde_user_count(verify_id),
+        kinde_users=journal.verify.kinde_user_count(verify_id),
         expected_users=expected_users,
         counts=counts,
-        examples={kind: [dict(row) for row in journal.findings(verify_id, kind, EXAMPLES)] for kind in kinds},
+        examples={kind: [asdict(row) for row in journal.verify.findings(verify_id, kind, EXAMPLES)] for kind in kinds},
     )
     for example in (e for kind in result.examples.values() for e in kind):
         example.pop("rowid", None)
-    journal.end_verification(verify_id, {"verdict": result.to_json()["verdict"], "counts": counts})
+    journal.verify.end(verify_id, {"verdict": result.to_json()["verdict"], "counts": counts})
     folder = run_dir(ctx.settings.state_dir, run.id)
-    rows = ([row[name] for name in VERIFY_COLUMNS] for row in journal.findings(verify_id))
+    rows = ([getattr(row, name) for name in VERIFY_COLUMNS] for row in journal.verify.findings(verify_id))
     result.reports["verify"] = str(write_rows(folder / VERIFY, VERIFY_COLUMNS, rows))
     summary = {k: v for k, v in result.to_json().items() if k not in ("examples", "reports")}
     result.reports["summary"] = str(write_summary(folder, verify=summary))
@@ -158,11 +156,11 @@ def _conclude(ctx: RunContext, verify_id: int, kinds: list[str], expected_users:
 
 async def _read_users(ctx: RunContext, verify_id: int) -> None:
     """Every Kinde user, page by page, into the journal."""
-    total = ctx.journal.expected_user_count(ctx.run.id)
+    total = ctx.journal.users.expected_count(ctx.run.id)
     ctx.emit(PhaseStarted(READ_PHASE, total))
     read, ticker = 0, Ticker()
     async for page in ctx.kinde.user_pages():
-        ctx.journal.store_kinde_users(
+        ctx.journal.verify.store_kinde_users(
             verify_id,
             [
                 (
@@ -186,19 +184,19 @@ async def _read_users(ctx: RunContext, verify_id: int) -> None:
 
 async def _read_identities_and_compare(ctx: RunContext, verify_id: int) -> None:
     """Per user this journal created: read its identities (paced by the limiter), compare it with its plan."""
-    ctx.emit(PhaseStarted(IDENTITIES_PHASE, ctx.journal.expected_user_count(ctx.run.id)))
+    ctx.emit(PhaseStarted(IDENTITIES_PHASE, ctx.journal.users.expected_count(ctx.run.id)))
     gate = asyncio.Semaphore(ctx.settings.concurrency)
     after, done, ticker = ("", ""), 0, Ticker()
     imported = _imported(ctx)
-    while rows := ctx.journal.users_to_read_back(verify_id, ctx.run.id, after, BATCH, imported=imported):
-        after = (rows[-1]["clerk_id"], rows[-1]["kinde_id"])
-        found = await _read_batch(ctx, [row["kinde_id"] for row in rows], gate)
+    while rows := ctx.journal.verify.users_to_read_back(verify_id, ctx.run.id, after, BATCH, imported=imported):
+        after = (rows[-1].clerk_id, rows[-1].kinde_id)
+        found = await _read_batch(ctx, [row.kinde_id for row in rows], gate)
         vanished = [(kinde_id, None) for kinde_id, identities in found.items() if identities is None]
-        ctx.journal.store_identities(verify_id, vanished)
-        present = [row for row in rows if found[row["kinde_id"]] is not None]
+        ctx.journal.verify.store_identities(verify_id, vanished)
+        present = [row for row in rows if found[row.kinde_id] is not None]
         findings = [f for row in present for f in _user_findings(row, found, imported)]
         findings += await extra_user_findings(ctx, present, gate, imported=imported)
-        ctx.journal.record_findings(verify_id, findings)
+        ctx.journal.verify.record_findings(verify_id, findings)
         done += len(rows)
         if ticker.due():
             ctx.emit(PhaseAdvanced(IDENTITIES_PHASE, done))
@@ -236,12 +234,12 @@ async def _identities_or_none(ctx: RunContext, kinde_id: str) -> list[tuple[str,
 
 def _imported(ctx: RunContext) -> bool:
     """An export run: its users were created by importing its files, not by this journal's requests."""
-    return ctx.run.mode == EXPORT_MODE
+    return ctx.run.mode == RunMode.EXPORT
 
 
-def _user_findings(row: Any, found: dict[str, Any], imported: bool = False) -> list[Finding]:
-    kinde_id, clerk_id = row["kinde_id"], row["clerk_id"]
-    plan = json.loads(row["plan"])
+def _user_findings(row: ReadBack, found: dict[str, Any], imported: bool = False) -> list[Finding]:
+    kinde_id, clerk_id = row.kinde_id, row.clerk_id
+    plan = json.loads(row.plan)
     not_carried: list[Finding] = [
         ("not_carried", clerk_id, kinde_id, "social", item["provider"], item["reason"])
         for item in plan.get("social_not_carried") or ()
@@ -249,9 +247,14 @@ def _user_findings(row: Any, found: dict[str, Any], imported: bool = False) -> l
     return [
         (kind, clerk_id, kinde_id, name, expected, got)
         for kind, name, expected, got in user_differences(
-            plan, imported or row["state"] == UserState.DONE, row, found[kinde_id] or []
+            plan, imported or row.state == UserState.DONE, _listed(row), found[kinde_id] or []
         )
     ] + not_carried
+
+
+def _listed(row: ReadBack) -> dict[str, Any]:
+    """Kinde's record as listed, in the shape ``user_differences`` compares."""
+    return {"first_name": row.first_name, "last_name": row.last_name, "is_suspended": row.is_suspended}
 
 
 def user_differences(
@@ -292,23 +295,23 @@ def _text(value: Any) -> str | None:
 
 async def _find_imported_organizations(ctx: RunContext) -> None:
     """Export runs: the import created the organizations (external id = Clerk org id); record their codes."""
-    unknown = [org["clerk_org_id"] for org in ctx.journal.organizations(ctx.run.id) if not org["kinde_code"]]
+    unknown = [org.clerk_org_id for org in ctx.journal.organizations.all(ctx.run.id) if not org.kinde_code]
     if not unknown:
         return
     codes = {o.get("external_id"): o.get("code") for o in await ctx.kinde.list_organizations()}
     for clerk_org_id in unknown:
         if isinstance(code := codes.get(clerk_org_id), str) and code:
-            ctx.journal.record_organization(ctx.run.id, clerk_org_id, code)
+            ctx.journal.organizations.record(ctx.run.id, clerk_org_id, code)
 
 
 async def _read_members(ctx: RunContext, verify_id: int) -> None:
     """The members (and their roles) of each organization of the run that exists in Kinde."""
-    codes = [org["kinde_code"] for org in ctx.journal.organizations(ctx.run.id) if org["kinde_code"]]
+    codes = [org.kinde_code for org in ctx.journal.organizations.all(ctx.run.id) if org.kinde_code]
     ctx.emit(PhaseStarted(MEMBERS_PHASE, len(codes)))
     for done, code in enumerate(codes, 1):
         async for page in ctx.kinde.organization_member_pages(code):
             members = [(m["id"], [r for r in m.get("roles") or [] if isinstance(r, str)]) for m in page]
-            ctx.journal.store_kinde_members(verify_id, code, members)
+            ctx.journal.verify.store_kinde_members(verify_id, code, members)
         ctx.emit(PhaseAdvanced(MEMBERS_PHASE, done, len(codes)))
     ctx.emit(PhaseFinished(MEMBERS_PHASE))
 
@@ -316,17 +319,17 @@ async def _read_members(ctx: RunContext, verify_id: int) -> None:
 def _compare_memberships(ctx: RunContext, verify_id: int) -> None:
     """Planned memberships of users we created against Kinde's member lists, in batches."""
     after, imported = ("", ""), _imported(ctx)
-    while rows := ctx.journal.membership_comparison(verify_id, ctx.run.id, after, imported=imported):
-        after = (rows[-1]["clerk_user_id"], rows[-1]["clerk_org_id"])
+    while rows := ctx.journal.verify.membership_comparison(verify_id, ctx.run.id, after, imported=imported):
+        after = (rows[-1].clerk_user_id, rows[-1].clerk_org_id)
         findings: list[Finding] = []
         for row in rows:
-            sent = imported or row["state"] in (MembershipState.DONE, MembershipState.EARLIER)
-            ids = (row["clerk_user_id"], row["kinde_id"])
-            if row["roles"] is None:
-                findings.append(("incomplete" if sent else "drift", *ids, "membership", row["kinde_code"], ""))
+            sent = imported or row.state in (MembershipState.DONE, MembershipState.EARLIER)
+            ids = (row.clerk_user_id, row.kinde_id)
+            if row.roles is None:
+                findings.append(("incomplete" if sent else "drift", *ids, "membership", row.kinde_code, ""))
                 continue
-            roles = sorted(json.loads(row["roles"]))
-            if roles != sorted({row["role_key"]} - {""}):
-                where = f"{row['kinde_code']}: "
-                findings.append(("drift", *ids, "roles", where + row["role_key"], where + ",".join(roles)))
-        ctx.journal.record_findings(verify_id, findings)
+            roles = sorted(json.loads(row.roles))
+            if roles != sorted({row.role_key} - {""}):
+                where = f"{row.kinde_code}: "
+                findings.append(("drift", *ids, "roles", where + row.role_key, where + ",".join(roles)))
+        ctx.journal.verify.record_findings(verify_id, findings)

@@ -25,7 +25,7 @@ async def stage_fresh_plans(ctx: RunContext, verify_id: int) -> int:
         for user in page:
             row, _ = staged_row(user, 0, None, ctx.options, None)
             plans.append((user["id"], None if row["state"] == UserState.SKIPPED else row["plan"]))
-        ctx.journal.store_fresh_plans(verify_id, plans)
+        ctx.journal.verify.store_fresh_plans(verify_id, plans)
         read += len(page)
         if ticker.due():
             ctx.emit(PhaseAdvanced(FRESH_PHASE, read))
