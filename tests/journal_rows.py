@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from migrator.journal import Journal, Run
+from migrator.journal import Journal, Run, RunMode
 from migrator.mapping import MappingOptions
 from migrator.models import ExportRow
 from migrator.stages.staging import staged_row
 
 
-def new_run(journal: Journal, mode: str = "run") -> Run:
+def new_run(journal: Journal, mode: RunMode = RunMode.RUN) -> Run:
     return journal.runs.start(mode=mode, fingerprint="f", summary={}, export_path=None, export_fingerprint=None)
 
 

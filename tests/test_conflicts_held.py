@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from migrator.journal import Journal
+from migrator.journal import Journal, RunMode
 from migrator.mapping import MappingOptions
 from migrator.stages.conflicts import identity_keys, settle_shared
 from migrator.stages.shared_holders import STAGED_KEY_COLUMNS
@@ -32,7 +32,7 @@ def outside(user: dict, seq: int) -> list:
 
 
 def test_a_newcomer_the_policy_would_give_a_migrated_users_extra_email_loses_it_and_is_told(journal: Journal) -> None:
-    run = new_run(journal, "sync")
+    run = new_run(journal, RunMode.SYNC)
     stage(journal, run.id, [(0, clerk_user("user_new", "shared@example.com"))])  # its primary
     migrated = clerk_user("user_old", "old@example.com", "shared@example.com")  # its extra, in Kinde
 
@@ -56,7 +56,7 @@ def test_a_newcomer_the_policy_would_give_a_migrated_users_extra_email_loses_it_
 def test_without_it_held_in_kinde_the_newcomer_keeps_its_primary_and_the_outside_holder_loses(
     journal: Journal,
 ) -> None:
-    run = new_run(journal, "sync")
+    run = new_run(journal, RunMode.SYNC)
     stage(journal, run.id, [(0, clerk_user("user_new", "shared@example.com"))])
     other = clerk_user("user_old", "old@example.com", "shared@example.com")
 
@@ -68,7 +68,7 @@ def test_without_it_held_in_kinde_the_newcomer_keeps_its_primary_and_the_outside
 
 @pytest.mark.parametrize("policy", ["first", "skip-all"])
 def test_a_newcomers_extra_email_a_migrated_user_signs_in_with_is_dropped(journal: Journal, policy: str) -> None:
-    run = new_run(journal, "sync")
+    run = new_run(journal, RunMode.SYNC)
     stage(journal, run.id, [(0, clerk_user("user_new", "new@example.com", "shared@example.com"))])
     migrated = clerk_user("user_old", "shared@example.com")
 
@@ -88,7 +88,7 @@ def test_a_newcomers_extra_email_a_migrated_user_signs_in_with_is_dropped(journa
 
 
 def test_rank_decides_the_keeper_among_the_runs_users_not_their_staging_order(journal: Journal) -> None:
-    run = new_run(journal, "sync")
+    run = new_run(journal, RunMode.SYNC)
     stage(
         journal,
         run.id,

@@ -17,7 +17,7 @@ import pytest
 from migrator.config import Settings
 from migrator.cutover import Canary, Undo, run_undo
 from migrator.events import Event, Notice, PhaseAdvanced
-from migrator.journal import Journal
+from migrator.journal import Journal, RunMode
 from migrator.pipeline import run_migration
 from migrator.sandbox.server import Sandbox
 from migrator.stages.canary import sample_rank
@@ -73,7 +73,7 @@ def test_a_canary_of_50_migrates_exactly_those_users_and_their_memberships(canar
     sandbox, _, summary = canary
     chosen = expected_sample(sandbox)
     state = kinde_state(sandbox)
-    assert summary["mode"] == "canary"
+    assert summary["mode"] == RunMode.CANARY
     assert {u["provided_id"] for u in state["users"]} == eligible(sandbox, chosen)
     assert kinde_memberships(state) == clerk_memberships(sandbox, eligible(sandbox, chosen))
     organizations = {o["external_id"] for o in state["organizations"] if not o["is_default"]}

@@ -19,7 +19,7 @@ from migrator.config import Settings
 from migrator.cutover import Sync
 from migrator.errors import EXIT_INTERRUPTED
 from migrator.events import Event, PhaseAdvanced
-from migrator.journal import Journal
+from migrator.journal import Journal, RunMode
 from migrator.models import PasswordImport
 from migrator.passwords import translate
 from migrator.pipeline import run_migration
@@ -164,7 +164,7 @@ def test_a_catch_up_brings_exactly_the_changes_over(full_run: Step, catch_up: St
     assert after[changes.renamed[0]]["given_name"] == "Renamed"
     assert after[changes.renamed[1]]["family_name"] == "Changed"
     assert after[changes.banned]["is_suspended"] is True
-    assert catch_up.output["mode"] == "sync"
+    assert catch_up.output["mode"] == RunMode.SYNC
     assert catch_up.output["created"] == 3
 
 
@@ -222,7 +222,7 @@ def test_a_killed_catch_up_resumes_and_writes_each_change_once(sandbox_factory, 
 
     resumed = migrator(sandbox, tmp_path, "resume", "--yes", "--json")
     assert resumed.result.returncode == 0, resumed.result.stderr
-    assert resumed.output["mode"] == "sync"
+    assert resumed.output["mode"] == RunMode.SYNC
     users = by_provided_id(resumed.state)
     assert [users[cid]["given_name"] for cid in renamed] == [f"New{k}" for k in range(4)]
     assert patch_requests(resumed.state) - patches_before == 4

@@ -21,7 +21,7 @@ import pytest
 from migrator.config import Settings
 from migrator.cutover import Sync
 from migrator.events import Event, PhaseAdvanced
-from migrator.journal import Journal
+from migrator.journal import Journal, RunMode
 from migrator.pipeline import run_migration
 from migrator.sandbox.server import Sandbox, SandboxOptions
 from tests.e2e import clerk_password, kinde_state, sign_in
@@ -213,7 +213,7 @@ def test_a_killed_catch_up_after_an_import_resumes_and_writes_each_change_once(s
 
     resumed = migrator(sandbox, tmp_path, "resume", "--yes", "--json")
     assert resumed.result.returncode == 0, resumed.result.stderr[-3000:]
-    assert resumed.output["mode"] == "sync"
+    assert resumed.output["mode"] == RunMode.SYNC
     users = by_provided_id(resumed.state)
     assert [users[cid]["given_name"] for cid in renamed] == [f"New{k}" for k in range(4)]
     assert patch_requests(resumed.state) - patches_before == 4

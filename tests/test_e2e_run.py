@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
+from migrator.journal import RunMode
 from migrator.sandbox.generator import Dataset
 from migrator.sandbox.server import Sandbox, SandboxOptions
 from tests.e2e import cli_env, kinde_state, run_cli, write_requests
@@ -117,7 +118,7 @@ def test_dry_run_reads_everything_writes_nothing_and_plans_the_dataset(
     plan = summary["plan"]
     eligible = [clerk_id for clerk_id, e in expected.items() if e["eligible"]]
     with_password = [c for c in eligible if dataset.user(dataset.index_of(c))["password_enabled"]]
-    assert summary["mode"] == "dry-run" and summary["created"] == 0
+    assert summary["mode"] == RunMode.DRY_RUN and summary["created"] == 0
     assert plan["source_users"] == plan["staged"] == USERS
     assert plan["to_create"] == len(eligible) and plan["already_present"] == 0
     assert plan["skipped"] == dict(Counter(skips(expected).values()))

@@ -8,7 +8,7 @@ import stat
 import pytest
 
 from migrator.errors import JournalError
-from migrator.journal import Journal, RunStatus
+from migrator.journal import Journal, RunMode, RunStatus
 from tests.journal_rows import row as staged
 
 
@@ -20,7 +20,7 @@ def journal(tmp_path):
 
 
 def new_run(journal: Journal):
-    return journal.runs.start(mode="run", fingerprint="f", summary={"a": 1}, export_path=None, export_fingerprint=None)
+    return journal.runs.start(mode=RunMode.RUN, fingerprint="f", summary={"a": 1}, export_path=None, export_fingerprint=None)
 
 
 def test_file_is_private_and_in_wal_mode(journal: Journal) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from migrator.journal import DeletionState, Journal
+from migrator.journal import DeletionState, Journal, RunMode
 from tests.journal_rows import new_run, row
 
 STEP = 100  # VM instructions per progress callback
@@ -19,9 +19,9 @@ def _journal_with(tmp_path: Path, users: int) -> tuple[Journal, int]:
     """An export run of ``users`` users none of which Kinde holds yet, and an undo of another run that
     recorded as many user deletions (the ``deletions`` table as large as the run)."""
     journal = Journal(tmp_path / str(users))
-    export = new_run(journal, mode="export")
+    export = new_run(journal, mode=RunMode.EXPORT)
     journal.users.stage(export.id, [row(f"user_{n:07d}", n) for n in range(users)])
-    undo = new_run(journal, mode="undo")
+    undo = new_run(journal, mode=RunMode.UNDO)
     journal.cutover.add_deletions(undo.id, "user", [(f"user_{n:07d}", f"kp_{n}") for n in range(users)], DeletionState.DELETED)
     return journal, export.id
 

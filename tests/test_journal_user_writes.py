@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from migrator.journal import DeletionState, Journal, UserWriteKind
+from migrator.journal import DeletionState, Journal, RunMode, UserWriteKind
 from migrator.stages.undo_updates import PASSWORD_KEPT, RESET_KEPT, kept_updates, update_counts
 from tests.journal_rows import new_run
 
 
 def test_the_first_previous_value_survives_a_resume(tmp_path: Path) -> None:
     journal = Journal(tmp_path)
-    run = new_run(journal, "sync")
+    run = new_run(journal, RunMode.SYNC)
     journal.cutover.record_user_write(run.id, "user_a", UserWriteKind.PROFILE, "given_name", "kp_a", "Ann", "Anna")
     journal.cutover.record_user_write(run.id, "user_a", UserWriteKind.PROFILE, "given_name", "kp_a", "Anna", "Anna")
     journal.cutover.record_user_write(run.id, "user_a", UserWriteKind.IDENTITY_ADDED, "email:a@x.test", "kp_a", None, {})
@@ -21,12 +21,12 @@ def test_the_first_previous_value_survives_a_resume(tmp_path: Path) -> None:
     assert rows[("profile", "given_name")].previous == '"Ann"'
     assert rows[("profile", "given_name")].written == '"Anna"'
     assert rows[("identity_added", "email:a@x.test")].identity_id == "identity_1"
-    assert journal.cutover.user_writes(new_run(journal, "sync").id) == []  # per run
+    assert journal.cutover.user_writes(new_run(journal, RunMode.SYNC).id) == []  # per run
 
 
 def test_an_undo_plans_restores_and_keeps_passwords_and_deleted_users(tmp_path: Path) -> None:
     journal = Journal(tmp_path)
-    run = new_run(journal, "sync")
+    run = new_run(journal, RunMode.SYNC)
     journal.cutover.record_user_write(run.id, "user_a", UserWriteKind.PROFILE, "is_suspended", "kp_a", False, True)
     journal.cutover.record_user_write(run.id, "user_a", UserWriteKind.PASSWORD, "", "kp_a", None, None)
     journal.cutover.record_user_write(run.id, "user_a", UserWriteKind.PASSWORD_RESET, "", "kp_a", None, True)

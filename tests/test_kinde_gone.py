@@ -17,6 +17,7 @@ from pydantic import SecretStr
 from rich.console import Console
 
 from migrator.errors import ProtocolError
+from migrator.journal import RunMode
 from migrator.kinde.client import KindeClient, M2MCredentials
 from migrator.limiter import AdaptiveLimiter
 from migrator.render import summary_table
@@ -106,7 +107,7 @@ def test_a_read_refused_as_malformed_is_a_protocol_error_never_gone() -> None:
 
 
 def test_a_catch_ups_summary_shows_deleted_and_already_gone_apart() -> None:
-    summary = Summary(run_id=2, mode="sync", plan=Plan(run_id=2), deletions={"deleted": 2, "already-gone": 1, "listed": 4})
+    summary = Summary(run_id=2, mode=RunMode.SYNC, plan=Plan(run_id=2), deletions={"deleted": 2, "already-gone": 1, "listed": 4})
     console = Console(record=True, width=120)
     console.print(summary_table(summary))
     text = " ".join(console.export_text().replace("│", " ").split())

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from migrator.journal import Journal
+from migrator.journal import Journal, RunMode
 from migrator.kinde.client import KindeUser
 from migrator.stages.reconcile import adopt, record_lookup
 from tests.journal_rows import new_run, put
@@ -48,7 +48,7 @@ def problems(journal: Journal, run_id: int) -> list[tuple[str, str, str]]:
     return [(p.clerk_id, p.kind, p.message) for p in journal.users.problems(run_id)]
 
 
-def earlier_run(journal: Journal, mode: str = "run", **fields) -> int:
+def earlier_run(journal: Journal, mode: RunMode = RunMode.RUN, **fields) -> int:
     """An earlier run of this journal that staged ``ann`` and left it in the state ``fields`` say."""
     run = new_run(journal, mode)
     put(journal, run.id, CLERK_ID, 0, email="ann@example.com", **fields)
@@ -231,7 +231,7 @@ def test_ours_that_an_earlier_run_meant_to_create_continues_from_the_start(journ
 
 
 def test_an_earlier_dry_run_never_meant_to_create(journal: Journal) -> None:
-    earlier_run(journal, "dry-run", lookup="absent", created="pending", password="pending")
+    earlier_run(journal, RunMode.DRY_RUN, lookup="absent", created="pending", password="pending")
     run = new_run(journal)
     user = staged(journal, run.id, password="pending", flags="pending")
 

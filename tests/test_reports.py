@@ -10,7 +10,7 @@ import stat
 import pytest
 
 from migrator.errors import EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK
-from migrator.journal import Journal, MembershipState, RunStatus
+from migrator.journal import Journal, MembershipState, RunMode, RunStatus
 from migrator.mapping import NO_DIGEST_REASON, MappingOptions
 from migrator.models import ExportRow
 from migrator.passwords import NOT_IMPORTABLE
@@ -255,7 +255,7 @@ def test_users_left_pending_fail_a_run_only(journal: Journal, mode, cancelled, p
     ],
 )
 def test_the_exit_code_claims_every_user_is_accounted_for_only_when_true(fields, exit_code: int) -> None:
-    summary = Summary(run_id=1, mode="run", plan=Plan(run_id=1), **fields)
+    summary = Summary(run_id=1, mode=RunMode.RUN, plan=Plan(run_id=1), **fields)
 
     assert summary.exit_code == exit_code
     assert summary.to_json()["exit_code"] == exit_code
