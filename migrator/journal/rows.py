@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from migrator.journal.states import Created, Lookup, PasswordStep, RunMode, RunStatus, Step, UserState
@@ -303,7 +303,3 @@ class SharedIdentity:
 
     key: str  # "email:a@b.c", "username:ann", "phone:+1..."
     holders: tuple[tuple[str, bool], ...]  # (clerk_id, essential to that user)
-
-
-def field_names(cls: type) -> frozenset[str]:
-    return frozenset(f.name for f in fields(cls))

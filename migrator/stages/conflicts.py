@@ -14,9 +14,9 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
-from typing import Any, Literal
+from typing import Literal
 
-from migrator.journal import Journal, SharedIdentity, UserRow
+from migrator.journal import Journal, SharedIdentity, UserFields, UserRow
 
 Policy = Literal["first", "skip-all"]
 IdentityKey = tuple[str, str, int, bool]  # (identity key "kind:value", clerk id, seq, essential)
@@ -194,7 +194,7 @@ def _drop_identity(journal: Journal, run_id: int, row: UserRow, kind: str, value
         if not (i["type"] == kind and (i["value"] if kind == "phone" else i["value"].lower()) == value)
     ]
     record["keys"] = [k for k in record["keys"] if k != [kind, value]]
-    fields: dict[str, Any] = {"plan": json.dumps(record)}
+    fields: UserFields = {"plan": json.dumps(record)}
     if kind == "phone" and row.phone_key == value:
         fields["phone_key"] = None
     journal.users.update(run_id, row.clerk_id, **fields)

@@ -7,8 +7,6 @@ earlier runs) and the Kinde user's ``provided_id``.
 
 from __future__ import annotations
 
-from typing import Any
-
 from migrator.journal import (
     CARRIED_FLAGS,
     CARRIED_PASSWORD,
@@ -17,6 +15,7 @@ from migrator.journal import (
     Lookup,
     PasswordStep,
     Step,
+    UserFields,
     UserRow,
     UserState,
 )
@@ -82,9 +81,9 @@ def adopt(journal: Journal, run_id: int, row: UserRow, match: KindeUser) -> None
     )
 
 
-def _continue_earlier(row: UserRow, earlier: UserRow, kinde_id: str) -> dict[str, Any]:
+def _continue_earlier(row: UserRow, earlier: UserRow, kinde_id: str) -> UserFields:
     """This run's steps for a user an earlier run created: whatever that run finished is not redone."""
-    fields: dict[str, Any] = {"lookup": Lookup.FOUND, "created": Created.EARLIER, "kinde_id": kinde_id}
+    fields: UserFields = {"lookup": Lookup.FOUND, "created": Created.EARLIER, "kinde_id": kinde_id}
     if earlier is not None:
         # what an earlier run did is recorded as carried over, so this run's summary does not claim it
         carried = 0
