@@ -24,15 +24,20 @@ def journal_sending(journal: Journal, run_id: int, kind: str, key: str) -> None:
     journal.record_deletion(run_id, kind, key, DeletionState.PENDING, DELETE_SENT)
 
 
+def was_sent(item: Any) -> bool:
+    """An earlier pass journaled this item's DELETE as sent (``journal_sending``)."""
+    return (item["detail"] or "").startswith(DELETE_SENT)
+
+
 def failed_detail(item: Any, exc: ApiError) -> str:
-    sent = (item["detail"] or "").startswith(DELETE_SENT) or exc.ambiguous
+    sent = was_sent(item) or exc.ambiguous
     return f"{DELETE_SENT}; {exc}" if sent else str(exc)
 
 
-def absent_outcome(item: Any) -> tuple[DeletionState, str]:
+def absent_outcome(sent: bool) -> tuple[DeletionState, str]:
     """An item Kinde proves absent: deleted by this undo when an earlier pass sent its DELETE (the answer was
     lost), else already gone."""
-    if (item["detail"] or "").startswith(DELETE_SENT):
+    if sent:
         return DeletionState.DELETED, "deleted by an earlier pass of this undo (its answer was lost)"
     return DeletionState.GONE, ALREADY_GONE
 

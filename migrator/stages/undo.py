@@ -24,7 +24,7 @@ from migrator.errors import ApiError, AuthError, ProtocolError, ScopeError
 from migrator.events import Notice, PhaseAdvanced, PhaseFinished, PhaseStarted
 from migrator.journal import DeletionState, Journal
 from migrator.stages.context import RunContext, task_group
-from migrator.stages.deletions import absent_outcome, failed_detail, journal_sending, record_outcome
+from migrator.stages.deletions import absent_outcome, failed_detail, journal_sending, record_outcome, was_sent
 from migrator.stages.undo_definitions import (
     definition_counts,
     delete_permissions,
@@ -108,7 +108,7 @@ async def delete_ours(ctx: RunContext, kind: str, item: Any) -> None:
     try:
         user = await ctx.kinde.get_user(kinde_id)
         if user is None:
-            journal.record_deletion(run_id, kind, clerk_id, *absent_outcome(item))
+            journal.record_deletion(run_id, kind, clerk_id, *absent_outcome(was_sent(item)))
             return
         if user.provided_id != clerk_id:
             detail = f"Kinde user {kinde_id} now has provided_id {user.provided_id or '(none)'}: not ours, kept"
@@ -137,7 +137,7 @@ async def _undo_organizations(ctx: RunContext) -> None:
         # no code: the run sent the create and stopped before Kinde's answer was recorded; ours if it landed
         clerk_org_id, code = item["key"], item["kinde_ref"] or by_external.get(item["key"])
         if code not in external:  # every organization listed, this one not among them: proof it is gone
-            journal.record_deletion(run_id, "organization", clerk_org_id, *absent_outcome(item))
+            journal.record_deletion(run_id, "organization", clerk_org_id, *absent_outcome(was_sent(item)))
             continue
         if external[code] != clerk_org_id:
             detail = f"its external_id is now {external[code] or '(none)'}: not ours, kept"
@@ -157,7 +157,7 @@ async def _delete_if_unused(ctx: RunContext, item: Any, code: str) -> None:
             ctx.emit(Notice(f"organization {code}: {detail}", level="warning"))
             return
         if members is None:  # Kinde: no such organization (gone since it was listed)
-            journal.record_deletion(run_id, "organization", clerk_org_id, *absent_outcome(item))
+            journal.record_deletion(run_id, "organization", clerk_org_id, *absent_outcome(was_sent(item)))
             return
         journal_sending(journal, run_id, "organization", clerk_org_id)
         deleted = await ctx.kinde.delete_organization(code)
@@ -178,7 +178,7 @@ async def _undo_roles(ctx: RunContext) -> None:
     for item in todo:
         key = item["key"]
         if key not in ids:  # every role listed, this one not among them: proof it is gone
-            journal.record_deletion(run_id, "role", key, *absent_outcome(item))
+            journal.record_deletion(run_id, "role", key, *absent_outcome(was_sent(item)))
         elif journal.role_used_elsewhere(ctx.run.parent_run_id or 0, key):
             journal.record_deletion(run_id, "role", key, DeletionState.KEPT, "another run's memberships give it")
         else:

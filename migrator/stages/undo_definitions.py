@@ -29,7 +29,7 @@ from migrator.errors import ApiError, AuthError, ProtocolError, ScopeError
 from migrator.events import Notice
 from migrator.journal import DefinitionKind, DeletionState, Journal
 from migrator.stages.context import RunContext
-from migrator.stages.deletions import absent_outcome, failed_detail, journal_sending, record_outcome
+from migrator.stages.deletions import absent_outcome, failed_detail, journal_sending, record_outcome, was_sent
 
 FATAL = (AuthError, ScopeError, ProtocolError)
 OPEN = (DeletionState.PENDING, DeletionState.FAILED)
@@ -105,7 +105,7 @@ def _refused(ctx: RunContext, kind: str, item: Any, exc: ApiError) -> None:
 
 def _absent(ctx: RunContext, kind: str, item: Any) -> None:
     """Kinde's list proves the item absent: deleted by an earlier pass's DELETE, else already gone."""
-    _record(ctx, kind, item["key"], *absent_outcome(item))
+    _record(ctx, kind, item["key"], *absent_outcome(was_sent(item)))
 
 
 async def _delete(ctx: RunContext, kind: str, item: Any, request: Callable[[], Awaitable[bool]]) -> None:
