@@ -133,7 +133,7 @@ async def _add_batch(ctx: RunContext, code: str, batch: Sequence[PendingMembersh
             _record(ctx, batch, MembershipState.DONE)
             return 1, 0
         _record(ctx, batch, MembershipState.FAILED, str(exc))
-        who = batch[0]["clerk_user_id"] if len(batch) == 1 else f"{len(batch)} member(s)"
+        who = batch[0].clerk_user_id if len(batch) == 1 else f"{len(batch)} member(s)"
         ctx.emit(Notice(f"adding {who} to organization {code} failed: {exc}", level="warning"))
         return 0, len(batch)
     _record(ctx, batch, MembershipState.DONE)
