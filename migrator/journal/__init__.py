@@ -31,7 +31,6 @@ from migrator.errors import JournalError
 from migrator.journal.cutover import Cutover
 from migrator.journal.exports import DuplicateExportRow, Exports
 from migrator.journal.organizations import Organizations
-from migrator.journal.repository import now_iso, now_ms
 from migrator.journal.rows import (
     Deletion,
     ExportEntry,
@@ -111,8 +110,6 @@ __all__ = [
     "UserState",
     "UserWrite",
     "UserWriteKind",
-    "now_iso",
-    "now_ms",
 ]
 
 JOURNAL_FILE = "journal.sqlite3"
