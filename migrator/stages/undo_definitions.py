@@ -24,12 +24,11 @@ from collections import Counter
 from collections.abc import Awaitable, Iterable
 from typing import Any
 
-from migrator.errors import ApiError, AuthError, ProtocolError, ScopeError
+from migrator.errors import ApiError
 from migrator.events import Notice
 from migrator.journal import DefinitionKind, DeletionState, Journal
 from migrator.stages.context import RunContext
 
-FATAL = (AuthError, ScopeError, ProtocolError)
 OPEN = (DeletionState.PENDING, DeletionState.FAILED)
 KINDS = ("organization_property", "role_permission", "permission", "property", "property_category")
 CATEGORY_KEPT = (
@@ -105,9 +104,9 @@ async def _delete(ctx: RunContext, kind: str, key: str, request: Awaitable[objec
     """Send one delete and journal its outcome (deleted, or failed/kept by ``_refused``)."""
     try:
         await request
-    except FATAL:
-        raise
     except ApiError as exc:
+        if exc.stops_run:  # no other item would fare better
+            raise
         _refused(ctx, kind, key, exc)
         return
     _record(ctx, kind, key, DeletionState.DELETED)
@@ -131,9 +130,9 @@ async def restore_organization_values(ctx: RunContext) -> None:
     for code, items in by_code.items():
         try:
             await _restore_organization(ctx, code, items)
-        except FATAL:
-            raise
         except ApiError as exc:
+            if exc.stops_run:  # no other item would fare better
+                raise
             for key, _ in items:
                 _record(ctx, "organization_property", key, DeletionState.FAILED, str(exc))
 
@@ -177,9 +176,9 @@ async def detach_role_permissions(ctx: RunContext) -> None:
         try:
             if role_id is not None and role_key not in attached:
                 attached[role_key] = {p.get("key"): p.get("id") for p in await ctx.kinde.role_permissions(str(role_id))}
-        except FATAL:
-            raise
         except ApiError as exc:
+            if exc.stops_run:  # no other item would fare better
+                raise
             _refused(ctx, "role_permission", item["key"], exc)
             continue
         permission_id = attached.get(role_key, {}).get(permission_key)
