@@ -7,6 +7,7 @@ import files). Marks the fetch done only when every Clerk user was accounted for
 from __future__ import annotations
 
 from migrator.events import Notice
+from migrator.runs import modes
 from migrator.stages.canary import fetch_selected
 from migrator.stages.catchup import catch_up
 from migrator.stages.catchup_conflicts import drop_lost_additions
@@ -15,7 +16,7 @@ from migrator.stages.context import RunContext
 from migrator.stages.export_index import index_export
 from migrator.stages.fetch import fetch
 
-FETCH_BY_MODE = {"sync": catch_up, "canary": fetch_selected}  # cutover runs (migrator.cutover); else all users
+FETCH_BY_MODE = {modes.SYNC: catch_up, modes.CANARY: fetch_selected}  # cutover runs (runs/cutover.py); else all users
 
 
 async def gather(ctx: RunContext) -> None:
@@ -52,5 +53,5 @@ def settle_conflicts(ctx: RunContext) -> None:
                 level="warning",
             )
         )
-    if ctx.run.mode == "sync":
+    if ctx.run.mode == modes.SYNC:
         drop_lost_additions(ctx, settled.outside_lost)
