@@ -12,7 +12,7 @@ from migrator.journal import DeletionState, Journal, Run, RunStatus
 from migrator.stages.undo import UNDO_KINDS
 
 FINISHED = (RunStatus.COMPLETED, RunStatus.COMPLETED_WITH_FAILURES)
-RESUMABLE_MODES = ("run", "sync", "canary")  # the others explain themselves in Migration._reopen
+RESUMABLE_MODES = ("run", "sync", "canary")  # the others explain themselves in Migration.reopen (runs/migration.py)
 
 
 @dataclass(frozen=True)

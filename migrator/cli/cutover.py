@@ -1,7 +1,5 @@
-"""The cutover commands: ``sync`` (catch-up), ``undo``, and the canary options of ``run``.
-
-Kept apart from ``cli.py`` so the core commands stay short; registered on the same typer app.
-"""
+"""The cutover commands: ``sync`` (catch-up), ``undo``, and the canary options of ``run``; what ``status``
+shows of a cutover run."""
 
 from __future__ import annotations
 

@@ -17,11 +17,11 @@ from migrator.journal import DeletionState, Journal, Run, RunStatus
 from migrator.reports import Summary
 from migrator.runs import modes
 from migrator.runs.actions import Canary, Sync
+from migrator.runs.kinds import KINDS
 from migrator.runs.migration import Confirm, Migration
 from migrator.runs.verify import verify_connected
 from migrator.stages.catchup import since_ms
 from migrator.stages.imported import absent_from_kinde, adopt_imported, gone_from_clerk, refuse_incomplete_import
-from migrator.stages.preflight import Intent
 
 FINISHED = (RunStatus.COMPLETED, RunStatus.COMPLETED_WITH_FAILURES)
 
@@ -32,8 +32,8 @@ async def start_cutover_run(migration: Migration, action: Sync | Canary, confirm
     base = sync_base(journal, action.since_run_id) if isinstance(action, Sync) else None
     selection = _selection(action) if isinstance(action, Canary) else None
     delete_removed = isinstance(action, Sync) and action.delete_removed
-    intent = Intent(verify=isinstance(action, Canary), delete_removed=delete_removed)
-    checked = await migration.check(intent, migration.settings.clerk_export)
+    kind = KINDS[modes.SYNC if isinstance(action, Sync) else modes.CANARY]
+    checked = await migration.check(kind.needs(delete_removed=delete_removed), migration.settings.clerk_export)
     if isinstance(action, Sync):
         assert base is not None
         gone = await _learn_imported_users(migration, base) if base.mode == modes.EXPORT else []

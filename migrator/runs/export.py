@@ -15,6 +15,7 @@ from migrator.events import Notice
 from migrator.journal import Run, RunStatus
 from migrator.runs import modes
 from migrator.runs.actions import ExportAction
+from migrator.runs.kinds import KINDS, kind_of
 from migrator.runs.lifecycle import carry
 from migrator.runs.migration import Migration
 from migrator.stages.context import RunContext
@@ -31,13 +32,12 @@ async def export_run(migration: Migration, action: ExportAction) -> ExportOutcom
     async def stages(ctx: RunContext, _: object) -> ExportOutcome:
         return await _stages(ctx, action)
 
-    continued_by = f"migrator export --out DIR --resume --run {run.id}"
-    return await carry(migration, run, stages, continued_by=continued_by, checked=checked)
+    return await carry(migration, run, stages, checked=checked)
 
 
 def _intent(action: ExportAction) -> Intent:
     """An export writes no user; with --create-roles (not a dry run) it creates the roles through the API."""
-    return Intent(writes_users=False, create_roles=action.create_roles and not action.request.dry_run)
+    return KINDS[modes.EXPORT].needs(create_roles=action.create_roles and not action.request.dry_run)
 
 
 async def _start(migration: Migration, action: ExportAction) -> tuple[Run, Checked]:
@@ -60,7 +60,7 @@ async def _reopen(migration: Migration, action: ExportAction) -> tuple[Run, Chec
 
 async def _stages(ctx: RunContext, action: ExportAction) -> ExportOutcome:
     journal, run = ctx.journal, ctx.run
-    await gather(ctx)
+    await gather(ctx, kind_of(run).fetch)
     if action.create_roles and not action.request.dry_run:
         await ensure_roles(ctx)
     outcome = write_import_files(ctx, action.request)

@@ -17,6 +17,7 @@ from typing import TypeVar
 from migrator.errors import MigratorError, RunStopped
 from migrator.journal import Run, RunStatus
 from migrator.run_passes import PassStart, begin_pass
+from migrator.runs.kinds import kind_of
 from migrator.runs.session import Session
 from migrator.stages.context import RunContext
 from migrator.stages.export_index import open_export
@@ -30,13 +31,12 @@ async def carry(
     run: Run,
     stages: Callable[[RunContext, PassStart | None], Awaitable[T]],
     *,
-    continued_by: str | None,
     checked: Checked | None = None,
     reopen: Callable[[], None] | None = None,
     pass_kind: str | None = None,
 ) -> T:
-    """Run ``stages`` over ``run``; ``continued_by``: the command that continues it once stopped (None: a dry
-    run, nothing to continue). ``pass_kind``: the pass this is (a run's counts are kept per pass)."""
+    """Run ``stages`` over ``run``; once stopped, its kind names the command that continues it (a dry run:
+    none). ``pass_kind``: the pass this is (a run's counts are kept per pass)."""
     ctx = session.context(run)
     session.attach_request_log(run)
     if checked is not None:
@@ -53,6 +53,7 @@ async def carry(
         raise
     except MigratorError as exc:
         session.journal.mark_run(run.id, RunStatus.FAILED)
+        continued_by = kind_of(run).continuation(run)
         if continued_by is None:
             raise
         raise RunStopped(exc, f"the journal is saved: `{continued_by}` continues where this stopped") from exc

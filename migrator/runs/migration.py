@@ -32,6 +32,7 @@ from migrator.reports import (
 )
 from migrator.run_passes import RESUME, RETRY_FAILED, START, PassStart
 from migrator.runs import modes
+from migrator.runs.kinds import KINDS, kind_of
 from migrator.runs.lifecycle import carry
 from migrator.runs.session import Session
 from migrator.stages.context import RunContext
@@ -54,7 +55,7 @@ def _export_of(run: Run) -> Path | None:
 def _resumed_intent(run: Run) -> Intent:
     """A resumed run does what it was started to do (a canary's verify came with its start, not its resume)."""
     delete_removed = bool((run.run_options or {}).get("delete_removed"))
-    return Intent(writes_users=run.writes_users, delete_removed=delete_removed)
+    return replace(kind_of(run).needs(delete_removed=delete_removed), verify=False)
 
 
 class Migration(Session):
@@ -73,8 +74,9 @@ class Migration(Session):
         )
 
     async def start(self, *, dry_run: bool, confirm: Confirm) -> Summary:
-        checked = await self.check(Intent(writes_users=not dry_run), self.settings.clerk_export)
-        run = self.record_run(modes.DRY_RUN if dry_run else modes.RUN)
+        kind = KINDS[modes.DRY_RUN if dry_run else modes.RUN]
+        checked = await self.check(kind.needs(), self.settings.clerk_export)
+        run = self.record_run(kind.mode)
         self.emit(Notice(f"run {run.id} started ({run.mode}); journal {self.journal.path}"))
         return await self.drive(run, confirm, checked)
 
@@ -138,14 +140,11 @@ class Migration(Session):
         async def stages(ctx: RunContext, this_pass: PassStart | None) -> Summary:
             return await self._stages(ctx, confirm, this_pass)
 
-        continued_by = None if run.dry_run else f"migrator resume {run.id}"
-        return await carry(
-            self, run, stages, continued_by=continued_by, checked=checked, reopen=reopen, pass_kind=pass_kind
-        )
+        return await carry(self, run, stages, checked=checked, reopen=reopen, pass_kind=pass_kind)
 
     async def _stages(self, ctx: RunContext, confirm: Confirm, this_pass: PassStart | None) -> Summary:
         run = ctx.run
-        await gather(ctx)
+        await gather(ctx, kind_of(run).fetch)
         await lookup(ctx)
         with self.journal.transaction():
             self.journal.mark_memberships_done_earlier(run.id)

@@ -91,7 +91,7 @@ async def run_undo(
         async def stages(ctx: RunContext, _: object) -> UndoSummary:
             return await _undo_stages(session, ctx, base, confirm)
 
-        summary = await carry(session, run, stages, continued_by=f"migrator undo {base.id}")
+        summary = await carry(session, run, stages)
         summary.requests = session.request_counts()
         summary.seconds = round(time.monotonic() - session.started, 3)
     return summary
