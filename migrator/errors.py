@@ -86,6 +86,13 @@ class ApiError(MigratorError):
         self.retryable = retryable
         self.retry_after = retry_after
 
+    def unsent(self) -> ApiError:
+        """This error for a request that was never sent (its token request failed): neither retried nor taken
+        for a write that may have happened. A new error, raised ``from`` this one, which stays as raised."""
+        unsent = type(self).__new__(type(self), *self.args)
+        unsent.__dict__.update(self.__dict__, retryable=False, ambiguous=False)
+        return unsent
+
 
 class RateLimited(ApiError):
     """429: slow down and try again after ``retry_after``."""
