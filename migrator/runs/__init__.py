@@ -4,6 +4,7 @@
                    every request logged), and the ordered check before a run is recorded or reopened
 * ``lifecycle.py`` a journaled run carried through its stages: request log, source count, pass,
                    interrupted / failed / finished, and the one place a failure gets its next step
+* ``kinds.py``     each kind of run: its mode, its fetch, its needs, the command that continues it
 * ``migration.py`` run, dry run, resume, retry-failed (the stages of a migration)
 * ``cutover.py``   catch-ups (``sync``) and canaries: a migration with another fetch stage
 * ``undo.py``      undo: deletes what one run created
