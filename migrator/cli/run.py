@@ -27,11 +27,11 @@ from migrator.cli.shared import (
     YesOption,
     connected_settings,
     require_export,
+    require_journal,
     run_command,
 )
 from migrator.config import load_settings
-from migrator.errors import ConfigError
-from migrator.journal import JOURNAL_FILE, STEP_COLUMNS, Journal
+from migrator.journal import STEP_COLUMNS, Journal
 from migrator.reports import Summary, status_report
 from migrator.run_records import NothingToDo, cutover_counts, run_chain, undo_status
 from migrator.runs.actions import Resume, Start
@@ -169,8 +169,7 @@ def status(
     def body() -> None:
         lists.check_list_options(failed, as_csv, as_json)
         settings = load_settings(config, state_dir=state_dir)
-        if not (settings.state_dir / JOURNAL_FILE).exists():
-            raise ConfigError(f"no journal in {settings.state_dir}: nothing has run here yet (see --state-dir)")
+        require_journal(settings)
         journal, out = Journal(settings.state_dir), conventions.TerminalConsole()
         try:
             report = status_report(journal, run_id)
