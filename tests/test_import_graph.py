@@ -92,6 +92,17 @@ def test_no_module_of_migrator_imports_itself_through_others() -> None:
     assert cycles(graph) == []
 
 
+def test_only_the_demo_imports_the_sandbox() -> None:
+    """The core never imports ``migrator.sandbox``; ``demo.py`` starts it, imported by the CLI when a command runs."""
+    graph = import_graph()
+    importers = {
+        name
+        for name, targets in graph.items()
+        if not name.startswith("migrator.sandbox") and any(t.startswith("migrator.sandbox") for t in targets)
+    }
+    assert importers == {"migrator.demo"}
+
+
 def test_the_check_finds_a_cycle_when_there_is_one() -> None:
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert cycles(graph) == [["a", "b", "c"]]

@@ -23,7 +23,6 @@ def register(app: typer.Typer) -> None:
     app.command()(demo)
 
 
-
 class FaultProfileName(StrEnum):
     none = "none"
     light = "light"
