@@ -23,8 +23,8 @@ from migrator.clerk import client as clerk_client
 from migrator.config import Settings
 from migrator.connect import connect
 from migrator.journal import Journal
-from migrator.pipeline import Migration
 from migrator.reports import Summary
+from migrator.runs.migration import Migration
 from migrator.sandbox.clerk_app import build_clerk_app
 from migrator.sandbox.generator import Dataset
 from migrator.sandbox.hashing import CLERK_HASHERS

@@ -20,8 +20,8 @@ import httpx
 import pytest
 
 from migrator.config import Settings
-from migrator.cutover import Undo, run_undo
 from migrator.journal import Journal
+from migrator.runs.api import Undo, run_undo
 from migrator.sandbox.kinde_app import ALL_SCOPES, KindeSandboxConfig
 from migrator.sandbox.server import Sandbox
 from tests.e2e import cli_env, kinde_call, kinde_state, run_cli, write_requests

@@ -161,6 +161,4 @@ class BearerAuth(httpx.Auth):
         try:
             return await pending
         except ApiError as exc:
-            exc.retryable = False
-            exc.ambiguous = False
-            raise
+            raise exc.unsent() from exc

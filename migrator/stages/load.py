@@ -19,12 +19,9 @@ from migrator import passwords
 from migrator.errors import (
     AlreadyExists,
     ApiError,
-    AuthError,
     IdentityRefused,
     InputError,
     MigratorError,
-    ProtocolError,
-    ScopeError,
 )
 from migrator.events import Notice, PhaseAdvanced, PhaseFinished, PhaseStarted
 from migrator.journal import (
@@ -47,7 +44,6 @@ from migrator.stages.social import link_social_identities
 
 COMMIT_INTERVAL = 0.25  # seconds between journal commits
 COMMIT_BATCH = 500
-FATAL = (AuthError, ScopeError, ProtocolError)  # these stop the run: no other user would fare better
 
 Record = Callable[[str, dict[str, Any]], None]
 
@@ -116,7 +112,7 @@ async def load(ctx: RunContext) -> None:
 async def migrate_user(ctx: RunContext, row: Any, record: Record) -> str:
     """create -> identities -> password -> flags for one user; returns 'created', 'finished' or 'failed'.
 
-    A per-user failure is recorded and the run goes on; a FATAL one is raised (after recording).
+    A per-user failure is recorded and the run goes on; one that stops the run (``stops_run``) is raised (after recording).
     """
     clerk_id = row["clerk_id"]
     plan = plan_from_record(clerk_id, json.loads(row["plan"]))
@@ -140,9 +136,9 @@ async def migrate_user(ctx: RunContext, row: Any, record: Record) -> str:
             raise _identities_error(json.loads(fields["missing_identities"]))
         fields.update(state=UserState.DONE, error_code=None, error_message=None, error_retryable=None)
         return outcome
-    except FATAL:
-        raise
     except MigratorError as exc:
+        if exc.stops_run:  # no other item would fare better
+            raise
         fields.update(state=UserState.FAILED, **_error_fields(exc))
         return "failed"
     finally:
@@ -229,9 +225,9 @@ async def _add_missing_identities(
             body["phone_country_id"] = details["phone_country_id"]
         try:
             await ctx.kinde.add_identity(kinde_id, body)
-        except FATAL:
-            raise
         except MigratorError as exc:
+            if exc.stops_run:  # no other item would fare better
+                raise
             still_missing.append({**identity, "reason": str(exc)})
     fields["identities"] = IdentitiesStep.PENDING if still_missing else IdentitiesStep.DONE
     fields["missing_identities"] = json.dumps(still_missing) if still_missing else None

@@ -24,13 +24,12 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from migrator.errors import AlreadyExists, ApiError, AuthError, ProtocolError, ScopeError
+from migrator.errors import AlreadyExists, ApiError
 from migrator.events import Notice
 from migrator.journal import DeletionState, Journal, UserWriteKind
 from migrator.stages.context import RunContext
 from migrator.stages.deletions import absent_outcome, journal_sending, was_sent
 
-FATAL = (AuthError, ScopeError, ProtocolError)
 OPEN = (DeletionState.PENDING, DeletionState.FAILED)
 RESTORED_KINDS = ("identity_removed", "identity_added", "user_profile")  # in the order the undo takes them
 KEPT_KINDS = ("password", "user_deleted")  # planned as kept: nothing an undo can do
@@ -125,9 +124,9 @@ async def restore_updates(ctx: RunContext) -> None:
             try:
                 if await _still_ours(ctx, kind, kinde_id, items):
                     await restore(ctx, kinde_id, items)
-            except FATAL:
-                raise
             except ApiError as exc:
+                if exc.stops_run:  # no other item would fare better
+                    raise
                 state = DeletionState.FAILED if exc.retryable else DeletionState.KEPT
                 for key, _ in items:
                     _record(ctx, kind, key, state, str(exc) if exc.retryable else f"Kinde refused: {exc}")

@@ -18,7 +18,7 @@ import json
 from typing import Any
 
 from migrator import passwords
-from migrator.errors import AlreadyExists, ApiError, AuthError, InputError, MigratorError, ProtocolError, ScopeError
+from migrator.errors import AlreadyExists, ApiError, InputError, MigratorError
 from migrator.events import PhaseAdvanced, PhaseFinished, PhaseStarted
 from migrator.journal import DeletionState, Journal, UserWriteKind
 from migrator.models import PasswordImport
@@ -26,7 +26,6 @@ from migrator.stages.context import RunContext
 from migrator.stages.undo import delete_ours
 from migrator.stages.undo_updates import identity_key
 
-FATAL = (AuthError, ScopeError, ProtocolError)
 PROFILE_FIELDS = ("given_name", "family_name", "is_suspended")  # what a catch-up PATCHes that an undo restores
 
 
@@ -54,9 +53,9 @@ async def apply_updates(ctx: RunContext) -> None:
     for done, update in enumerate(updates, start=1):
         try:
             await _apply(ctx, update)
-        except FATAL:
-            raise
         except MigratorError as exc:
+            if exc.stops_run:  # no other item would fare better
+                raise
             ctx.journal.record_update(ctx.run.id, update["clerk_id"], error=str(exc))
         else:
             ctx.journal.record_update(ctx.run.id, update["clerk_id"])

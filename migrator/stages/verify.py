@@ -41,12 +41,11 @@ from migrator.events import Notice, PhaseAdvanced, PhaseFinished, PhaseStarted
 from migrator.journal import MembershipState, UserState
 from migrator.kinde.client import gone
 from migrator.report_files import VERIFY, run_dir, write_rows, write_summary
+from migrator.runs import modes
 from migrator.stages.context import RunContext, Ticker, task_group
 from migrator.stages.verify_extras import extra_user_findings, role_permission_findings
 from migrator.stages.verify_fresh import stage_fresh_plans
 
-EXPORT_MODE = "export"  # migrator.exporting's run mode (not imported: exporting imports the pipeline)
-UNDO_MODE = "undo"
 KINDS = ("missing", "duplicated", "unexpected", "drift", "incomplete", "not_carried", "api_pending", "not_gone")
 SHOWN_WHEN_FOUND = ("not_carried",)  # counted only when a user has one (most runs have none)
 BLOCKING = ("missing", "duplicated", "incomplete", "not_gone")  # any of these: exit 1
@@ -101,7 +100,7 @@ async def verify(ctx: RunContext, *, fresh: bool = False) -> Verification:
     ``fresh``: compare with Clerk's users as they are now (re-read) rather than the run's staged plans."""
     journal, run = ctx.journal, ctx.run
     verify_id = journal.start_verification(run.id)
-    if run.mode == UNDO_MODE:
+    if run.mode == modes.UNDO:
         return await _verify_undo(ctx, verify_id)
     if fresh:
         await stage_fresh_plans(ctx, verify_id)
@@ -236,7 +235,7 @@ async def _identities_or_none(ctx: RunContext, kinde_id: str) -> list[tuple[str,
 
 def _imported(ctx: RunContext) -> bool:
     """An export run: its users were created by importing its files, not by this journal's requests."""
-    return ctx.run.mode == EXPORT_MODE
+    return ctx.run.mode == modes.EXPORT
 
 
 def _user_findings(row: Any, found: dict[str, Any], imported: bool = False) -> list[Finding]:

@@ -1,6 +1,6 @@
-"""``run_verification``: the library entry point of ``migrator verify`` (as ``run_migration`` is of a run).
+"""``migrator verify``: Kinde read back and compared with a run of the journal.
 
-Connects to Kinde, proves the token carries the read scopes verify needs, and runs the verify stage
+Connects (``session.py``: retries reported and requests logged as every command's), proves the token carries the read scopes verify needs, and runs the verify stage
 over the chosen run of the journal. Clerk is contacted only with ``fresh``: otherwise the run's staged
 plans are what Kinde is compared with.
 """
@@ -10,13 +10,14 @@ from __future__ import annotations
 import httpx
 
 from migrator.config import Settings
-from migrator.connect import connect
-from migrator.errors import ApiError, JournalError, ScopeError
+from migrator.errors import JournalError, ScopeError
 from migrator.events import Emit, Notice
 from migrator.journal import Journal
 from migrator.kinde.scopes import VERIFY_ORGANIZATIONS, VERIFY_READ
-from migrator.stages.context import RunContext, mapping_options
-from migrator.stages.verify import EXPORT_MODE, UNDO_MODE, Verification, verify
+from migrator.runs import modes
+from migrator.runs.session import open_session
+from migrator.stages.context import RunContext
+from migrator.stages.verify import Verification, verify
 
 READ_SCOPES = VERIFY_READ  # kinde/scopes.py: a canary's preflight asks for the same before its first write
 ORGANIZATION_READ_SCOPES = VERIFY_ORGANIZATIONS
@@ -41,15 +42,8 @@ async def run_verification(
     run = journal.run(run_id)
     if run.dry_run:
         raise JournalError(f"run {run.id} was a dry run: it wrote nothing to Kinde, so there is nothing to verify")
-
-    def on_retry(service: str, error: ApiError, attempt: int) -> None:
-        on_event(Notice(f"{service}: retry {attempt} after: {error}"))
-
-    async with connect(
-        settings, on_retry=on_retry, clerk_transport=clerk_transport, kinde_transport=kinde_transport
-    ) as (clerk, kinde):
-        ctx = RunContext(settings, journal, clerk, kinde, on_event, run, mapping_options(settings))
-        return await verify_connected(ctx, fresh=fresh)
+    async with open_session(settings, journal, on_event, clerk_transport, kinde_transport) as session:
+        return await verify_connected(session.context(run), fresh=fresh)
 
 
 async def verify_connected(ctx: RunContext, *, fresh: bool = False) -> Verification:
@@ -57,11 +51,11 @@ async def verify_connected(ctx: RunContext, *, fresh: bool = False) -> Verificat
     journal, run, kinde = ctx.journal, ctx.run, ctx.kinde
     await kinde.tokens.token()
     needed = READ_SCOPES | (ORGANIZATION_READ_SCOPES if journal.organizations(run.id) else frozenset())
-    for extra in journal.written_extras(run.id, imported=run.mode == EXPORT_MODE):
+    for extra in journal.written_extras(run.id, imported=run.mode == modes.EXPORT):
         needed |= EXTRA_READ_SCOPES.get(extra, frozenset())
-    if run.mode == EXPORT_MODE and journal.organizations(run.id):
+    if run.mode == modes.EXPORT and journal.organizations(run.id):
         needed |= {"read:organizations"}  # the import made the organizations: their codes are looked up
-    if run.mode == UNDO_MODE:
+    if run.mode == modes.UNDO:
         needed = frozenset({"read:users"})  # an undo's verify only lists Kinde's users
     missing = sorted(needed - kinde.tokens.scopes) if kinde.tokens.scopes is not None else []
     if missing:
