@@ -26,6 +26,8 @@ from migrator.events import Emit, Notice
 from migrator.journal import DeletionState, Journal, Run, RunStatus
 from migrator.kinde.scopes import check_needs, undo_needs
 from migrator.mapping import MappingOptions
+from migrator.report_files import run_dir
+from migrator.request_log import REQUESTS_LOG, RequestLog
 from migrator.stages.catchup import since_ms
 from migrator.stages.context import RunContext
 from migrator.stages.imported import absent_from_kinde, adopt_imported, gone_from_clerk, refuse_incomplete_import
@@ -242,7 +244,9 @@ async def run_undo(
         return UndoSummary(previous.id, base.id, outcomes=_outcomes(journal, previous.id), already_done=True)
     if action.dry_run and base.mode != EXPORT_MODE:
         return _planned_undo(journal, base)
-    async with connect(settings, clerk_transport=clerk_transport, kinde_transport=kinde_transport) as (clerk, kinde):
+    log = RequestLog()  # the undo run's requests.jsonl, once it is known (a dry run records none)
+    transports = {"clerk_transport": clerk_transport, "kinde_transport": kinde_transport, "request_log": log}
+    async with connect(settings, **transports) as (clerk, kinde):
         if base.mode == EXPORT_MODE:
             await _adopt_for_undo(RunContext(settings, journal, clerk, kinde, on_event, base, MappingOptions()))
         if action.dry_run:
@@ -251,6 +255,7 @@ async def run_undo(
             await kinde.tokens.token()
             check_needs(kinde.tokens.scopes, undo_needs(planned_counts(journal, base.id)))
         run = previous or _start_undo(settings, journal, base)
+        log.attach(run_dir(settings.state_dir, run.id) / REQUESTS_LOG)
         journal.reopen_run(run.id)
         ctx = RunContext(settings, journal, clerk, kinde, on_event, run, MappingOptions())
         summary = await _drive_undo(ctx, base, confirm)

@@ -15,6 +15,8 @@ from migrator.errors import ApiError, JournalError, ScopeError
 from migrator.events import Emit, Notice
 from migrator.journal import Journal
 from migrator.kinde.scopes import VERIFY_ORGANIZATIONS, VERIFY_READ
+from migrator.report_files import run_dir
+from migrator.request_log import VERIFY_REQUESTS_LOG, RequestLog
 from migrator.stages.context import RunContext, mapping_options
 from migrator.stages.verify import EXPORT_MODE, UNDO_MODE, Verification, verify
 
@@ -45,9 +47,10 @@ async def run_verification(
     def on_retry(service: str, error: ApiError, attempt: int) -> None:
         on_event(Notice(f"{service}: retry {attempt} after: {error}"))
 
-    async with connect(
-        settings, on_retry=on_retry, clerk_transport=clerk_transport, kinde_transport=kinde_transport
-    ) as (clerk, kinde):
+    log = RequestLog()  # beside the run's own requests.jsonl: a verify days later must not stretch its charts
+    log.attach(run_dir(settings.state_dir, run.id) / VERIFY_REQUESTS_LOG)
+    transports = {"clerk_transport": clerk_transport, "kinde_transport": kinde_transport, "request_log": log}
+    async with connect(settings, on_retry=on_retry, **transports) as (clerk, kinde):
         ctx = RunContext(settings, journal, clerk, kinde, on_event, run, mapping_options(settings))
         return await verify_connected(ctx, fresh=fresh)
 
