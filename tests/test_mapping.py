@@ -1129,7 +1129,7 @@ def test_mapping_module_imports_passwords_as_a_module() -> None:
     assert mapping.passwords is passwords
 
 
-# -- issue 14: metadata as properties, social identities, MFA, role permissions ------------------------
+# -- metadata as properties, social identities, MFA, role permissions -----------------------------------
 
 
 def test_property_values_are_strings_and_objects_are_stable_json() -> None:
