@@ -188,10 +188,6 @@ def _selection(action: Canary) -> dict[str, Any]:
     return {"sample": action.sample, "seed": action.seed}
 
 
-def is_undo_run(journal: Journal, run_id: int | None) -> bool:
-    return journal.run(run_id).mode == "undo"
-
-
 # -- undo ----------------------------------------------------------------------------------------
 
 
