@@ -141,7 +141,8 @@ def test_no_secret_is_printed_or_written(sandbox_factory: Callable[..., Sandbox]
         "wrong Clerk key": WRONG_CLERK_KEY,
     }
     assert sum(label.startswith("digest of") for label in secrets) > USERS // 2
-    assert sum(" access token " in label for label in secrets) >= 4  # dry run, run, wrong key, faulty run
+    # dry run, run, faulty run (a wrong Clerk key stops before Kinde is asked for a token: Clerk is checked first)
+    assert sum(" access token " in label for label in secrets) >= 3
     assert min(map(len, secrets.values())) >= 20  # long enough that a match is never a coincidence
 
     written = files_under(work)

@@ -540,17 +540,19 @@ class KindeClient(ApiClient):
         )
 
     # -- undo of definitions: attachments, permissions, property definitions ---------------------
-    async def remove_role_permission(self, role_id: str, permission_id: str) -> None:
-        """DELETE /api/v1/roles/{role_id}/permissions/{permission_id}: detach one permission from a role."""
-        await self.call(
-            "DELETE", f"/api/v1/roles/{role_id}/permissions/{permission_id}", scope="delete:role_permissions"
-        )
+    async def remove_role_permission(self, role_id: str, permission_id: str) -> bool:
+        """DELETE /api/v1/roles/{role_id}/permissions/{permission_id}: detach one permission from a role.
+        True: detached; False: Kinde says the role has no such permission (already gone)."""
+        path = f"/api/v1/roles/{role_id}/permissions/{permission_id}"
+        return await self._delete("permission", path, "delete:role_permissions")
 
-    async def delete_permission(self, permission_id: str) -> None:
-        await self.call("DELETE", f"/api/v1/permissions/{permission_id}", scope="delete:permissions")
+    async def delete_permission(self, permission_id: str) -> bool:
+        """True: deleted; False: Kinde says it has no such permission (already gone)."""
+        return await self._delete("permission", f"/api/v1/permissions/{permission_id}", "delete:permissions")
 
-    async def delete_property(self, property_id: str) -> None:
-        await self.call("DELETE", f"/api/v1/properties/{property_id}", scope="delete:properties")
+    async def delete_property(self, property_id: str) -> bool:
+        """True: deleted; False: Kinde says it has no such property (already gone)."""
+        return await self._delete("property", f"/api/v1/properties/{property_id}", "delete:properties")
 
     async def restore_organization_properties(self, org_code: str, values: dict[str, str | None]) -> None:
         """PATCH values back; ``None`` asks Kinde to clear one (the spec's ``properties`` object allows it)."""

@@ -52,6 +52,17 @@ BATCH = 500  # users read, written and committed together
 SOCIAL_BY_API = "social identities (not in the files: api-users.csv's users get them by the API path)"
 
 
+def social_not_carried(provider: str) -> str:
+    """The manifest's ``not_carried`` entry for a Clerk account on a mapped provider (or of a shape naming none)
+    that no Kinde identity can carry, by file or by the API: counted, as each user is named in the warnings."""
+    what = (
+        "external accounts naming no provider"
+        if provider == "unknown"
+        else f"{provider} accounts with neither email nor provider user id"
+    )
+    return f"{what} (not linked; each user named in the warnings)"
+
+
 @dataclass(frozen=True)
 class FileRequest:
     """What ``migrator export`` was asked for."""
@@ -197,6 +208,7 @@ def _write_user(
         tallies["skip"][row["skip_reason"] or "skipped"] += 1
         return
     plan = plan_from_record(row["clerk_id"], json.loads(row["plan"]))
+    tallies["nc"].update(social_not_carried(p) for p in {item.provider for item in plan.social_not_carried})
     password = _password(ctx, row)
     placement = place(plan, password, request.fmt)
     target = placement.target

@@ -24,6 +24,7 @@ from migrator.errors import ApiError, AuthError, ProtocolError, ScopeError
 from migrator.events import Notice, PhaseAdvanced, PhaseFinished, PhaseStarted
 from migrator.journal import DeletionState, Journal
 from migrator.stages.context import RunContext, task_group
+from migrator.stages.deletions import absent_outcome, failed_detail, journal_sending, record_outcome, was_sent
 from migrator.stages.undo_definitions import (
     definition_counts,
     delete_permissions,
@@ -35,9 +36,6 @@ from migrator.stages.undo_definitions import (
 from migrator.stages.undo_updates import KEPT_KINDS, RESTORED_KINDS, plan_updates, restore_updates, update_counts
 
 FATAL = (AuthError, ScopeError, ProtocolError)
-ALREADY_GONE = "already gone from Kinde (it has no such item)"
-DELETE_SENT = "DELETE sent"
-GONE_SINCE = (DeletionState.GONE, "gone from Kinde before our DELETE reached it (Kinde has no such item)")
 OPEN = (DeletionState.PENDING, DeletionState.FAILED)
 # every kind an undo takes back, in the order it does (a catch-up's passwords and deletions, and property
 # categories, are only ever kept)
@@ -110,45 +108,21 @@ async def delete_ours(ctx: RunContext, kind: str, item: Any) -> None:
     try:
         user = await ctx.kinde.get_user(kinde_id)
         if user is None:
-            journal.record_deletion(run_id, kind, clerk_id, *_absent(item))
+            journal.record_deletion(run_id, kind, clerk_id, *absent_outcome(was_sent(item)))
             return
         if user.provided_id != clerk_id:
             detail = f"Kinde user {kinde_id} now has provided_id {user.provided_id or '(none)'}: not ours, kept"
             journal.record_deletion(run_id, kind, clerk_id, DeletionState.KEPT, detail)
             ctx.emit(Notice(f"{clerk_id}: {detail}", level="warning"))
             return
-        _sending(journal, run_id, kind, clerk_id)
+        journal_sending(journal, run_id, kind, clerk_id)
         deleted = await ctx.kinde.delete_user(kinde_id)
     except FATAL:
         raise
     except ApiError as exc:
-        journal.record_deletion(run_id, kind, clerk_id, DeletionState.FAILED, _failed(item, exc))
+        journal.record_deletion(run_id, kind, clerk_id, DeletionState.FAILED, failed_detail(item, exc))
         return
-    _record_outcome(journal, run_id, kind, clerk_id, deleted)
-
-
-def _sending(journal: Journal, run_id: int, kind: str, key: str) -> None:
-    """Journaled before a DELETE is sent: if its answer is lost (killed, timed out), the next pass that finds the
-    item gone knows this undo's DELETE did it."""
-    journal.record_deletion(run_id, kind, key, DeletionState.PENDING, DELETE_SENT)
-
-
-def _failed(item: Any, exc: ApiError) -> str:
-    sent = (item["detail"] or "").startswith(DELETE_SENT) or exc.ambiguous
-    return f"{DELETE_SENT}; {exc}" if sent else str(exc)
-
-
-def _absent(item: Any) -> tuple[DeletionState, str]:
-    """An item Kinde proves absent: deleted by this undo when an earlier pass sent its DELETE (the answer was
-    lost), else already gone."""
-    if (item["detail"] or "").startswith(DELETE_SENT):
-        return DeletionState.DELETED, "deleted by an earlier pass of this undo (its answer was lost)"
-    return DeletionState.GONE, ALREADY_GONE
-
-
-def _record_outcome(journal: Journal, run_id: int, kind: str, key: str, deleted: bool) -> None:
-    """A DELETE Kinde confirmed, or its answer that there was nothing to delete (gone since we looked)."""
-    journal.record_deletion(run_id, kind, key, *((DeletionState.DELETED, None) if deleted else GONE_SINCE))
+    record_outcome(journal, run_id, kind, clerk_id, deleted)
 
 
 async def _undo_organizations(ctx: RunContext) -> None:
@@ -163,7 +137,7 @@ async def _undo_organizations(ctx: RunContext) -> None:
         # no code: the run sent the create and stopped before Kinde's answer was recorded; ours if it landed
         clerk_org_id, code = item["key"], item["kinde_ref"] or by_external.get(item["key"])
         if code not in external:  # every organization listed, this one not among them: proof it is gone
-            journal.record_deletion(run_id, "organization", clerk_org_id, *_absent(item))
+            journal.record_deletion(run_id, "organization", clerk_org_id, *absent_outcome(was_sent(item)))
             continue
         if external[code] != clerk_org_id:
             detail = f"its external_id is now {external[code] or '(none)'}: not ours, kept"
@@ -183,16 +157,16 @@ async def _delete_if_unused(ctx: RunContext, item: Any, code: str) -> None:
             ctx.emit(Notice(f"organization {code}: {detail}", level="warning"))
             return
         if members is None:  # Kinde: no such organization (gone since it was listed)
-            journal.record_deletion(run_id, "organization", clerk_org_id, *_absent(item))
+            journal.record_deletion(run_id, "organization", clerk_org_id, *absent_outcome(was_sent(item)))
             return
-        _sending(journal, run_id, "organization", clerk_org_id)
+        journal_sending(journal, run_id, "organization", clerk_org_id)
         deleted = await ctx.kinde.delete_organization(code)
     except FATAL:
         raise
     except ApiError as exc:
-        journal.record_deletion(run_id, "organization", clerk_org_id, DeletionState.FAILED, _failed(item, exc))
+        journal.record_deletion(run_id, "organization", clerk_org_id, DeletionState.FAILED, failed_detail(item, exc))
         return
-    _record_outcome(journal, run_id, "organization", clerk_org_id, deleted)
+    record_outcome(journal, run_id, "organization", clerk_org_id, deleted)
 
 
 async def _undo_roles(ctx: RunContext) -> None:
@@ -204,16 +178,16 @@ async def _undo_roles(ctx: RunContext) -> None:
     for item in todo:
         key = item["key"]
         if key not in ids:  # every role listed, this one not among them: proof it is gone
-            journal.record_deletion(run_id, "role", key, *_absent(item))
+            journal.record_deletion(run_id, "role", key, *absent_outcome(was_sent(item)))
         elif journal.role_used_elsewhere(ctx.run.parent_run_id or 0, key):
             journal.record_deletion(run_id, "role", key, DeletionState.KEPT, "another run's memberships give it")
         else:
             try:
-                _sending(journal, run_id, "role", key)
+                journal_sending(journal, run_id, "role", key)
                 deleted = await ctx.kinde.delete_role(str(ids[key]))
             except FATAL:
                 raise
             except ApiError as exc:  # Kinde refuses a role still assigned: someone else uses it
                 journal.record_deletion(run_id, "role", key, DeletionState.KEPT, f"Kinde refused: {exc}")
                 continue
-            _record_outcome(journal, run_id, "role", key, deleted)
+            record_outcome(journal, run_id, "role", key, deleted)

@@ -21,13 +21,15 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from functools import partial
 from typing import Any
 
 from migrator.errors import ApiError, AuthError, ProtocolError, ScopeError
 from migrator.events import Notice
 from migrator.journal import DefinitionKind, DeletionState, Journal
 from migrator.stages.context import RunContext
+from migrator.stages.deletions import absent_outcome, failed_detail, journal_sending, record_outcome, was_sent
 
 FATAL = (AuthError, ScopeError, ProtocolError)
 OPEN = (DeletionState.PENDING, DeletionState.FAILED)
@@ -93,24 +95,31 @@ def _record(ctx: RunContext, kind: str, key: str, state: DeletionState, detail: 
         ctx.emit(Notice(f"{kind} {key}: {detail}", level="warning"))
 
 
-def _refused(ctx: RunContext, kind: str, key: str, exc: ApiError) -> None:
+def _refused(ctx: RunContext, kind: str, item: Any, exc: ApiError) -> None:
     """A transient failure is retried by the next undo; a refusal means Kinde still needs it: kept."""
     if exc.retryable:
-        _record(ctx, kind, key, DeletionState.FAILED, str(exc))
+        _record(ctx, kind, item["key"], DeletionState.FAILED, failed_detail(item, exc))
     else:
-        _record(ctx, kind, key, DeletionState.KEPT, f"Kinde refused: {exc}")
+        _record(ctx, kind, item["key"], DeletionState.KEPT, f"Kinde refused: {exc}")
 
 
-async def _delete(ctx: RunContext, kind: str, key: str, request: Awaitable[object]) -> None:
-    """Send one delete and journal its outcome (deleted, or failed/kept by ``_refused``)."""
+def _absent(ctx: RunContext, kind: str, item: Any) -> None:
+    """Kinde's list proves the item absent: deleted by an earlier pass's DELETE, else already gone."""
+    _record(ctx, kind, item["key"], *absent_outcome(was_sent(item)))
+
+
+async def _delete(ctx: RunContext, kind: str, item: Any, request: Callable[[], Awaitable[bool]]) -> None:
+    """Send one delete (journaled as sent first) and journal its outcome: deleted on Kinde's confirmation,
+    already gone on its proof that there was nothing, failed/kept by ``_refused``."""
+    journal_sending(ctx.journal, ctx.run.id, kind, item["key"])
     try:
-        await request
+        deleted = await request()
     except FATAL:
         raise
     except ApiError as exc:
-        _refused(ctx, kind, key, exc)
+        _refused(ctx, kind, item, exc)
         return
-    _record(ctx, kind, key, DeletionState.DELETED)
+    record_outcome(ctx.journal, ctx.run.id, kind, item["key"], deleted)
 
 
 # -- organization property values --------------------------------------------------------------
@@ -180,14 +189,14 @@ async def detach_role_permissions(ctx: RunContext) -> None:
         except FATAL:
             raise
         except ApiError as exc:
-            _refused(ctx, "role_permission", item["key"], exc)
+            _refused(ctx, "role_permission", item, exc)
             continue
         permission_id = attached.get(role_key, {}).get(permission_key)
         if role_id is None or permission_id is None:
-            _record(ctx, "role_permission", item["key"], DeletionState.DELETED, "already gone")
+            _absent(ctx, "role_permission", item)
             continue
         await _delete(
-            ctx, "role_permission", item["key"], ctx.kinde.remove_role_permission(str(role_id), str(permission_id))
+            ctx, "role_permission", item, partial(ctx.kinde.remove_role_permission, str(role_id), str(permission_id))
         )
 
 
@@ -210,13 +219,13 @@ async def delete_permissions(ctx: RunContext) -> None:
     for item in todo:
         key = item["key"]
         if not isinstance(ids.get(key), str):
-            _record(ctx, "permission", key, DeletionState.DELETED, "already gone")
+            _absent(ctx, "permission", item)
             continue
         if carrying.get(key):
             roles = ", ".join(sorted(carrying[key]))
             _record(ctx, "permission", key, DeletionState.KEPT, f"still attached to role(s) {roles}: in use, kept")
             continue
-        await _delete(ctx, "permission", key, ctx.kinde.delete_permission(str(ids[key])))
+        await _delete(ctx, "permission", item, partial(ctx.kinde.delete_permission, str(ids[key])))
 
 
 # -- property definitions ------------------------------------------------------------------------
@@ -257,10 +266,10 @@ async def delete_properties(ctx: RunContext) -> None:
         context, key = json.loads(item["kinde_ref"])
         property_id = ids.get((context, key))
         if not isinstance(property_id, str):
-            _record(ctx, "property", item["key"], DeletionState.DELETED, "already gone")
+            _absent(ctx, "property", item)
         elif held[(context, key)]:
             holders = "user(s)" if context == "usr" else "organization(s)"
             detail = f"{held[(context, key)]} {holders} this undo did not delete still hold a value: in use, kept"
             _record(ctx, "property", item["key"], DeletionState.KEPT, detail)
         else:
-            await _delete(ctx, "property", item["key"], ctx.kinde.delete_property(property_id))
+            await _delete(ctx, "property", item, partial(ctx.kinde.delete_property, property_id))

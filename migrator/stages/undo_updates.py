@@ -29,6 +29,7 @@ from migrator.events import Notice
 from migrator.journal import DeletionState, Journal, UserWriteKind
 from migrator.mapping import identity_key
 from migrator.stages.context import RunContext
+from migrator.stages.deletions import absent_outcome, journal_sending, was_sent
 
 FATAL = (AuthError, ScopeError, ProtocolError)
 OPEN = (DeletionState.PENDING, DeletionState.FAILED)
@@ -102,7 +103,7 @@ def _record(ctx: RunContext, kind: str, key: str, state: DeletionState, detail: 
 def _by_user(items: Iterable[Any]) -> dict[str, list[tuple[str, dict[str, Any]]]]:
     grouped: dict[str, list[tuple[str, dict[str, Any]]]] = {}
     for item in items:
-        ref = json.loads(item["kinde_ref"])
+        ref = json.loads(item["kinde_ref"]) | {"delete_sent": was_sent(item)}
         grouped.setdefault(ref["kinde_id"], []).append((item["key"], ref))
     return grouped
 
@@ -132,7 +133,7 @@ async def _still_ours(ctx: RunContext, kind: str, kinde_id: str, items: list[tup
     user = await ctx.kinde.get_user(kinde_id)
     if user is None:
         for key, _ in items:
-            _record(ctx, kind, key, DeletionState.DELETED, "the Kinde user is gone: nothing to restore")
+            _record(ctx, kind, key, DeletionState.GONE, "the Kinde user is gone: nothing to restore")
         return False
     if user.provided_id != clerk_id:
         detail = f"Kinde user {kinde_id} now has provided_id {user.provided_id or '(none)'}: not ours, left as is"
@@ -184,11 +185,12 @@ async def _delete_identities(ctx: RunContext, kinde_id: str, items: list[tuple[s
     for key, ref in items:
         found = _matching(records, ref["key"], ref.get("identity_id"))
         if not found:
-            _record(ctx, "identity_added", key, DeletionState.DELETED, "already gone")
+            _record(ctx, "identity_added", key, *absent_outcome(ref["delete_sent"]))
             continue
         if len(records) <= len(found):
             _record(ctx, "identity_added", key, DeletionState.KEPT, "the user's last identity: kept")
             continue
+        journal_sending(ctx.journal, ctx.run.id, "identity_added", key)
         for record in found:
             await ctx.kinde.delete_identity(record["id"])
         records = [r for r in records if r not in found]
