@@ -24,7 +24,7 @@ Schema (``SCHEMA_VERSION`` 2; version 1 journals gain the ``identities`` columns
           phone_key, hasher, password_method, password_problem,
           state UserState, lookup Lookup, created Created, password PasswordStep, flags FlagsStep,
           identities IdentitiesStep, missing_identities JSON,   -- identities Kinde refused in a create
-          properties PropertiesStep, social SocialStep, mfa 0|1,  -- issue 14: values, social identities
+          properties PropertiesStep, social SocialStep, mfa 0|1,  -- property values, social identities
           kinde_id, skip_reason, skip_detail, attempts,
           error_code, error_message, error_retryable, updated_at,
           created_pass)                                -- the pass (passes.number) whose create made the user
@@ -387,7 +387,7 @@ CREATE TABLE IF NOT EXISTS verify_plans(
     plan TEXT,
     PRIMARY KEY (verify_id, clerk_id)
 ) WITHOUT ROWID;
--- undo provenance of Kinde definitions (issue 14): what a run created, found, or attached. kind
+-- undo provenance of Kinde definitions: what a run created, found, or attached. kind
 -- 'permission' | 'property' | 'property_category' | 'role_permission'; scope: a property's or category's
 -- context ('usr'|'org'), a role_permission's role key, '' otherwise. created = 1 is recorded just before
 -- the create (or attach) is sent, after a read found it missing: a crash in between cannot lose it.
@@ -1470,13 +1470,13 @@ class Journal:
     def expected_user_count(self, run_id: int) -> int:
         return self._count_users(run_id, "state != ?", (UserState.SKIPPED,))
 
-    # -- metadata, social identities, permissions, MFA (issue 14) ----------------------------------
+    # -- metadata, social identities, permissions, MFA ----------------------------------------------
     def users_for_mfa_report(self, run_id: int) -> Iterator[sqlite3.Row]:
         """Users enrolled in MFA in Clerk (a TOTP secret in the export, or the API's flags)."""
         return self._iter_users(run_id, "mfa = 1")
 
     def extras_counts(self, run_id: int) -> dict[str, Any]:
-        """The plan's view of issue 14's steps: what remains to write, who must re-enrol MFA."""
+        """The plan's view of the extra steps: what remains to write, who must re-enrol MFA."""
         pending = UserState.PENDING
         return {
             "properties_to_write": self._count_users(
@@ -1504,7 +1504,7 @@ class Journal:
         }
 
     def written_extras(self, run_id: int, *, imported: bool = False) -> set[str]:
-        """Which of issue 14's steps the run wrote ('properties', 'social', 'permissions'): what verify reads back.
+        """Which extra steps the run wrote ('properties', 'social', 'permissions'): what verify reads back.
         ``imported``: an export run, whose files carried the users' pending properties and social identities."""
         found = set()
         for step, done in (("properties", PropertiesStep.DONE), ("social", SocialStep.DONE)):

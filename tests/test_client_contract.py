@@ -56,7 +56,7 @@ KINDE_OPERATIONS = {
     "GET /api/v1/organizations",
     "POST /api/v1/organization",
     "POST /api/v1/organizations/{org_code}/users",
-    # metadata as properties, social identities, role permissions (issue 14)
+    # metadata as properties, social identities, role permissions
     "GET /api/v1/properties",
     "POST /api/v1/properties",
     "GET /api/v1/property_categories",

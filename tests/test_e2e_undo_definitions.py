@@ -1,4 +1,5 @@
-"""Undo takes back every Kinde definition and attachment a run made (issue 14), end to end.
+"""Undo takes back every Kinde definition and attachment a run made (permissions, property definitions, role
+permissions), end to end.
 
 Kinde holds things of its own before the run: a role the run finds (``viewer``) carrying a permission
 someone else attached, a permission the run finds, a user property definition the run finds, an

@@ -54,10 +54,11 @@ class Session:
         """The ordered check (stages/preflight.py) before a run is recorded or reopened."""
         return await check_before_run(self.settings, self.clerk, self.kinde, intent, export)
 
-    def attach_request_log(self, run: Run) -> None:
-        """The requests go to the run's folder: unattached, the log holds only the latest in memory."""
+    def attach_request_log(self, run: Run, name: str = REQUESTS_LOG) -> None:
+        """The requests go to the run's folder (``name``: verify keeps its own file there); unattached, the log
+        holds only the latest in memory."""
         if self.request_log is not None:
-            self.request_log.attach(run_dir(self.settings.state_dir, run.id) / REQUESTS_LOG)
+            self.request_log.attach(run_dir(self.settings.state_dir, run.id) / name)
 
     def request_counts(self) -> dict[str, int]:
         return {client.service: client.stats.requests for client in (self.clerk, self.kinde)}

@@ -14,6 +14,7 @@ from migrator.errors import JournalError, ScopeError
 from migrator.events import Emit, Notice
 from migrator.journal import Journal
 from migrator.kinde.scopes import VERIFY_ORGANIZATIONS, VERIFY_READ
+from migrator.request_log import VERIFY_REQUESTS_LOG
 from migrator.runs import modes
 from migrator.runs.session import open_session
 from migrator.stages.context import RunContext
@@ -43,6 +44,8 @@ async def run_verification(
     if run.dry_run:
         raise JournalError(f"run {run.id} was a dry run: it wrote nothing to Kinde, so there is nothing to verify")
     async with open_session(settings, journal, on_event, clerk_transport, kinde_transport) as session:
+        # beside the run's own requests.jsonl: a verify days later must not stretch the run's charts
+        session.attach_request_log(run, VERIFY_REQUESTS_LOG)
         return await verify_connected(session.context(run), fresh=fresh)
 
 

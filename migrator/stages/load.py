@@ -15,7 +15,6 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from migrator import passwords
 from migrator.errors import (
     AlreadyExists,
     ApiError,
@@ -35,7 +34,8 @@ from migrator.journal import (
     UserState,
 )
 from migrator.kinde.client import CreatedUser, KindeUser
-from migrator.models import PasswordImport, UserPlan, plan_from_record
+from migrator.mapping import normalized_identity
+from migrator.models import UserPlan, plan_from_record
 from migrator.stages.context import RunContext, Ticker, task_group
 from migrator.stages.creates import create_settled
 from migrator.stages.properties import write_user_properties
@@ -206,7 +206,7 @@ async def _find(ctx: RunContext, plan: UserPlan) -> KindeUser | None:
     for field_name, value in (("email", plan.email), ("username", plan.username), ("phone", plan.phone)):
         if not value:
             continue
-        key = value if field_name == "phone" else value.lower()
+        key = normalized_identity(field_name, value)
         for user in await ctx.kinde.find_users(field_name, [value]):
             if user.provided_id == plan.clerk_id or key_of(user, field_name) == key:
                 return user
@@ -243,12 +243,8 @@ def _identities_error(missing: list[dict[str, Any]]) -> IdentityRefused:
 
 
 async def _set_password(ctx: RunContext, plan: UserPlan, kinde_id: str) -> None:
-    row = ctx.export_row(plan.clerk_id)
-    salt_position = ctx.options.salt_position
-    translated = (
-        passwords.translate(row.password_hasher, row.password_digest, salt_position=salt_position) if row else None
-    )
-    if not isinstance(translated, PasswordImport):
+    translated = ctx.password_import(plan.clerk_id)
+    if translated is None:
         raise InputError(
             f"{plan.clerk_id}: the export no longer holds an importable password for this user"
             " (was it changed since the run began?)"

@@ -27,6 +27,7 @@ from typing import Any
 from migrator.errors import AlreadyExists, ApiError
 from migrator.events import Notice
 from migrator.journal import DeletionState, Journal, UserWriteKind
+from migrator.mapping import identity_key
 from migrator.stages.context import RunContext
 from migrator.stages.deletions import absent_outcome, journal_sending, was_sent
 
@@ -42,13 +43,6 @@ DELETED_KEPT = (
     " creates it anew"
 )
 UNVERIFIED = " unverified (Kinde's POST /users/{id}/identities has no is_verified)"
-
-
-def identity_key(kind: Any, value: Any) -> str:
-    """``type:value`` (emails and usernames lower-cased, phones as they are): how ``user_writes`` and the undo
-    name an identity, whatever case Kinde answers it in."""
-    text = str(value or "")
-    return f"{kind}:{text if kind == 'phone' else text.lower()}"
 
 
 def _planned(journal: Journal, base_run_id: int) -> dict[str, list[tuple[str, str, str | None]]]:
