@@ -19,22 +19,16 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import machine, sandbox, sandbox_settings
 
-from migrator.connect import connect, pooled_transport
+from migrator.connect import connect
 
 
-async def drive(env: dict[str, str], mode: str, requests: int, concurrency: int, transport: str = "httpx") -> float:
+async def drive(env: dict[str, str], mode: str, requests: int, concurrency: int) -> float:
     settings = sandbox_settings(env, kinde_max_rps=1e6, kinde_initial_rps=1e6, concurrency=concurrency)
-    kinde_transport = None
-    if transport == "migrator":  # what a run's pool is built on (connect.pooled_transport: the caching network backend)
-        connections = concurrency + 8
-        kinde_transport = pooled_transport(httpx.Limits(max_connections=connections, max_keepalive_connections=connections))
-    async with connect(settings, kinde_transport=kinde_transport) as (_clerk, kinde):
+    async with connect(settings) as (_clerk, kinde):  # the transport every command uses (connect.api_transport)
         token = await kinde.tokens.token()
         left = requests
 
@@ -59,20 +53,17 @@ def main() -> int:
     parser.add_argument("--mode", choices=("client", "httpx"), default="client")
     parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument(
-        "--transport", choices=("httpx", "migrator"), default="httpx", help="httpx's default, or a run's (caching backend)"
-    )
     args = parser.parse_args()
     print(f"# machine: {machine()}")
     with sandbox(users=100) as box:
         sandbox_cpu = box.cpu_seconds()
         before = resource.getrusage(resource.RUSAGE_SELF)
-        wall = asyncio.run(drive(box.env, args.mode, args.requests, args.concurrency, args.transport))
+        wall = asyncio.run(drive(box.env, args.mode, args.requests, args.concurrency))
         after = resource.getrusage(resource.RUSAGE_SELF)
         sandbox_cpu = box.cpu_seconds() - sandbox_cpu
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     n = args.requests
-    print(f"{args.mode}, {args.transport} transport, concurrency {args.concurrency}: {n} requests in {wall:.2f} s = {n / wall:,.0f} req/s")
+    print(f"{args.mode}, concurrency {args.concurrency}: {n} requests in {wall:.2f} s = {n / wall:,.0f} req/s")
     print(f"client CPU  {cpu:.2f} s = {1e6 * cpu / n:.0f} us per request")
     print(f"sandbox CPU {sandbox_cpu:.2f} s = {1e6 * sandbox_cpu / n:.0f} us per request")
     return 0

@@ -10,7 +10,7 @@ paced benchmark's figures (where the 429s fall, how the received rate evolves).
 
 Prints ``export NAME=value`` lines, then ``READY``; serves until SIGTERM or Ctrl-C.
 
-    .venv/bin/python bench/sandbox_proc.py --users 2000 --kinde-rps 20 --bcrypt-only --export-csv /tmp/u.csv
+    .venv/bin/python bench/sandbox_proc.py --users 2000 --kinde-rps 20 --bcrypt-only --export-csv users.csv
 """
 
 from __future__ import annotations

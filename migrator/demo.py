@@ -13,8 +13,9 @@ import json
 import signal
 import tempfile
 import threading
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin, get_type_hints
+from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 import httpx
 from rich.console import Console
@@ -23,15 +24,48 @@ from rich.table import Table
 from migrator.config import Settings
 from migrator.errors import ConfigError
 from migrator.journal import Journal
-from migrator.pipeline import Start, run_migration
 from migrator.render import Renderer, summary_table
+from migrator.runs.actions import Start
+from migrator.runs.api import run_migration
 from migrator.sandbox.clerk_app import ClerkBehaviour
 from migrator.sandbox.kinde_app import ALL_SCOPES, KindeSandboxConfig, SharedQuota
 from migrator.sandbox.server import Sandbox, SandboxOptions, profile
 from migrator.sandbox.workflow import WorkflowSetupError
 
-if TYPE_CHECKING:
-    from migrator.cli_sandbox import ServeRequest
+
+@dataclass
+class ServeRequest:
+    """What ``sandbox serve`` was asked for, in plain values (``demo.serve_options`` builds the sandbox)."""
+
+    users: int = 1000
+    seed: int = 1
+    clerk_port: int = 0
+    kinde_port: int = 0
+    export_csv: Path | None = None
+    export_json: Path | None = None
+    export_json_shape: str = "list"
+    account_shapes: float = 0.0
+    faults: str = "none"
+    kinde_rps: float | None = None
+    clerk_rps: int = 1000
+    duplicate_status: int = 400
+    reset_form: str = "seconds"
+    shared_quota: float | None = None
+    shared_quota_after: float = 0.0
+    shared_quota_for: float = 3600.0
+    token_lifetime: int = 3600
+    token_max_uses: int | None = None
+    bad_token_status: int = 401
+    without_scopes: list[str] = field(default_factory=list)
+    only_scopes: list[str] = field(default_factory=list)
+    clerk_cursor: str = "honoured"
+    clerk_organizations: str = "served"
+    clerk_role_permissions: str = "served"
+    clerk_outage_after_pages: int | None = None
+    clerk_outage_seconds: float | None = None
+    clerk_outage_status: int = 503
+    kinde_readings: dict[str, Any] = field(default_factory=dict)
+    workflow: Path | None = None
 
 
 def run_demo(*, users: int, seed: int, sign_ins: int) -> int:

@@ -26,10 +26,12 @@ EXIT_INTERRUPTED = 130
 
 class MigratorError(Exception):
     """Base class. ``str(error)`` is a complete message for the operator: what and where; ``hint``,
-    when set, what to do next (the pipeline adds `migrator resume N` to errors that stop a run)."""
+    when set, what to do next (set where the error is built; a journaled run that stops raises
+    ``RunStopped``, whose hint says how to continue it)."""
 
     exit_code = EXIT_STOPPED
     hint: str | None = None
+    stops_run = False  # True: no other user or item would fare better, so the run stops (set per class)
 
 
 class ConfigError(MigratorError):
@@ -84,6 +86,13 @@ class ApiError(MigratorError):
         self.retryable = retryable
         self.retry_after = retry_after
 
+    def unsent(self) -> ApiError:
+        """This error for a request that was never sent (its token request failed): neither retried nor taken
+        for a write that may have happened. A new error, raised ``from`` this one, which stays as raised."""
+        unsent = type(self).__new__(type(self), *self.args)
+        unsent.__dict__.update(self.__dict__, retryable=False, ambiguous=False)
+        return unsent
+
 
 class RateLimited(ApiError):
     """429: slow down and try again after ``retry_after``."""
@@ -96,15 +105,21 @@ class TransientError(ApiError):
 
 
 class ProtocolError(ApiError):
-    """The server answered something that is not the API's shape (not JSON, truncated, wrong type)."""
+    """The server answered something that is not the API's shape (not JSON, truncated, wrong type). Stops the run."""
+
+    stops_run = True
 
 
 class AuthError(ApiError):
     """Credentials were refused (wrong Clerk key, wrong Kinde client id/secret/audience). Stops the run."""
 
+    stops_run = True
+
 
 class ScopeError(ApiError):
     """Kinde's token lacks a scope the operation needs (403). Stops the run and names the scope."""
+
+    stops_run = True
 
     def __init__(self, message: str, *, scope: str | None, **kwargs) -> None:
         super().__init__(message, **kwargs)
@@ -134,3 +149,16 @@ class NotFound(ApiError):
     def __init__(self, message: str, *, what: str | None = None, **kwargs) -> None:
         super().__init__(message, **kwargs)
         self.what = what
+
+
+class RunStopped(MigratorError):
+    """A journaled run stopped on ``cause`` (its message and exit code); ``hint`` says how to continue it.
+
+    Raised by the run lifecycle (``migrator/runs/lifecycle.py``), the one place that maps a failure to
+    the operator's next step, ``from`` the error itself, which is never changed once raised."""
+
+    def __init__(self, cause: MigratorError, hint: str) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+        self.exit_code = cause.exit_code
+        self.hint = hint

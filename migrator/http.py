@@ -121,9 +121,6 @@ def _unbind(response: httpx.Response) -> None:
         response.stream = httpx.ByteStream(b"")
 
 
-Describe = Callable[[httpx.Response, str | None, str | None], ApiError | None]
-
-
 class ApiClient:
     """An httpx.AsyncClient bound to one service, its limiter and its retry policy."""
 

@@ -465,24 +465,28 @@ def plan_user(user: Mapping[str, Any], export: ExportRow | None, options: Mappin
     )
 
 
+def normalized_identity(kind: object, value: object) -> str:
+    """An identity's value as Kinde compares it: emails and usernames ignoring case, phones as they are (E.164
+    already). The one rule for every comparison of identities: lookups, conflicts, catch-up diffs, verify, undo."""
+    text = value if isinstance(value, str) else str(value or "")
+    return text if kind == "phone" else text.lower()
+
+
+def identity_key(kind: object, value: object) -> str:
+    """``type:value``, the value normalized: how an identity is named across users (conflicts), in the journal's
+    ``user_writes`` and by the undo, whatever case Kinde answers it in."""
+    return f"{kind}:{normalized_identity(kind, value)}"
+
+
 def identity_keys(plan: UserPlan) -> dict[str, str]:
     """The plan's primary email, username and phone as Kinde compares them (case-insensitive)."""
-    keys: dict[str, str] = {}
-    if plan.email:
-        keys["email"] = plan.email.lower()
-    if plan.username:
-        keys["username"] = plan.username.lower()
-    if plan.phone:
-        keys["phone"] = plan.phone
-    return keys
+    found = (("email", plan.email), ("username", plan.username), ("phone", plan.phone))
+    return {kind: normalized_identity(kind, value) for kind, value in found if value}
 
 
 def all_identity_keys(plan: UserPlan) -> tuple[tuple[str, str], ...]:
     """Every identity as (type, normalized value), extra verified emails included."""
-    return tuple(
-        (identity.type, identity.value if identity.type == "phone" else identity.value.lower())
-        for identity in plan.identities
-    )
+    return tuple((identity.type, normalized_identity(identity.type, identity.value)) for identity in plan.identities)
 
 
 # -- organizations, roles, memberships --------------------------------------------------------------

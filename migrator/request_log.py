@@ -25,6 +25,7 @@ import httpx
 from migrator.errors import JournalError
 
 REQUESTS_LOG = "requests.jsonl"
+VERIFY_REQUESTS_LOG = "verify-requests.jsonl"  # `migrator verify`'s, in the verified run's folder
 ATTEMPT: ContextVar[int] = ContextVar("migrator_request_attempt", default=1)  # set by ApiClient.call
 EARLY_ENTRIES = 10_000  # kept in memory until the run's folder is known (the preflight's requests)
 

@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from migrator.errors import EXIT_FAILURES
-from migrator.journal import Journal, Run, RunMode, RunStatus
+from migrator.journal import DeletionState, Journal, Run, RunMode, RunStatus
+from migrator.stages.undo import UNDO_KINDS
 
 FINISHED = (RunStatus.COMPLETED, RunStatus.COMPLETED_WITH_FAILURES)
-RESUMABLE_MODES = (RunMode.RUN, RunMode.SYNC, RunMode.CANARY)  # the others explain themselves in Migration._reopen
+RESUMABLE_MODES = (RunMode.RUN, RunMode.SYNC, RunMode.CANARY)  # the others explain themselves in Migration.reopen (runs/migration.py)
 
 
 @dataclass(frozen=True)
@@ -77,3 +78,34 @@ def run_rows(journal: Journal) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def undo_status(journal: Journal, run_id: int) -> dict[str, Any]:
+    """What ``status`` shows of an undo run (it has no users of its own): its deletions by kind and state in
+    the order the undo takes them, and each item it kept or failed on, with why."""
+    counts = journal.cutover.deletion_counts(run_id)
+    return {
+        "base_run_id": journal.runs.get(run_id).parent_run_id,
+        "deletions": [{"kind": kind, "states": counts[kind]} for kind in UNDO_KINDS if kind in counts],
+        **{
+            str(state): [
+                {"kind": kind, "key": row.key, "detail": row.detail}
+                for kind in UNDO_KINDS
+                for row in journal.cutover.deletions(run_id, kind, (state,))
+            ]
+            for state in (DeletionState.KEPT, DeletionState.FAILED)
+        },
+    }
+
+
+def cutover_counts(journal: Journal, run_id: int) -> dict[str, Any]:
+    """A catch-up's updates and a catch-up's or undo's deletions, by state (``status``)."""
+    return {"updates": journal.cutover.update_counts(run_id), "deletions": journal.cutover.deletion_counts(run_id)}
+
+
+def run_chain(journal: Journal) -> list[dict[str, Any]]:
+    """Every run with its base (``status`` shows how catch-ups and undos hang together)."""
+    return [
+        {"id": r.id, "mode": r.mode, "status": r.status, "started_at": r.started_at, "parent_run_id": r.parent_run_id}
+        for r in journal.runs.all()
+    ]

@@ -6,6 +6,9 @@ commands and checks each exits as documented (0, unless the line ends with ``# e
 settings first, as a shell would (``$ KINDE_MANAGEMENT_CLIENT_SECRET=wrong migrator run ...``). What a
 runbook's story needs done outside the tool (in Kinde's dashboard, say) is its hook in ``HOOKS``.
 
+The sandbox's Kinde token is granted exactly the scopes the runbook tells the operator to enable
+(``granted_scopes``): the main runbook's step 2, plus what another runbook's **Scopes** paragraph adds.
+
 The steps a person does by hand are simulated where they fall: Clerk changes before the first
 ``migrator sync`` (``change_clerk``), and the files of a ``migrator export --out DIR`` are uploaded to
 the sandbox's dashboard import before the next command (``upload_import_files``), in the manifest's order.
@@ -19,11 +22,12 @@ import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import takewhile
 from pathlib import Path
 
 import httpx
 
-from migrator.sandbox.kinde_app import KindeSandboxConfig
+from migrator.sandbox.kinde_app import ALL_SCOPES, KindeSandboxConfig
 from migrator.sandbox.server import Sandbox, SandboxOptions
 from tests.e2e import cli_env, kinde_call, run_cli
 
@@ -65,13 +69,26 @@ class Command:
 
 
 SCOPE = re.compile(r"`([a-z_]+:[a-z_]+)`")
+MAIN = "migrate-clerk-to-kinde.md"
+STEP_2 = f"{MAIN}#2-create-the-kinde-m2m-application"
+STATEMENT = re.compile(r"^\*\*Scopes\*\*: the main runbook's \[step 2\]\(" + re.escape(STEP_2) + r"\)(?P<rest>.*)$")
+ADDS = ", plus:"
+NOTHING_MORE = ", nothing more"
+ADDED = re.compile(r"^- `([a-z_]+:[a-z_]+)`: (\S.*)$")
+FORM = (
+    f"one paragraph `**Scopes**: the main runbook's [step 2]({STEP_2}){ADDS}` followed by one line "
+    f"`- `verb:object`: why` per scope its commands add, or `**Scopes**: the main runbook's [step 2]({STEP_2})"
+    f"{NOTHING_MORE}...`"
+)
 
 
-def granted_scopes(path: Path) -> frozenset[str] | None:
-    """The Kinde scopes the runbook tells the operator to enable: every `verb:object` of its list item that
-    says **Manage scopes** (up to the next numbered item or heading). None: the runbook names none (the
-    sandbox grants every scope). Its test runs with a token granted exactly these, so the runbook and the
-    preflight cannot disagree."""
+class RunbookError(ValueError):
+    """A runbook does not state its scopes in the one form its test reads."""
+
+
+def main_scopes(path: Path) -> frozenset[str]:
+    """The scopes the main runbook tells the operator to enable: every `verb:object` of its list item that
+    says **Manage scopes** (up to the next numbered item or heading)."""
     found: set[str] = set()
     inside = False
     for line in path.read_text().splitlines():
@@ -81,13 +98,61 @@ def granted_scopes(path: Path) -> frozenset[str] | None:
             inside = False
         if inside:
             found |= set(SCOPE.findall(line))
-    return frozenset(found) or None
+    if not found:
+        raise RunbookError(f"{path.name}: no `verb:object` scope in the list item that says **Manage scopes**")
+    return frozenset(found)
+
+
+def added_scopes(path: Path) -> dict[str, str]:
+    """The scopes another runbook adds to the main runbook's step 2, each with its one-line reason, from its
+    **Scopes** paragraph. A runbook without that paragraph, with two, or with a line the form does not
+    allow is refused: its test must not fall back to granting every scope."""
+    lines = path.read_text().splitlines()
+    at = [i for i, line in enumerate(lines) if line.startswith("**Scopes**")]
+    if len(at) != 1:
+        raise RunbookError(f"{path.name}: {len(at)} **Scopes** paragraphs; it must state its scopes in {FORM}")
+    stated = STATEMENT.match(lines[at[0]])
+    if not stated:
+        raise RunbookError(f"{path.name}:{at[0] + 1}: not {FORM}: {lines[at[0]]!r}")
+    paragraph = list(takewhile(lambda item: item[1].strip(), enumerate(lines[at[0] + 1 :], start=at[0] + 2)))
+    added: dict[str, str] = {}
+    if stated["rest"] == ADDS:
+        for number, line in paragraph:
+            item = ADDED.match(line)
+            if not item:
+                raise RunbookError(f"{path.name}:{number}: not '- `verb:object`: why' (one line a scope): {line!r}")
+            if item[1] in added:
+                raise RunbookError(f"{path.name}:{number}: {item[1]} is listed twice")
+            added[item[1]] = item[2]
+        if not added:
+            raise RunbookError(f"{path.name}:{at[0] + 1}: says '{ADDS}' and no list follows it directly")
+    elif stated["rest"].startswith(NOTHING_MORE):
+        listed = [number for number, line in paragraph if line.startswith("- ")]
+        if listed:
+            raise RunbookError(f"{path.name}:{listed[0]}: a list under '{NOTHING_MORE}'")
+    else:
+        raise RunbookError(f"{path.name}:{at[0] + 1}: not {FORM}: {lines[at[0]]!r}")
+    again = sorted(set(added) & main_scopes(path.parent / MAIN))
+    if again:
+        raise RunbookError(f"{path.name}: {', '.join(again)} already in the main runbook's step 2")
+    unknown = sorted(set(added) - ALL_SCOPES)
+    if unknown:
+        raise RunbookError(f"{path.name}: {', '.join(unknown)}: not a Kinde Management API scope")
+    return added
+
+
+def granted_scopes(path: Path) -> frozenset[str]:
+    """The Kinde scopes a runbook tells the operator to enable: the main runbook's step 2, and for another
+    runbook those plus what its **Scopes** paragraph adds. Its test runs with a token granted exactly these,
+    so a runbook and the preflight cannot disagree."""
+    if path.name == MAIN:
+        return main_scopes(path)
+    return main_scopes(path.parent / MAIN) | set(added_scopes(path))
 
 
 def sandbox_options(path: Path, users: int) -> SandboxOptions:
-    """The sandbox a runbook's commands run against: its Kinde token granted the runbook's scopes."""
-    granted = granted_scopes(path)
-    return SandboxOptions(users=users, kinde=KindeSandboxConfig(scopes=granted) if granted else KindeSandboxConfig())
+    """The sandbox a runbook's commands run against: its Kinde token granted exactly the runbook's scopes."""
+    return SandboxOptions(users=users, kinde=KindeSandboxConfig(scopes=granted_scopes(path)))
 
 
 def commands(path: Path) -> list[Command]:

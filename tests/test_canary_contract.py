@@ -13,9 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from migrator.cutover import Canary
 from migrator.journal import Journal
-from migrator.pipeline import run_migration
+from migrator.runs.api import Canary, run_migration
 from migrator.sandbox.clerk_app import build_clerk_app
 from migrator.sandbox.generator import SHARED_EMAIL_OTHER, SHARED_EMAIL_OWNER, Dataset
 from migrator.sandbox.kinde_app import KindeSandboxConfig, build_kinde_app

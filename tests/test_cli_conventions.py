@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 import migrator
 from migrator.cli import app
-from migrator.cli_conventions import SANDBOX_MAX_USERS
+from migrator.cli.conventions import SANDBOX_MAX_USERS
 from migrator.sandbox.generator import MAX_USERS
 
 runner = CliRunner()

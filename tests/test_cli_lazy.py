@@ -6,8 +6,7 @@ import json
 from importlib.resources.abc import Traversable
 from pathlib import Path
 
-from migrator.cli_sandbox import ServeRequest
-from migrator.demo import serve_options
+from migrator.demo import ServeRequest, serve_options
 from migrator.lazy.workflow_files import SETTINGS_FILE, source
 from tests.e2e import cli_env, run_cli
 

@@ -23,8 +23,8 @@ from migrator.clerk import client as clerk_client
 from migrator.config import Settings
 from migrator.connect import connect
 from migrator.journal import Journal
-from migrator.pipeline import Migration
 from migrator.reports import Summary
+from migrator.runs.migration import Migration
 from migrator.sandbox.clerk_app import build_clerk_app
 from migrator.sandbox.generator import Dataset
 from migrator.sandbox.hashing import CLERK_HASHERS
@@ -56,7 +56,7 @@ KINDE_OPERATIONS = {
     "GET /api/v1/organizations",
     "POST /api/v1/organization",
     "POST /api/v1/organizations/{org_code}/users",
-    # metadata as properties, social identities, role permissions (issue 14)
+    # metadata as properties, social identities, role permissions
     "GET /api/v1/properties",
     "POST /api/v1/properties",
     "GET /api/v1/property_categories",

@@ -1,5 +1,6 @@
-"""A run builds its own transports (for the request log and the pools), so httpx does not read the proxy
-settings from the environment for it: ``connect.environment_proxy`` does, and the pools go through it."""
+"""Every command builds its own transports (to wrap them in the request log), so httpx does not read the proxy
+settings from the environment for them: ``connect.environment_proxy`` does, and ``connect.api_transport`` goes
+through the proxy it names."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import threading
 import httpx
 import pytest
 
-from migrator.connect import environment_proxy, pooled_transport
+from migrator.connect import api_transport, environment_proxy
 
 PROXY_VARIABLES = (
     "HTTPS_PROXY",
@@ -48,8 +49,9 @@ def test_all_proxy_stands_for_any_scheme(clean_environment) -> None:
     assert environment_proxy("https://api.clerk.com/v1") == "http://every.corp:1080"
 
 
-def test_a_request_on_the_pools_goes_through_the_proxy() -> None:
-    """A listener plays the proxy: an http:// request reaches it in absolute form, and its answer is the answer."""
+def test_a_request_on_a_commands_transport_goes_through_the_proxy(clean_environment) -> None:
+    """A listener plays the proxy the environment names: an http:// request reaches it in absolute form, and its
+    answer is the answer."""
     listener = socket.create_server(("127.0.0.1", 0))
     seen: list[bytes] = []
 
@@ -66,8 +68,8 @@ def test_a_request_on_the_pools_goes_through_the_proxy() -> None:
 
     thread = threading.Thread(target=proxy, daemon=True)
     thread.start()
-    address = f"http://127.0.0.1:{listener.getsockname()[1]}"
-    transport = pooled_transport(httpx.Limits(max_connections=8), proxy=address)
+    clean_environment.setenv("HTTP_PROXY", f"http://127.0.0.1:{listener.getsockname()[1]}")
+    transport = api_transport("http://api.example.test", httpx.Limits(max_connections=8))
 
     async def fetch() -> httpx.Response:
         async with httpx.AsyncClient(transport=transport) as client:

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from migrator.cli_cutover import canary_action
+from migrator.cli.cutover import canary_action
 from migrator.errors import ConfigError, InputError
 from migrator.stages.canary import _invert, sample_rank
 from migrator.stages.catchup import cutover_diff

@@ -15,10 +15,9 @@ from typing import Any
 import pytest
 
 from migrator.config import Settings
-from migrator.cutover import Canary, Undo, run_undo
 from migrator.events import Event, Notice, PhaseAdvanced
 from migrator.journal import Journal, RunMode
-from migrator.pipeline import run_migration
+from migrator.runs.api import Canary, Undo, run_migration, run_undo
 from migrator.sandbox.server import Sandbox
 from migrator.stages.canary import sample_rank
 from tests.e2e import cli_env, kinde_call, kinde_state, run_cli, write_requests

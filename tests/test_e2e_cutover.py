@@ -16,15 +16,14 @@ import pytest
 from rich.console import Console
 
 from migrator.config import Settings
-from migrator.cutover import Sync
 from migrator.errors import EXIT_INTERRUPTED
 from migrator.events import Event, PhaseAdvanced
 from migrator.journal import Journal, RunMode
 from migrator.models import PasswordImport
 from migrator.passwords import translate
-from migrator.pipeline import run_migration
 from migrator.render import plan_table
 from migrator.reports import Plan
+from migrator.runs.api import Sync, run_migration
 from migrator.sandbox.clerk_app import ClerkBehaviour
 from migrator.sandbox.generator import Dataset
 from migrator.sandbox.server import Sandbox, SandboxOptions

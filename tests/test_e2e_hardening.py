@@ -16,8 +16,8 @@ from typing import Any
 from migrator.config import Settings
 from migrator.events import Event, PhaseStarted
 from migrator.journal import Journal
-from migrator.pipeline import Start, run_migration
 from migrator.reports import Summary
+from migrator.runs.api import Start, run_migration
 from migrator.sandbox.clerk_app import ClerkBehaviour
 from migrator.sandbox.kinde_app import KindeSandboxConfig
 from migrator.sandbox.server import Sandbox

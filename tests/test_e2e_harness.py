@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-import migrator.cli
+import migrator.cli.run
 from tests.e2e import cli_env, run_cli
 
 
@@ -38,7 +38,7 @@ def test_an_exception_the_cli_lets_escape_is_a_traceback_and_exit_1(
     def broken(*_: object, **__: object) -> None:
         raise RuntimeError("a bug, not an expected failure")
 
-    monkeypatch.setattr(migrator.cli, "load_settings", broken)
+    monkeypatch.setattr(migrator.cli.run, "load_settings", broken)
 
     result = run_cli("status", cwd=tmp_path, env=cli_env())
 

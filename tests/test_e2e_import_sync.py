@@ -19,10 +19,9 @@ from typing import Any
 import pytest
 
 from migrator.config import Settings
-from migrator.cutover import Sync
 from migrator.events import Event, PhaseAdvanced
 from migrator.journal import Journal, RunMode
-from migrator.pipeline import run_migration
+from migrator.runs.api import Sync, run_migration
 from migrator.sandbox.server import Sandbox, SandboxOptions
 from tests.e2e import clerk_password, kinde_state, sign_in
 from tests.test_e2e_cutover import (

@@ -64,3 +64,33 @@ def test_routes_hide_ids_emails_and_query_strings() -> None:
     )
     assert route("/api/v1/user/ada@example.com") == "/api/v1/user/:email"
     assert route("/api/v1/organization") == "/api/v1/organization"
+
+
+def test_verify_and_undo_log_their_requests_too(sandbox_factory, tmp_path: Path) -> None:
+    """Every command that talks to an API keeps the log: verify beside the run's own (a verify days later must not
+    stretch the run's charts), an undo in its own run's folder."""
+    sandbox = sandbox_factory(users=40)
+    sandbox.write_export(tmp_path / "users.csv")
+    env = cli_env(sandbox)
+    assert run_cli("run", "--clerk-export", "users.csv", "--yes", "--json", cwd=tmp_path, env=env).returncode == 0
+    run_log = tmp_path / ".migrator/runs/1/requests.jsonl"
+    run_lines = run_log.read_text()
+
+    verified = run_cli("verify", "1", "--json", cwd=tmp_path, env=env)
+    assert verified.returncode == 0, verified.stderr[-3000:]
+    log = tmp_path / ".migrator/runs/1/verify-requests.jsonl"
+    assert oct(log.stat().st_mode & 0o777) == "0o600"
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert any(e["service"] == "kinde" and e["method"] == "GET" and e["route"] == "/api/v1/users" for e in lines)
+    assert run_log.read_text() == run_lines
+
+    undone = run_cli("undo", "1", "--yes", "--json", cwd=tmp_path, env=env)
+    assert undone.returncode == 0, undone.stderr[-3000:]
+    undo_run = json.loads(undone.stdout)["run_id"]
+    log = tmp_path / f".migrator/runs/{undo_run}/requests.jsonl"
+    assert oct(log.stat().st_mode & 0o777) == "0o600"
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert any(e["method"] == "DELETE" and e["route"] == "/api/v1/user" and e["status"] == 200 for e in lines)
+    assert any(e["route"] == "/oauth2/token" for e in lines)  # the scope check before it was recorded
+    blob = log.read_text()
+    assert sandbox.kinde_config.client_secret not in blob and "Bearer" not in blob and "@" not in blob

@@ -29,7 +29,7 @@ FAST = {"KINDE_MAX_RPS": "2000", "KINDE_INITIAL_RPS": "200", "SALTED_HASH_SALT_P
 FAULTY = FaultProfile(error_rate=0.05, rate_limit_rate=0.005, reset_rate=0.02, ambiguous_write_rate=0.02)
 WRONG_KINDE_SECRET = "wrong-kinde-secret-Zq8uVt3kLm0pR7sW"
 WRONG_CLERK_KEY = "sk_test_wrong_Hn4cXe9bTg2yJq6aPd1f"
-EXIT_STOPPED = 3  # stopped by the source or the target (cli.py)
+EXIT_STOPPED = 3  # stopped by the source or the target (errors.py)
 
 
 @dataclass

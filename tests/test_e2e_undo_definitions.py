@@ -1,4 +1,5 @@
-"""Undo takes back every Kinde definition and attachment a run made (issue 14), end to end.
+"""Undo takes back every Kinde definition and attachment a run made (permissions, property definitions, role
+permissions), end to end.
 
 Kinde holds things of its own before the run: a role the run finds (``viewer``) carrying a permission
 someone else attached, a permission the run finds, a user property definition the run finds, an
@@ -20,8 +21,8 @@ import httpx
 import pytest
 
 from migrator.config import Settings
-from migrator.cutover import Undo, run_undo
 from migrator.journal import Journal
+from migrator.runs.api import Undo, run_undo
 from migrator.sandbox.kinde_app import ALL_SCOPES, KindeSandboxConfig
 from migrator.sandbox.server import Sandbox
 from tests.e2e import cli_env, kinde_call, kinde_state, run_cli, write_requests

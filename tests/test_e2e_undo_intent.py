@@ -21,9 +21,8 @@ import httpx
 import pytest
 
 from migrator.config import Settings
-from migrator.cutover import Undo, run_undo
 from migrator.journal import Journal
-from migrator.pipeline import Start, run_migration
+from migrator.runs.api import Start, Undo, run_migration, run_undo
 from migrator.sandbox.server import Sandbox
 from migrator.stages.undo import UNDO_KINDS
 from tests.e2e import cli_env, kinde_call, kinde_state, run_cli

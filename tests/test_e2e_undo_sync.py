@@ -22,8 +22,8 @@ import httpx
 import pytest
 
 from migrator.config import Settings
-from migrator.cutover import Undo, run_undo
 from migrator.journal import DeletionState, Journal
+from migrator.runs.api import Undo, run_undo
 from migrator.sandbox.server import Sandbox, SandboxOptions
 from tests.e2e import clerk_password, cli_env, kinde_call, kinde_state, run_cli, sign_in, write_requests
 from tests.test_e2e_cutover import by_provided_id, change_clerk, importable_bcrypt_users

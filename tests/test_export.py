@@ -6,7 +6,7 @@ import csv
 import io
 import random
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -18,10 +18,7 @@ from migrator.clerk.export import (
     EXPORT_COLUMNS,
     ExportFile,
     ExportIndexEntry,
-    iter_rows,
-    read_row,
     row_problems,
-    scan_export,
 )
 from migrator.errors import InputError
 from migrator.models import ExportRow
@@ -61,6 +58,24 @@ def write_export(
 def write_raw(path: Path, text: str | bytes) -> Path:
     path.write_bytes(text.encode("utf-8") if isinstance(text, str) else text)
     return path
+
+
+def scan_export(path: Path) -> Iterator[ExportIndexEntry]:
+    """Index a whole export in one streamed pass (``ExportFile.scan``)."""
+    with ExportFile(path) as export:
+        yield from export.scan()
+
+
+def read_row(path: Path, offset: int, row_number: int) -> ExportRow:
+    """One row by offset (``ExportFile.row_at``)."""
+    with ExportFile(path) as export:
+        return export.row_at(offset, row_number)
+
+
+def iter_rows(path: Path) -> Iterator[ExportRow]:
+    """Every row of an export, streamed (``ExportFile.rows``)."""
+    with ExportFile(path) as export:
+        yield from export.rows()
 
 
 HEADER = ",".join(EXPORT_COLUMNS)

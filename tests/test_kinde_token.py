@@ -23,10 +23,9 @@ from migrator.kinde.scopes import (
     Work,
     check_needs,
     check_scopes,
-    needed_scopes,
     needs,
 )
-from migrator.kinde.token import DEFAULT_LIFETIME, granted_scopes, read_grant
+from migrator.kinde.token import DEFAULT_LIFETIME, read_grant
 from migrator.limiter import AdaptiveLimiter
 
 BASE = "https://tenant.kinde.test"
@@ -75,6 +74,13 @@ def bearer(request: httpx.Request) -> str:
 # -- scopes from the token ------------------------------------------------------------------------
 
 
+def granted_scopes(access_token: str, answer_scope: str | None = None) -> frozenset[str] | None:
+    """The scopes of a token answer carrying ``access_token`` (and ``answer_scope`` as its ``scope`` field)."""
+    grant = read_grant({"access_token": access_token, "scope": answer_scope})
+    assert grant is not None
+    return grant.scopes
+
+
 @pytest.mark.parametrize(
     ("claims", "answer_scope", "expected"),
     [
@@ -112,6 +118,10 @@ def test_lifetime_is_expires_in_else_the_tokens_exp_minus_iat_else_the_default()
 
 
 # -- the preflight check --------------------------------------------------------------------------
+
+
+def needed_scopes(work: Work) -> set[str]:
+    return {scope for need in needs(work) for scope in need.scopes}
 
 
 def test_needs_follow_the_work_not_the_features() -> None:

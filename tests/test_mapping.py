@@ -900,6 +900,28 @@ def test_identity_keys_leave_out_what_the_plan_does_not_have() -> None:
     assert identity_keys(plan) == {"username": "solo"}
 
 
+@given(st.sampled_from(["email", "username", "phone", "google"]), st.text(max_size=30))
+def test_one_rule_names_an_identity_whatever_its_case(kind: str, value: str) -> None:
+    """Emails, usernames (and any other kind) ignore case; a phone is compared exactly as it is."""
+    key = mapping.identity_key(kind, value)
+    assert key == f"{kind}:{mapping.normalized_identity(kind, value)}"
+    if kind == "phone":
+        assert mapping.normalized_identity(kind, value) == value
+    else:
+        assert mapping.normalized_identity(kind, value) == value.lower()
+        assert mapping.normalized_identity(kind, value.lower()) == value.lower()
+
+
+def test_the_rule_reads_what_kinde_answered_as_it_is() -> None:
+    """Kinde's identity records carry the value as ``name``, possibly absent: an absent value is the empty one."""
+    assert mapping.identity_key("email", "Ada@Example.COM") == mapping.identity_key("email", "ada@EXAMPLE.com")
+    assert mapping.identity_key("email", "Ada@Example.COM") == "email:ada@example.com"
+    assert mapping.identity_key("username", "Jane_Doe") == "username:jane_doe"
+    assert mapping.identity_key("phone", "+61412345678") == "phone:+61412345678"
+    assert mapping.identity_key("email", None) == "email:"
+    assert mapping.identity_key(None, "X") == "None:x"
+
+
 # -- roles, organizations, memberships ----------------------------------------------------------
 
 
@@ -1107,7 +1129,7 @@ def test_mapping_module_imports_passwords_as_a_module() -> None:
     assert mapping.passwords is passwords
 
 
-# -- issue 14: metadata as properties, social identities, MFA, role permissions ------------------------
+# -- metadata as properties, social identities, MFA, role permissions -----------------------------------
 
 
 def test_property_values_are_strings_and_objects_are_stable_json() -> None:

@@ -16,8 +16,8 @@ from migrator.config import Settings
 from migrator.connect import connect
 from migrator.events import Event, PhaseStarted
 from migrator.journal import Journal
-from migrator.pipeline import Migration
 from migrator.reports import Summary
+from migrator.runs.migration import Migration
 from migrator.sandbox.clerk_app import build_clerk_app
 from migrator.sandbox.faults import FaultMiddleware, FaultProfile
 from migrator.sandbox.generator import Dataset

@@ -4,29 +4,45 @@
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 
 import pytest
 
 from migrator.kinde.scopes import ORGANIZATIONS, READ, ROLE_PERMISSIONS, ROLES, VERIFY_ORGANIZATIONS, VERIFY_READ
 from tests.e2e import kinde_state
-from tests.runbook import HOOKS, commands, granted_scopes, run_all, sandbox_options, stale_report_lines
+from tests.runbook import (
+    HOOKS,
+    MAIN,
+    RunbookError,
+    added_scopes,
+    commands,
+    granted_scopes,
+    run_all,
+    sandbox_options,
+    stale_report_lines,
+)
 
 RUNBOOKS = Path(__file__).resolve().parent.parent / "runbooks"
+# every runbook but the main one (tested below): a new runbook is run, and must state its scopes
+OTHERS = sorted(path.name for path in RUNBOOKS.glob("*.md") if path.name != MAIN)
+UNDO = {"delete:users", "delete:organizations", "delete:roles", "delete:permissions"}
+# what each runbook adds to the main runbook's step 2 (its **Scopes** paragraph), found by running it
+# with the main runbook's scopes and reading the refusals
+ADDS = {
+    "cutover.md": UNDO,  # the canary's undo; --delete-removed of the last catch-up
+    "rollback.md": UNDO,  # the undo of a run with organizations, roles and permissions
+    "bulk-import-files.md": {"delete:users"},  # the catch-up's --delete-removed
+    "troubleshooting.md": set(),
+    "verify-and-sign-off.md": set(),
+    "resume-after-a-failure.md": set(),
+}
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        "cutover.md",
-        "rollback.md",
-        "troubleshooting.md",
-        "verify-and-sign-off.md",
-        "resume-after-a-failure.md",
-        "bulk-import-files.md",
-    ],
-)
+@pytest.mark.parametrize("name", OTHERS)
 def test_every_runbook_command_runs_as_documented(name: str, sandbox_factory, tmp_path: Path) -> None:
+    """With a token granted exactly the scopes the runbook states (the main runbook's step 2 plus its own
+    **Scopes** paragraph): a scope its commands need and it omits is a refusal, exit 3, and fails here."""
     path = RUNBOOKS / name
     assert len(commands(path)) >= 3
     sandbox = sandbox_factory(**vars(sandbox_options(path, 300)))
@@ -89,3 +105,51 @@ def test_the_main_runbook_names_the_scopes_its_data_needs_and_no_more() -> None:
     listed = granted_scopes(RUNBOOKS / "migrate-clerk-to-kinde.md")
     users = READ | {"create:users", "update:users", "update:user_passwords"}
     assert listed == users | ORGANIZATIONS | ROLES | ROLE_PERMISSIONS | VERIFY_READ | VERIFY_ORGANIZATIONS
+
+
+@pytest.mark.parametrize("name", OTHERS)
+def test_each_runbook_adds_to_the_main_runbooks_scopes_what_its_commands_need(name: str) -> None:
+    """Pinned: a scope dropped from a runbook fails its run above; one added without need fails here."""
+    added = added_scopes(RUNBOOKS / name)
+    assert set(added) == ADDS[name]
+    assert granted_scopes(RUNBOOKS / name) == granted_scopes(RUNBOOKS / MAIN) | ADDS[name]
+
+
+STATEMENT = "**Scopes**: the main runbook's [step 2](migrate-clerk-to-kinde.md#2-create-the-kinde-m2m-application)"
+
+
+@pytest.mark.parametrize(
+    ("text", "refusal"),
+    [
+        ("# A runbook\n\nNo statement.\n", "0 **Scopes** paragraphs"),
+        (f"{STATEMENT}, nothing more.\n\n{STATEMENT}, nothing more.\n", "2 **Scopes** paragraphs"),
+        ("**Scopes**: `read:users`, `delete:users`.\n", "not one paragraph"),
+        (f"{STATEMENT}, plus:\n\n- `delete:users`: the undo.\n", "no list follows it directly"),
+        (f"{STATEMENT}, plus:\n- `delete:users`\n", "not '- `verb:object`: why'"),
+        (f"{STATEMENT}, plus:\n- `delete:users`, `delete:roles`: the undo.\n", "not '- `verb:object`: why'"),
+        (f"{STATEMENT}, plus:\n- `delete:users`: the undo\n  deletes users.\n", "not '- `verb:object`: why'"),
+        (f"{STATEMENT}, plus:\n- `delete:users`: a.\n- `delete:users`: b.\n", "delete:users is listed twice"),
+        (f"{STATEMENT}, plus:\n- `read:users`: lookups.\n", "read:users already in the main runbook's step 2"),
+        (f"{STATEMENT}, plus:\n- `delete:user`: the undo.\n", "delete:user: not a Kinde Management API scope"),
+        (f"{STATEMENT}, nothing more:\n- `delete:users`: the undo.\n", "a list under ', nothing more'"),
+        (f"{STATEMENT}.\n", "not one paragraph"),
+    ],
+)
+def test_a_runbook_that_does_not_state_its_scopes_in_the_one_form_is_refused(
+    text: str, refusal: str, tmp_path: Path
+) -> None:
+    """Never a fallback to every scope: a runbook whose statement is missing or malformed fails its test."""
+    (tmp_path / MAIN).write_text((RUNBOOKS / MAIN).read_text())
+    (tmp_path / "other.md").write_text(text)
+    with pytest.raises(RunbookError, match=re.escape(refusal)):
+        granted_scopes(tmp_path / "other.md")
+
+
+def test_a_stated_list_grants_the_main_runbooks_scopes_plus_its_own(tmp_path: Path) -> None:
+    (tmp_path / MAIN).write_text((RUNBOOKS / MAIN).read_text())
+    other = tmp_path / "other.md"
+    other.write_text(f"# Other\n\n{STATEMENT}, plus:\n- `delete:users`: the undo deletes users.\n\nThen more.\n")
+    assert added_scopes(other) == {"delete:users": "the undo deletes users."}
+    assert granted_scopes(other) == granted_scopes(tmp_path / MAIN) | {"delete:users"}
+    other.write_text(f"{STATEMENT}, nothing more: it only reads\nthe journal.\n")
+    assert granted_scopes(other) == granted_scopes(tmp_path / MAIN)

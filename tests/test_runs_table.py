@@ -8,7 +8,7 @@ import io
 import pytest
 from rich.console import Console
 
-from migrator.cli_runs import runs_legend, runs_table
+from migrator.cli.runs import runs_legend, runs_table
 
 
 def row(run_id: int, kind: str, state: str, started: str, ended: str | None, **counts: int) -> dict[str, object]:

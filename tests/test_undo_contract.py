@@ -17,9 +17,9 @@ import httpx
 import pytest
 
 from migrator.connect import connect
-from migrator.cutover import Undo, UndoSummary, run_undo
 from migrator.journal import Journal
-from migrator.pipeline import Migration
+from migrator.runs.api import Undo, UndoSummary, run_undo
+from migrator.runs.migration import Migration
 from migrator.sandbox.clerk_app import build_clerk_app
 from migrator.sandbox.generator import Dataset
 from migrator.sandbox.kinde_app import KindeSandboxConfig, build_kinde_app

@@ -15,10 +15,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from migrator.actions import Start
-from migrator.cutover import Sync, Undo, UndoSummary, run_undo
 from migrator.journal import Journal
-from migrator.pipeline import run_migration
+from migrator.runs.actions import Start
+from migrator.runs.api import Sync, Undo, UndoSummary, run_migration, run_undo
 from migrator.sandbox.clerk_app import build_clerk_app
 from migrator.sandbox.generator import Dataset
 from migrator.sandbox.kinde_app import KindeSandboxConfig, build_kinde_app

@@ -362,24 +362,6 @@ class ExportFile(OpenedExport):
         return row
 
 
-def scan_export(path: Path) -> Iterator[ExportIndexEntry]:
-    """Index a whole export in one streamed pass (see ``ExportFile.scan``)."""
-    with ExportFile(path) as export:
-        yield from export.scan()
-
-
-def read_row(path: Path, offset: int, row_number: int, *, expected_id: str | None = None) -> ExportRow:
-    """One row by offset. Opens the file each call: for many lookups keep an ``ExportFile``."""
-    with ExportFile(path) as export:
-        return export.row_at(offset, row_number, expected_id=expected_id)
-
-
-def iter_rows(path: Path) -> Iterator[ExportRow]:
-    """Every row of an export, streamed."""
-    with ExportFile(path) as export:
-        yield from export.rows()
-
-
 def _shown(value: str) -> str:
     return repr(value if len(value) <= 80 else value[:77] + "...")
 

@@ -117,10 +117,6 @@ def undo_needs(planned: dict[str, int]) -> list[Need]:
     ]
 
 
-def needed_scopes(work: Work) -> set[str]:
-    return {scope for need in needs(work) for scope in need.scopes}
-
-
 def check_needs(granted: Iterable[str] | None, found: Iterable[Need]) -> None:
     """Raise ScopeError naming each missing scope with the data that needs it (None: scopes unknown).
 

@@ -54,9 +54,9 @@ def token_claims(access_token: str) -> dict[str, Any] | None:
     return claims if isinstance(claims, dict) else None
 
 
-def granted_scopes(access_token: str, answer_scope: Any = None) -> frozenset[str] | None:
+def _granted_scopes(claims: dict[str, Any] | None, answer_scope: Any) -> frozenset[str] | None:
     """Scopes from the token's claims, else from the answer's ``scope`` field; None when unknown."""
-    claims = token_claims(access_token) or {}
+    claims = claims or {}
     scopes = _claim_scopes(claims.get("scope")) | _claim_scopes(claims.get("scp"))
     if not scopes and isinstance(answer_scope, str):
         scopes = set(answer_scope.split())
@@ -81,8 +81,8 @@ def read_grant(answer: dict[str, Any]) -> Grant | None:
     access_token = answer.get("access_token")
     if not isinstance(access_token, str) or not access_token.strip():
         return None
-    claims = token_claims(access_token)
-    return Grant(access_token, _lifetime(answer, claims), granted_scopes(access_token, answer.get("scope")))
+    claims = token_claims(access_token)  # decoded once, for its lifetime and its scopes
+    return Grant(access_token, _lifetime(answer, claims), _granted_scopes(claims, answer.get("scope")))
 
 
 class TokenManager:
@@ -161,6 +161,4 @@ class BearerAuth(httpx.Auth):
         try:
             return await pending
         except ApiError as exc:
-            exc.retryable = False
-            exc.ambiguous = False
-            raise
+            raise exc.unsent() from exc

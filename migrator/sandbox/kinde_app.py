@@ -141,7 +141,7 @@ ALL_SCOPES: frozenset[str] = frozenset(
         "create:properties",
         "read:property_categories",
         "create:property_categories",
-        # an undo's deletions of definitions (issue 14)
+        # an undo's deletions of definitions (property definitions, permissions, role permissions)
         "delete:role_permissions",
         "delete:permissions",
         "delete:properties",

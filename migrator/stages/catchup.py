@@ -27,7 +27,7 @@ from typing import Any
 
 from migrator.events import Notice, PhaseAdvanced, PhaseFinished, PhaseStarted
 from migrator.journal import Created, DeletionState, Lookup, PasswordStep, Step, UserRow, UserState
-from migrator.mapping import password_updated_at
+from migrator.mapping import identity_key, password_updated_at
 from migrator.stages.catchup_conflicts import settle_context
 from migrator.stages.context import RunContext
 from migrator.stages.fetch import fetch_organizations
@@ -176,11 +176,11 @@ def cutover_diff(old: dict[str, Any], row: dict[str, Any], policy: str) -> tuple
             patch[name] = new.get(name) or ""
     if bool(new.get("suspended")) != bool(old.get("suspended")):
         patch["is_suspended"] = bool(new.get("suspended"))
-    before = {_identity_key(i) for i in old.get("identities", [])}
-    after = {_identity_key(i) for i in new.get("identities", [])}
-    added = [i for i in new.get("identities", []) if _identity_key(i) not in before]
+    before = {identity_key(i.get("type"), i.get("value")) for i in old.get("identities", [])}
+    after = {identity_key(i.get("type"), i.get("value")) for i in new.get("identities", [])}
+    added = [i for i in new.get("identities", []) if identity_key(i.get("type"), i.get("value")) not in before]
     for identity in old.get("identities", []):
-        if _identity_key(identity) in after:
+        if identity_key(identity.get("type"), identity.get("value")) in after:
             continue
         if identity.get("type") in REMOVABLE:  # ours: the plan this journal sent put it there
             added.append({**identity, "remove": True})
@@ -194,10 +194,6 @@ def cutover_diff(old: dict[str, Any], row: dict[str, Any], policy: str) -> tuple
 def _suspension(patch: dict[str, Any]) -> dict[str, Any]:
     return {"suspended": patch["is_suspended"]} if "is_suspended" in patch else {}
 
-
-def _identity_key(identity: dict[str, Any]) -> tuple[str, str]:
-    value = str(identity.get("value") or "")
-    return str(identity.get("type")), value if identity.get("type") == "phone" else value.lower()
 
 
 def _password_changed_at(user: dict[str, Any]) -> int | None:

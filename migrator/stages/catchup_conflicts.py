@@ -21,6 +21,7 @@ import json
 from typing import Any
 
 from migrator.journal import Update
+from migrator.mapping import identity_key
 from migrator.stages.context import RunContext
 from migrator.stages.shared_holders import fetch_order, held_in_kinde, outside_keys, shared_holders
 
@@ -52,13 +53,13 @@ def drop_lost_additions(ctx: RunContext, lost: dict[str, set[str]]) -> None:
     for update in journal.cutover.updates_to_apply(run_id):
         keys = lost.get(update.clerk_id, set())
         changes = json.loads(update.identities)
-        dropped = [i for i in changes if not i.get("remove") and _key(i) in keys]
+        dropped = [i for i in changes if not i.get("remove") and identity_key(i.get("type"), i.get("value")) in keys]
         if not dropped:
             continue
         kept = [i for i in changes if i not in dropped]
         row = journal.users.get(run_id, update.clerk_id)
         plan = json.loads(row.plan)
-        plan["identities"] = [i for i in plan["identities"] if _key(i) not in keys]
+        plan["identities"] = [i for i in plan["identities"] if identity_key(i.get("type"), i.get("value")) not in keys]
         plan["keys"] = [k for k in plan["keys"] if f"{k[0]}:{k[1]}" not in keys]
         with journal.transaction():
             journal.users.update(run_id, update.clerk_id, plan=json.dumps(plan))
@@ -90,7 +91,3 @@ async def _users(ctx: RunContext, clerk_ids: list[str], fresh: dict[str, dict[st
 def _adds_identity(update: Update) -> bool:
     return any(not i.get("remove") for i in json.loads(update.identities))
 
-
-def _key(identity: dict[str, Any]) -> str:
-    value = str(identity.get("value") or "")
-    return f"{identity.get('type')}:{value if identity.get('type') == 'phone' else value.lower()}"

@@ -17,6 +17,7 @@ from itertools import chain
 from typing import Literal
 
 from migrator.journal import Journal, SharedIdentity, UserFields, UserRow
+from migrator.mapping import normalized_identity
 
 Policy = Literal["first", "skip-all"]
 IdentityKey = tuple[str, str, int, bool]  # (identity key "kind:value", clerk id, seq, essential)
@@ -191,7 +192,7 @@ def _drop_identity(journal: Journal, run_id: int, row: UserRow, kind: str, value
     record["identities"] = [
         i
         for i in record["identities"]
-        if not (i["type"] == kind and (i["value"] if kind == "phone" else i["value"].lower()) == value)
+        if not (i["type"] == kind and normalized_identity(kind, i["value"]) == value)
     ]
     record["keys"] = [k for k in record["keys"] if k != [kind, value]]
     fields: UserFields = {"plan": json.dumps(record)}

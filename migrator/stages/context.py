@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
+from migrator import passwords
 from migrator.clerk.client import ClerkClient
 from migrator.clerk.export import ExportFile
 from migrator.clerk.export_json import JsonExportFile
@@ -21,7 +22,7 @@ from migrator.events import Emit, Pacing
 from migrator.journal import Journal, Run
 from migrator.kinde.client import KindeClient
 from migrator.mapping import MappingOptions, property_specs
-from migrator.models import ExportRow
+from migrator.models import ExportRow, PasswordImport
 
 
 @dataclass
@@ -50,6 +51,17 @@ class RunContext:
         if entry is None:
             return None
         return self.export.row_at(entry.offset, entry.row_number, expected_id=clerk_id)
+
+    def password_import(self, clerk_id: str) -> PasswordImport | None:
+        """The user's password as Kinde imports it: the digest read again from the export at its offset and
+        translated (``passwords.translate``); None when the export holds no importable one (any more)."""
+        row = self.export_row(clerk_id)
+        if row is None:
+            return None
+        translated = passwords.translate(
+            row.password_hasher, row.password_digest, salt_position=self.options.salt_position
+        )
+        return translated if isinstance(translated, PasswordImport) else None
 
     def emit_pacing(self) -> None:
         for client in (self.clerk, self.kinde):

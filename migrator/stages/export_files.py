@@ -21,7 +21,6 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from migrator import passwords
 from migrator.errors import EXIT_FAILURES, EXIT_OK, InputError
 from migrator.events import PhaseAdvanced, PhaseFinished, PhaseStarted
 from migrator.file_parts import FileParts, open_private
@@ -242,15 +241,7 @@ def _write_user(
 
 def _password(ctx: RunContext, row: UserRow) -> PasswordImport | None:
     """Translated again from the export row; only when staging decided the password is imported."""
-    if row.password_method is None:
-        return None
-    export_row = ctx.export_row(row.clerk_id)
-    if export_row is None:
-        return None
-    translated = passwords.translate(
-        export_row.password_hasher, export_row.password_digest, salt_position=ctx.options.salt_position
-    )
-    return translated if isinstance(translated, PasswordImport) else None
+    return None if row.password_method is None else ctx.password_import(row.clerk_id)
 
 
 def _orgs(ctx: RunContext, clerk_id: str) -> list[OrgRoles]:

@@ -6,26 +6,24 @@ import files). Marks the fetch done only when every Clerk user was accounted for
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from migrator.events import Notice
 from migrator.journal import RunMode
-from migrator.stages.canary import fetch_selected
-from migrator.stages.catchup import catch_up
 from migrator.stages.catchup_conflicts import drop_lost_additions
 from migrator.stages.conflicts import settle_shared
 from migrator.stages.context import RunContext
 from migrator.stages.export_index import index_export
-from migrator.stages.fetch import fetch
-
-FETCH_BY_MODE = {RunMode.SYNC: catch_up, RunMode.CANARY: fetch_selected}  # cutover runs (migrator.cutover); else all users
 
 
-async def gather(ctx: RunContext) -> None:
+async def gather(ctx: RunContext, fetch: Callable[[RunContext], Awaitable[None]]) -> None:
+    """``fetch``: the run kind's (runs/kinds.py): every Clerk user, a catch-up's changes, a canary's few."""
     run, journal = ctx.run, ctx.journal
     if run.fetch_done:
         return
     if ctx.export is not None and journal.exports.count(run.id) == 0:
         index_export(ctx)
-    await FETCH_BY_MODE.get(run.mode, fetch)(ctx)
+    await fetch(ctx)
     settle_conflicts(ctx)
     if not ctx.notes:
         journal.runs.record_fetch_done(run.id)

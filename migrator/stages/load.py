@@ -15,16 +15,12 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from migrator import passwords
 from migrator.errors import (
     AlreadyExists,
     ApiError,
-    AuthError,
     IdentityRefused,
     InputError,
     MigratorError,
-    ProtocolError,
-    ScopeError,
 )
 from migrator.events import Notice, PhaseAdvanced, PhaseFinished, PhaseStarted
 from migrator.journal import (
@@ -36,7 +32,8 @@ from migrator.journal import (
     UserState,
 )
 from migrator.kinde.client import CreatedUser, KindeUser
-from migrator.models import PasswordImport, UserPlan, plan_from_record
+from migrator.mapping import normalized_identity
+from migrator.models import UserPlan, plan_from_record
 from migrator.stages.context import RunContext, Ticker, task_group
 from migrator.stages.creates import create_settled
 from migrator.stages.properties import write_user_properties
@@ -45,7 +42,6 @@ from migrator.stages.social import link_social_identities
 
 COMMIT_INTERVAL = 0.25  # seconds between journal commits
 COMMIT_BATCH = 500
-FATAL = (AuthError, ScopeError, ProtocolError)  # these stop the run: no other user would fare better
 
 Record = Callable[[str, dict[str, Any]], None]
 
@@ -114,7 +110,7 @@ async def load(ctx: RunContext) -> None:
 async def migrate_user(ctx: RunContext, row: UserRow, record: Record) -> str:
     """create -> identities -> password -> flags for one user; returns 'created', 'finished' or 'failed'.
 
-    A per-user failure is recorded and the run goes on; a FATAL one is raised (after recording).
+    A per-user failure is recorded and the run goes on; one that stops the run (``stops_run``) is raised (after recording).
     """
     clerk_id = row.clerk_id
     plan = plan_from_record(clerk_id, json.loads(row.plan))
@@ -138,9 +134,9 @@ async def migrate_user(ctx: RunContext, row: UserRow, record: Record) -> str:
             raise _identities_error(json.loads(fields["missing_identities"]))
         fields.update(state=UserState.DONE, error_code=None, error_message=None, error_retryable=None)
         return outcome
-    except FATAL:
-        raise
     except MigratorError as exc:
+        if exc.stops_run:  # no other item would fare better
+            raise
         fields.update(state=UserState.FAILED, **_error_fields(exc))
         return "failed"
     finally:
@@ -208,7 +204,7 @@ async def _find(ctx: RunContext, plan: UserPlan) -> KindeUser | None:
     for field_name, value in (("email", plan.email), ("username", plan.username), ("phone", plan.phone)):
         if not value:
             continue
-        key = value if field_name == "phone" else value.lower()
+        key = normalized_identity(field_name, value)
         for user in await ctx.kinde.find_users(field_name, [value]):
             if user.provided_id == plan.clerk_id or key_of(user, field_name) == key:
                 return user
@@ -227,9 +223,9 @@ async def _add_missing_identities(
             body["phone_country_id"] = details["phone_country_id"]
         try:
             await ctx.kinde.add_identity(kinde_id, body)
-        except FATAL:
-            raise
         except MigratorError as exc:
+            if exc.stops_run:  # no other item would fare better
+                raise
             still_missing.append({**identity, "reason": str(exc)})
     fields["identities"] = Step.PENDING if still_missing else Step.DONE
     fields["missing_identities"] = json.dumps(still_missing) if still_missing else None
@@ -245,12 +241,8 @@ def _identities_error(missing: list[dict[str, Any]]) -> IdentityRefused:
 
 
 async def _set_password(ctx: RunContext, plan: UserPlan, kinde_id: str) -> None:
-    row = ctx.export_row(plan.clerk_id)
-    salt_position = ctx.options.salt_position
-    translated = (
-        passwords.translate(row.password_hasher, row.password_digest, salt_position=salt_position) if row else None
-    )
-    if not isinstance(translated, PasswordImport):
+    translated = ctx.password_import(plan.clerk_id)
+    if translated is None:
         raise InputError(
             f"{plan.clerk_id}: the export no longer holds an importable password for this user"
             " (was it changed since the run began?)"

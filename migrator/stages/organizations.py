@@ -15,7 +15,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from migrator.errors import ApiError, AuthError, ProtocolError, ScopeError
+from migrator.errors import ApiError
 from migrator.events import Notice, PhaseAdvanced, PhaseFinished, PhaseStarted
 from migrator.journal import MembershipState, Organization, PendingMembership, Step, StepState
 from migrator.kinde.client import BATCH_ADD_LIMIT
@@ -23,8 +23,6 @@ from migrator.stages.context import RunContext
 from migrator.stages.creates import create_owned
 from migrator.stages.permissions import attach_role_permissions
 from migrator.stages.properties import write_organization_properties
-
-FATAL = (AuthError, ScopeError, ProtocolError)
 
 
 async def organizations(ctx: RunContext) -> None:
@@ -122,9 +120,9 @@ async def _add_batch(ctx: RunContext, code: str, batch: Sequence[PendingMembersh
     alone. Returns (added, failed)."""
     try:
         await ctx.kinde.add_organization_users(code, [{"id": m.kinde_id, "roles": [m.role_key]} for m in batch])
-    except FATAL:
-        raise
     except ApiError as exc:
+        if exc.stops_run:  # no other item would fare better
+            raise
         if len(batch) > 1 and not exc.retryable:
             middle = len(batch) // 2
             first, second = await _add_batch(ctx, code, batch[:middle]), await _add_batch(ctx, code, batch[middle:])
@@ -144,9 +142,9 @@ async def _already_member(ctx: RunContext, code: str, member: PendingMembership)
     """Was the refusal Kinde's way of saying the user is already a member?"""
     try:
         codes = await ctx.kinde.user_organizations(member.kinde_id)
-    except FATAL:
-        raise
-    except ApiError:
+    except ApiError as exc:
+        if exc.stops_run:  # no other item would fare better
+            raise
         return False
     return codes is not None and code in codes
 

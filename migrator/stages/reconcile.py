@@ -20,6 +20,7 @@ from migrator.journal import (
     UserState,
 )
 from migrator.kinde.client import KindeUser
+from migrator.mapping import normalized_identity
 
 
 def key_of(user: KindeUser, field_name: str) -> str | None:
@@ -27,7 +28,7 @@ def key_of(user: KindeUser, field_name: str) -> str | None:
     value = getattr(user, field_name)
     if not value:
         return None
-    return value if field_name == "phone" else value.lower()
+    return normalized_identity(field_name, value)
 
 
 def record_lookup(journal: Journal, run_id: int, row: UserRow, field_name: str, found: list[KindeUser]) -> None:

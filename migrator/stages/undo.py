@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 
-from migrator.errors import ApiError, AuthError, ProtocolError, ScopeError
+from migrator.errors import ApiError
 from migrator.events import Notice, PhaseAdvanced, PhaseFinished, PhaseStarted
 from migrator.journal import Deletion, DeletionState, Journal
 from migrator.stages.context import RunContext, task_group
@@ -34,7 +34,6 @@ from migrator.stages.undo_definitions import (
 )
 from migrator.stages.undo_updates import KEPT_KINDS, RESTORED_KINDS, plan_updates, restore_updates, update_counts
 
-FATAL = (AuthError, ScopeError, ProtocolError)
 OPEN = (DeletionState.PENDING, DeletionState.FAILED)
 # every kind an undo takes back, in the order it does (a catch-up's passwords and deletions, and property
 # categories, are only ever kept)
@@ -116,9 +115,9 @@ async def delete_ours(ctx: RunContext, kind: str, item: Deletion) -> None:
             return
         journal_sending(journal, run_id, kind, clerk_id)
         deleted = await ctx.kinde.delete_user(kinde_id)
-    except FATAL:
-        raise
     except ApiError as exc:
+        if exc.stops_run:  # no other item would fare better
+            raise
         journal.cutover.record_deletion(run_id, kind, clerk_id, DeletionState.FAILED, failed_detail(item, exc))
         return
     record_outcome(journal, run_id, kind, clerk_id, deleted)
@@ -160,9 +159,9 @@ async def _delete_if_unused(ctx: RunContext, item: Deletion, code: str) -> None:
             return
         journal_sending(journal, run_id, "organization", clerk_org_id)
         deleted = await ctx.kinde.delete_organization(code)
-    except FATAL:
-        raise
     except ApiError as exc:
+        if exc.stops_run:  # no other item would fare better
+            raise
         journal.cutover.record_deletion(run_id, "organization", clerk_org_id, DeletionState.FAILED, failed_detail(item, exc))
         return
     record_outcome(journal, run_id, "organization", clerk_org_id, deleted)
@@ -184,9 +183,9 @@ async def _undo_roles(ctx: RunContext) -> None:
             try:
                 journal_sending(journal, run_id, "role", key)
                 deleted = await ctx.kinde.delete_role(str(ids[key]))
-            except FATAL:
-                raise
             except ApiError as exc:  # Kinde refuses a role still assigned: someone else uses it
+                if exc.stops_run:  # no other item would fare better
+                    raise
                 journal.cutover.record_deletion(run_id, "role", key, DeletionState.KEPT, f"Kinde refused: {exc}")
                 continue
             record_outcome(journal, run_id, "role", key, deleted)

@@ -25,13 +25,12 @@ from collections.abc import Awaitable, Callable, Iterable
 from functools import partial
 from typing import Any
 
-from migrator.errors import ApiError, AuthError, ProtocolError, ScopeError
+from migrator.errors import ApiError
 from migrator.events import Notice
 from migrator.journal import DefinitionKind, Deletion, DeletionState, Journal
 from migrator.stages.context import RunContext
 from migrator.stages.deletions import absent_outcome, failed_detail, journal_sending, record_outcome, was_sent
 
-FATAL = (AuthError, ScopeError, ProtocolError)
 OPEN = (DeletionState.PENDING, DeletionState.FAILED)
 KINDS = ("organization_property", "role_permission", "permission", "property", "property_category")
 CATEGORY_KEPT = (
@@ -114,9 +113,9 @@ async def _delete(ctx: RunContext, kind: str, item: Deletion, request: Callable[
     journal_sending(ctx.journal, ctx.run.id, kind, item.key)
     try:
         deleted = await request()
-    except FATAL:
-        raise
     except ApiError as exc:
+        if exc.stops_run:  # no other item would fare better
+            raise
         _refused(ctx, kind, item, exc)
         return
     record_outcome(ctx.journal, ctx.run.id, kind, item.key, deleted)
@@ -140,9 +139,9 @@ async def restore_organization_values(ctx: RunContext) -> None:
     for code, items in by_code.items():
         try:
             await _restore_organization(ctx, code, items)
-        except FATAL:
-            raise
         except ApiError as exc:
+            if exc.stops_run:  # no other item would fare better
+                raise
             for key, _ in items:
                 _record(ctx, "organization_property", key, DeletionState.FAILED, str(exc))
 
@@ -186,9 +185,9 @@ async def detach_role_permissions(ctx: RunContext) -> None:
         try:
             if role_id is not None and role_key not in attached:
                 attached[role_key] = {p.get("key"): p.get("id") for p in await ctx.kinde.role_permissions(str(role_id))}
-        except FATAL:
-            raise
         except ApiError as exc:
+            if exc.stops_run:  # no other item would fare better
+                raise
             _refused(ctx, "role_permission", item, exc)
             continue
         permission_id = attached.get(role_key, {}).get(permission_key)

@@ -24,13 +24,13 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from migrator.errors import AlreadyExists, ApiError, AuthError, ProtocolError, ScopeError
+from migrator.errors import AlreadyExists, ApiError
 from migrator.events import Notice
 from migrator.journal import Deletion, DeletionState, Journal, UserWriteKind
+from migrator.mapping import identity_key
 from migrator.stages.context import RunContext
 from migrator.stages.deletions import absent_outcome, journal_sending, was_sent
 
-FATAL = (AuthError, ScopeError, ProtocolError)
 OPEN = (DeletionState.PENDING, DeletionState.FAILED)
 RESTORED_KINDS = ("identity_removed", "identity_added", "user_profile")  # in the order the undo takes them
 KEPT_KINDS = ("password", "user_deleted")  # planned as kept: nothing an undo can do
@@ -43,13 +43,6 @@ DELETED_KEPT = (
     " creates it anew"
 )
 UNVERIFIED = " unverified (Kinde's POST /users/{id}/identities has no is_verified)"
-
-
-def identity_key(kind: Any, value: Any) -> str:
-    """``type:value`` (emails and usernames lower-cased, phones as they are): how ``user_writes`` and the undo
-    name an identity, whatever case Kinde answers it in."""
-    text = str(value or "")
-    return f"{kind}:{text if kind == 'phone' else text.lower()}"
 
 
 def _planned(journal: Journal, base_run_id: int) -> dict[str, list[tuple[str, str, str | None]]]:
@@ -125,9 +118,9 @@ async def restore_updates(ctx: RunContext) -> None:
             try:
                 if await _still_ours(ctx, kind, kinde_id, items):
                     await restore(ctx, kinde_id, items)
-            except FATAL:
-                raise
             except ApiError as exc:
+                if exc.stops_run:  # no other item would fare better
+                    raise
                 state = DeletionState.FAILED if exc.retryable else DeletionState.KEPT
                 for key, _ in items:
                     _record(ctx, kind, key, state, str(exc) if exc.retryable else f"Kinde refused: {exc}")

@@ -17,16 +17,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from migrator import passwords
-from migrator.errors import AlreadyExists, ApiError, AuthError, InputError, MigratorError, ProtocolError, ScopeError
+from migrator.errors import AlreadyExists, ApiError, InputError, MigratorError
 from migrator.events import PhaseAdvanced, PhaseFinished, PhaseStarted
 from migrator.journal import DeletionState, Journal, Update, UserWriteKind
-from migrator.models import PasswordImport
+from migrator.mapping import identity_key
 from migrator.stages.context import RunContext
 from migrator.stages.undo import delete_ours
-from migrator.stages.undo_updates import identity_key
 
-FATAL = (AuthError, ScopeError, ProtocolError)
 PROFILE_FIELDS = ("given_name", "family_name", "is_suspended")  # what a catch-up PATCHes that an undo restores
 
 
@@ -54,9 +51,9 @@ async def apply_updates(ctx: RunContext) -> None:
     for done, update in enumerate(updates, start=1):
         try:
             await _apply(ctx, update)
-        except FATAL:
-            raise
         except MigratorError as exc:
+            if exc.stops_run:  # no other item would fare better
+                raise
             ctx.journal.cutover.record_update(ctx.run.id, update.clerk_id, error=str(exc))
         else:
             ctx.journal.cutover.record_update(ctx.run.id, update.clerk_id)
@@ -130,9 +127,9 @@ async def _remove_identity(ctx: RunContext, clerk_id: str, kinde_id: str, identi
     """Look before deleting: gone already (deleted before a crash, or never carried across) is done;
     the user's last identity is kept (a user who cannot sign in is worse than a stale identity) and reported."""
     records = await ctx.kinde.user_identity_records(kinde_id)
-    wanted = _match_key(identity["type"], identity["value"])
+    wanted = identity_key(identity["type"], identity["value"])
     matches = [
-        r for r in records if _match_key(r.get("type"), r.get("name")) == wanted and isinstance(r.get("id"), str)
+        r for r in records if identity_key(r.get("type"), r.get("name")) == wanted and isinstance(r.get("id"), str)
     ]
     if not matches:
         return
@@ -158,11 +155,6 @@ async def _remove_identity(ctx: RunContext, clerk_id: str, kinde_id: str, identi
                 raise
 
 
-def _match_key(kind: Any, value: Any) -> tuple[str, str]:
-    text = str(value or "")
-    return str(kind), text if kind == "phone" else text.lower()
-
-
 async def _holders(ctx: RunContext, identity: dict[str, Any]) -> list[str]:
     """Kinde ids of the users holding this email/username/phone (other identity types: not looked up)."""
     if identity["type"] not in ("email", "username", "phone"):
@@ -171,12 +163,7 @@ async def _holders(ctx: RunContext, identity: dict[str, Any]) -> list[str]:
 
 
 def _password_fields(ctx: RunContext, clerk_id: str) -> dict[str, Any]:
-    row = ctx.export_row(clerk_id)
-    translated = (
-        passwords.translate(row.password_hasher, row.password_digest, salt_position=ctx.options.salt_position)
-        if row
-        else None
-    )
-    if not isinstance(translated, PasswordImport):
+    translated = ctx.password_import(clerk_id)
+    if translated is None:
         raise InputError(f"{clerk_id}: the export given to this catch-up no longer holds an importable password")
     return translated.fields

@@ -40,6 +40,7 @@ from migrator.errors import EXIT_FAILURES, EXIT_OK, ApiError
 from migrator.events import Notice, PhaseAdvanced, PhaseFinished, PhaseStarted
 from migrator.journal import MembershipState, ReadBack, RunMode, UserState
 from migrator.kinde.client import gone
+from migrator.mapping import normalized_identity
 from migrator.report_files import VERIFY, run_dir, write_rows, write_summary
 from migrator.stages.context import RunContext, Ticker, task_group
 from migrator.stages.verify_extras import extra_user_findings, role_permission_findings
@@ -272,8 +273,10 @@ def user_differences(
     if bool(plan.get("suspended")) != bool(kinde["is_suspended"]):
         differences.append(("drift", "suspended", str(bool(plan.get("suspended"))), str(bool(kinde["is_suspended"]))))
     for kind in ("email", "phone", "username"):
-        wanted = {_key(kind, i["value"]): bool(i["is_verified"]) for i in plan["identities"] if i["type"] == kind}
-        held = {_key(kind, value): confirmed for type_, value, confirmed in identities if type_ == kind}
+        wanted = {
+            normalized_identity(kind, i["value"]): bool(i["is_verified"]) for i in plan["identities"] if i["type"] == kind
+        }
+        held = {normalized_identity(kind, value): confirmed for type_, value, confirmed in identities if type_ == kind}
         for value in sorted(wanted.keys() - held.keys()):
             differences.append(("incomplete" if done else "drift", kind, value, ""))
         for value in sorted(held.keys() - wanted.keys()):
@@ -283,10 +286,6 @@ def user_differences(
             if kind != "username" and confirmed is not None and confirmed != wanted[value]:
                 differences.append(("drift", f"{kind}_verified", f"{value}: {wanted[value]}", f"{value}: {confirmed}"))
     return differences
-
-
-def _key(kind: str, value: str) -> str:
-    return value if kind == "phone" else value.lower()
 
 
 def _text(value: Any) -> str | None:

@@ -1,4 +1,4 @@
-"""``migrator verify``, issue 14's extras: user properties, social identities and role permissions.
+"""``migrator verify``'s extras: user properties, social identities and role permissions.
 
 Checked only where the run wrote them (``properties``/``social``/``permissions`` = done; for an export
 run, whose files carried them, wherever its plan has them), so a run without those features costs no

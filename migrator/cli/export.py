@@ -14,21 +14,21 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from migrator.cli import (
+from migrator.cli.shared import (
     AllowChangedOption,
     ConfigOption,
     JsonOption,
     StateDirOption,
-    _hold_and_run,
-    _require_export,
-    _run_command,
-    _settings,
-    app,
+    connected_settings,
+    hold_and_run,
+    require_export,
+    run_command,
 )
 from migrator.config import Settings
 from migrator.errors import ConfigError
-from migrator.exporting import ExportAction, run_export
 from migrator.kinde.import_files import FileFormat
+from migrator.runs.actions import ExportAction
+from migrator.runs.api import run_export
 from migrator.stages.export_files import API_USERS, ExportOutcome, FileRequest
 
 MEGABYTE = 1000 * 1000
@@ -39,7 +39,10 @@ class ImportFormat(StrEnum):
     kinde_csv = "kinde-csv"
 
 
-@app.command("export")
+def register(app: typer.Typer) -> None:
+    app.command("export")(export)
+
+
 def export(
     out: Annotated[Path, typer.Option("--out", help="Directory for the import files (created 0700).")],
     file_format: Annotated[
@@ -83,21 +86,21 @@ def export(
     """
 
     def body() -> ExportOutcome:
-        settings = _settings(config, clerk_export=clerk_export, state_dir=state_dir)
+        settings = connected_settings(config, clerk_export=clerk_export, state_dir=state_dir)
         if not resume:
-            _require_export(settings, dry_run or without_export)
+            require_export(settings, dry_run or without_export)
         if run_id is not None and not resume:
             raise ConfigError("--run is the export run to continue: give it with --resume")
         request = FileRequest(out, FileFormat(file_format.value), int(max_file_mb * MEGABYTE), dry_run)
         action = ExportAction(request, run_id, resume, create_roles, allow_changed)
         return _execute_export(settings, action, as_json)
 
-    outcome = _run_command(body)
+    outcome = run_command(body)
     raise typer.Exit(outcome.exit_code)
 
 
 def _execute_export(settings: Settings, action: ExportAction, as_json: bool) -> ExportOutcome:
-    outcome, out = _hold_and_run(
+    outcome, out = hold_and_run(
         settings, as_json, lambda journal, renderer: run_export(settings, journal, action, on_event=renderer)
     )
     _show(outcome, out, as_json)

@@ -1,6 +1,6 @@
-"""``run_verification``: the library entry point of ``migrator verify`` (as ``run_migration`` is of a run).
+"""``migrator verify``: Kinde read back and compared with a run of the journal.
 
-Connects to Kinde, proves the token carries the read scopes verify needs, and runs the verify stage
+Connects (``session.py``: retries reported and requests logged as every command's), proves the token carries the read scopes verify needs, and runs the verify stage
 over the chosen run of the journal. Clerk is contacted only with ``fresh``: otherwise the run's staged
 plans are what Kinde is compared with.
 """
@@ -10,12 +10,13 @@ from __future__ import annotations
 import httpx
 
 from migrator.config import Settings
-from migrator.connect import connect
-from migrator.errors import ApiError, JournalError, ScopeError
+from migrator.errors import JournalError, ScopeError
 from migrator.events import Emit, Notice
 from migrator.journal import Journal, RunMode
 from migrator.kinde.scopes import VERIFY_ORGANIZATIONS, VERIFY_READ
-from migrator.stages.context import RunContext, mapping_options
+from migrator.request_log import VERIFY_REQUESTS_LOG
+from migrator.runs.session import open_session
+from migrator.stages.context import RunContext
 from migrator.stages.verify import Verification, verify
 
 READ_SCOPES = VERIFY_READ  # kinde/scopes.py: a canary's preflight asks for the same before its first write
@@ -41,15 +42,10 @@ async def run_verification(
     run = journal.runs.get(run_id)
     if run.dry_run:
         raise JournalError(f"run {run.id} was a dry run: it wrote nothing to Kinde, so there is nothing to verify")
-
-    def on_retry(service: str, error: ApiError, attempt: int) -> None:
-        on_event(Notice(f"{service}: retry {attempt} after: {error}"))
-
-    async with connect(
-        settings, on_retry=on_retry, clerk_transport=clerk_transport, kinde_transport=kinde_transport
-    ) as (clerk, kinde):
-        ctx = RunContext(settings, journal, clerk, kinde, on_event, run, mapping_options(settings))
-        return await verify_connected(ctx, fresh=fresh)
+    async with open_session(settings, journal, on_event, clerk_transport, kinde_transport) as session:
+        # beside the run's own requests.jsonl: a verify days later must not stretch the run's charts
+        session.attach_request_log(run, VERIFY_REQUESTS_LOG)
+        return await verify_connected(session.context(run), fresh=fresh)
 
 
 async def verify_connected(ctx: RunContext, *, fresh: bool = False) -> Verification:

@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import typer
 from rich.table import Table
 
-from migrator.cli import ConfigOption, JsonOption, StateDirOption, _require_journal, _run_command, app
-from migrator.cli_conventions import TerminalConsole
+from migrator.cli.conventions import TerminalConsole
+from migrator.cli.shared import ConfigOption, JsonOption, StateDirOption, require_journal, run_command
 from migrator.config import Settings, load_settings
 from migrator.journal import JOURNAL_FILE, Journal
 from migrator.run_records import NothingToDo, nothing_to_do, run_rows
@@ -87,7 +88,10 @@ def runs_legend(rows: list[dict[str, object]], width: int) -> list[str]:
     return [f"{SHORT_STATES[state]}: {state} (`migrator status ID --failed` for who)" for state in sorted(shown)]
 
 
-@app.command("runs")
+def register(app: typer.Typer) -> None:
+    app.command("runs")(runs)
+
+
 def runs(as_json: JsonOption = False, config: ConfigOption = None, state_dir: StateDirOption = None) -> None:
     """Every run in the state directory: kind (run, dry-run, sync, canary, undo, export), state, user
     counts and times. Reads the journal only.
@@ -97,7 +101,7 @@ def runs(as_json: JsonOption = False, config: ConfigOption = None, state_dir: St
 
     def body() -> None:
         settings: Settings = load_settings(config, state_dir=state_dir)
-        _require_journal(settings)
+        require_journal(settings)
         journal = Journal(settings.state_dir)
         try:
             rows = run_rows(journal)
@@ -112,4 +116,4 @@ def runs(as_json: JsonOption = False, config: ConfigOption = None, state_dir: St
             for line in runs_legend(rows, out.width):
                 out.print(line, highlight=False)
 
-    _run_command(body)
+    run_command(body)

@@ -1,5 +1,5 @@
 """``migrator lazy``: lazy migration of the passwords Kinde cannot import, through a Kinde workflow
-that asks Clerk to verify the typed password at sign-in. Registered on the main app by ``migrator.cli``."""
+that asks Clerk to verify the typed password at sign-in."""
 
 from __future__ import annotations
 
@@ -9,15 +9,17 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from migrator.cli import ConfigOption, _run_command, app
+from migrator.cli.shared import ConfigOption, run_command
 from migrator.config import load_settings
 from migrator.lazy.workflow_files import ENVIRONMENT_VARIABLES, SETTINGS_FILE, write_workflow
 
-lazy_app = typer.Typer(help="Lazy migration: users move at sign-in, Clerk verifying their password.", no_args_is_help=True)
-app.add_typer(lazy_app, name="lazy")
+
+def register(app: typer.Typer) -> None:
+    lazy_app = typer.Typer(help="Lazy migration: users move at sign-in, Clerk verifying their password.", no_args_is_help=True)
+    lazy_app.command("init")(init)
+    app.add_typer(lazy_app, name="lazy")
 
 
-@lazy_app.command("init")
 def init(
     out: Annotated[Path, typer.Option("--out", help="New folder for the workflow (the repository Kinde syncs from).")],
     users_in_kinde: Annotated[
@@ -52,4 +54,4 @@ def init(
         console.print(f"  Settings (refusal message, two-factor users, applications): {SETTINGS_FILE}", highlight=False)
         return 0
 
-    raise typer.Exit(_run_command(body))
+    raise typer.Exit(run_command(body))

@@ -1,19 +1,26 @@
 """``migrator sandbox serve``: the emulators for an operator's own rehearsal, with a switch for each vendor
 behaviour worth rehearsing (rate limits and their reset headers, a quota shared with a live app, tokens that
 expire or lack a scope, Clerk ignoring or refusing the cursor, a Clerk outage). Every value is checked by the
-parser (exit 2). The sandbox itself is imported only in ``migrator.demo``, when the command runs."""
+parser (exit 2). And ``migrator demo``. The sandbox itself is imported only in ``migrator.demo``, when a command
+runs: this module imports it, never the other way."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from migrator import cli_conventions as conventions
-from migrator.cli import _run_command, sandbox_app
+from migrator.cli import conventions
+from migrator.cli.shared import run_command
+
+
+def register(app: typer.Typer) -> None:
+    sandbox_app = typer.Typer(help="Local emulators of the Clerk and Kinde APIs, for rehearsals.", no_args_is_help=True)
+    sandbox_app.command("serve")(sandbox_serve)
+    app.add_typer(sandbox_app, name="sandbox")
+    app.command()(demo)
 
 
 class FaultProfileName(StrEnum):
@@ -59,41 +66,6 @@ class OutageStatus(StrEnum):
     internal = "500"
     bad_gateway = "502"
     unavailable = "503"
-
-
-@dataclass
-class ServeRequest:
-    """What ``sandbox serve`` was asked for, in plain values (``demo.serve_options`` builds the sandbox)."""
-
-    users: int = 1000
-    seed: int = 1
-    clerk_port: int = 0
-    kinde_port: int = 0
-    export_csv: Path | None = None
-    export_json: Path | None = None
-    export_json_shape: str = "list"
-    account_shapes: float = 0.0
-    faults: str = "none"
-    kinde_rps: float | None = None
-    clerk_rps: int = 1000
-    duplicate_status: int = 400
-    reset_form: str = "seconds"
-    shared_quota: float | None = None
-    shared_quota_after: float = 0.0
-    shared_quota_for: float = 3600.0
-    token_lifetime: int = 3600
-    token_max_uses: int | None = None
-    bad_token_status: int = 401
-    without_scopes: list[str] = field(default_factory=list)
-    only_scopes: list[str] = field(default_factory=list)
-    clerk_cursor: str = "honoured"
-    clerk_organizations: str = "served"
-    clerk_role_permissions: str = "served"
-    clerk_outage_after_pages: int | None = None
-    clerk_outage_seconds: float | None = None
-    clerk_outage_status: int = 503
-    kinde_readings: dict[str, Any] = field(default_factory=dict)
-    workflow: Path | None = None
 
 
 def _known_scopes(values: list[str] | None) -> list[str]:
@@ -213,7 +185,6 @@ WorkflowDir = Annotated[
 OutageCode = Annotated[OutageStatus, typer.Option(help="The status of Clerk's failing pages.")]
 
 
-@sandbox_app.command("serve")
 def sandbox_serve(
     users: Users = 1000,
     seed: Seed = 1,
@@ -282,8 +253,22 @@ def sandbox_serve(
         "clerk_outage_status": int(clerk_outage_status.value),
         "kinde_readings": dict(_reading(value) for value in kinde_reading or []),
     }
+    from migrator.demo import ServeRequest, serve_sandbox  # the sandbox is imported only when this command runs
+
     plain = {name: value for name, value in given.items() if name in ServeRequest.__dataclass_fields__}
     request = ServeRequest(**(plain | choices))
-    from migrator.demo import serve_sandbox
+    raise typer.Exit(run_command(lambda: serve_sandbox(request)))
 
-    raise typer.Exit(_run_command(lambda: serve_sandbox(request)))
+
+def demo(
+    users: Annotated[int, typer.Option(help="Generated Clerk users.", min=1, max=conventions.SANDBOX_MAX_USERS)] = 1000,
+    seed: Annotated[int, typer.Option(help="Seed of the generated data.")] = 1,
+    sign_ins: Annotated[int, typer.Option(help="Migrated users to sign in with their old password.", min=0)] = 25,
+) -> None:
+    """Rehearse a whole migration against the embedded sandbox, then sign users in with their old passwords.
+
+    Example: migrator demo --users 2000
+    """
+    from migrator.demo import run_demo  # the sandbox is only imported here and in `sandbox serve`
+
+    raise typer.Exit(run_command(lambda: run_demo(users=users, seed=seed, sign_ins=sign_ins)))

@@ -1,5 +1,5 @@
 """The lists of ``migrator status``: failed users (``--failed`` for all, ``--failed --csv`` as a file on
-stdout), skipped users with their reasons, and warnings by kind with counts. Kept apart from cli.py."""
+stdout), skipped users with their reasons, and warnings by kind with counts."""
 
 from __future__ import annotations
 

@@ -32,11 +32,6 @@ Examples:
   migrator runs                           every run in this state directory
 """
 
-REQUIRED_SETTINGS_NOTE = (
-    "Needs CLERK_SECRET_KEY, KINDE_DOMAIN, KINDE_MANAGEMENT_CLIENT_ID and KINDE_MANAGEMENT_CLIENT_SECRET"
-    " (environment, .env or --config TOML)."
-)
-
 
 @dataclass
 class Verbosity:

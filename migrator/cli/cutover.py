@@ -1,7 +1,5 @@
-"""The cutover commands: ``sync`` (catch-up), ``undo``, and the canary options of ``run``.
-
-Kept apart from ``cli.py`` so the core commands stay short; registered on the same typer app.
-"""
+"""The cutover commands: ``sync`` (catch-up), ``undo``, and the canary options of ``run``; what ``status``
+shows of a cutover run."""
 
 from __future__ import annotations
 
@@ -13,24 +11,24 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from migrator.cli import (
+from migrator.cli.execute import execute
+from migrator.cli.shared import (
     ConfigOption,
     ExportTimeOption,
     JsonOption,
     StateDirOption,
     YesOption,
-    _execute,
-    _hold_and_run,
-    _require_confirmation_possible,
-    _run_command,
-    _settings,
-    app,
+    connected_settings,
+    hold_and_run,
+    require_confirmation_possible,
+    run_command,
 )
-from migrator.cutover import Canary, ConfirmUndo, Sync, Undo, UndoSummary, run_undo
 from migrator.errors import ConfigError
 from migrator.only_file import read_only_ids
 from migrator.render import Renderer
 from migrator.reports import Summary
+from migrator.runs.actions import Canary, Sync, Undo
+from migrator.runs.undo import ConfirmUndo, UndoSummary, run_undo
 from migrator.stages.undo import PLANNED_KINDS
 from migrator.status_lists import SHOWN
 
@@ -85,7 +83,11 @@ def canary_action(sample: int | None, seed: int, only: str | None, only_file: Pa
     return Canary(sample=sample, seed=seed, only=tuple(ids))
 
 
-@app.command()
+def register(app: typer.Typer) -> None:
+    app.command()(sync)
+    app.command()(undo)
+
+
 def sync(
     since: Annotated[int | None, typer.Option("--since", help="Base run (default: the latest run).")] = None,
     clerk_export: Annotated[
@@ -118,13 +120,12 @@ def sync(
     """
 
     def body() -> Summary:
-        settings = _settings(config, clerk_export=clerk_export, state_dir=state_dir, clerk_export_time=export_time)
-        return _execute(settings, as_json, Sync(since, delete_removed, full), yes=yes)  # type: ignore[arg-type]
+        settings = connected_settings(config, clerk_export=clerk_export, state_dir=state_dir, clerk_export_time=export_time)
+        return execute(settings, as_json, Sync(since, delete_removed, full), yes=yes)  # type: ignore[arg-type]
 
-    raise typer.Exit(_run_command(body).exit_code)
+    raise typer.Exit(run_command(body).exit_code)
 
 
-@app.command()
 def undo(
     run_id: Annotated[int, typer.Argument(help="The run whose creations to delete from Kinde.")],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be deleted; delete nothing.")] = False,
@@ -149,9 +150,9 @@ def undo(
     """
 
     def body() -> UndoSummary:
-        settings = _settings(config, state_dir=state_dir)
-        _require_confirmation_possible(yes, dry_run)
-        summary, out = _hold_and_run(
+        settings = connected_settings(config, state_dir=state_dir)
+        require_confirmation_possible(yes, dry_run)
+        summary, out = hold_and_run(
             settings,
             as_json,
             lambda journal, renderer: run_undo(
@@ -161,7 +162,7 @@ def undo(
         _show(summary, out, as_json)
         return summary
 
-    raise typer.Exit(_run_command(body).exit_code)
+    raise typer.Exit(run_command(body).exit_code)
 
 
 def _ask(yes: bool, renderer: Renderer) -> ConfirmUndo:
