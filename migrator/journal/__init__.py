@@ -143,11 +143,11 @@ class Journal:
             if side.exists():
                 os.chmod(side, 0o600)
         self.runs = Runs(self)
-        self.exports = Exports(self)
         self.users = Users(self)
+        self.exports = Exports(self, self.users)
         self.organizations = Organizations(self)
         self.verify = Verifications(self)
-        self.cutover = Cutover(self)
+        self.cutover = Cutover(self, self.users)
 
     def close(self) -> None:
         self.release()

@@ -8,7 +8,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from migrator.journal.repository import Repository
+from migrator.journal.repository import Repository, Statements
 from migrator.journal.rows import Deletion, PropertyWrite, Update, UserWrite, typed_all
 from migrator.journal.sql import in_kinde_by_us, real_run, user_deletion
 from migrator.journal.states import (
@@ -20,12 +20,17 @@ from migrator.journal.states import (
     UserState,
     UserWriteKind,
 )
+from migrator.journal.users import Users
 
 # users a catch-up found gone from Clerk (listed or deleted) or Kinde proved gone
 _FOUND_GONE = (DeletionState.LISTED, DeletionState.DELETED, DeletionState.GONE)
 
 
 class Cutover(Repository):
+    def __init__(self, journal: Statements, users: Users) -> None:
+        super().__init__(journal)
+        self._users = users  # a catch-up's update settles its user's row
+
     def start_sweep(self) -> int:
         """Gather once (one scan) the users this journal put in Kinde and no catch-up found gone yet, so
         that ``sweep_batch`` pages them by clerk id through an index: a catch-up sweeps them for deletions."""
@@ -94,11 +99,11 @@ class Cutover(Repository):
                 (UPDATE_FAILED if error else StepState.DONE, error, run_id, clerk_id),
             )
             if error:
-                self._journal.users.update(
+                self._users.update(
                     run_id, clerk_id, state=UserState.FAILED, error_code="UPDATE_FAILED", error_message=error
                 )
             else:
-                self._journal.users.update(run_id, clerk_id, state=UserState.DONE, error_code=None, error_message=None)
+                self._users.update(run_id, clerk_id, state=UserState.DONE, error_code=None, error_message=None)
 
     def update_counts(self, run_id: int) -> dict[str, int]:
         return dict(self._rows("SELECT state, COUNT(*) FROM updates WHERE run_id = ? GROUP BY state", (run_id,)))

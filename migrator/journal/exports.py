@@ -6,10 +6,11 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator, Sequence
 
-from migrator.journal.repository import Repository, now_iso
+from migrator.journal.repository import Repository, Statements, now_iso
 from migrator.journal.rows import ExportEntry, UserRow, typed
 from migrator.journal.sql import CREATED_ELSEWHERE, in_kinde_by_us, real_run, user_deletion
 from migrator.journal.states import Created, DeletionState, Lookup, PasswordStep, UserState
+from migrator.journal.users import Users
 
 
 class DuplicateExportRow(Exception):
@@ -26,6 +27,10 @@ _NOT_IN_KINDE = user_deletion("users.clerk_id", DeletionState.NOT_IN_KINDE)
 
 
 class Exports(Repository):
+    def __init__(self, journal: Statements, users: Users) -> None:
+        super().__init__(journal)
+        self._users = users  # export runs' users are staged users
+
     # -- the export index --------------------------------------------------------------------------
     def add_entries(self, run_id: int, entries: Sequence[tuple[str, int, int, str | None, bool]]) -> None:
         """Index export rows; a user id already indexed raises ``DuplicateExportRow`` (the export is corrupt)."""
@@ -72,7 +77,7 @@ class Exports(Repository):
     def imported_to_adopt(self, run_id: int) -> int:
         """Users of an export run written to an import file whose Kinde id is not known yet (less those a
         catch-up found deleted from Clerk before they reached Kinde)."""
-        return self._journal.users.count(
+        return self._users.count(
             run_id,
             f"state != ? AND export_target IS NULL AND kinde_id IS NULL AND NOT {_NOT_IN_KINDE}"
             f" AND NOT {CREATED_ELSEWHERE}",
