@@ -36,6 +36,8 @@ def show_verification(result: Verification, out: Console, as_json: bool) -> None
         table.add_row(kind, f"[{style}]{count}[/{style}]" if style else str(count), MEANING[kind])
     expected = "users the undo took back, expected gone" if "not_gone" in result.counts else "Clerk users expected in Kinde"
     out.print(f"Kinde users read: {result.kinde_users}; {expected}: {result.expected_users}")
+    if result.coverage:
+        out.print(f"Checked by {result.coverage.describe()}", highlight=False)
     out.print(table)
     for kind in KINDS:
         for row in result.examples.get(kind, []):

@@ -464,8 +464,8 @@ async def test_list_users_expand(kinde: Kinde, kinde_spec: Contract) -> None:
     (user,) = response.json()["users"]
     assert user["organizations"] == [org]
     assert user["identities"] == [
-        {"type": "email", "identity": "lee@example.com"},
-        {"type": "username", "identity": "lliu"},
+        {"type": "email", "identity": "lee@example.com", "connection_id": None},
+        {"type": "username", "identity": "lliu", "connection_id": None},
     ]
     with_org = await kinde.client.get("/api/v1/users", params={"has_organization": "false"})
     assert with_org.json()["users"] == []

@@ -45,13 +45,16 @@ class Verifications(Repository):
             **json.loads(row["counts"]),
         }
 
-    def store_kinde_users(self, verify_id: int, users: Sequence[tuple[str, Any, Any, Any, Any, Any]]) -> None:
-        """(kinde id, provided_id, email, first name, last name, suspended) of one page of Kinde users."""
+    def store_kinde_users(
+        self, verify_id: int, users: Sequence[tuple[str, Any, Any, Any, Any, Any, list[Any] | None]]
+    ) -> None:
+        """(kinde id, provided_id, email, first name, last name, suspended, identities) of one page of Kinde
+        users; identities [(type, value, None)...] as the page listed them, None when it listed none."""
         with self.transaction():
             self._many(
                 "INSERT OR REPLACE INTO kinde_users(verify_id, kinde_id, provided_id, email_key, first_name, last_name,"
-                " is_suspended) VALUES (?, ?, ?, LOWER(?), ?, ?, ?)",
-                [(verify_id, *user) for user in users],
+                " is_suspended, identities) VALUES (?, ?, ?, LOWER(?), ?, ?, ?, ?)",
+                [(verify_id, *user[:6], None if user[6] is None else json.dumps(user[6])) for user in users],
             )
 
     def store_kinde_members(self, verify_id: int, org_code: str, members: Sequence[tuple[str, list[str]]]) -> None:
@@ -156,6 +159,17 @@ class Verifications(Repository):
             " ORDER BY m.clerk_id, m.kinde_id LIMIT ?",
             (run_id, verify_id, imported, Created.CREATED, Created.EARLIER, *after, limit),
         ))
+
+    def read_back_ids(self, verify_id: int, run_id: int, imported: bool = False) -> Iterator[str]:
+        """The Clerk ids ``users_to_read_back`` walks (each once), a page at a time: what a sample is drawn from."""
+        after = ""
+        while rows := self._rows(
+            "SELECT DISTINCT m.clerk_id FROM verify_matches m JOIN users u ON u.run_id = ? AND u.clerk_id = m.clerk_id"
+            " WHERE m.verify_id = ? AND (? OR u.created IN (?, ?)) AND m.clerk_id > ? ORDER BY m.clerk_id LIMIT 10000",
+            (run_id, verify_id, imported, Created.CREATED, Created.EARLIER, after),
+        ):
+            yield from (row[0] for row in rows)
+            after = rows[-1][0]
 
     def store_identities(self, verify_id: int, identities: Sequence[tuple[str, list[Any] | None]]) -> None:
         """(kinde id, [(type, value, confirmed)...]); None: the user vanished between the list and the read."""

@@ -273,9 +273,11 @@ class KindeClient(ApiClient):
         return None
 
     # -- reading everything back (``migrator verify``) ----------------------------------------
-    async def user_pages(self) -> AsyncIterator[list[dict[str, Any]]]:
-        """Every Kinde user, 500 a page, following ``next_token``; each item has a string ``id``."""
-        async for page in self._pages("/api/v1/users", "users", "read:users"):
+    async def user_pages(self, expand: Sequence[str] = ()) -> AsyncIterator[list[dict[str, Any]]]:
+        """Every Kinde user, 500 a page, following ``next_token``; each item has a string ``id``.
+        ``expand``: any of ``identities``, ``organizations`` (the spec's list adds them to each user)."""
+        extra = {"expand": ",".join(expand)} if expand else {}
+        async for page in self._pages("/api/v1/users", "users", "read:users", extra):
             yield [user for user in page if isinstance(user.get("id"), str)]
 
     async def organization_member_pages(self, org_code: str) -> AsyncIterator[list[dict[str, Any]]]:
@@ -284,8 +286,10 @@ class KindeClient(ApiClient):
         async for page in self._pages(path, "organization_users", "read:organization_users"):
             yield [member for member in page if isinstance(member.get("id"), str)]
 
-    async def _pages(self, path: str, key: str, scope: str) -> AsyncIterator[list[dict[str, Any]]]:
-        params: dict[str, Any] = {"page_size": MAX_PAGE}
+    async def _pages(
+        self, path: str, key: str, scope: str, extra: dict[str, Any] | None = None
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        params: dict[str, Any] = {"page_size": MAX_PAGE, **(extra or {})}
         seen_tokens: set[str] = set()
         while True:
             body = await self.call("GET", path, params=params, scope=scope)

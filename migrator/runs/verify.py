@@ -18,6 +18,7 @@ from migrator.request_log import VERIFY_REQUESTS_LOG
 from migrator.runs.session import open_session
 from migrator.stages.context import RunContext
 from migrator.stages.verify import Verification, verify
+from migrator.stages.verify_sample import Depth
 
 READ_SCOPES = VERIFY_READ  # kinde/scopes.py: a canary's preflight asks for the same before its first write
 ORGANIZATION_READ_SCOPES = VERIFY_ORGANIZATIONS
@@ -34,21 +35,22 @@ async def run_verification(
     *,
     on_event: Emit,
     fresh: bool = False,
+    depth: Depth | None = None,
     clerk_transport: httpx.AsyncBaseTransport | None = None,
     kinde_transport: httpx.AsyncBaseTransport | None = None,
 ) -> Verification:
     """Read Kinde back and compare it with run ``run_id`` (default: the latest real run); ``fresh``: with
-    Clerk's users as re-read now, mapped with these settings."""
+    Clerk's users as re-read now, mapped with these settings; ``depth``: which users are read one by one."""
     run = journal.runs.get(run_id)
     if run.dry_run:
         raise JournalError(f"run {run.id} was a dry run: it wrote nothing to Kinde, so there is nothing to verify")
     async with open_session(settings, journal, on_event, clerk_transport, kinde_transport) as session:
         # beside the run's own requests.jsonl: a verify days later must not stretch the run's charts
         session.attach_request_log(run, VERIFY_REQUESTS_LOG)
-        return await verify_connected(session.context(run), fresh=fresh)
+        return await verify_connected(session.context(run), fresh=fresh, depth=depth)
 
 
-async def verify_connected(ctx: RunContext, *, fresh: bool = False) -> Verification:
+async def verify_connected(ctx: RunContext, *, fresh: bool = False, depth: Depth | None = None) -> Verification:
     """Verify ``ctx.run`` over clients already open (a canary verifies itself this way, right after it ran)."""
     journal, run, kinde = ctx.journal, ctx.run, ctx.kinde
     await kinde.tokens.token()
@@ -69,4 +71,4 @@ async def verify_connected(ctx: RunContext, *, fresh: bool = False) -> Verificat
             status=403,
         )
     ctx.emit(Notice(f"verifying run {run.id} against Kinde ({journal.users.expected_count(run.id)} users expected)"))
-    return await verify(ctx, fresh=fresh)
+    return await verify(ctx, fresh=fresh, depth=depth)

@@ -1381,6 +1381,9 @@ class _KindeApi:
             ]
         if "identities" in expand:
             item["identities"] = [{"type": i.type, "identity": i.value} for i in user.identities]
+            if email_key == "email":  # the list's items (not GET /user's) carry connection_id, null but for social
+                for shown, identity in zip(item["identities"], user.identities, strict=True):
+                    shown["connection_id"] = identity.connection_id
         return item
 
     @staticmethod

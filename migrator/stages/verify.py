@@ -1,10 +1,14 @@
 """Stage (``migrator verify``): read every Kinde user back and compare it with what the run planned.
 
 The verdict comes from Kinde's answers, never from the journal's belief: every Kinde user is listed
-(500 a page), each user this journal created has its identities read (the list carries no verified
-flags), and each organization of the run has its members and their roles listed. Kinde's answers
-are streamed into journal tables and compared in SQL, or in batches of 500, so memory stays flat at
-a million users. Findings, each a row of ``verify.csv``:
+(500 a page, with its identities by type and value: names, suspension, presence, duplicates and
+identities are checked for everyone from the pages), and each organization of the run has its members
+and their roles listed. The verified flags (the list carries none), properties and social identities
+need one request per user: they are read for every user of a run of up to 2,000, beyond that for a
+sample drawn by a printed seed, or for everyone with ``--deep`` (``verify_sample.py``); no finding is
+claimed for a user the sample did not read. Kinde's answers are streamed into journal tables and
+compared in SQL, or in batches of 500, so memory stays flat at a million users. Findings, each a row
+of ``verify.csv`` (its ``checked_by`` names the read that found it):
 
 * ``missing``: a Clerk user that should be in Kinde (not skipped) and is not;
 * ``duplicated``: two Kinde users for one Clerk id, or for one email;
@@ -32,7 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -45,12 +49,15 @@ from migrator.report_files import VERIFY, run_dir, write_rows, write_summary
 from migrator.stages.context import RunContext, Ticker, task_group
 from migrator.stages.verify_extras import extra_user_findings, role_permission_findings
 from migrator.stages.verify_fresh import stage_fresh_plans
+from migrator.stages.verify_sample import Coverage, Depth, choose_sample, new_seed
 
 KINDS = ("missing", "duplicated", "unexpected", "drift", "incomplete", "not_carried", "api_pending", "not_gone")
 SHOWN_WHEN_FOUND = ("not_carried",)  # counted only when a user has one (most runs have none)
 BLOCKING = ("missing", "duplicated", "incomplete", "not_gone")  # any of these: exit 1
 NOT_CHECKED = {"password_reset_requested": "Kinde's API does not return it for a user"}
-VERIFY_COLUMNS = ("kind", "clerk_id", "kinde_id", "field", "expected", "found")
+VERIFY_COLUMNS = ("kind", "clerk_id", "kinde_id", "field", "expected", "found", "checked_by")
+PER_USER_FIELDS = ("email_verified", "phone_verified", "social")  # and property:*: found by a per-user read
+EXPAND = ("identities",)  # memberships and roles come from the organizations' member pages (all of them)
 READ_PHASE, IDENTITIES_PHASE, MEMBERS_PHASE = "Read Kinde users", "Read identities", "Read memberships"
 BATCH = 500
 EXAMPLES = 10
@@ -70,6 +77,7 @@ class Verification:
     examples: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     not_checked: dict[str, str] = field(default_factory=lambda: dict(NOT_CHECKED))
     reports: dict[str, str] = field(default_factory=dict)
+    coverage: Coverage | None = None
 
     @property
     def passed(self) -> bool:
@@ -89,15 +97,17 @@ class Verification:
             "counts": self.counts,
             "examples": self.examples,
             "not_checked": self.not_checked,
+            **({"coverage": self.coverage.to_json()} if self.coverage else {}),
             "reports": self.reports,
             "exit_code": self.exit_code,
         }
 
 
-async def verify(ctx: RunContext, *, fresh: bool = False) -> Verification:
+async def verify(ctx: RunContext, *, fresh: bool = False, depth: Depth | None = None) -> Verification:
     """Read Kinde back, compare, record the findings and write verify.csv and summary.json.
 
-    ``fresh``: compare with Clerk's users as they are now (re-read) rather than the run's staged plans."""
+    ``fresh``: compare with Clerk's users as they are now (re-read) rather than the run's staged plans;
+    ``depth``: which users are read one by one (default: all up to 2,000, else a sample of 2,000)."""
     journal, run = ctx.journal, ctx.run
     verify_id = journal.verify.start(run.id)
     if run.mode == RunMode.UNDO:
@@ -105,9 +115,9 @@ async def verify(ctx: RunContext, *, fresh: bool = False) -> Verification:
     if fresh:
         await stage_fresh_plans(ctx, verify_id)
         journal.verify.find_clerk_changes(verify_id, run.id)
-    await _read_users(ctx, verify_id)
+    await _read_users(ctx, verify_id, EXPAND)
     journal.verify.match_kinde_users(verify_id, run.id)
-    await _read_identities_and_compare(ctx, verify_id)
+    coverage = await _read_identities_and_compare(ctx, verify_id, depth or Depth())
     if _imported(ctx):
         await _find_imported_organizations(ctx)
     await _read_members(ctx, verify_id)
@@ -119,7 +129,7 @@ async def verify(ctx: RunContext, *, fresh: bool = False) -> Verification:
     if _imported(ctx):
         journal.verify.find_api_pending(verify_id, run.id)
     kinds = [kind for kind in KINDS if kind != "not_gone" and (kind != "api_pending" or _imported(ctx))]
-    return _conclude(ctx, verify_id, kinds, journal.users.expected_count(run.id))
+    return _conclude(ctx, verify_id, kinds, journal.users.expected_count(run.id), coverage)
 
 
 async def _verify_undo(ctx: RunContext, verify_id: int) -> Verification:
@@ -130,7 +140,9 @@ async def _verify_undo(ctx: RunContext, verify_id: int) -> Verification:
     return _conclude(ctx, verify_id, ["not_gone"], ctx.journal.verify.undone_user_count(ctx.run.id))
 
 
-def _conclude(ctx: RunContext, verify_id: int, kinds: list[str], expected_users: int) -> Verification:
+def _conclude(
+    ctx: RunContext, verify_id: int, kinds: list[str], expected_users: int, coverage: Coverage | None = None
+) -> Verification:
     """The verdict from the recorded findings: journaled, verify.csv and summary.json written."""
     journal, run = ctx.journal, ctx.run
     found = journal.verify.finding_counts(verify_id)
@@ -143,24 +155,42 @@ def _conclude(ctx: RunContext, verify_id: int, kinds: list[str], expected_users:
         expected_users=expected_users,
         counts=counts,
         examples={kind: [asdict(row) for row in journal.verify.findings(verify_id, kind, EXAMPLES)] for kind in kinds},
+        coverage=coverage,
     )
     for example in (e for kind in result.examples.values() for e in kind):
         example.pop("rowid", None)
-    journal.verify.end(verify_id, {"verdict": result.to_json()["verdict"], "counts": counts})
+    ended: dict[str, Any] = {"verdict": result.to_json()["verdict"], "counts": counts}
+    journal.verify.end(verify_id, ended | ({"coverage": coverage.to_json()} if coverage else {}))
     folder = run_dir(ctx.settings.state_dir, run.id)
-    rows = ([getattr(row, name) for name in VERIFY_COLUMNS] for row in journal.verify.findings(verify_id))
+    rows = (
+        [getattr(row, name) for name in VERIFY_COLUMNS[:-1]] + [checked_by(row.field)]
+        for row in journal.verify.findings(verify_id)
+    )
     result.reports["verify"] = str(write_rows(folder / VERIFY, VERIFY_COLUMNS, rows))
     summary = {k: v for k, v in result.to_json().items() if k not in ("examples", "reports")}
     result.reports["summary"] = str(write_summary(folder, verify=summary))
     return result
 
 
-async def _read_users(ctx: RunContext, verify_id: int) -> None:
-    """Every Kinde user, page by page, into the journal."""
+def checked_by(name: str) -> str:
+    """Which read found a finding on field ``name``: the report says which check covered whom."""
+    if name in PER_USER_FIELDS or name.startswith("property:"):
+        return "per-user read"
+    if name in ("membership", "roles"):
+        return "organization member pages"
+    if name in ("role", "role_permission"):
+        return "role reads"
+    if name == "clerk_user":
+        return "Clerk users"
+    return "user pages"
+
+
+async def _read_users(ctx: RunContext, verify_id: int, expand: Sequence[str] = ()) -> None:
+    """Every Kinde user, page by page, into the journal (with ``expand``: its identities as listed)."""
     total = ctx.journal.users.expected_count(ctx.run.id)
     ctx.emit(PhaseStarted(READ_PHASE, total))
     read, ticker = 0, Ticker()
-    async for page in ctx.kinde.user_pages():
+    async for page in ctx.kinde.user_pages(expand):
         ctx.journal.verify.store_kinde_users(
             verify_id,
             [
@@ -171,6 +201,7 @@ async def _read_users(ctx: RunContext, verify_id: int) -> None:
                     _text(user.get("first_name")),
                     _text(user.get("last_name")),
                     int(user.get("is_suspended") is True),
+                    _listed_identities(user.get("identities")) if "identities" in expand else None,
                 )
                 for user in page
             ],
@@ -183,20 +214,59 @@ async def _read_users(ctx: RunContext, verify_id: int) -> None:
     ctx.emit(PhaseFinished(READ_PHASE))
 
 
-async def _read_identities_and_compare(ctx: RunContext, verify_id: int) -> None:
-    """Per user this journal created: read its identities (paced by the limiter), compare it with its plan."""
-    ctx.emit(PhaseStarted(IDENTITIES_PHASE, ctx.journal.users.expected_count(ctx.run.id)))
+def _listed_identities(items: Any) -> list[tuple[str, str, None]] | None:
+    """(type, value, None) of each identity a users page listed (the list has no verified flags)."""
+    if not isinstance(items, list):
+        return None
+    return [
+        (item["type"], item["identity"], None)
+        for item in items
+        if isinstance(item, dict) and isinstance(item.get("type"), str) and isinstance(item.get("identity"), str)
+    ]
+
+
+def _sample(ctx: RunContext, verify_id: int, depth: Depth) -> tuple[set[str] | None, int, str, int | None]:
+    """(Clerk ids to read one by one, None: all; how many users the per-user checks apply to; mode; seed)."""
+    def ids() -> Iterator[str]:
+        return ctx.journal.verify.read_back_ids(verify_id, ctx.run.id, imported=_imported(ctx))
+
+    population = sum(1 for _ in ids())
+    if depth.deep:
+        return None, population, "deep", None
+    if population <= depth.sample:
+        return None, population, "every", None
+    seed = depth.seed if depth.seed is not None else new_seed()
+    chosen = choose_sample(ids(), depth.sample, seed)
+    ctx.emit(
+        Notice(
+            f"per-user reads (verified flags, properties, social identities): {len(chosen):,} of {population:,} users"
+            f" sampled with seed {seed} (`--seed {seed}` draws the same sample; `--deep` reads every user)"
+        )
+    )
+    return chosen, population, "sample", seed
+
+
+async def _read_identities_and_compare(ctx: RunContext, verify_id: int, depth: Depth) -> Coverage:
+    """Per user this journal created: compare it with its plan, from the page's identities, and for the
+    users chosen (``depth``) from its identities read one by one (paced by the limiter), with its extras."""
+    chosen, population, mode, seed = _sample(ctx, verify_id, depth)
+    ctx.emit(PhaseStarted(IDENTITIES_PHASE, population))
     gate = asyncio.Semaphore(ctx.settings.concurrency)
-    after, done, ticker = ("", ""), 0, Ticker()
+    after, done, read, ticker = ("", ""), 0, 0, Ticker()
     imported = _imported(ctx)
     while rows := ctx.journal.verify.users_to_read_back(verify_id, ctx.run.id, after, BATCH, imported=imported):
         after = (rows[-1].clerk_id, rows[-1].kinde_id)
-        found = await _read_batch(ctx, [row.kinde_id for row in rows], gate)
+        to_read = [row for row in rows if chosen is None or row.clerk_id in chosen]
+        found = await _read_batch(ctx, [row.kinde_id for row in to_read], gate)
+        read += len({row.clerk_id for row in to_read})
         vanished = [(kinde_id, None) for kinde_id, identities in found.items() if identities is None]
         ctx.journal.verify.store_identities(verify_id, vanished)
-        present = [row for row in rows if found[row.kinde_id] is not None]
-        findings = [f for row in present for f in _user_findings(row, found, imported)]
-        findings += await extra_user_findings(ctx, present, gate, imported=imported)
+        listed = {row.kinde_id: _stored_identities(row) for row in rows if row.kinde_id not in found}
+        identities = listed | found
+        present = [row for row in rows if not (row.kinde_id in found and found[row.kinde_id] is None)]
+        findings = [f for row in present for f in _user_findings(row, identities, imported)]
+        read_present = [row for row in to_read if found[row.kinde_id] is not None]
+        findings += await extra_user_findings(ctx, read_present, gate, imported=imported)
         ctx.journal.verify.record_findings(verify_id, findings)
         done += len(rows)
         if ticker.due():
@@ -204,6 +274,15 @@ async def _read_identities_and_compare(ctx: RunContext, verify_id: int) -> None:
             ctx.emit_pacing()
     ctx.emit(PhaseAdvanced(IDENTITIES_PHASE, done))
     ctx.emit(PhaseFinished(IDENTITIES_PHASE))
+    pages = ctx.journal.verify.kinde_user_count(verify_id)
+    return Coverage(pages=pages, read=read, of=population, mode=mode, seed=seed)
+
+
+def _stored_identities(row: ReadBack) -> list[tuple[str, str, bool | None]] | None:
+    """The identities the users page listed for this user (None: the page listed none to compare)."""
+    if row.identities is None:
+        return None
+    return [(type_, value, confirmed) for type_, value, confirmed in json.loads(row.identities)]
 
 
 async def _read_batch(
@@ -248,7 +327,7 @@ def _user_findings(row: ReadBack, found: dict[str, Any], imported: bool = False)
     return [
         (kind, clerk_id, kinde_id, name, expected, got)
         for kind, name, expected, got in user_differences(
-            plan, imported or row.state == UserState.DONE, _listed(row), found[kinde_id] or []
+            plan, imported or row.state == UserState.DONE, _listed(row), found[kinde_id]
         )
     ] + not_carried
 
@@ -259,10 +338,11 @@ def _listed(row: ReadBack) -> dict[str, Any]:
 
 
 def user_differences(
-    plan: dict[str, Any], done: bool, kinde: Any, identities: Sequence[tuple[str, str, bool | None]]
+    plan: dict[str, Any], done: bool, kinde: Any, identities: Sequence[tuple[str, str, bool | None]] | None
 ) -> list[tuple[str, str, str, str]]:
     """(kind, field, expected, found) for one user: drift, or incomplete when the journal says done
-    and an identity we sent is absent. ``kinde`` has first_name, last_name and is_suspended."""
+    and an identity we sent is absent. ``kinde`` has first_name, last_name and is_suspended;
+    ``identities`` None: none were read (nothing claimed about them), a confirmed flag None: not read."""
     differences: list[tuple[str, str, str, str]] = []
     for name, expected, got in (
         ("given_name", plan.get("given_name"), kinde["first_name"]),
@@ -272,7 +352,7 @@ def user_differences(
             differences.append(("drift", name, expected or "", got or ""))
     if bool(plan.get("suspended")) != bool(kinde["is_suspended"]):
         differences.append(("drift", "suspended", str(bool(plan.get("suspended"))), str(bool(kinde["is_suspended"]))))
-    for kind in ("email", "phone", "username"):
+    for kind in ("email", "phone", "username") if identities is not None else ():
         wanted = {
             normalized_identity(kind, i["value"]): bool(i["is_verified"]) for i in plan["identities"] if i["type"] == kind
         }
