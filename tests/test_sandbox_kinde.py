@@ -469,6 +469,16 @@ async def test_list_users_expand(kinde: Kinde, kinde_spec: Contract) -> None:
     ]
     with_org = await kinde.client.get("/api/v1/users", params={"has_organization": "false"})
     assert with_org.json()["users"] == []
+    social = {"type": "social", "value": "lee@gmail.com", "connection_id": "conn_google"}
+    assert (await kinde.client.post(f"/api/v1/users/{user_id}/identities", json=social)).status_code == 201
+    listed = await kinde.client.get("/api/v1/users", params={"expand": "identities"})
+    kinde_spec.check(listed)
+    (user,) = listed.json()["users"]
+    assert user["identities"][-1] == {"type": "social", "identity": "lee@gmail.com", "connection_id": "conn_google"}
+    assert "organizations" not in user  # only what expand names
+    one = await kinde.client.get("/api/v1/user", params={"id": user_id, "expand": "identities"})
+    kinde_spec.check(one)
+    assert all("connection_id" not in i for i in one.json()["identities"])  # GET /user's schema has none
 
 
 async def test_list_users_pages_with_next_token(kinde: Kinde, kinde_spec: Contract) -> None:
