@@ -167,6 +167,7 @@ def test_the_seed_is_drawn_printed_and_journaled_and_the_same_seed_draws_the_sam
     assert f"--seed {seed}" in drawn.stdout + drawn.stderr
     status = json.loads(cli(sandbox, workdir, "status", "--json").stdout)
     assert status["verify"]["coverage"]["seed"] == seed
+    assert f"checked by pages: {first['pages']} users" in cli(sandbox, workdir, "status").stdout
     again, seen, _ = verify(sandbox, workdir, "--sample", str(SAMPLE), "--seed", str(seed))
     assert again["coverage"] == first
     _, seen_again, _ = verify(sandbox, workdir, "--sample", str(SAMPLE), "--seed", str(seed))

@@ -213,6 +213,8 @@ def _show_status(report: dict[str, Any], out: Console) -> None:
     if checked := report["verify"]:
         counts = ", ".join(f"{kind} {n}" for kind, n in checked["counts"].items())
         out.print(f"Last verify ({checked['ended_at']}): {checked['verdict']}: {counts}", highlight=False)
+        if coverage := checked.get("coverage"):
+            out.print(f"  checked by {coverage['text']}", highlight=False)
     out.print("Runs: " + " | ".join(cutover.chain_entry(r) for r in report["chain"]), highlight=False)
     cutover.print_cutover_counts(out, report["cutover"])
     for column in ("state", *STEP_COLUMNS):
