@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -23,20 +22,13 @@ import pytest
 from migrator.sandbox.kinde_app import KindeSandboxConfig
 from migrator.sandbox.server import Sandbox, SandboxOptions
 from migrator.stages.verify_sample import choose_sample
-from tests.e2e import cli_env, kinde_state, run_cli
-from tests.test_e2e_verify import findings
+from tests.e2e import kinde_state
+from tests.test_e2e_verify import cli, findings
 
 USERS = 150
-FAST = {"KINDE_MAX_RPS": "2000", "KINDE_INITIAL_RPS": "200"}
 SAMPLE = 10
 IDENTITIES_READ = "GET /api/v1/users/{user_id}/identities"
 USERS_LIST = "GET /api/v1/users"
-
-
-def cli(sandbox: Sandbox, workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    result = run_cli(*args, cwd=workdir, env=cli_env(sandbox, **FAST))
-    assert "Traceback" not in result.stdout + result.stderr
-    return result
 
 
 def verify(sandbox: Sandbox, workdir: Path, *args: str) -> tuple[dict[str, Any], set[tuple[str, ...]], dict[str, int]]:
