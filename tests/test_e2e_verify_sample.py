@@ -22,7 +22,7 @@ import pytest
 from migrator.sandbox.kinde_app import KindeSandboxConfig
 from migrator.sandbox.server import Sandbox, SandboxOptions
 from migrator.stages.verify_sample import choose_sample
-from tests.e2e import kinde_state
+from tests.e2e import kinde_call, kinde_state
 from tests.test_e2e_verify import cli, findings
 
 USERS = 150
@@ -68,6 +68,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Any:
             "unverified": next(u for u in verified if u not in plain[:4]),
         }
         tampered["identity_removed"] = next(u for u in two_ways if u not in tampered.values())
+        tampered["joined"] = next(u for u in plain if u not in tampered.values())
         door = httpx.Client(base_url=f"{sandbox.kinde_url}/_sandbox/users", timeout=30)
         assert door.delete(f"/{tampered['deleted']['id']}").status_code == 200
         assert door.post(f"/{tampered['twin']['id']}/duplicate").status_code == 200
@@ -79,6 +80,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Any:
         assert door.patch(f"/{tampered['unverified']['id']}", json={"unverify": [email]}).status_code == 200
         removed = next(i for i in tampered["identity_removed"]["identities"] if i["type"] != "email")
         door.patch(f"/{tampered['identity_removed']['id']}", json={"remove_identities": [removed["value"]]})
+        joined = kinde_call(sandbox, "POST", f"/api/v1/organizations/{left_org}/users",
+                            json={"users": [{"id": tampered["joined"]["id"]}]})
+        assert joined.status_code == 200, joined.text
         yield sandbox, workdir, {name: user["provided_id"] for name, user in tampered.items()}
 
 
@@ -104,6 +108,7 @@ def test_a_run_within_the_sample_size_gets_the_same_verdict_and_findings_as_deep
     assert ("drift", tampered["renamed"], "given_name") in found
     assert ("drift", tampered["suspended"], "suspended") in found
     assert ("incomplete", tampered["left"], "membership") in found
+    assert ("drift", tampered["joined"], "membership") in found  # a membership no plan asked for
     assert any(k == "incomplete" and c == tampered["identity_removed"] for k, c, _ in found)
     assert flagged(by_default, tampered["unverified"])  # every user read: the flag is seen
     coverage = default["coverage"]

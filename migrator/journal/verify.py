@@ -203,15 +203,20 @@ class Verifications(Repository):
         ))
 
     def find_extra_memberships(self, verify_id: int, run_id: int) -> None:
-        """Kinde memberships in the run's organizations that no plan of this run asked for: drift."""
+        """Kinde memberships in the run's organizations that no plan of this run asked for: drift.
+
+        Each member is looked up once: the run's organizations are materialized (SQLite indexes them by
+        code), where a plain join walked every matched user against every organization (users x orgs)."""
         self._exec(
             "INSERT INTO verify_findings(verify_id, kind, clerk_id, kinde_id, field, expected, found)"
+            " WITH o AS MATERIALIZED (SELECT kinde_code, clerk_org_id FROM organizations"
+            " WHERE run_id = ? AND kinde_code IS NOT NULL)"
             " SELECT ?, 'drift', vm.clerk_id, km.kinde_id, 'membership', NULL, km.org_code FROM kinde_members km"
-            " JOIN verify_matches vm ON vm.verify_id = km.verify_id AND vm.kinde_id = km.kinde_id"
-            " JOIN organizations o ON o.run_id = ? AND o.kinde_code = km.org_code"
+            " CROSS JOIN verify_matches vm ON vm.verify_id = km.verify_id AND vm.kinde_id = km.kinde_id"
+            " CROSS JOIN o ON o.kinde_code = km.org_code"
             " WHERE km.verify_id = ? AND NOT EXISTS (SELECT 1 FROM memberships m WHERE m.run_id = ?"
             " AND m.clerk_user_id = vm.clerk_id AND m.clerk_org_id = o.clerk_org_id)",
-            (verify_id, run_id, verify_id, run_id),
+            (run_id, verify_id, verify_id, run_id),
         )
 
     def store_fresh_plans(self, verify_id: int, plans: Sequence[tuple[str, str | None]]) -> None:
