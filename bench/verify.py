@@ -29,6 +29,9 @@ UNPACED = {"KINDE_MAX_RPS": "100000", "KINDE_INITIAL_RPS": "100000", "CLERK_MAX_
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, required=True)
+    parser.add_argument(
+        "--modes", default="default,deep", help="which verifies to run, in order: default (sample), deep, or both"
+    )
     add_run_options(parser)
     args = parser.parse_args()
 
@@ -46,7 +49,8 @@ def main() -> int:
                 timeout=7200,
             )
             checks: dict[str, Any] = {}
-            for name, extra in (("default", []), ("deep", ["--deep"])):
+            modes = {"default": [], "deep": ["--deep"]}
+            for name, extra in ((name, modes[name]) for name in args.modes.split(",")):
                 before, throttled_before, _ = api_requests(box.kinde_requests())
                 check = run_migrator(
                     ["verify", "--json", "--state-dir", state, *extra],
