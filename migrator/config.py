@@ -103,6 +103,9 @@ class Settings(BaseSettings):
     max_attempts: int = Field(default=6, ge=1, le=50)
     # The longest single wait a server's Retry-After / RateLimit-Reset can impose (seconds).
     max_wait: float = Field(default=120.0, gt=0, le=3600)
+    # A wait for an API longer than this (seconds) is announced above the progress, with its countdown;
+    # shorter ones are only counted on the pacing line (each shown with -v).
+    long_wait: float = Field(default=10.0, ge=0, le=3600)
     unimportable_passwords: Literal["reset", "no-password", "skip"] = "reset"
     banned_users: Literal["suspend", "skip"] = "suspend"
     duplicate_identities: Literal["first", "skip-all"] = "first"

@@ -29,7 +29,7 @@ from rich.progress import (
 from rich.table import Column, Table
 from rich.text import Text
 
-from migrator.events import PHASES, Event, Notice, Pacing, PhaseAdvanced, PhaseFinished, PhaseStarted
+from migrator.events import PHASES, Event, Notice, Pacing, PhaseAdvanced, PhaseFinished, PhaseStarted, Waiting
 from migrator.reports import Plan, Summary
 
 PLAIN_INTERVAL = 2.0  # seconds between plain progress lines per phase
@@ -41,6 +41,12 @@ def _counts_text(counts: dict[str, int]) -> str:
 
 
 PACED_PHASES = ("migrate", "lookup")
+
+
+def retry_tally(throttled: int, retried: int, reconciled: int) -> str:
+    """``76 x429, 12 retried, 3 reconciled``: on the pacing line while a run goes, in its summary after. A retry
+    that then succeeds is counted here rather than shown (``-v`` shows each)."""
+    return f"{throttled} x429, {retried} retried, {reconciled} reconciled"
 
 
 def clock_time(seconds: float) -> str:
@@ -128,14 +134,22 @@ class Renderer:
     """Receives events (``renderer(event)``); a context manager that owns the live display."""
 
     def __init__(
-        self, console: Console, *, live: bool, clock: Callable[[], float] = time.monotonic, quiet: bool = False
+        self,
+        console: Console,
+        *,
+        live: bool,
+        clock: Callable[[], float] = time.monotonic,
+        quiet: bool = False,
+        verbose: bool = False,
     ) -> None:
         self.console = console
         self.quiet = quiet  # -q: no progress at all; warnings still show
+        self.verbose = verbose  # -v: the ``detail`` notices too (each retry and reconciliation)
         self.live = live and not quiet
         self._clock = clock
         self.pacing: dict[str, Pacing] = {}
         self._pacing_at: dict[str, float] = {}  # when each service's last Pacing arrived
+        self._waits: dict[str, tuple[float, str]] = {}  # service -> (when its announced wait ends, why)
         self._samples: dict[str, deque[tuple[float, int]]] = {}  # (time, requests so far) per service
         self._tasks: dict[str, TaskID] = {}
         self._last_line: dict[str, float] = {}
@@ -171,11 +185,15 @@ class Renderer:
             (t0, r0), (t1, r1) = samples[0], samples[-1]
             measured = (r1 - r0) / (t1 - t0) if t1 > t0 else 0.0
             left = pacing.resume_in - (now - self._pacing_at.get(service, now))
+            ends, why = self._waits.get(service, (0.0, ""))
             if left > 0:
                 state = f", holding for the server's reset: {left:.0f} s more"
+            elif ends > now:
+                state = f", waiting ({why}): resuming in {ends - now:.0f} s"
             else:
                 state = ", backing off" if pacing.backing_off and not pacing.resume_in else ""
-            parts.append(f"{service} {measured:.0f} req/s (pace {pacing.rate:.0f}), {pacing.throttled} x429{state}")
+            tally = retry_tally(pacing.throttled, pacing.retried, pacing.reconciled)
+            parts.append(f"{service} {measured:.0f} req/s (pace {pacing.rate:.0f}), {tally}{state}")
         return "; ".join(parts)
 
     def __call__(self, event: Event) -> None:
@@ -224,7 +242,15 @@ class Renderer:
             samples.append((now, event.requests))
             while len(samples) > 2 and now - samples[0][0] > RATE_WINDOW:
                 samples.popleft()
+        elif isinstance(event, Waiting):
+            self._waits[event.service] = (self._clock() + event.seconds, event.reason)
+            seconds = f"{event.seconds:.0f} s"
+            asked = f"asked to wait {seconds}" if event.reason == "Retry-After" else f"waits {seconds}"
+            message = f"{event.service} {asked} ({event.reason}): resuming in {seconds}"
+            self.console.print(f"[dim]{message}[/dim]", highlight=False, soft_wrap=True)
         elif isinstance(event, Notice):
+            if event.level == "detail" and not self.verbose:
+                return  # counted on the pacing line; -v shows each
             style = "yellow" if event.level == "warning" else "dim"
             prefix = "warning: " if event.level == "warning" else ""
             self.console.print(f"[{style}]{prefix}{event.message}[/{style}]", highlight=False, soft_wrap=True)
@@ -349,6 +375,7 @@ def summary_table(summary: Summary) -> Table:
         if summary.deletions.get(state):
             table.add_row(label, str(summary.deletions[state]), *[""] * split)
     for service, count in summary.requests.items():
-        table.add_row(f"Requests to {service}", f"{count} ({summary.throttled.get(service, 0)} x429)", *[""] * split)
+        counts = (summary.throttled, summary.retried, summary.reconciled)
+        table.add_row(f"Requests to {service}", f"{count} ({retry_tally(*(c.get(service, 0) for c in counts))})", *[""] * split)
     table.add_row("Seconds", f"{summary.seconds:.1f}", *[""] * split)
     return table

@@ -97,6 +97,8 @@ class Summary:
     reports: dict[str, str] = field(default_factory=dict)
     requests: dict[str, int] = field(default_factory=dict)
     throttled: dict[str, int] = field(default_factory=dict)
+    retried: dict[str, int] = field(default_factory=dict)  # requests sent again after a retryable failure
+    reconciled: dict[str, int] = field(default_factory=dict)  # creates settled by a lookup after an unclear answer
     seconds: float = 0.0
     cancelled: bool = False  # the operator declined to write
     unaccounted: list[str] = field(default_factory=list)  # Clerk users not accounted for (a fetch gap)

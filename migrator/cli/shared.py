@@ -115,7 +115,9 @@ def hold_and_run(
     journal = Journal(settings.state_dir)
     try:
         journal.acquire()
-        with Renderer(progress_console, live=progress_console.is_terminal, quiet=conventions.OUTPUT.quiet) as renderer:
+        output = conventions.OUTPUT
+        live = progress_console.is_terminal
+        with Renderer(progress_console, live=live, quiet=output.quiet, verbose=output.verbose) as renderer:
             return asyncio.run(work(journal, renderer)), out
     finally:
         journal.close()

@@ -173,6 +173,7 @@ class Migration(Session):
         summary.unaccounted = list(ctx.notes)
         summary.requests = self.request_counts()
         summary.throttled = {client.service: client.stats.throttled for client in (self.clerk, self.kinde)}
+        summary.retried, summary.reconciled = self.retry_counts()
         summary.seconds = round(time.monotonic() - self.started, 3)
         summary.reports = write_run_reports(self.journal, ctx.run.id, self.settings.state_dir, summary.to_json())
         unfinished = summary.failed_in_run or summary.pending or summary.unaccounted
