@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -60,16 +59,11 @@ def report_reconciliations(emit: Emit, clients: Iterable[ApiClient], log: Reques
     def on_reconciled(done: Reconciliation) -> None:
         if done.service in stats:
             stats[done.service].reconciled += 1
-        entry = {"at": datetime.now(UTC).isoformat(timespec="milliseconds"), "service": done.service.lower()}
-        log.record({**entry, "event": "reconcile", "kind": done.kind, "outcome": done.outcome, **_answer(done.answer)})
+        answer = done.answer.status or type(done.answer).__name__  # a status, or the kind of network error
+        log.record_event("reconcile", done.service.lower(), kind=done.kind, outcome=done.outcome, answer=answer)
         emit(Notice(done.message, level="detail"))
 
     return on_reconciled
-
-
-def _answer(error: ApiError) -> dict[str, object]:
-    """The unclear answer as the request log has it: a status, or the kind of network error."""
-    return {"status": error.status} if error.status else {"error": type(error).__name__}
 
 
 class Session:
