@@ -70,9 +70,13 @@ class _PacingColumn(ProgressColumn):
         self.renderer = renderer
 
     def render(self, task: Task) -> Text:
+        return Text("\n".join(self.lines(task)))
+
+    def lines(self, task: Task) -> list[str]:
+        """One line per API: at 80 columns each one's counts fit, where both on one line would be cut."""
         if not task.fields.get("paced") or task.finished:
-            return Text("")
-        return Text(self.renderer._pacing_text())
+            return []
+        return self.renderer._pacing_parts()
 
 
 WIDE, MEDIUM = 160, 100  # terminal widths (columns) at which the progress line gains detail
@@ -125,9 +129,8 @@ class _FittingProgress(Progress):
         self.columns = tuple(progress_columns(self._width_of.width))
         yield self.make_tasks_table(self.tasks)
         for task in self.tasks:
-            line = self._pacing.render(task)
-            if line.plain:
-                yield Text("  pacing: ", style="dim", no_wrap=True, overflow="ellipsis") + line
+            for line in self._pacing.lines(task):
+                yield Text("  pacing: ", style="dim", no_wrap=True, overflow="ellipsis") + Text(line)
 
 
 class Renderer:
@@ -177,7 +180,11 @@ class Renderer:
                 self.progress.start()
 
     def _pacing_text(self) -> str:
-        """Measured requests/s over the last few seconds, the limiter's pace, 429s, back-off."""
+        return "; ".join(self._pacing_parts())
+
+    def _pacing_parts(self) -> list[str]:
+        """Per API: measured requests/s over the last few seconds, the limiter's pace, 429s, retries and
+        reconciliations, back-off or a countdown."""
         parts = []
         now = self._clock()
         for service, pacing in self.pacing.items():
@@ -194,7 +201,7 @@ class Renderer:
                 state = ", backing off" if pacing.backing_off and not pacing.resume_in else ""
             tally = retry_tally(pacing.throttled, pacing.retried, pacing.reconciled)
             parts.append(f"{service} {measured:.0f} req/s (pace {pacing.rate:.0f}), {tally}{state}")
-        return "; ".join(parts)
+        return parts
 
     def __call__(self, event: Event) -> None:
         if self.quiet and isinstance(event, PhaseStarted | PhaseAdvanced | PhaseFinished):

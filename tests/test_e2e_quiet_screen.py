@@ -50,6 +50,8 @@ def test_faults_light_at_80_columns_prints_no_retry_lines_but_counts_them_and_ea
     assert result.returncode == 1, printed[-3000:]  # the refused phones
 
     assert ANSI.search(result.stdout)  # a terminal indeed: the live display drew itself
+    pacing = re.findall(r"pacing: Kinde \d+ req/s \(pace \d+\), \d+ x429, (\d+) retried, \d+ reconciled", printed)
+    assert pacing and max(int(n) for n in pacing) > 0  # counted where the run is watched
     assert not RETRY_LINE.search(printed) and RECONCILE_LINE not in printed
     summary = summary_of(tmp_path)
     assert sandbox.kinde_faults.stats["rate_limited"] > 0 and summary["retried"]["Kinde"] > 0
