@@ -46,6 +46,7 @@ class ServeRequest:
     export_json_shape: str = "list"
     account_shapes: float = 0.0
     faults: str = "none"
+    fault_retry_after: int = 1
     kinde_rps: float | None = None
     clerk_rps: int = 1000
     duplicate_status: int = 400
@@ -214,6 +215,7 @@ def serve_options(request: ServeRequest) -> SandboxOptions:
         clerk_requests_per_10s=request.clerk_rps,
         clerk_faults=fault_profile,
         kinde_faults=fault_profile,
+        fault_retry_after=request.fault_retry_after,
         clerk=clerk,
         kinde=kinde,
         account_shapes=request.account_shapes,

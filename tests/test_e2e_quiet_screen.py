@@ -98,8 +98,7 @@ def test_verbose_prints_each_retry_and_reconciliation_and_piped_lines_stay_whole
 def test_a_long_wait_is_announced_with_its_countdown(sandbox_factory, tmp_path: Path) -> None:
     # The threshold is a setting: lowered to 1 s, a 2 s Retry-After is "long" and the test stays fast.
     for name, extra in (("terminal", TERMINAL_80), ("piped", {"COLUMNS": "80"})):
-        sandbox = sandbox_factory(users=40, kinde_faults=FaultProfile(rate_limit_rate=0.05))
-        sandbox.kinde_faults.retry_after_seconds = 2
+        sandbox = sandbox_factory(users=40, kinde_faults=FaultProfile(rate_limit_rate=0.05), fault_retry_after=2)
         workdir = tmp_path / name
         workdir.mkdir()
         sandbox.write_export(workdir / "users.csv")

@@ -121,6 +121,9 @@ AccountShapes = Annotated[
     ),
 ]
 Faults = Annotated[FaultProfileName, typer.Option(help="Fault profile for both APIs.")]
+FaultRetryAfter = Annotated[
+    int, typer.Option(help="Seconds the faults' 429s ask to wait (Retry-After); 30: a long wait.", min=1, max=3600)
+]
 KindeRps = Annotated[
     float | None, typer.Option(help="Kinde rate limit, requests/s (default: none).", callback=conventions.positive)
 ]
@@ -195,6 +198,7 @@ def sandbox_serve(
     export_json_shape: ExportJsonShape = JsonExportShape.list,
     account_shapes: AccountShapes = 0.0,
     faults: Faults = FaultProfileName.none,
+    fault_retry_after: FaultRetryAfter = 1,
     kinde_rps: KindeRps = None,
     clerk_rps: ClerkRps = 1000,
     duplicate_status: Duplicate = DuplicateStatus.bad_request,
@@ -223,6 +227,7 @@ def sandbox_serve(
     \b
     Examples:
       migrator sandbox serve --users 5000 --export-csv users.csv --faults light
+      migrator sandbox serve --faults light --fault-retry-after 30
       migrator sandbox serve --export-json users.json --account-shapes 0.2
       migrator sandbox serve --kinde-rps 20 --shared-quota 0.5 --reset-form epoch
       migrator sandbox serve --token-max-uses 200 --without-scope update:users
