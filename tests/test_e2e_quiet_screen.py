@@ -30,10 +30,10 @@ def summary_of(workdir: Path) -> dict:
 
 
 def tally_shown(printed: str, service: str) -> tuple[int, int, int]:
-    """The summary table's ``Requests to SERVICE  N (x x429, r retried, c reconciled)``."""
-    found = re.search(rf"Requests to {service}\W+\d+ \((\d+) x429, (\d+) retried, (\d+) reconciled\)", printed)
+    """The summary table's ``Requests to SERVICE  N (x x429)``, then ``retried / reconciled  r / c`` unless both 0."""
+    found = re.search(rf"Requests to {service}\W+\d+ \((\d+) x429\)\W+(retried / reconciled\W+(\d+) / (\d+))?", printed)
     assert found, f"no request tally for {service} in the output"
-    return int(found[1]), int(found[2]), int(found[3])
+    return int(found[1]), int(found[3] or 0), int(found[4] or 0)
 
 
 def test_faults_light_at_80_columns_prints_no_retry_lines_but_counts_them_and_each_final_failure(
