@@ -95,6 +95,11 @@ class Settings(BaseSettings):
     kinde_audience: str | None = None  # default <KINDE_DOMAIN>/api
     kinde_max_rps: float = Field(default=50.0, gt=0)  # ceiling; the limiter finds the real rate below it
     kinde_initial_rps: float = Field(default=10.0, gt=0)
+    # Lazy migration: the M2M application the Kinde workflow uses (`lazy setup` writes it to Kinde's
+    # environment variables); unset: the migrator's own. Better a dedicated one with create:users,
+    # update:user_passwords and read:users only.
+    lazy_workflow_client_id: str | None = None
+    lazy_workflow_client_secret: SecretStr | None = None
 
     # Behaviour
     state_dir: Path = Path(".migrator")
