@@ -13,7 +13,8 @@ import pytest
 from migrator.lazy.workflow_files import ENVIRONMENT_VARIABLES
 from migrator.sandbox.kinde_app import ALL_SCOPES, KindeSandboxConfig
 from migrator.sandbox.server import Sandbox
-from tests.e2e import cli_env, kinde_call, kinde_state, run_cli
+from tests.e2e import cli_env, kinde_call, kinde_state, run_cli, sign_in
+from tests.workflow_node import ensure_workflow_modules, lazy_candidate
 
 NAMES = [name for name, _, _ in ENVIRONMENT_VARIABLES]
 
@@ -136,3 +137,28 @@ def test_without_credentials_setup_refuses_before_calling(tmp_path: Path) -> Non
     result = run_cli("lazy", "setup", cwd=tmp_path, env=cli_env())
     assert result.returncode == 2
     assert "CLERK_SECRET_KEY" in result.stderr
+
+
+def test_the_workflow_reads_what_setup_wrote(sandbox_factory: Any, tmp_path: Path) -> None:
+    """The sandbox's sign-in gives the workflow the variables Kinde holds: before `lazy setup` its default
+    Clerk key is a wrong one (Clerk refuses the lookup: the sign-in stops), after it the user moves."""
+    ensure_workflow_modules()
+    folder = tmp_path / "kinde-workflows"
+    made = run_cli("lazy", "init", "--out", folder, cwd=tmp_path, env=cli_env())
+    assert made.returncode == 0, made.stderr
+    config = KindeSandboxConfig(workflow=folder, workflow_env={"CLERK_SECRET_KEY": "sk_test_not_the_key"})
+    sandbox = sandbox_factory(users=300, kinde=config)
+    i = next(i for i in range(300) if lazy_candidate(sandbox.dataset, i))
+    clerk_id = sandbox.dataset.user_id(i)
+    password = sandbox.dataset.clerk_password(clerk_id)
+    assert password is not None
+    user = sandbox.dataset.user(i)
+    email = next(e["email_address"] for e in user["email_addresses"] if e["id"] == user["primary_email_address_id"])
+
+    assert sign_in(sandbox, email, password) == 502  # Clerk refused the workflow's key: failurePolicy stop
+    result = run_cli("lazy", "setup", cwd=tmp_path, env=cli_env(sandbox))
+    assert result.returncode == 0, result.stderr
+    assert sign_in(sandbox, email, password) == 200
+    state = kinde_state(sandbox)
+    assert [u["provided_id"] for u in state["users"]] == [clerk_id]
+    assert sandbox.secret_key not in state["workflow_log"]
