@@ -49,7 +49,10 @@ def init(
         console.print(f"Wrote the Kinde workflow to {out} (Clerk API: {settings.clerk_api_url}).", highlight=False)
         console.print("Next:", highlight=False)
         console.print("  1. Push the folder to the GitHub repository Kinde syncs workflows from.", highlight=False)
-        console.print("  2. Set these Kinde environment variables (Settings > Environment variables):", highlight=False)
+        console.print(
+            "  2. `migrator lazy setup` sets the Kinde environment variables it reads (`--print`: set them by hand):",
+            highlight=False,
+        )
         for name, secret, what in ENVIRONMENT_VARIABLES:
             console.print(f"     {name}{' (sensitive)' if secret else ''}: {what}", highlight=False)
         console.print(

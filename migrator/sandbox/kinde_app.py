@@ -2387,10 +2387,17 @@ def build_kinde_app(config: KindeSandboxConfig | None = None) -> Starlette:
         Route(path, _endpoint(api, renderer, by_method), methods=list(by_method)) for path, by_method in by_path.items()
     ]
     routes.append(Route("/_sandbox/sign-in", _sign_in_endpoint(api, renderer), methods=["POST"]))
-    bundle_dir = None
+    bundle_dir = tempfile.mkdtemp(prefix="kinde-workflow-")
+
+    def sync_workflow(folder: Path) -> None:
+        """Kinde's "Sync code": the sign-in runs this folder's workflow from now on (a runbook's or the
+        demo's `lazy init` folder, written after the sandbox started)."""
+        bundle = bundle_workflow(folder, Path(bundle_dir))
+        with store.lock:
+            api.workflow_bundle = bundle
+
     if config.workflow is not None:
-        bundle_dir = tempfile.mkdtemp(prefix="kinde-workflow-")
-        api.workflow_bundle = bundle_workflow(config.workflow, Path(bundle_dir))
+        sync_workflow(config.workflow)
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
@@ -2418,6 +2425,6 @@ def build_kinde_app(config: KindeSandboxConfig | None = None) -> Starlette:
     )
     app.state.store = store
     app.state.config = config
-    if bundle_dir is not None:
-        weakref.finalize(app, shutil.rmtree, bundle_dir, ignore_errors=True)
+    app.state.sync_workflow = sync_workflow
+    weakref.finalize(app, shutil.rmtree, bundle_dir, ignore_errors=True)
     return app
