@@ -50,6 +50,7 @@ class UserFields(TypedDict, total=False):
     password_problem: str | None
     carried: int
     password_settled_ms: int | None
+    lazy: int
 
 
 _USER_FIELDS = frozenset(UserFields.__annotations__)
@@ -70,12 +71,20 @@ class Users(Repository):
         self._many(
             "INSERT OR IGNORE INTO users(run_id, clerk_id, seq, plan, email_key, username_key, phone_key, hasher,"
             " password_method, password_problem, state, lookup, created, password, flags,"
-            " skip_reason, skip_detail, updated_at, properties, social, mfa)"
+            " skip_reason, skip_detail, updated_at, properties, social, mfa, lazy)"
             " VALUES (:run_id, :clerk_id, :seq, :plan, :email_key, :username_key, :phone_key, :hasher,"
             " :password_method, :password_problem, :state, :lookup, :created, :password, :flags,"
-            " :skip_reason, :skip_detail, :updated_at, :properties, :social, :mfa)",
+            " :skip_reason, :skip_detail, :updated_at, :properties, :social, :mfa, :lazy)",
             [
-                {"run_id": run_id, "updated_at": now_iso(), "properties": "n/a", "social": "n/a", "mfa": 0, **row}
+                {
+                    "run_id": run_id,
+                    "updated_at": now_iso(),
+                    "properties": "n/a",
+                    "social": "n/a",
+                    "mfa": 0,
+                    "lazy": 0,
+                    **row,
+                }
                 for row in rows
             ],
         )
@@ -110,6 +119,15 @@ class Users(Repository):
     def pending(self, run_id: int) -> Iterator[UserRow]:
         return self._iter(run_id, "state = ?", (UserState.PENDING,))
 
+    def to_settle(self, run_id: int) -> Iterator[UserRow]:
+        """Users whose shared identities the conflict rule settles: pending, and the lazy cohort (the workflow
+        creates them later with the same identities)."""
+        return self._iter(run_id, "state IN (?, ?)", (UserState.PENDING, UserState.LAZY))
+
+    def lazy_cohort(self, run_id: int) -> Iterator[UserRow]:
+        """The run's lazy cohort (not skipped since): left to Kinde's workflow, or created without a password."""
+        return self._iter(run_id, "lazy = 1 AND state != ?", (UserState.SKIPPED,))
+
     def to_look_up(self, run_id: int, field: str) -> Iterator[UserRow]:
         """Pending users not yet looked up (or to look up again), whose lookup key is ``field``:
         email when they have one, else username, else phone."""
@@ -127,7 +145,9 @@ class Users(Repository):
         return self._iter(run_id, "state = ?", (UserState.FAILED,))
 
     def with_password_problem(self, run_id: int) -> Iterator[UserRow]:
-        return self._iter(run_id, "password_problem IS NOT NULL")
+        """Users who cannot sign in with their Clerk password (the lazy cohort of an open window can: lazy.csv;
+        once `lazy finish` gave the fallback, they are listed again)."""
+        return self._iter(run_id, "password_problem IS NOT NULL AND lazy = 0")
 
     def with_password_set(self, run_id: int) -> Iterator[UserRow]:
         return self._iter(run_id, "password = ?", (PasswordStep.SET,))
@@ -439,6 +459,18 @@ class Users(Repository):
             ),
             "done_earlier": count(run_id, "carried != 0 AND state = ?", (UserState.DONE,)),
         }
+
+    def lazy_counts(self, run_id: int) -> dict[str, int]:
+        """The run's lazy cohort by outcome (only the non-zero ones; empty without a cohort): ``cohort``,
+        ``awaiting_sign_in`` (left to the workflow), ``moved`` (the workflow created it, adopted by `lazy
+        finish`), ``created`` (by the run: without a password, or the fallback), ``skipped``, ``failed``."""
+        rows = self._rows(
+            "SELECT COUNT(*), SUM(state = ?), SUM(created = ?), SUM(created = ?), SUM(state = ?), SUM(state = ?)"
+            " FROM users WHERE run_id = ? AND lazy > 0",
+            (UserState.LAZY, Created.WORKFLOW, Created.CREATED, UserState.SKIPPED, UserState.FAILED, run_id),
+        )
+        names = ("cohort", "awaiting_sign_in", "moved", "created", "skipped", "failed")
+        return {name: int(value) for name, value in zip(names, rows[0], strict=True) if value}
 
     def extras_counts(self, run_id: int) -> dict[str, Any]:
         """The plan's view of the extra steps: what remains to write, who must re-enrol MFA."""

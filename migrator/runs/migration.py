@@ -27,6 +27,7 @@ from migrator.reports import (
     build_plan,
     build_summary,
     plan_warnings,
+    write_lazy_report,
     write_mfa_report,
     write_password_report,
 )
@@ -153,6 +154,7 @@ class Migration(Session):
         for warning in plan_warnings(self.journal, plan, policy=self.settings.unimportable_passwords):
             self.emit(Notice(warning, level="warning"))
         write_password_report(self.journal, run.id, self.settings.state_dir, dry_run=run.dry_run)
+        write_lazy_report(self.journal, run.id, self.settings.state_dir)
         write_mfa_report(self.journal, run.id, self.settings.state_dir, dry_run=run.dry_run)
         if run.dry_run:
             return self._finish(ctx, plan, RunStatus.COMPLETED, this_pass)
