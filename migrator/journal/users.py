@@ -128,6 +128,14 @@ class Users(Repository):
         """The run's lazy cohort (not skipped since): left to Kinde's workflow, or created without a password."""
         return self._iter(run_id, "lazy = 1 AND state != ?", (UserState.SKIPPED,))
 
+    def latest_lazy_run(self) -> int | None:
+        """The latest real run with a lazy cohort (the run `migrator lazy status` and `lazy finish` default to)."""
+        return self._scalar(
+            f"SELECT MAX(r.id) FROM runs r WHERE {real_run()} AND r.mode != ?"
+            " AND EXISTS (SELECT 1 FROM users u WHERE u.run_id = r.id AND u.lazy = 1)",
+            (RunMode.LAZY_FINISH,),
+        )
+
     def to_look_up(self, run_id: int, field: str) -> Iterator[UserRow]:
         """Pending users not yet looked up (or to look up again), whose lookup key is ``field``:
         email when they have one, else username, else phone."""
