@@ -4,25 +4,30 @@ that asks Clerk to verify the typed password at sign-in."""
 from __future__ import annotations
 
 import json
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
+from migrator.cli.execute import confirmer, show_summary
 from migrator.cli.shared import (
     ConfigOption,
     JsonOption,
     StateDirOption,
+    YesOption,
     connected_settings,
     hold_and_run,
+    require_confirmation_possible,
     require_journal,
     run_command,
 )
 from migrator.config import load_settings
 from migrator.lazy.cohort import CohortStatus, Standing
 from migrator.lazy.workflow_files import ENVIRONMENT_VARIABLES, SETTINGS_FILE, write_workflow
-from migrator.runs.lazy import run_lazy_status
+from migrator.reports import Summary
+from migrator.runs.lazy import FinishPreview, LazyFinish, run_lazy_finish, run_lazy_status
 
 RunArgument = Annotated[
     int | None, typer.Argument(help="The run whose lazy cohort is meant (default: the latest run with one).")
@@ -33,6 +38,7 @@ def register(app: typer.Typer) -> None:
     lazy_app = typer.Typer(help="Lazy migration: users move at sign-in, Clerk verifying their password.", no_args_is_help=True)
     lazy_app.command("init")(init)
     lazy_app.command("status")(status)
+    lazy_app.command("finish")(finish)
     app.add_typer(lazy_app, name="lazy")
 
 
@@ -95,6 +101,83 @@ def status(run_id: RunArgument = None, as_json: JsonOption = False, config: Conf
         return 0
 
     raise typer.Exit(run_command(body))
+
+
+class Fallback(StrEnum):
+    reset = "reset"
+    no_password = "no-password"
+    skip = "skip"
+
+
+CLOSING_STEPS = (
+    "The lazy window is closed. Now:",
+    "  1. Remove the workflow from Kinde (delete it from the repository Kinde syncs, then Sync code), or it keeps"
+    " asking Clerk at every sign-in of an email Kinde does not hold.",
+    "  2. Rotate the Clerk secret key (Clerk Dashboard > API keys) and delete CLERK_SECRET_KEY from Kinde's"
+    " environment variables: the workflow's copy must stop working.",
+)
+
+
+def finish(
+    run_id: RunArgument = None,
+    lazy_fallback: Annotated[
+        Fallback | None,
+        typer.Option("--lazy-fallback", help="For the cohort's users who did not move (default: setting lazy_fallback, reset)."),
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what the finish would do; write nothing.")] = False,
+    yes: YesOption = False,
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+    state_dir: StateDirOption = None,
+) -> None:
+    """Close the lazy window of a run: the users Kinde's workflow moved are adopted (their Kinde ids recorded,
+    their passwords untouched) and get their organizations, roles, properties and social identities; the rest
+    get the fallback (a password reset by default). A journaled run: killed, the same command continues it.
+
+    Exit codes: 0 every user of the cohort accounted for; 1 some failed (`migrator retry-failed N`).
+
+    Example: migrator lazy finish --dry-run
+    """
+
+    def body() -> int:
+        settings = connected_settings(config, state_dir=state_dir)
+        require_journal(settings)
+        require_confirmation_possible(yes, dry_run)
+        action = LazyFinish(run_id, lazy_fallback.value if lazy_fallback else None, dry_run)  # type: ignore[arg-type]
+        result, out = hold_and_run(
+            settings,
+            as_json,
+            lambda journal, renderer: run_lazy_finish(
+                settings, journal, action, on_event=renderer, confirm=confirmer(yes, renderer)
+            ),
+        )
+        if isinstance(result, FinishPreview):
+            show_preview(result, out, as_json)
+            return 0
+        show_summary(result, out, as_json)
+        if not as_json and finished(result):
+            for line in CLOSING_STEPS:
+                out.print(line, highlight=False)
+        return result.exit_code
+
+    raise typer.Exit(run_command(body))
+
+
+def finished(summary: Summary) -> bool:
+    return not summary.cancelled and summary.exit_code == 0
+
+
+def show_preview(preview: FinishPreview, out: Console, as_json: bool) -> None:
+    if as_json:
+        out.print_json(json.dumps(preview.to_json()))
+        return
+    show_status(preview.status, out)
+    data = preview.to_json()
+    out.print(f"Dry run (nothing written): would adopt {data['would_adopt']} moved user(s);", highlight=False)
+    if preview.fallback == "skip":
+        out.print(f"  would record {data['would_skip']} user(s) skipped (fallback skip)", highlight=False)
+    else:
+        out.print(f"  would create {data['would_create']} user(s) with the fallback {preview.fallback}", highlight=False)
 
 
 def show_status(result: CohortStatus, out: Console) -> None:

@@ -155,7 +155,7 @@ class Users(Repository):
     def with_password_problem(self, run_id: int) -> Iterator[UserRow]:
         """Users who cannot sign in with their Clerk password (the lazy cohort of an open window can: lazy.csv;
         once `lazy finish` gave the fallback, they are listed again)."""
-        return self._iter(run_id, "password_problem IS NOT NULL AND lazy = 0")
+        return self._iter(run_id, "password_problem IS NOT NULL AND lazy != 1")
 
     def with_password_set(self, run_id: int) -> Iterator[UserRow]:
         return self._iter(run_id, "password = ?", (PasswordStep.SET,))
@@ -229,6 +229,25 @@ class Users(Repository):
             flags=Step.NA,
             properties=Step.NA,
             social=Step.NA,
+        )
+
+    def mark_closing_cohort(self, run_id: int, base_run_id: int) -> None:
+        """A `lazy finish` run's staged users are the cohort whose window it closes (``lazy = 2``); why each
+        password could not travel is the base run's reason, its hasher the base run's export's (the finish reads
+        no export)."""
+        self._exec(
+            "UPDATE users SET lazy = 2, password_problem = CASE WHEN password_problem IS NULL THEN NULL ELSE"
+            " COALESCE((SELECT b.password_problem FROM users b WHERE b.run_id = ? AND b.clerk_id = users.clerk_id),"
+            " password_problem) END,"
+            " hasher = (SELECT b.hasher FROM users b WHERE b.run_id = ? AND b.clerk_id = users.clerk_id)"
+            " WHERE run_id = ?",
+            (base_run_id, base_run_id, run_id),
+        )
+
+    def not_found_in_kinde(self, run_id: int) -> Iterator[UserRow]:
+        """Pending users the lookup did not find in Kinde and nobody created yet."""
+        return self._iter(
+            run_id, "state = ? AND created = ? AND lookup = ?", (UserState.PENDING, Created.PENDING, Lookup.ABSENT)
         )
 
     def mark_for_recheck(self, run_id: int) -> int:

@@ -1,7 +1,7 @@
 """The migration, step by step. The only module that knows the order of a migration's stages.
 
-    preflight -> index export -> fetch (+ map, stage) -> conflicts -> lookup -> [confirm] -> load
-    -> organizations -> summary
+    preflight -> index export -> fetch (+ map, stage) -> conflicts -> lookup -> [lazy finish: skip the
+    unmoved] -> [confirm] -> load -> organizations -> summary
 
 Every stage (``migrator.stages``) reads its input from the journal and writes its result there, so
 a run that dies anywhere continues with ``resume``: done users cost no API call, users whose create
@@ -37,6 +37,7 @@ from migrator.runs.lifecycle import carry
 from migrator.runs.session import Session
 from migrator.stages.context import RunContext
 from migrator.stages.gather import gather
+from migrator.stages.lazy_finish import skip_unmoved
 from migrator.stages.load import load
 from migrator.stages.lookup import lookup
 from migrator.stages.organizations import organizations
@@ -146,6 +147,7 @@ class Migration(Session):
         run = ctx.run
         await gather(ctx, kind_of(run).fetch)
         await lookup(ctx)
+        skip_unmoved(ctx)  # a lazy finish with fallback skip: whom the workflow did not move; else a no-op
         with self.journal.transaction():
             self.journal.organizations.mark_memberships_done_earlier(run.id)
             self.journal.organizations.settle_unmigrated_memberships(run.id)
