@@ -108,7 +108,8 @@ class Settings(BaseSettings):
     max_attempts: int = Field(default=6, ge=1, le=50)
     # The longest single wait a server's Retry-After / RateLimit-Reset can impose (seconds).
     max_wait: float = Field(default=120.0, gt=0, le=3600)
-    unimportable_passwords: Literal["reset", "no-password", "skip"] = "reset"
+    # "lazy": users with an email move at their first sign-in through the Kinde workflow (docs/lazy-migration.md)
+    unimportable_passwords: Literal["reset", "no-password", "skip", "lazy"] = "reset"
     banned_users: Literal["suspend", "skip"] = "suspend"
     duplicate_identities: Literal["first", "skip-all"] = "first"
     migrate_organizations: bool = True
@@ -122,6 +123,11 @@ class Settings(BaseSettings):
     organization_properties: dict[str, PropertyMapping] = Field(default_factory=dict)
     # Missing property definitions are created, unless this is off (--no-create-properties).
     create_properties: bool = True
+    # Lazy migration: what the cohort's users without an email get at run time, and the rest at `lazy finish`.
+    lazy_fallback: Literal["reset", "no-password", "skip"] = "reset"
+    # The other reading of Kinde's trigger: the run creates the cohort without a password (and no reset),
+    # for a workflow that handles users Kinde holds (`lazy init --users-in-kinde`).
+    lazy_users_in_kinde: bool = False
     # Clerk OAuth provider (``oauth_google``) -> Kinde connection id (``conn_...``).
     social_connections: dict[str, str] = Field(default_factory=dict)
     # When Clerk made the export (--export-time): a password Clerk says changed at or after it is not in
@@ -266,6 +272,11 @@ class Settings(BaseSettings):
         """The fingerprinted settings, for telling an operator what changed between runs."""
         # Only with a value, so runs begun before the setting existed keep their fingerprint.
         export_time = {"clerk_export_time": self.export_time.isoformat()} if self.export_time else {}
+        lazy = (
+            {"lazy_fallback": self.lazy_fallback, "lazy_users_in_kinde": self.lazy_users_in_kinde}
+            if self.unimportable_passwords == "lazy"
+            else {}
+        )
         extras = {
             name: value
             for name, value in (
@@ -278,6 +289,7 @@ class Settings(BaseSettings):
         return {
             **export_time,
             **extras,
+            **lazy,
             "clerk_api_url": self.clerk_api_url,
             "kinde_domain": self.kinde_domain,
             "unimportable_passwords": self.unimportable_passwords,

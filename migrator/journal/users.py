@@ -50,6 +50,7 @@ class UserFields(TypedDict, total=False):
     password_problem: str | None
     carried: int
     password_settled_ms: int | None
+    lazy: int
 
 
 _USER_FIELDS = frozenset(UserFields.__annotations__)
@@ -70,12 +71,20 @@ class Users(Repository):
         self._many(
             "INSERT OR IGNORE INTO users(run_id, clerk_id, seq, plan, email_key, username_key, phone_key, hasher,"
             " password_method, password_problem, state, lookup, created, password, flags,"
-            " skip_reason, skip_detail, updated_at, properties, social, mfa)"
+            " skip_reason, skip_detail, updated_at, properties, social, mfa, lazy)"
             " VALUES (:run_id, :clerk_id, :seq, :plan, :email_key, :username_key, :phone_key, :hasher,"
             " :password_method, :password_problem, :state, :lookup, :created, :password, :flags,"
-            " :skip_reason, :skip_detail, :updated_at, :properties, :social, :mfa)",
+            " :skip_reason, :skip_detail, :updated_at, :properties, :social, :mfa, :lazy)",
             [
-                {"run_id": run_id, "updated_at": now_iso(), "properties": "n/a", "social": "n/a", "mfa": 0, **row}
+                {
+                    "run_id": run_id,
+                    "updated_at": now_iso(),
+                    "properties": "n/a",
+                    "social": "n/a",
+                    "mfa": 0,
+                    "lazy": 0,
+                    **row,
+                }
                 for row in rows
             ],
         )
@@ -110,6 +119,23 @@ class Users(Repository):
     def pending(self, run_id: int) -> Iterator[UserRow]:
         return self._iter(run_id, "state = ?", (UserState.PENDING,))
 
+    def to_settle(self, run_id: int) -> Iterator[UserRow]:
+        """Users whose shared identities the conflict rule settles: pending, and the lazy cohort (the workflow
+        creates them later with the same identities)."""
+        return self._iter(run_id, "state IN (?, ?)", (UserState.PENDING, UserState.LAZY))
+
+    def lazy_cohort(self, run_id: int) -> Iterator[UserRow]:
+        """The run's lazy cohort (not skipped since): left to Kinde's workflow, or created without a password."""
+        return self._iter(run_id, "lazy = 1 AND state != ?", (UserState.SKIPPED,))
+
+    def latest_lazy_run(self) -> int | None:
+        """The latest real run with a lazy cohort (the run `migrator lazy status` and `lazy finish` default to)."""
+        return self._scalar(
+            f"SELECT MAX(r.id) FROM runs r WHERE {real_run()} AND r.mode != ?"
+            " AND EXISTS (SELECT 1 FROM users u WHERE u.run_id = r.id AND u.lazy = 1)",
+            (RunMode.LAZY_FINISH,),
+        )
+
     def to_look_up(self, run_id: int, field: str) -> Iterator[UserRow]:
         """Pending users not yet looked up (or to look up again), whose lookup key is ``field``:
         email when they have one, else username, else phone."""
@@ -127,7 +153,9 @@ class Users(Repository):
         return self._iter(run_id, "state = ?", (UserState.FAILED,))
 
     def with_password_problem(self, run_id: int) -> Iterator[UserRow]:
-        return self._iter(run_id, "password_problem IS NOT NULL")
+        """Users who cannot sign in with their Clerk password (the lazy cohort of an open window can: lazy.csv;
+        once `lazy finish` gave the fallback, they are listed again)."""
+        return self._iter(run_id, "password_problem IS NOT NULL AND lazy != 1")
 
     def with_password_set(self, run_id: int) -> Iterator[UserRow]:
         return self._iter(run_id, "password = ?", (PasswordStep.SET,))
@@ -201,6 +229,25 @@ class Users(Repository):
             flags=Step.NA,
             properties=Step.NA,
             social=Step.NA,
+        )
+
+    def mark_closing_cohort(self, run_id: int, base_run_id: int) -> None:
+        """A `lazy finish` run's staged users are the cohort whose window it closes (``lazy = 2``); why each
+        password could not travel is the base run's reason, its hasher the base run's export's (the finish reads
+        no export)."""
+        self._exec(
+            "UPDATE users SET lazy = 2, password_problem = CASE WHEN password_problem IS NULL THEN NULL ELSE"
+            " COALESCE((SELECT b.password_problem FROM users b WHERE b.run_id = ? AND b.clerk_id = users.clerk_id),"
+            " password_problem) END,"
+            " hasher = (SELECT b.hasher FROM users b WHERE b.run_id = ? AND b.clerk_id = users.clerk_id)"
+            " WHERE run_id = ?",
+            (base_run_id, base_run_id, run_id),
+        )
+
+    def not_found_in_kinde(self, run_id: int) -> Iterator[UserRow]:
+        """Pending users the lookup did not find in Kinde and nobody created yet."""
+        return self._iter(
+            run_id, "state = ? AND created = ? AND lookup = ?", (UserState.PENDING, Created.PENDING, Lookup.ABSENT)
         )
 
     def mark_for_recheck(self, run_id: int) -> int:
@@ -439,6 +486,18 @@ class Users(Repository):
             ),
             "done_earlier": count(run_id, "carried != 0 AND state = ?", (UserState.DONE,)),
         }
+
+    def lazy_counts(self, run_id: int) -> dict[str, int]:
+        """The run's lazy cohort by outcome (only the non-zero ones; empty without a cohort): ``cohort``,
+        ``awaiting_sign_in`` (left to the workflow), ``moved`` (the workflow created it, adopted by `lazy
+        finish`), ``created`` (by the run: without a password, or the fallback), ``skipped``, ``failed``."""
+        rows = self._rows(
+            "SELECT COUNT(*), SUM(state = ?), SUM(created = ?), SUM(created = ?), SUM(state = ?), SUM(state = ?)"
+            " FROM users WHERE run_id = ? AND lazy > 0",
+            (UserState.LAZY, Created.WORKFLOW, Created.CREATED, UserState.SKIPPED, UserState.FAILED, run_id),
+        )
+        names = ("cohort", "awaiting_sign_in", "moved", "created", "skipped", "failed")
+        return {name: int(value) for name, value in zip(names, rows[0], strict=True) if value}
 
     def extras_counts(self, run_id: int) -> dict[str, Any]:
         """The plan's view of the extra steps: what remains to write, who must re-enrol MFA."""

@@ -64,6 +64,8 @@ class KindeUser:
     email: str | None
     username: str | None
     phone: str | None
+    # Kinde says the user signed in at least once (``total_sign_ins`` / ``last_signed_in``): `lazy status`
+    signed_in: bool = False
 
 
 @dataclass(frozen=True)
@@ -209,6 +211,7 @@ class KindeClient(ApiClient):
             email=email if isinstance(email, str) else None,
             username=raw.get("username") if isinstance(raw.get("username"), str) else None,
             phone=raw.get("phone") if isinstance(raw.get("phone"), str) else None,
+            signed_in=_signed_in(raw),
         )
 
     async def find_users(self, field: str, values: Sequence[str]) -> list[KindeUser]:
@@ -614,6 +617,11 @@ class KindeClient(ApiClient):
 def gone(exc: BaseException, subject: str) -> bool:
     """Kinde's answer proves ``subject`` (``user``, ``organization``, ``role``, ...) does not exist."""
     return isinstance(exc, NotFound) and exc.what == subject
+
+
+def _signed_in(raw: dict[str, Any]) -> bool:
+    total = raw.get("total_sign_ins")
+    return (isinstance(total, int) and not isinstance(total, bool) and total > 0) or bool(raw.get("last_signed_in"))
 
 
 def lookup_batches(

@@ -100,7 +100,10 @@ def _keep_conflict_skip(ctx: RunContext, clerk_id: str) -> None:
 def _stage_known(ctx: RunContext, user: dict[str, Any], row: dict[str, Any], known: UserRow) -> bool:
     """A user already in Kinde: record what to bring up to date; its row costs the load stage nothing.
     True when it gains an identity (its conflicts are settled with the sign-ups')."""
-    patch, added, notes = cutover_diff(json.loads(known.plan), row, ctx.settings.unimportable_passwords)
+    # a user already in Kinde cannot move lazily (the workflow creates users): the fallback applies
+    policy = ctx.settings.unimportable_passwords
+    policy = ctx.settings.lazy_fallback if policy == "lazy" else policy
+    patch, added, notes = cutover_diff(json.loads(known.plan), row, policy)
     settled = _password_settled_at(ctx, known)
     password = False
     changed_at = _password_changed_at(user)
@@ -108,7 +111,7 @@ def _stage_known(ctx: RunContext, user: dict[str, Any], row: dict[str, Any], kno
         if row.get("password_method"):
             password = True  # importable from the fresh export given to this catch-up
             settled = _export_ms(ctx) or changed_at + 1
-        elif ctx.settings.unimportable_passwords == "reset":
+        elif policy == "reset":
             patch["is_password_reset_requested"] = True
             settled = changed_at + 1  # this change is handled; only a later one is news
         else:
@@ -126,6 +129,7 @@ def _stage_known(ctx: RunContext, user: dict[str, Any], row: dict[str, Any], kno
         password_settled_ms=settled,  # an n/a row keeps when the password was last settled
         flags=Step.NA,
         identities=Step.NA,
+        lazy=0,  # in Kinde already: not of this catch-up's lazy cohort
         skip_reason=None,
         skip_detail=None,
         plan=row["plan"] or json.dumps({**json.loads(known.plan), **_suspension(patch)}),
