@@ -37,11 +37,13 @@ ADDS = {
     "troubleshooting.md": set(),
     "verify-and-sign-off.md": set(),
     "resume-after-a-failure.md": set(),
-    # `lazy setup` reads what Kinde holds, creates the workflow's variables, and updates them when run again
+    # `lazy setup` reads what Kinde holds, creates the workflow's variables, and updates them when run again;
+    # `lazy finish` adds the phones the workflow cannot send
     "lazy-migration.md": {
         "read:environment_variables",
         "create:environment_variables",
         "update:environment_variables",
+        "create:user_identities",
     },
 }
 

@@ -7,6 +7,7 @@ password for the users-in-Kinde reading. `lazy status` says where each stands (`
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import httpx
@@ -62,6 +63,20 @@ async def require_scopes(kinde: KindeClient, needed: frozenset[str], what: str) 
             service="Kinde",
             status=403,
         )
+
+
+# The workflow creates users without their phone (Kinde needs a phone's country, which it cannot work out):
+# `lazy finish` adds it to those who moved, as a run adds any identity a create did not carry.
+ADD_PHONES = frozenset({"create:user_identities"})
+
+
+def cohort_phones(journal: Journal, run_id: int) -> int:
+    """How many of the run's cohort have a phone the workflow would leave for `lazy finish` to add."""
+    return sum(
+        1
+        for row in journal.users.lazy_cohort(run_id)
+        if row.plan and any(i.get("type") == "phone" for i in json.loads(row.plan).get("identities", []))
+    )
 
 
 async def run_lazy_status(
@@ -155,6 +170,9 @@ async def run_lazy_finish(
             return await migration.resume(existing.id, allow_changed=False, confirm=confirm)
         kind = KINDS[RunMode.LAZY_FINISH]
         checked = await migration.check(kind.needs(), None)
+        if phones := cohort_phones(journal, base.id):
+            why = f"{phones} user(s) of the cohort have a phone, which lazy finish adds to those the workflow moved"
+            await require_scopes(migration.kinde, ADD_PHONES, why)
         run = migration.record_run(kind.mode, parent_run_id=base.id, run_options={FALLBACK_OPTION: fallback})
         on_event(Notice(f"run {run.id} started (lazy finish of run {base.id}, fallback {fallback})"))
         return await migration.drive(run, confirm, checked)

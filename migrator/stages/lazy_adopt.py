@@ -7,6 +7,7 @@ import json
 
 from migrator.journal import Created, Journal, Lookup, PasswordStep, Step, UserFields, UserRow, UserState
 from migrator.kinde.client import KindeUser
+from migrator.models import plan_from_record
 
 
 def closes_window(row: UserRow) -> bool:
@@ -34,8 +35,16 @@ def adopt_moved(journal: Journal, run_id: int, row: UserRow, match: KindeUser) -
         plan["request_password_reset"] = False  # the workflow set the password the user signs in with
         fields.update(plan=json.dumps(plan), password=PasswordStep.NA, password_problem=None)
         fields["flags"] = Step.PENDING if plan.get("suspended") else Step.NA
+        if earlier is None:
+            # The workflow sends no phone (Kinde needs its phone_country_id, which the workflow cannot work
+            # out): the load adds it as it adds any identity a create did not carry.
+            body = plan_from_record(row.clerk_id, plan).create_body()
+            phones = [identity for identity in body["identities"] if identity["type"] == "phone"]
+            if phones:
+                fields.update(identities=Step.PENDING, missing_identities=json.dumps(phones))
     left = (
-        fields.get("flags", row.flags) == Step.PENDING
+        fields.get("identities", row.identities) == Step.PENDING
+        or fields.get("flags", row.flags) == Step.PENDING
         or fields.get("password", row.password) == PasswordStep.PENDING
         or row.properties == Step.PENDING
         or row.social == Step.PENDING
