@@ -129,11 +129,12 @@ class Users(Repository):
         return self._iter(run_id, "lazy = 1 AND state != ?", (UserState.SKIPPED,))
 
     def latest_lazy_run(self) -> int | None:
-        """The latest real run with a lazy cohort (the run `migrator lazy status` and `lazy finish` default to)."""
+        """The latest real run with a lazy cohort (the run `migrator lazy status` and `lazy finish` default to);
+        not a catch-up (its cohort is mostly its base's users, kept lazy: name it to mean its own)."""
         return self._scalar(
-            f"SELECT MAX(r.id) FROM runs r WHERE {real_run()} AND r.mode != ?"
+            f"SELECT MAX(r.id) FROM runs r WHERE {real_run()} AND r.mode NOT IN (?, ?)"
             " AND EXISTS (SELECT 1 FROM users u WHERE u.run_id = r.id AND u.lazy = 1)",
-            (RunMode.LAZY_FINISH,),
+            (RunMode.LAZY_FINISH, RunMode.SYNC),
         )
 
     def to_look_up(self, run_id: int, field: str) -> Iterator[UserRow]:
@@ -312,6 +313,33 @@ class Users(Repository):
             (clerk_id, UserState.DONE, StepState.DONE, RunMode.SYNC),
         )
         return typed(UserRow, rows[0]) if rows else None
+
+    def left_to_workflow(self, run_id: int, clerk_id: str) -> UserRow | None:
+        """The row of another real run that left this user to Kinde's lazy workflow, while that window is open
+        for it: no `lazy finish` has adopted, created or skipped it yet."""
+        rows = self._rows(
+            f"SELECT u.* FROM runs r CROSS JOIN users u ON u.run_id = r.id AND u.clerk_id = ? WHERE {real_run()}"
+            " AND u.run_id != ? AND u.state = ? AND NOT EXISTS (SELECT 1 FROM users f JOIN runs fr ON fr.id = f.run_id"
+            " WHERE f.clerk_id = u.clerk_id AND fr.mode = ? AND f.state IN (?, ?)) ORDER BY u.run_id DESC LIMIT 1",
+            (clerk_id, run_id, UserState.LAZY, RunMode.LAZY_FINISH, UserState.DONE, UserState.SKIPPED),
+        )
+        return typed(UserRow, rows[0]) if rows else None
+
+    def keep_lazy(self, run_id: int, clerk_id: str, password_problem: str | None) -> None:
+        """A catch-up's row of a user left to the workflow: it stays so (nothing of it is created or written)."""
+        self.update(
+            run_id,
+            clerk_id,
+            state=UserState.LAZY,
+            lookup=Lookup.NA,
+            created=Created.NA,
+            password=PasswordStep.NA,
+            flags=Step.NA,
+            properties=Step.NA,
+            social=Step.NA,
+            password_problem=password_problem,
+            lazy=1,
+        )
 
     # -- shared identities (conflicts) -------------------------------------------------------------
     def shared_identities(self, run_id: int, keys: Iterable[tuple[str, str, int, bool]]) -> list[SharedIdentity]:

@@ -189,9 +189,10 @@ class Verifications(Repository):
             " JOIN verify_matches vm ON vm.verify_id = ? AND vm.clerk_id = +m.clerk_user_id"
             " LEFT JOIN kinde_members km ON km.verify_id = vm.verify_id AND km.kinde_id = vm.kinde_id"
             " AND km.org_code = o.kinde_code"
-            " WHERE m.run_id = ? AND (? OR u.created IN (?, ?, ?) OR u.state = ?)"
+            " WHERE m.run_id = ? AND (? OR u.created IN (?, ?, ?))"
             " AND (m.clerk_user_id, m.clerk_org_id) > (?, ?) ORDER BY m.clerk_user_id, m.clerk_org_id LIMIT ?",
-            (verify_id, run_id, imported, *_CHECKED_AS_OURS, *after, limit),
+            # a lazy user's memberships wait for `lazy finish`: compared once it is adopted (created = workflow)
+            (verify_id, run_id, imported, *_CHECKED_AS_OURS[:3], *after, limit),
         ))
 
     def find_extra_memberships(self, verify_id: int, run_id: int) -> None:

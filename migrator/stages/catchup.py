@@ -79,6 +79,8 @@ def _stage_page(ctx: RunContext, page: list[dict[str, Any]], seq: int, fresh: di
             seq += 1
             ctx.journal.users.stage(ctx.run.id, [row])
             known = ctx.journal.users.known(user["id"])
+            if known is None and _keep_lazy(ctx, user["id"]):
+                continue  # left to Kinde's lazy workflow: never created by a catch-up
             if known is None:
                 _keep_conflict_skip(ctx, user["id"])
                 ctx.journal.users.add_problems(ctx.run.id, problems)  # a sign-up (or never migrated): the ordinary path
@@ -86,6 +88,16 @@ def _stage_page(ctx: RunContext, page: list[dict[str, Any]], seq: int, fresh: di
             elif _stage_known(ctx, user, row, known):
                 fresh[user["id"]] = user
     return seq
+
+
+def _keep_lazy(ctx: RunContext, clerk_id: str) -> bool:
+    """A user an earlier run left to Kinde's lazy workflow stays so while its window is open, whatever this
+    catch-up's policy: the workflow creates it at its first sign-in, `migrator lazy finish` adopts it."""
+    waiting = ctx.journal.users.left_to_workflow(ctx.run.id, clerk_id)
+    if waiting is None:
+        return False
+    ctx.journal.users.keep_lazy(ctx.run.id, clerk_id, waiting.password_problem)
+    return True
 
 
 def _keep_conflict_skip(ctx: RunContext, clerk_id: str) -> None:
