@@ -81,6 +81,12 @@ def test_every_runbook_command_runs_as_documented(name: str, sandbox_factory, tm
         for clerk_id in hook.moved:
             assert users[clerk_id]["password_method"] == "bcrypt"
             assert users[clerk_id]["total_sign_ins"] == 1
+        # the phone the workflow cannot send (Kinde needs its country): `lazy finish` added it
+        expected = {sandbox.dataset.user_id(i): sandbox.dataset.expected(i) for i in range(sandbox.dataset.n)}
+        phones = [(c, expected[c]["phone"]) for c in hook.moved if expected[c]["phone"]]
+        assert phones, "none of the users who moved has a phone: pick others"
+        for clerk_id, phone in phones:
+            assert phone in [x["value"] for x in users[clerk_id]["identities"] if x["type"] == "phone"]
         assert state["duplicate_creations"] == []
         assert sandbox.secret_key not in state["workflow_log"]
 

@@ -192,8 +192,9 @@ def finish(
     state_dir: StateDirOption = None,
 ) -> None:
     """Close the lazy window of a run: the users Kinde's workflow moved are adopted (their Kinde ids recorded,
-    their passwords untouched) and get their organizations, roles, properties and social identities; the rest
-    get the fallback (a password reset by default). A journaled run: killed, the same command continues it.
+    their passwords untouched) and get their organizations, roles, properties, social identities and the phone
+    the workflow cannot send; the rest get the fallback (a password reset by default). A journaled run: killed,
+    the same command continues it.
 
     Exit codes: 0 every user of the cohort accounted for; 1 some failed (`migrator retry-failed N`).
 

@@ -7,7 +7,8 @@
 * the ordinary lookup then finds whom the workflow created (by email; ``provided_id`` = the Clerk id):
   ``reconcile.adopt`` hands such a row to ``lazy_adopt.adopt_moved``: its Kinde id recorded, ``created = workflow``
   (or ``earlier`` when the run itself created it, the users-in-Kinde reading), its password never touched and
-  no reset; its organizations, roles, properties and social identities follow as for any migrated user.
+  no reset; its organizations, roles, properties and social identities follow as for any migrated user, and
+  the phone the workflow cannot send (Kinde needs its country) is added like an identity a create did not carry.
 * ``skip_unmoved`` (fallback ``skip``): the rest are recorded skipped (``lazy_not_moved``), nothing created.
 * everyone else is created by the ordinary load, with the fallback (a reset by default).
 """
