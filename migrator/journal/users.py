@@ -454,7 +454,9 @@ class Users(Repository):
             "already_present": count(
                 run_id, "created IN (?, ?) AND state = ?", (Created.EXISTED, Created.EARLIER, UserState.DONE)
             ),
-            "to_finish": count(run_id, "state = ? AND created IN (?, ?)", (p, Created.CREATED, Created.EARLIER)),
+            "to_finish": count(
+                run_id, "state = ? AND created IN (?, ?, ?)", (p, Created.CREATED, Created.EARLIER, Created.WORKFLOW)
+            ),
             "failed": count(run_id, "state = ?", (UserState.FAILED,)),
             "password_imports": dict(
                 self._rows(
