@@ -335,6 +335,7 @@ def test_the_users_in_kinde_reading_creates_the_cohort_without_a_password(make_w
 
     finished = world.json("lazy", "finish", "--yes")
     assert finished["created"] == 0 and kinde_state(world.sandbox)["duplicate_creations"] == []
+    assert finished["lazy"] == {"cohort": len(cohort), "moved": 1}
     kinde = world.kinde()
     assert kinde[moved_id]["is_password_reset_requested"] is False
     assert all(kinde[c]["is_password_reset_requested"] for c in cohort - {moved_id})

@@ -507,9 +507,18 @@ class Users(Repository):
         ``awaiting_sign_in`` (left to the workflow), ``moved`` (the workflow created it, adopted by `lazy
         finish`), ``created`` (by the run: without a password, or the fallback), ``skipped``, ``failed``."""
         rows = self._rows(
-            "SELECT COUNT(*), SUM(state = ?), SUM(created = ?), SUM(created = ?), SUM(state = ?), SUM(state = ?)"
-            " FROM users WHERE run_id = ? AND lazy > 0",
-            (UserState.LAZY, Created.WORKFLOW, Created.CREATED, UserState.SKIPPED, UserState.FAILED, run_id),
+            "SELECT COUNT(*), SUM(state = ?), SUM(created = ? OR (lazy = 2 AND created = ? AND password_problem IS NULL)),"
+            " SUM(created = ?), SUM(state = ?), SUM(state = ?) FROM users WHERE run_id = ? AND lazy > 0",
+            # moved: adopted from the workflow, or (the users-in-Kinde reading) signed in to the user the run made
+            (
+                UserState.LAZY,
+                Created.WORKFLOW,
+                Created.EARLIER,
+                Created.CREATED,
+                UserState.SKIPPED,
+                UserState.FAILED,
+                run_id,
+            ),
         )
         names = ("cohort", "awaiting_sign_in", "moved", "created", "skipped", "failed")
         return {name: int(value) for name, value in zip(names, rows[0], strict=True) if value}
