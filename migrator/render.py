@@ -255,7 +255,7 @@ def plan_table(plan: Plan, *, title: str) -> Table:
         ("Already in Kinde", plan.already_present),
     ]
     if plan.to_finish:
-        rows.append(("Created earlier, steps left", plan.to_finish))
+        rows.append(("Created earlier (or moved at sign-in), steps left", plan.to_finish))
     for reason, count in sorted(plan.skipped.items()):
         rows.append((f"Skipped: {reason}", count))
     for method, count in sorted(plan.password_imports.items()):

@@ -303,11 +303,14 @@ def test_a_finish_killed_mid_way_continues_without_a_duplicate(make_world: Any) 
 def test_fallback_skip_records_the_unmoved_skipped_and_creates_nothing_for_them(make_world: Any) -> None:
     world = make_world()
     _, cohort = start_lazy_run(world)
-    moved_id = movable(world, cohort)[0]
+    moved_id, deleted = movable(world, cohort)[:2]
     move(world, moved_id)
+    httpx.post(
+        f"{world.sandbox.clerk_url.removesuffix('/v1')}/_sandbox/users", json={"delete": [deleted]}, timeout=30
+    ).raise_for_status()
     summary = world.json("lazy", "finish", "--yes", "--lazy-fallback", "skip")
     assert summary["lazy"] == {"cohort": len(cohort), "moved": 1, "skipped": len(cohort) - 1}
-    assert summary["skipped"] == {"lazy_not_moved": len(cohort) - 1}
+    assert summary["skipped"] == {"lazy_not_moved": len(cohort) - 2, "deleted_from_clerk": 1}
     assert cohort & world.kinde().keys() == {moved_id}
     for run in ("1", "2"):  # the skipped are accounted for, not missing
         result = world.json("verify", run)
@@ -332,6 +335,7 @@ def test_the_users_in_kinde_reading_creates_the_cohort_without_a_password(make_w
 
     finished = world.json("lazy", "finish", "--yes")
     assert finished["created"] == 0 and kinde_state(world.sandbox)["duplicate_creations"] == []
+    assert finished["lazy"] == {"cohort": len(cohort), "moved": 1}
     kinde = world.kinde()
     assert kinde[moved_id]["is_password_reset_requested"] is False
     assert all(kinde[c]["is_password_reset_requested"] for c in cohort - {moved_id})

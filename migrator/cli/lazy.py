@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from migrator.cli import conventions
 from migrator.cli.execute import confirmer, show_summary
 from migrator.cli.shared import (
     ConfigOption,
@@ -217,9 +218,10 @@ def finish(
             show_preview(result, out, as_json)
             return 0
         show_summary(result, out, as_json)
-        if not as_json and finished(result):
+        if finished(result):  # with --json on stderr: stdout is the summary alone
+            steps = conventions.TerminalConsole(stderr=True, soft_wrap=True) if as_json else out
             for line in CLOSING_STEPS:
-                out.print(line, highlight=False)
+                steps.print(line, highlight=False)
         return result.exit_code
 
     raise typer.Exit(run_command(body))

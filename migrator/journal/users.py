@@ -54,6 +54,15 @@ class UserFields(TypedDict, total=False):
 
 
 _USER_FIELDS = frozenset(UserFields.__annotations__)
+# the steps of a row this run does nothing for (skipped, or left to the lazy workflow)
+_NOTHING_TO_DO: UserFields = {
+    "lookup": Lookup.NA,
+    "created": Created.NA,
+    "password": PasswordStep.NA,
+    "flags": Step.NA,
+    "properties": Step.NA,
+    "social": Step.NA,
+}
 
 _LOOKUP_WHERE = {
     "email": "email_key IS NOT NULL",
@@ -218,19 +227,7 @@ class Users(Repository):
         self.update(run_id, clerk_id, lookup=Lookup.ABSENT)
 
     def skip(self, run_id: int, clerk_id: str, reason: str, detail: str) -> None:
-        self.update(
-            run_id,
-            clerk_id,
-            state=UserState.SKIPPED,
-            skip_reason=reason,
-            skip_detail=detail,
-            lookup=Lookup.NA,
-            created=Created.NA,
-            password=PasswordStep.NA,
-            flags=Step.NA,
-            properties=Step.NA,
-            social=Step.NA,
-        )
+        self.update(run_id, clerk_id, state=UserState.SKIPPED, skip_reason=reason, skip_detail=detail, **_NOTHING_TO_DO)
 
     def mark_closing_cohort(self, run_id: int, base_run_id: int) -> None:
         """A `lazy finish` run's staged users are the cohort whose window it closes (``lazy = 2``); why each
@@ -327,19 +324,7 @@ class Users(Repository):
 
     def keep_lazy(self, run_id: int, clerk_id: str, password_problem: str | None) -> None:
         """A catch-up's row of a user left to the workflow: it stays so (nothing of it is created or written)."""
-        self.update(
-            run_id,
-            clerk_id,
-            state=UserState.LAZY,
-            lookup=Lookup.NA,
-            created=Created.NA,
-            password=PasswordStep.NA,
-            flags=Step.NA,
-            properties=Step.NA,
-            social=Step.NA,
-            password_problem=password_problem,
-            lazy=1,
-        )
+        self.update(run_id, clerk_id, state=UserState.LAZY, password_problem=password_problem, lazy=1, **_NOTHING_TO_DO)
 
     # -- shared identities (conflicts) -------------------------------------------------------------
     def shared_identities(self, run_id: int, keys: Iterable[tuple[str, str, int, bool]]) -> list[SharedIdentity]:
@@ -454,7 +439,9 @@ class Users(Repository):
             "already_present": count(
                 run_id, "created IN (?, ?) AND state = ?", (Created.EXISTED, Created.EARLIER, UserState.DONE)
             ),
-            "to_finish": count(run_id, "state = ? AND created IN (?, ?)", (p, Created.CREATED, Created.EARLIER)),
+            "to_finish": count(
+                run_id, "state = ? AND created IN (?, ?, ?)", (p, Created.CREATED, Created.EARLIER, Created.WORKFLOW)
+            ),
             "failed": count(run_id, "state = ?", (UserState.FAILED,)),
             "password_imports": dict(
                 self._rows(
@@ -520,9 +507,18 @@ class Users(Repository):
         ``awaiting_sign_in`` (left to the workflow), ``moved`` (the workflow created it, adopted by `lazy
         finish`), ``created`` (by the run: without a password, or the fallback), ``skipped``, ``failed``."""
         rows = self._rows(
-            "SELECT COUNT(*), SUM(state = ?), SUM(created = ?), SUM(created = ?), SUM(state = ?), SUM(state = ?)"
-            " FROM users WHERE run_id = ? AND lazy > 0",
-            (UserState.LAZY, Created.WORKFLOW, Created.CREATED, UserState.SKIPPED, UserState.FAILED, run_id),
+            "SELECT COUNT(*), SUM(state = ?), SUM(created = ? OR (lazy = 2 AND created = ? AND password_problem IS NULL)),"
+            " SUM(created = ?), SUM(state = ?), SUM(state = ?) FROM users WHERE run_id = ? AND lazy > 0",
+            # moved: adopted from the workflow, or (the users-in-Kinde reading) signed in to the user the run made
+            (
+                UserState.LAZY,
+                Created.WORKFLOW,
+                Created.EARLIER,
+                Created.CREATED,
+                UserState.SKIPPED,
+                UserState.FAILED,
+                run_id,
+            ),
         )
         names = ("cohort", "awaiting_sign_in", "moved", "created", "skipped", "failed")
         return {name: int(value) for name, value in zip(names, rows[0], strict=True) if value}

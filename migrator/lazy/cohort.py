@@ -163,16 +163,17 @@ async def seen_in_kinde(kinde: KindeClient, cohort: Sequence[Member]) -> dict[st
     by_email: dict[str, list[Member]] = {}
     for member in cohort:
         by_email.setdefault(normalized_identity("email", member.email), []).append(member)
-    seen: dict[str, KindeSeen] = {}
+    ids = {member.clerk_id for member in cohort}
+    ours: dict[str, KindeSeen] = {}
+    held: dict[str, KindeSeen] = {}
     for batch in lookup_batches(sorted(by_email)):
         for user in await kinde.find_users("email", batch):
-            key = normalized_identity("email", user.email or "")
-            for member in by_email.get(key, []):
-                if user.provided_id == member.clerk_id:
-                    seen[member.clerk_id] = KindeSeen(user.id, user.signed_in)
-                elif member.clerk_id not in seen:
-                    seen[member.clerk_id] = KindeSeen(held_by=user.id)
-    return seen
+            if user.provided_id is not None and user.provided_id in ids:  # whichever email Kinde lists first
+                ours[user.provided_id] = KindeSeen(user.id, user.signed_in)
+                continue
+            for member in by_email.get(normalized_identity("email", user.email or ""), []):
+                held.setdefault(member.clerk_id, KindeSeen(held_by=user.id))
+    return {**held, **ours}
 
 
 async def seen_in_clerk(clerk: ClerkClient, ids: Iterable[str]) -> dict[str, dict[str, Any]]:

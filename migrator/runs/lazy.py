@@ -15,7 +15,7 @@ import httpx
 from migrator.config import Settings
 from migrator.errors import JournalError, ScopeError
 from migrator.events import Emit, Notice
-from migrator.journal import Journal, Run, RunMode, UserState
+from migrator.journal import Journal, Run, RunMode, RunStatus, UserState
 from migrator.kinde.client import KindeClient
 from migrator.lazy.cohort import CohortStatus, Standing, read_cohort
 from migrator.mapping import FallbackPolicy
@@ -157,6 +157,11 @@ async def run_lazy_finish(
             kinde_transport=kinde_transport,
         )  # fmt: skip
         return FinishPreview(status, fallback)
+    if base.status not in (RunStatus.COMPLETED, RunStatus.COMPLETED_WITH_FAILURES):
+        raise JournalError(
+            f"run {base.id} is {base.status}: finish it first (`migrator resume {base.id}`); its cohort may be"
+            " incomplete until then"
+        )
     settings = _without_export(settings)
     existing = journal.runs.child(base.id, RunMode.LAZY_FINISH)
     session = open_session(settings, journal, on_event, clerk_transport, kinde_transport, Migration)

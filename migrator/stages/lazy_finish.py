@@ -2,8 +2,8 @@
 
 * ``fetch_cohort``: the base run's cohort read again from Clerk by id (100 a request) and staged like a canary's
   users (their organizations and memberships with them), mapped with the fallback policy instead of ``lazy``;
-  each row is marked of the closing cohort (``users.lazy = 2``). A user deleted from Clerk since is noted and
-  accounted for: nothing to adopt or create.
+  each row is marked of the closing cohort (``users.lazy = 2``). A user deleted from Clerk since is recorded
+  skipped (``deleted_from_clerk``): accounted for, nothing to adopt or create.
 * the ordinary lookup then finds whom the workflow created (by email; ``provided_id`` = the Clerk id):
   ``reconcile.adopt`` hands such a row to ``lazy_adopt.adopt_moved``: its Kinde id recorded, ``created = workflow``
   (or ``earlier`` when the run itself created it, the users-in-Kinde reading), its password never touched and
@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from migrator.events import Notice, PhaseStarted
-from migrator.journal import RunMode
+from migrator.journal import Created, Lookup, PasswordStep, RunMode, Step, UserState
 from migrator.mapping import FallbackPolicy
 from migrator.stages.canary import stage_selected
 from migrator.stages.context import RunContext
@@ -26,6 +26,8 @@ from migrator.stages.context import RunContext
 BATCH = 100  # Clerk's user_id filter takes at most 100 values
 FALLBACK_OPTION = "fallback"  # run_options of a lazy-finish run: the policy its cohort falls back to
 NOT_MOVED = "lazy_not_moved"  # skip reason under fallback ``skip``
+GONE = "deleted_from_clerk"  # skip reason of a cohort user Clerk no longer has
+GONE_DETAIL = "deleted from Clerk since the run: nothing to adopt or create"
 
 
 def fallback_of(ctx: RunContext) -> FallbackPolicy:
@@ -44,13 +46,25 @@ async def fetch_cohort(ctx: RunContext) -> None:
     users = []
     for start in range(0, len(ids), BATCH):
         users.extend(await ctx.clerk.users_by_id(ids[start : start + BATCH]))
+    await stage_selected(ctx, users)
     gone = sorted(set(ids) - {user["id"] for user in users})
     if gone:
-        note = "deleted from Clerk since the run: nothing to adopt or create"
-        ctx.journal.users.add_problems(ctx.run.id, [(clerk_id, "warning", note) for clerk_id in gone])
-        ctx.emit(Notice(f"{len(gone)} user(s) of the lazy cohort were {note}", level="warning"))
-    await stage_selected(ctx, users)
+        _, seq = ctx.journal.users.last_staged(ctx.run.id)
+        with ctx.journal.transaction():
+            ctx.journal.users.stage(ctx.run.id, [_gone_row(clerk_id, seq + n) for n, clerk_id in enumerate(gone)])
+        ctx.emit(Notice(f"{len(gone)} user(s) of the lazy cohort were {GONE_DETAIL}", level="warning"))
     ctx.journal.users.mark_closing_cohort(ctx.run.id, base)
+
+
+def _gone_row(clerk_id: str, seq: int) -> dict[str, object]:
+    """A cohort user deleted from Clerk since the run: recorded skipped (accounted for), nothing to do."""
+    na = {step: Step.NA for step in ("flags", "properties", "social")}
+    return {
+        "clerk_id": clerk_id, "seq": seq, "hasher": None, "mfa": 0, "plan": None, "email_key": None,
+        "username_key": None, "phone_key": None, "password_method": None, "password_problem": None,
+        "state": UserState.SKIPPED, "lookup": Lookup.NA, "created": Created.NA, "password": PasswordStep.NA, **na,
+        "skip_reason": GONE, "skip_detail": GONE_DETAIL,
+    }  # fmt: skip
 
 
 def skip_unmoved(ctx: RunContext) -> int:
