@@ -288,12 +288,14 @@ def plan_table(plan: Plan, *, title: str) -> Table:
         ("Already in Kinde", plan.already_present),
     ]
     if plan.to_finish:
-        rows.append(("Created earlier, steps left", plan.to_finish))
+        rows.append(("Created earlier (or moved at sign-in), steps left", plan.to_finish))
     for reason, count in sorted(plan.skipped.items()):
         rows.append((f"Skipped: {reason}", count))
     for method, count in sorted(plan.password_imports.items()):
         rows.append((f"Password to import ({method})", count))
     rows.append(("Password reset needed", plan.password_resets))
+    if plan.lazy:
+        rows.append(("Left to Kinde's workflow (lazy.csv)", plan.lazy))
     if plan.without_password:
         rows.append(("Created without password (policy)", plan.without_password))
     if plan.password_missing:
@@ -355,6 +357,14 @@ DELETION_ROWS = (
     ("Kept in Kinde (not ours)", "kept"),
     ("Deletions failed", "failed"),
 )
+LAZY_ROWS = {  # Summary.lazy (journal.users.lazy_counts)
+    "cohort": "Lazy cohort (move at sign-in)",
+    "awaiting_sign_in": "  Left to the workflow (lazy.csv)",
+    "moved": "  Moved at sign-in, adopted",
+    "created": "  Created by the migrator",
+    "skipped": "  Skipped",
+    "failed": "  Failed",
+}
 ALWAYS_SHOWN = ("Created in Kinde", "Already in Kinde", "Failed", "Password reset requested")
 
 
@@ -378,6 +388,8 @@ def summary_table(summary: Summary) -> Table:
             table.add_row("Not finished", str(summary.pending), *[""] * split)
         if name == "Memberships added":
             table.add_row("Memberships failed", str(summary.memberships_failed), *[""] * split)
+    for key, count in summary.lazy.items():  # the run's (not the pass's): the cohort is a state
+        table.add_row(LAZY_ROWS.get(key, f"Lazy cohort: {key}"), str(count), *[""] * split)
     for label, state in DELETION_ROWS:
         if summary.deletions.get(state):
             table.add_row(label, str(summary.deletions[state]), *[""] * split)

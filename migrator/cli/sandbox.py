@@ -269,11 +269,20 @@ def demo(
     users: Annotated[int, typer.Option(help="Generated Clerk users.", min=1, max=conventions.SANDBOX_MAX_USERS)] = 1000,
     seed: Annotated[int, typer.Option(help="Seed of the generated data.")] = 1,
     sign_ins: Annotated[int, typer.Option(help="Migrated users to sign in with their old password.", min=0)] = 25,
+    lazy: Annotated[
+        bool,
+        typer.Option(
+            "--lazy",
+            help="With the lazy policy: argon2 users then sign in with their old password through the Kinde"
+            " workflow (under Node), then `lazy status` and `lazy finish`.",
+        ),
+    ] = False,
 ) -> None:
     """Rehearse a whole migration against the embedded sandbox, then sign users in with their old passwords.
 
     Example: migrator demo --users 2000
+    Example: migrator demo --lazy
     """
     from migrator.demo import run_demo  # the sandbox is only imported here and in `sandbox serve`
 
-    raise typer.Exit(run_command(lambda: run_demo(users=users, seed=seed, sign_ins=sign_ins)))
+    raise typer.Exit(run_command(lambda: run_demo(users=users, seed=seed, sign_ins=sign_ins, lazy=lazy)))

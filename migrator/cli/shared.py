@@ -26,6 +26,7 @@ class PasswordPolicy(StrEnum):
     reset = "reset"
     no_password = "no-password"
     skip = "skip"
+    lazy = "lazy"  # users with an email move at their first sign-in (`migrator lazy`)
 
 
 ConfigOption = Annotated[

@@ -161,6 +161,10 @@ class Sandbox:
     def kinde_url(self) -> str:
         return self._kinde.url
 
+    def sync_workflow(self, folder: Path) -> None:
+        """Kinde's "Sync code" for the folder `migrator lazy init` wrote: sign-ins run its workflow from now on."""
+        self.kinde_app.state.sync_workflow(folder)
+
     def env(self) -> dict[str, str]:
         """The settings that point ``migrator run`` at this sandbox."""
         return {

@@ -94,6 +94,8 @@ def mapping_options(settings: Settings) -> MappingOptions:
     """The mapping a run with these settings uses (its fingerprint covers each of these settings)."""
     return MappingOptions(
         unimportable_passwords=settings.unimportable_passwords,
+        lazy_fallback=settings.lazy_fallback,
+        lazy_users_in_kinde=settings.lazy_users_in_kinde,
         banned_users=settings.banned_users,
         role_map=settings.role_map,
         default_phone_region=settings.default_phone_region,
