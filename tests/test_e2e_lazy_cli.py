@@ -19,7 +19,7 @@ import pytest
 from migrator.people_csv import read_csv
 from migrator.sandbox.kinde_app import KindeSandboxConfig
 from migrator.sandbox.server import Sandbox, SandboxOptions
-from tests.e2e import cli_env, kinde_state, run_cli, start_cli, write_requests
+from tests.e2e import cli_env, kinde_call, kinde_state, run_cli, start_cli, write_requests
 from tests.test_e2e_resume import Background
 from tests.workflow_node import ensure_workflow_modules, lazy_candidate
 
@@ -224,13 +224,22 @@ def test_a_lazy_run_then_sign_ins_status_verify_and_finish(make_world: Any) -> N
     assert status["outside_cohort"] >= len(phone_only)
     assert write_requests(kinde_state(world.sandbox)) == writes
 
-    # verify before the finish: the cohort not in Kinde is pending, not missing; the moved are checked.
+    # verify before the finish: the cohort not in Kinde is pending, not missing; the moved are checked like the
+    # run's own users (a name changed in Kinde is drift).
+    given = world.clerk_user(first)["first_name"]
+    kinde_call(world.sandbox, "PATCH", "/api/v1/user", params={"id": moved[first]}, json={"given_name": "Drifted"})
     verified = world.json("verify", "1")
     assert verified["verdict"] == "passed", verified
     assert verified["counts"]["lazy_pending"] == len(cohort) - 2
-    assert verified["counts"]["missing"] == 0 and verified["counts"]["drift"] == 0
+    assert verified["counts"]["missing"] == 0 and verified["counts"]["drift"] == 1
+    assert [(d["clerk_id"], d["field"], d["found"]) for d in verified["examples"]["drift"]] == [
+        (first, "given_name", "Drifted")
+    ]
+    kinde_call(world.sandbox, "PATCH", "/api/v1/user", params={"id": moved[first]}, json={"given_name": given})
+    assert world.json("verify", "1")["counts"]["drift"] == 0
 
     # The finish's dry run writes nothing, anywhere.
+    writes = write_requests(kinde_state(world.sandbox))
     preview = world.json("lazy", "finish", "--dry-run")
     assert (preview["would_adopt"], preview["would_create"], preview["fallback"]) == (2, len(cohort) - 2, "reset")
     assert write_requests(kinde_state(world.sandbox)) == writes
