@@ -95,6 +95,11 @@ class Settings(BaseSettings):
     kinde_audience: str | None = None  # default <KINDE_DOMAIN>/api
     kinde_max_rps: float = Field(default=50.0, gt=0)  # ceiling; the limiter finds the real rate below it
     kinde_initial_rps: float = Field(default=10.0, gt=0)
+    # Lazy migration: the M2M application the Kinde workflow uses (`lazy setup` writes it to Kinde's
+    # environment variables); unset: the migrator's own. Better a dedicated one with create:users,
+    # update:user_passwords and read:users only.
+    lazy_workflow_client_id: str | None = None
+    lazy_workflow_client_secret: SecretStr | None = None
 
     # Behaviour
     state_dir: Path = Path(".migrator")
@@ -103,7 +108,11 @@ class Settings(BaseSettings):
     max_attempts: int = Field(default=6, ge=1, le=50)
     # The longest single wait a server's Retry-After / RateLimit-Reset can impose (seconds).
     max_wait: float = Field(default=120.0, gt=0, le=3600)
-    unimportable_passwords: Literal["reset", "no-password", "skip"] = "reset"
+    # A wait for an API longer than this (seconds) is announced above the progress, with its countdown;
+    # shorter ones are only counted on the pacing line (each shown with -v).
+    long_wait: float = Field(default=10.0, ge=0, le=3600)
+    # "lazy": users with an email move at their first sign-in through the Kinde workflow (docs/lazy-migration.md)
+    unimportable_passwords: Literal["reset", "no-password", "skip", "lazy"] = "reset"
     banned_users: Literal["suspend", "skip"] = "suspend"
     duplicate_identities: Literal["first", "skip-all"] = "first"
     migrate_organizations: bool = True
@@ -117,6 +126,11 @@ class Settings(BaseSettings):
     organization_properties: dict[str, PropertyMapping] = Field(default_factory=dict)
     # Missing property definitions are created, unless this is off (--no-create-properties).
     create_properties: bool = True
+    # Lazy migration: what the cohort's users without an email get at run time, and the rest at `lazy finish`.
+    lazy_fallback: Literal["reset", "no-password", "skip"] = "reset"
+    # The other reading of Kinde's trigger: the run creates the cohort without a password (and no reset),
+    # for a workflow that handles users Kinde holds (`lazy init --users-in-kinde`).
+    lazy_users_in_kinde: bool = False
     # Clerk OAuth provider (``oauth_google``) -> Kinde connection id (``conn_...``).
     social_connections: dict[str, str] = Field(default_factory=dict)
     # When Clerk made the export (--export-time): a password Clerk says changed at or after it is not in
@@ -261,6 +275,11 @@ class Settings(BaseSettings):
         """The fingerprinted settings, for telling an operator what changed between runs."""
         # Only with a value, so runs begun before the setting existed keep their fingerprint.
         export_time = {"clerk_export_time": self.export_time.isoformat()} if self.export_time else {}
+        lazy = (
+            {"lazy_fallback": self.lazy_fallback, "lazy_users_in_kinde": self.lazy_users_in_kinde}
+            if self.unimportable_passwords == "lazy"
+            else {}
+        )
         extras = {
             name: value
             for name, value in (
@@ -273,6 +292,7 @@ class Settings(BaseSettings):
         return {
             **export_time,
             **extras,
+            **lazy,
             "clerk_api_url": self.clerk_api_url,
             "kinde_domain": self.kinde_domain,
             "unimportable_passwords": self.unimportable_passwords,

@@ -9,7 +9,7 @@ environment names), wrapped to log each request when the command keeps a request
 from __future__ import annotations
 
 import urllib.request
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from urllib.parse import urlsplit
 
@@ -18,7 +18,7 @@ import httpx
 from migrator import __version__
 from migrator.clerk.client import ClerkClient
 from migrator.config import Settings
-from migrator.errors import ApiError
+from migrator.http import OnRetry
 from migrator.kinde.client import KindeClient, M2MCredentials
 from migrator.limiter import AdaptiveLimiter
 from migrator.request_log import LoggingTransport, RequestLog
@@ -30,7 +30,7 @@ USER_AGENT = f"clerk-to-kinde-migrator/{__version__}"
 async def connect(
     settings: Settings,
     *,
-    on_retry: Callable[[str, ApiError, int], None] | None = None,
+    on_retry: OnRetry | None = None,
     clerk_transport: httpx.AsyncBaseTransport | None = None,
     kinde_transport: httpx.AsyncBaseTransport | None = None,
     request_log: RequestLog | None = None,

@@ -3,14 +3,24 @@
 The demo starts both emulators on loopback, writes Clerk's CSV export, runs a real migration over
 HTTP exactly as ``migrator run`` would, then proves the point of the exercise: migrated users sign in
 to (sandbox) Kinde with the password they had in Clerk.
+
+``demo --lazy`` runs it with the lazy policy: the users whose digests Kinde cannot import stay in Clerk, the
+workflow ``migrator lazy init`` writes is synced to the sandbox's Kinde and given its variables by ``migrator
+lazy setup``, some of them sign in with their old password (the workflow asks Clerk, under Node), then
+``migrator lazy status`` and ``migrator lazy finish`` close the window: each as the operator types it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import csv
 import json
+import os
+import shutil
 import signal
+import subprocess
+import sys
 import tempfile
 import threading
 from dataclasses import dataclass, field
@@ -25,12 +35,13 @@ from migrator.config import Settings
 from migrator.errors import ConfigError
 from migrator.journal import Journal
 from migrator.render import Renderer, summary_table
+from migrator.report_files import run_dir
 from migrator.runs.actions import Start
 from migrator.runs.api import run_migration
 from migrator.sandbox.clerk_app import ClerkBehaviour
 from migrator.sandbox.kinde_app import ALL_SCOPES, KindeSandboxConfig, SharedQuota
 from migrator.sandbox.server import Sandbox, SandboxOptions, profile
-from migrator.sandbox.workflow import WorkflowSetupError
+from migrator.sandbox.workflow import WorkflowSetupError, install_modules
 
 
 @dataclass
@@ -46,6 +57,7 @@ class ServeRequest:
     export_json_shape: str = "list"
     account_shapes: float = 0.0
     faults: str = "none"
+    fault_retry_after: int = 1
     kinde_rps: float | None = None
     clerk_rps: int = 1000
     duplicate_status: int = 400
@@ -68,8 +80,10 @@ class ServeRequest:
     workflow: Path | None = None
 
 
-def run_demo(*, users: int, seed: int, sign_ins: int) -> int:
+def run_demo(*, users: int, seed: int, sign_ins: int, lazy: bool = False) -> int:
     console = Console()
+    if lazy and (shutil.which("node") is None or shutil.which("npm") is None):
+        raise ConfigError("`demo --lazy` runs the Kinde workflow under Node.js 20+: put `node` and `npm` on PATH")
     console.print(f"[bold]Starting the sandbox[/bold]: a Clerk instance with {users} generated users, an empty Kinde")
     with (
         tempfile.TemporaryDirectory(prefix="migrator-demo-") as workdir,
@@ -88,6 +102,7 @@ def run_demo(*, users: int, seed: int, sign_ins: int) -> int:
             state_dir=Path(workdir) / "state",
             kinde_max_rps=2000,
             kinde_initial_rps=200,
+            **({"unimportable_passwords": "lazy"} if lazy else {}),
         )
         journal = Journal(settings.state_dir)
         try:
@@ -99,7 +114,74 @@ def run_demo(*, users: int, seed: int, sign_ins: int) -> int:
             ok = _sign_in_sample(console, sandbox, journal, summary.run_id, sign_ins)
         finally:
             journal.close()
+        if lazy:
+            ok &= _lazy_window(console, sandbox, settings, Path(workdir), summary.run_id, sign_ins)
     return 0 if ok and summary.exit_code == 0 else 1
+
+
+# Each first sign-in of the cohort runs the workflow in a Node process of its own: a few show the point.
+LAZY_SIGN_INS = 5
+
+
+def _lazy_window(console: Console, sandbox: Sandbox, settings: Settings, workdir: Path, run_id: int, sign_ins: int) -> bool:
+    """The lazy window, each step as the operator runs it (``migrator lazy ...`` in a process of its own, whose
+    settings are the sandbox's alone: nothing of this shell's environment can point it at a real tenant)."""
+    env = {name: os.environ[name] for name in ("PATH", "HOME", "LANG", "SYSTEMROOT", "TMPDIR") if name in os.environ}
+    env |= {**sandbox.env(), "STATE_DIR": str(settings.state_dir), "CLERK_EXPORT": str(settings.clerk_export)}
+
+    def migrator(*args: str) -> bool:
+        console.print(f"\n[bold]$ migrator {' '.join(args)}[/bold]")
+        command = [sys.executable, "-m", "migrator", *args]
+        return subprocess.run(command, cwd=workdir, env=env, check=False).returncode == 0
+
+    folder = workdir / "kinde-workflows"
+    if not migrator("lazy", "init", "--out", str(folder)):
+        return False
+    try:
+        install_modules()  # the project's copy, from its lockfile: the bundle resolves its packages there
+        sandbox.sync_workflow(folder)  # Kinde's "Sync code" after the push
+    except WorkflowSetupError as error:
+        raise ConfigError(f"`demo --lazy`: {error}") from None
+    ok = migrator("lazy", "setup")
+    cohort = run_dir(settings.state_dir, run_id) / "lazy.csv"
+    ok &= _lazy_sign_ins(console, sandbox, cohort, min(sign_ins, LAZY_SIGN_INS))
+    ok &= migrator("lazy", "status")
+    ok &= migrator("lazy", "finish", "--yes")
+    return ok
+
+
+def _lazy_sign_ins(console: Console, sandbox: Sandbox, cohort: Path, count: int) -> bool:
+    """Up to ``count`` argon2 users of the cohort sign in with their old password (the workflow moves them),
+    again (Kinde's own check now), and with a wrong one (refused)."""
+    if not cohort.exists():
+        console.print(f"[red]The run wrote no {cohort.name}: nobody is waiting to move.[/red]")
+        return False
+    index = {sandbox.dataset.user_id(i): i for i in range(sandbox.dataset.n)}
+    with cohort.open(newline="") as file:
+        rows = [row for row in csv.DictReader(file) if _argon2(sandbox, index.get(row["clerk_id"]))][:count]
+    table = Table(title="Lazy cohort (argon2) signing in with the old Clerk password", title_justify="left")
+    for column in ("users tried", "moved at first sign-in", "second sign-in (Kinde's own)", "wrong password refused"):
+        table.add_column(column, justify="right")
+    moved = again = refused = 0
+    with httpx.Client(timeout=60) as http:
+        for row in rows:
+            password = sandbox.dataset.clerk_password(row["clerk_id"]) or ""
+            sign_in = f"{sandbox.kinde_url}/_sandbox/sign-in"
+            refused += http.post(sign_in, json={"email": row["email"], "password": password + "x"}).status_code == 401
+            moved += http.post(sign_in, json={"email": row["email"], "password": password}).status_code == 200
+            again += http.post(sign_in, json={"email": row["email"], "password": password}).status_code == 200
+    table.add_row(str(len(rows)), str(moved), str(again), str(refused))
+    console.print(table)
+    all_ok = bool(rows) and moved == again == refused == len(rows)
+    console.print(
+        "[green]Every one moved at sign-in, without a reset.[/green]" if all_ok else "[red]Some could not move.[/red]"
+    )
+    return all_ok
+
+
+def _argon2(sandbox: Sandbox, i: int | None) -> bool:
+    password = sandbox.dataset.password(i) if i is not None else None
+    return password is not None and password[0].startswith("argon2")
 
 
 def _sign_in_sample(console: Console, sandbox: Sandbox, journal: Journal, run_id: int, per_method: int) -> bool:
@@ -214,6 +296,7 @@ def serve_options(request: ServeRequest) -> SandboxOptions:
         clerk_requests_per_10s=request.clerk_rps,
         clerk_faults=fault_profile,
         kinde_faults=fault_profile,
+        fault_retry_after=request.fault_retry_after,
         clerk=clerk,
         kinde=kinde,
         account_shapes=request.account_shapes,

@@ -46,6 +46,9 @@ class Pacing:
 
     ``resume_in``: seconds the limiter still holds every request for the server's reset (0: none),
     so an operator facing a long ``Retry-After`` sees a countdown rather than a frozen bar.
+    ``retried``: requests sent again after a retryable failure; ``reconciled``: creates whose answer left
+    their fate unknown, settled by a lookup. Counted here rather than shown one line each: a retry that
+    then succeeds is not news.
     """
 
     service: str
@@ -54,15 +57,30 @@ class Pacing:
     throttled: int
     backing_off: bool
     resume_in: float = 0.0
+    retried: int = 0
+    reconciled: int = 0
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """An API asked for a wait longer than the operator should sit through without being told why.
+
+    ``seconds``: how long from now; ``reason``: who set it (the server's ``Retry-After``, our back-off).
+    """
+
+    service: str
+    seconds: float
+    reason: str
 
 
 @dataclass(frozen=True)
 class Notice:
-    """Something the operator should read: a warning about data, a retry, a decision taken."""
+    """Something the operator should read: a warning about data, a decision taken; at level ``detail``,
+    what is shown only on request (``-v``): each retry and reconciliation as it happens."""
 
     message: str
-    level: str = "info"  # info | warning
+    level: str = "info"  # info | warning | detail
 
 
-Event = PhaseStarted | PhaseAdvanced | PhaseFinished | Pacing | Notice
+Event = PhaseStarted | PhaseAdvanced | PhaseFinished | Pacing | Waiting | Notice
 Emit = Callable[[Event], None]

@@ -48,6 +48,11 @@ RETRY_HEADERS = ("Retry-After", "RateLimit-Reset", "X-RateLimit-Reset")
 EPOCH_THRESHOLD = 1_000_000_000
 
 
+# A retry, as it is about to wait: the service, the error met, the attempt that met it, the seconds until
+# the next attempt may go (its own wait, or everyone's pause for the server's reset, whichever is longer).
+OnRetry = Callable[[str, ApiError, int, float], None]
+
+
 @dataclass
 class CallStats:
     """What one API saw, for progress output and benchmarks."""
@@ -55,6 +60,7 @@ class CallStats:
     requests: int = 0
     retries: int = 0
     throttled: int = 0
+    reconciled: int = 0  # creates whose answer left their fate unknown, settled by a lookup (stages/creates.py)
     by_status: dict[int, int] = field(default_factory=dict)
 
 
@@ -133,7 +139,7 @@ class ApiClient:
         *,
         max_attempts: int = 6,
         backoff_cap: float = 30.0,
-        on_retry: Callable[[str, ApiError, int], None] | None = None,
+        on_retry: OnRetry | None = None,
         max_wait: float = DEFAULT_MAX_WAIT,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
@@ -270,7 +276,8 @@ class ApiClient:
             self.stats.retries += 1
             exc = state.outcome.exception() if state.outcome else None
             if self.on_retry and isinstance(exc, ApiError):
-                self.on_retry(self.service, exc, state.attempt_number)
+                wait = max(state.upcoming_sleep, self.limiter.resume_in)
+                self.on_retry(self.service, exc, state.attempt_number, wait)
 
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.max_attempts),

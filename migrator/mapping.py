@@ -36,7 +36,8 @@ from migrator.models import (
     UserPlan,
 )
 
-UnimportablePolicy = Literal["reset", "no-password", "skip"]
+UnimportablePolicy = Literal["reset", "no-password", "skip", "lazy"]
+FallbackPolicy = Literal["reset", "no-password", "skip"]
 BannedPolicy = Literal["suspend", "skip"]
 SaltPosition = Literal["prefix", "suffix"]
 
@@ -71,6 +72,10 @@ class MappingOptions:
     """The operator's choices that change what a plan contains (all part of the run fingerprint)."""
 
     unimportable_passwords: UnimportablePolicy = "reset"
+    # Policy "lazy": what a user it cannot serve gets instead (no verified email: the workflow finds users by
+    # email, and only a verified one). The run's cohort itself is not created (unless lazy_users_in_kinde).
+    lazy_fallback: FallbackPolicy = "reset"
+    lazy_users_in_kinde: bool = False
     banned_users: BannedPolicy = "suspend"
     # Clerk role key -> Kinde role key. Unmapped keys lose their ``org:`` prefix.
     role_map: Mapping[str, str] = field(default_factory=dict)
@@ -437,7 +442,8 @@ def plan_user(user: Mapping[str, Any], export: ExportRow | None, options: Mappin
         return Skip(clerk_id, "no_identifier", f"{detail} ({'; '.join(notes)})" if notes else detail)
 
     password, problem = _password(user, export, options, notes)
-    if problem is not None and options.unimportable_passwords == "skip":
+    policy, lazy = password_policy(problem, identities, options)
+    if policy == "skip" and problem is not None:
         return Skip(clerk_id, "password_not_importable", problem.reason)
 
     picture = _text(user.get("image_url")) if user.get("has_image") is True else None
@@ -459,10 +465,28 @@ def plan_user(user: Mapping[str, Any], export: ExportRow | None, options: Mappin
         picture=picture,
         password=password,
         password_problem=problem,
-        request_password_reset=problem is not None and options.unimportable_passwords == "reset",
+        request_password_reset=policy == "reset",
+        lazy=lazy,
         suspended=banned,
         warnings=tuple(f"{clerk_id}: {note}" for note in notes),
     )
+
+
+def password_policy(
+    problem: PasswordUnimportable | None, identities: list[Identity], options: MappingOptions
+) -> tuple[UnimportablePolicy | None, bool]:
+    """(the policy that applies to a user whose password cannot travel, whether it joins the lazy cohort).
+
+    None when the password is importable or there is none. Under ``lazy`` the cohort is whoever the workflow
+    can find at sign-in: a verified email (Kinde's event carries only the email typed, and the workflow asks
+    Clerk for a verified holder of it); everyone else gets ``lazy_fallback`` now."""
+    if problem is None:
+        return None, False
+    if options.unimportable_passwords != "lazy":
+        return options.unimportable_passwords, False
+    if any(identity.type == "email" and identity.is_verified for identity in identities):
+        return "lazy", True
+    return options.lazy_fallback, False
 
 
 def normalized_identity(kind: object, value: object) -> str:

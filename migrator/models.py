@@ -123,6 +123,8 @@ class UserPlan:
     password_problem: PasswordUnimportable | None = None
     # True when the user must choose a new password at first sign-in (policy "reset").
     request_password_reset: bool = False
+    # Policy "lazy": the user moves at sign-in through Kinde's workflow (the lazy cohort), not by this run.
+    lazy: bool = False
     suspended: bool = False  # banned in Clerk
     properties: dict[str, str] = field(default_factory=dict)  # Kinde property key -> value (``[properties]``)
     social: tuple[SocialIdentity, ...] = ()
@@ -191,6 +193,8 @@ def plan_to_record(plan: UserPlan) -> dict[str, Any]:
         "suspended": plan.suspended,
         "properties": plan.properties,
         "social": [{"provider": s.provider, "connection_id": s.connection_id, "value": s.value} for s in plan.social],
+        # Only when set, so the plans of users outside the cohort keep their earlier form.
+        **({"lazy": True} if plan.lazy else {}),
         # Only when there are some, so the plans of users without them keep their earlier form.
         **(
             {"social_not_carried": [{"provider": d.provider, "reason": d.reason} for d in plan.social_not_carried]}
@@ -209,6 +213,7 @@ def plan_from_record(clerk_id: str, record: dict[str, Any]) -> UserPlan:
         family_name=record.get("family_name"),
         picture=record.get("picture"),
         request_password_reset=bool(record.get("request_password_reset")),
+        lazy=bool(record.get("lazy")),
         suspended=bool(record.get("suspended")),
         properties=dict(record.get("properties") or {}),
         social=tuple(SocialIdentity(**social) for social in record.get("social") or ()),

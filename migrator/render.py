@@ -29,7 +29,7 @@ from rich.progress import (
 from rich.table import Column, Table
 from rich.text import Text
 
-from migrator.events import PHASES, Event, Notice, Pacing, PhaseAdvanced, PhaseFinished, PhaseStarted
+from migrator.events import PHASES, Event, Notice, Pacing, PhaseAdvanced, PhaseFinished, PhaseStarted, Waiting
 from migrator.reports import Plan, Summary
 
 PLAIN_INTERVAL = 2.0  # seconds between plain progress lines per phase
@@ -41,6 +41,12 @@ def _counts_text(counts: dict[str, int]) -> str:
 
 
 PACED_PHASES = ("migrate", "lookup")
+
+
+def retry_tally(throttled: int, retried: int, reconciled: int) -> str:
+    """``76 x429, 12 retried, 3 reconciled``: the pacing line's count of what went wrong and was set right. A retry
+    that then succeeds is counted here rather than shown (``-v`` shows each); the summary has the same counts."""
+    return f"{throttled} x429, {retried} retried, {reconciled} reconciled"
 
 
 def clock_time(seconds: float) -> str:
@@ -64,9 +70,13 @@ class _PacingColumn(ProgressColumn):
         self.renderer = renderer
 
     def render(self, task: Task) -> Text:
+        return Text("\n".join(self.lines(task)))
+
+    def lines(self, task: Task) -> list[str]:
+        """One line per API: at 80 columns each one's counts fit, where both on one line would be cut."""
         if not task.fields.get("paced") or task.finished:
-            return Text("")
-        return Text(self.renderer._pacing_text())
+            return []
+        return self.renderer._pacing_parts()
 
 
 WIDE, MEDIUM = 160, 100  # terminal widths (columns) at which the progress line gains detail
@@ -119,23 +129,30 @@ class _FittingProgress(Progress):
         self.columns = tuple(progress_columns(self._width_of.width))
         yield self.make_tasks_table(self.tasks)
         for task in self.tasks:
-            line = self._pacing.render(task)
-            if line.plain:
-                yield Text("  pacing: ", style="dim", no_wrap=True, overflow="ellipsis") + line
+            for line in self._pacing.lines(task):
+                yield Text("  pacing: ", style="dim", no_wrap=True, overflow="ellipsis") + Text(line)
 
 
 class Renderer:
     """Receives events (``renderer(event)``); a context manager that owns the live display."""
 
     def __init__(
-        self, console: Console, *, live: bool, clock: Callable[[], float] = time.monotonic, quiet: bool = False
+        self,
+        console: Console,
+        *,
+        live: bool,
+        clock: Callable[[], float] = time.monotonic,
+        quiet: bool = False,
+        verbose: bool = False,
     ) -> None:
         self.console = console
         self.quiet = quiet  # -q: no progress at all; warnings still show
+        self.verbose = verbose  # -v: the ``detail`` notices too (each retry and reconciliation)
         self.live = live and not quiet
         self._clock = clock
         self.pacing: dict[str, Pacing] = {}
         self._pacing_at: dict[str, float] = {}  # when each service's last Pacing arrived
+        self._waits: dict[str, tuple[float, str]] = {}  # service -> (when its announced wait ends, why)
         self._samples: dict[str, deque[tuple[float, int]]] = {}  # (time, requests so far) per service
         self._tasks: dict[str, TaskID] = {}
         self._last_line: dict[str, float] = {}
@@ -163,7 +180,11 @@ class Renderer:
                 self.progress.start()
 
     def _pacing_text(self) -> str:
-        """Measured requests/s over the last few seconds, the limiter's pace, 429s, back-off."""
+        return "; ".join(self._pacing_parts())
+
+    def _pacing_parts(self) -> list[str]:
+        """Per API: measured requests/s over the last few seconds, the limiter's pace, 429s, retries and
+        reconciliations, back-off or a countdown."""
         parts = []
         now = self._clock()
         for service, pacing in self.pacing.items():
@@ -171,12 +192,16 @@ class Renderer:
             (t0, r0), (t1, r1) = samples[0], samples[-1]
             measured = (r1 - r0) / (t1 - t0) if t1 > t0 else 0.0
             left = pacing.resume_in - (now - self._pacing_at.get(service, now))
+            ends, why = self._waits.get(service, (0.0, ""))
             if left > 0:
                 state = f", holding for the server's reset: {left:.0f} s more"
+            elif ends > now:
+                state = f", waiting ({why}): resuming in {ends - now:.0f} s"
             else:
                 state = ", backing off" if pacing.backing_off and not pacing.resume_in else ""
-            parts.append(f"{service} {measured:.0f} req/s (pace {pacing.rate:.0f}), {pacing.throttled} x429{state}")
-        return "; ".join(parts)
+            tally = retry_tally(pacing.throttled, pacing.retried, pacing.reconciled)
+            parts.append(f"{service} {measured:.0f} req/s (pace {pacing.rate:.0f}), {tally}{state}")
+        return parts
 
     def __call__(self, event: Event) -> None:
         if self.quiet and isinstance(event, PhaseStarted | PhaseAdvanced | PhaseFinished):
@@ -224,7 +249,15 @@ class Renderer:
             samples.append((now, event.requests))
             while len(samples) > 2 and now - samples[0][0] > RATE_WINDOW:
                 samples.popleft()
+        elif isinstance(event, Waiting):
+            self._waits[event.service] = (self._clock() + event.seconds, event.reason)
+            seconds = f"{event.seconds:.0f} s"
+            asked = f"asked to wait {seconds}" if event.reason == "Retry-After" else f"waits {seconds}"
+            message = f"{event.service} {asked} ({event.reason}): resuming in {seconds}"
+            self.console.print(f"[dim]{message}[/dim]", highlight=False, soft_wrap=True)
         elif isinstance(event, Notice):
+            if event.level == "detail" and not self.verbose:
+                return  # counted on the pacing line; -v shows each
             style = "yellow" if event.level == "warning" else "dim"
             prefix = "warning: " if event.level == "warning" else ""
             self.console.print(f"[{style}]{prefix}{event.message}[/{style}]", highlight=False, soft_wrap=True)
@@ -255,12 +288,14 @@ def plan_table(plan: Plan, *, title: str) -> Table:
         ("Already in Kinde", plan.already_present),
     ]
     if plan.to_finish:
-        rows.append(("Created earlier, steps left", plan.to_finish))
+        rows.append(("Created earlier (or moved at sign-in), steps left", plan.to_finish))
     for reason, count in sorted(plan.skipped.items()):
         rows.append((f"Skipped: {reason}", count))
     for method, count in sorted(plan.password_imports.items()):
         rows.append((f"Password to import ({method})", count))
     rows.append(("Password reset needed", plan.password_resets))
+    if plan.lazy:
+        rows.append(("Left to Kinde's workflow (lazy.csv)", plan.lazy))
     if plan.without_password:
         rows.append(("Created without password (policy)", plan.without_password))
     if plan.password_missing:
@@ -322,6 +357,14 @@ DELETION_ROWS = (
     ("Kept in Kinde (not ours)", "kept"),
     ("Deletions failed", "failed"),
 )
+LAZY_ROWS = {  # Summary.lazy (journal.users.lazy_counts)
+    "cohort": "Lazy cohort (move at sign-in)",
+    "awaiting_sign_in": "  Left to the workflow (lazy.csv)",
+    "moved": "  Moved at sign-in, adopted",
+    "created": "  Created by the migrator",
+    "skipped": "  Skipped",
+    "failed": "  Failed",
+}
 ALWAYS_SHOWN = ("Created in Kinde", "Already in Kinde", "Failed", "Password reset requested")
 
 
@@ -345,10 +388,15 @@ def summary_table(summary: Summary) -> Table:
             table.add_row("Not finished", str(summary.pending), *[""] * split)
         if name == "Memberships added":
             table.add_row("Memberships failed", str(summary.memberships_failed), *[""] * split)
+    for key, count in summary.lazy.items():  # the run's (not the pass's): the cohort is a state
+        table.add_row(LAZY_ROWS.get(key, f"Lazy cohort: {key}"), str(count), *[""] * split)
     for label, state in DELETION_ROWS:
         if summary.deletions.get(state):
             table.add_row(label, str(summary.deletions[state]), *[""] * split)
     for service, count in summary.requests.items():
         table.add_row(f"Requests to {service}", f"{count} ({summary.throttled.get(service, 0)} x429)", *[""] * split)
+        retried, reconciled = summary.retried.get(service, 0), summary.reconciled.get(service, 0)
+        if retried or reconciled:  # what the pacing line counted, on a row of its own: 80 columns hold it
+            table.add_row("  retried / reconciled", f"{retried} / {reconciled}", *[""] * split)
     table.add_row("Seconds", f"{summary.seconds:.1f}", *[""] * split)
     return table

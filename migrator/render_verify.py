@@ -17,6 +17,7 @@ MEANING = {
     "incomplete": "done in the journal, but an identity or membership is absent",
     "not_carried": "Clerk social accounts on a mapped provider that no Kinde identity can carry (see warnings)",
     "api_pending": "listed in api-users.csv, not yet in Kinde: `migrator run --only-file api-users.csv`",
+    "lazy_pending": "lazy cohort, not signed in yet: moves at its first sign-in, or `migrator lazy finish`",
     "not_gone": "users the undo counted deleted or already gone that Kinde still has",
 }
 

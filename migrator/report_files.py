@@ -8,6 +8,7 @@ sees half a file. No report holds a password digest, a token or a secret: the jo
     failures.csv         users and memberships whose last attempt failed
     skipped.csv          users not migrated, with the reason
     password-resets.csv  users who cannot sign in with their Clerk password
+    lazy.csv             the lazy cohort: users who move at their first sign-in (policy "lazy")
     id-map.csv           clerk_user_id -> kinde_user_id (for the application's own database)
     org-map.csv          clerk_org_id -> kinde_org_code
     verify.csv           one row per difference the last `migrator verify` found
@@ -35,6 +36,7 @@ SUMMARY = "summary.json"
 FAILURES = "failures.csv"
 SKIPPED = "skipped.csv"
 PASSWORD_RESETS = "password-resets.csv"
+LAZY_COHORT = "lazy.csv"
 MFA_REENROL = "mfa-reenrol.csv"
 ID_MAP = "id-map.csv"
 ORG_MAP = "org-map.csv"
@@ -134,6 +136,7 @@ LINKED = {  # the reports report.html links to, where present
     "failures": FAILURES,
     "skipped": SKIPPED,
     "password_resets": PASSWORD_RESETS,
+    "lazy": LAZY_COHORT,
     "mfa_reenrol": MFA_REENROL,
     "verify": VERIFY,
 }
@@ -164,7 +167,7 @@ def write_run_reports(journal: Journal, run_id: int, state_dir: Path, run_counts
         "org_map": write_org_map(journal, run_id, folder),
     }
     paths = {"summary": write_summary(folder, run_counts), **paths}  # last: report.html links the CSVs
-    for name, file_name in (("password_resets", PASSWORD_RESETS), ("mfa_reenrol", MFA_REENROL)):
+    for name, file_name in (("password_resets", PASSWORD_RESETS), ("lazy", LAZY_COHORT), ("mfa_reenrol", MFA_REENROL)):
         if (folder / file_name).exists():  # written before the confirmation, with the plan
             paths[name] = folder / file_name
     paths["report"] = folder / REPORT_HTML

@@ -170,6 +170,16 @@ def _time(second: int) -> str:
 # -- the page --------------------------------------------------------------------------------------
 
 
+LAZY_LABELS = {  # summary.json's ``lazy`` counts (journal.users.lazy_counts)
+    "cohort": "Cohort (password Kinde cannot import, an email to sign in with)",
+    "awaiting_sign_in": "Left to the workflow: moves at the first sign-in",
+    "moved": "Moved at sign-in (adopted by lazy finish)",
+    "created": "Created by the migrator (without a password, or the fallback)",
+    "skipped": "Skipped",
+    "failed": "Failed",
+}
+
+
 def _numbers(section: Mapping[str, Any] | None, *base: str) -> list[tuple[str, Num]]:
     """A dict of counts as (label, number) rows; nested or missing values are left out."""
     return [
@@ -260,7 +270,7 @@ def render(summary: Mapping[str, Any], series: list[ApiSeries], files: Mapping[s
             ("Resets requested", ("run", "password_resets")),
             ("To re-enrol MFA", ("run", "plan", "mfa_reenrol")),
         ),
-        "lazy_rows": _numbers(run.get("lazy"), "run", "lazy"),
+        "lazy_rows": [(LAZY_LABELS.get(key, key), n) for key, n in _numbers(run.get("lazy"), "run", "lazy")],
         "request_rows": [
             (service, Num(n, pointer("run", "requests", service)), _row(summary, "", "run", "throttled", service))
             for service, n in (run.get("requests") or {}).items()

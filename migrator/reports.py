@@ -15,12 +15,13 @@ from typing import Any
 from migrator.errors import EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK
 from migrator.journal import Journal, RunMode, RunStatus, UserRow
 from migrator.mapping import STALE_DIGEST_REASON
-from migrator.report_files import MFA_REENROL, PASSWORD_RESETS, run_dir, write_rows
+from migrator.report_files import LAZY_COHORT, MFA_REENROL, PASSWORD_RESETS, run_dir, write_rows
 from migrator.run_passes import START, PassStart, run_counts, this_pass
 from migrator.stages.updates import pending_changes
 
 PASSWORD_REPORT_COLUMNS = ("clerk_id", "email", "hasher", "reason", "action")
 MFA_REPORT_COLUMNS = ("clerk_id", "email", "action")
+LAZY_REPORT_COLUMNS = ("clerk_id", "email", "reason")
 
 
 @dataclass
@@ -54,6 +55,7 @@ class Plan:
     social_not_carried: dict[str, int] = field(default_factory=dict)
     roles_permissions_pending: int = 0
     mfa_reenrol: int = 0  # users enrolled in MFA in Clerk: they enrol again in Kinde (secrets cannot move)
+    lazy: int = 0  # the lazy cohort left to Kinde's workflow: they move at their first sign-in (lazy.csv)
     # catch-ups (stages.updates.pending_changes): users already in Kinde brought up to date, or deleted
     users_to_update: int = 0
     identities_to_add: int = 0
@@ -97,6 +99,8 @@ class Summary:
     reports: dict[str, str] = field(default_factory=dict)
     requests: dict[str, int] = field(default_factory=dict)
     throttled: dict[str, int] = field(default_factory=dict)
+    retried: dict[str, int] = field(default_factory=dict)  # requests sent again after a retryable failure
+    reconciled: dict[str, int] = field(default_factory=dict)  # creates settled by a lookup after an unclear answer
     seconds: float = 0.0
     cancelled: bool = False  # the operator declined to write
     unaccounted: list[str] = field(default_factory=list)  # Clerk users not accounted for (a fetch gap)
@@ -107,6 +111,8 @@ class Summary:
     # a catch-up's users gone from Clerk, by outcome (the run's, not only this pass's): "deleted" (a DELETE Kinde
     # confirmed), "already-gone" (Kinde proved it absent: nothing sent), "kept", "failed", "listed"
     deletions: dict[str, int] = field(default_factory=dict)
+    # the lazy cohort by outcome (journal.users.lazy_counts): accounted for, never pending
+    lazy: dict[str, int] = field(default_factory=dict)
 
     @property
     def failed_in_run(self) -> int:
@@ -152,6 +158,7 @@ def build_plan(journal: Journal, run_id: int, *, with_export: bool) -> Plan:
         source_users=journal.runs.get(run_id).source_count,
         skipped=journal.users.skip_counts(run_id),
         property_sample=_sample(sample) if sample is not None else None,
+        lazy=journal.users.lazy_counts(run_id).get("awaiting_sign_in", 0),
         **counts,
         **journal.users.extras_counts(run_id),
         **pending_changes(journal, run_id),
@@ -231,6 +238,7 @@ def build_summary(
         pass_kind=start.kind if start else START,
         earlier=earlier,
         deletions=journal.cutover.deletion_counts(run_id).get("user", {}) if mode == RunMode.SYNC else {},
+        lazy=journal.users.lazy_counts(run_id),
         **counts,
     )
 
@@ -274,6 +282,31 @@ def write_password_report(journal: Journal, run_id: int, state_dir: Path, *, dry
             yield [row.clerk_id, row.email_key or "", row.hasher or "", row.password_problem, action]
 
     return write_rows(password_report_path(state_dir, run_id), PASSWORD_REPORT_COLUMNS, rows())
+
+
+def plan_email(row: UserRow) -> str:
+    """The user's primary email as Clerk spells it (the plan's first email identity), else its lookup key."""
+    identities = json.loads(row.plan)["identities"] if row.plan else []
+    return next((i["value"] for i in identities if i["type"] == "email"), row.email_key or "")
+
+
+def lazy_report_path(state_dir: Path, run_id: int) -> Path:
+    return run_dir(state_dir, run_id) / LAZY_COHORT
+
+
+def write_lazy_report(journal: Journal, run_id: int, state_dir: Path) -> Path | None:
+    """lazy.csv: the run's lazy cohort, who move at their first sign-in with the old password (none: no file,
+    and an earlier one of the run is removed)."""
+    path = lazy_report_path(state_dir, run_id)
+    if not journal.users.count(run_id, "lazy = 1"):
+        path.unlink(missing_ok=True)
+        return None
+
+    def rows() -> Iterator[list[str]]:
+        for row in journal.users.lazy_cohort(run_id):
+            yield [row.clerk_id, plan_email(row), row.password_problem or ""]
+
+    return write_rows(path, LAZY_REPORT_COLUMNS, rows())
 
 
 def mfa_report_path(state_dir: Path, run_id: int) -> Path:

@@ -2,7 +2,9 @@
 
 Recorded at the transport, below the retries, so every attempt is one line: when, which API, method,
 route, status (and the network error's name if the answer was cut or never came), milliseconds until
-the answer was read whole, and the attempt.
+the answer was read whole, and the attempt. What the migrator decided between attempts is a line too, with
+``event`` first (a reader of the attempts skips it): ``reconcile``, a create settled by a lookup after an
+unclear answer (what kind of thing, the outcome, the answer's status or error; never whose).
 Only what a route is made of: no query string, no body, no header; ids and emails in a path are
 replaced by placeholders, so no secret, token, digest or personal data can reach the file.
 """
@@ -71,6 +73,10 @@ class RequestLog:
             self._early.append(line)
         else:
             self._file.write(line)
+
+    def record_event(self, event: str, service: str, **fields: str | int) -> None:
+        """A line that is not an attempt: ``event`` first, then when and which API (as an attempt's)."""
+        self.record({"event": event, "at": datetime.now(UTC).isoformat(timespec="milliseconds"), "service": service, **fields})
 
     def close(self) -> None:
         if self._file is not None:

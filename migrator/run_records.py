@@ -12,7 +12,7 @@ from migrator.journal import DeletionState, Journal, Run, RunMode, RunStatus
 from migrator.stages.undo import UNDO_KINDS
 
 FINISHED = (RunStatus.COMPLETED, RunStatus.COMPLETED_WITH_FAILURES)
-RESUMABLE_MODES = (RunMode.RUN, RunMode.SYNC, RunMode.CANARY)  # the others explain themselves in Migration.reopen (runs/migration.py)
+RESUMABLE_MODES = (RunMode.RUN, RunMode.SYNC, RunMode.CANARY, RunMode.LAZY_FINISH)  # the others explain themselves in Migration.reopen (runs/migration.py)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ the sandbox's dashboard import before the next command (``upload_import_files``)
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 import subprocess
@@ -203,7 +204,7 @@ class TakenPhones:
     Clerk users (the run fails those three, USER_ALREADY_EXISTS); before ``retry-failed`` the operator deletes
     them in Kinde's dashboard (here: the sandbox's ``DELETE /_sandbox/users/{id}``)."""
 
-    def __init__(self, sandbox: Sandbox) -> None:
+    def __init__(self, sandbox: Sandbox, workdir: Path | None = None) -> None:
         self.sandbox = sandbox
         self.clerk_ids: list[str] = []  # the Clerk users whose phone was taken
         self.kinde_ids: list[str] = []
@@ -231,7 +232,48 @@ class TakenPhones:
                 self.kinde_ids.append(answer.json()["id"])
 
 
-HOOKS: dict[str, Callable[[Sandbox], Callable[[Command], None]]] = {"migrate-clerk-to-kinde.md": TakenPhones}
+class LazySignIns:
+    """The lazy-migration runbook's window: the folder `lazy init` wrote is pushed and synced to Kinde
+    (``Sandbox.sync_workflow``), then, before ``lazy status``, some users of the cohort (the run's
+    ``lazy.csv``) sign in with their old Clerk password, and one types a wrong one."""
+
+    SIGN_INS = 5
+
+    def __init__(self, sandbox: Sandbox, workdir: Path) -> None:
+        self.sandbox, self.workdir = sandbox, workdir
+        self.moved: list[str] = []  # the Clerk ids that signed in (and so moved to Kinde)
+        self.done = False
+
+    def __call__(self, command: Command) -> None:
+        if self.done or command.args[:2] != ["lazy", "status"]:
+            return
+        from tests.workflow_node import ensure_workflow_modules
+
+        self.done = True
+        ensure_workflow_modules()
+        self.sandbox.sync_workflow(self.workdir / "kinde-workflows")
+        cohort = sorted((self.workdir / ".migrator" / "runs").glob("*/lazy.csv"))
+        assert cohort, "the run with --unimportable-passwords lazy wrote no lazy.csv"
+        with cohort[-1].open(newline="") as file:
+            rows = list(csv.DictReader(file))
+        for row in rows[: self.SIGN_INS + 1]:
+            password = self.sandbox.dataset.clerk_password(row["clerk_id"])
+            assert password is not None, row["clerk_id"]
+            wrong = len(self.moved) == self.SIGN_INS
+            answer = httpx.post(
+                f"{self.sandbox.kinde_url}/_sandbox/sign-in",
+                json={"email": row["email"], "password": "not-my-password-1" if wrong else password},
+                timeout=60,
+            )
+            assert answer.status_code == (401 if wrong else 200), answer.text
+            if not wrong:
+                self.moved.append(row["clerk_id"])
+
+
+HOOKS: dict[str, Callable[[Sandbox, Path], Callable[[Command], None]]] = {
+    "migrate-clerk-to-kinde.md": TakenPhones,
+    "lazy-migration.md": LazySignIns,
+}
 
 
 IMPORT_FORMATS = {"kinde-users": None, "fusionauth-users": "fusionauth", "kinde-memberships": "kinde-csv"}
@@ -308,5 +350,5 @@ if __name__ == "__main__":
 
     for name in sys.argv[1:]:
         with Sandbox(sandbox_options(Path(name), 1000)) as box, tempfile.TemporaryDirectory() as tmp:
-            hook = HOOKS.get(Path(name).name, lambda _: lambda c: None)(box)
+            hook = HOOKS.get(Path(name).name, lambda *_: lambda c: None)(box, Path(tmp))
             refresh(Path(name), run_all(Path(name), box, Path(tmp), hook))

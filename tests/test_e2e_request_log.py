@@ -22,7 +22,8 @@ def test_every_request_of_a_run_is_a_line_of_its_log(sandbox_factory, tmp_path: 
 
     log = tmp_path / ".migrator/runs/1/requests.jsonl"
     assert oct(log.stat().st_mode & 0o777) == "0o600"
-    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    entries = [json.loads(line) for line in log.read_text().splitlines()]
+    lines = [entry for entry in entries if "event" not in entry]  # the attempts
     answered = [entry for entry in lines if entry["status"] is not None]
     for service in ("clerk", "kinde"):
         sent = [e for e in lines if e["service"] == service]
@@ -31,6 +32,14 @@ def test_every_request_of_a_run_is_a_line_of_its_log(sandbox_factory, tmp_path: 
     assert any(e["retry"] and e["attempt"] > 1 for e in lines)  # retries are lines of their own
     assert any(e.get("error") for e in lines)  # so are answers cut short (the error is named)
     assert any(e["route"] == "/oauth2/token" and e["method"] == "POST" for e in lines)
+    retried = [e for e in lines if e["service"] == "kinde" and e["retry"]]
+    assert len(retried) >= summary["retried"]["Kinde"] > 0  # the token's own retries are lines too
+    # a create answered 5xx may have happened: settled by a lookup, each a line naming what and how, never whose
+    reconciled = [e for e in entries if e.get("event") == "reconcile"]
+    assert len(reconciled) == summary["reconciled"]["Kinde"] > 0
+    for entry in reconciled:
+        assert set(entry) == {"event", "at", "service", "kind", "outcome", "answer"}
+        assert entry["service"] == "kinde" and entry["outcome"] in ("found", "resent", "failed")
 
     blob = log.read_text()
     assert sandbox.secret_key not in blob and sandbox.kinde_config.client_secret not in blob

@@ -123,8 +123,9 @@ def test_no_secret_is_printed_or_written(sandbox_factory: Callable[..., Sandbox]
         expect={EXIT_STOPPED},
     )
     assert "CLERK_SECRET_KEY" in printed
-    printed = capture.run(
+    printed = capture.run(  # -v: each retry and reconciliation printed, so their messages are searched too
         "faulty run",
+        "-v",
         "run",
         "--yes",
         cwd=work,

@@ -128,6 +128,13 @@ def test_rate_limit_switches_reach_the_served_sandbox(tmp_path: Path, monkeypatc
     assert sandbox.kinde_config.shared_quota == SharedQuota(share=0.5, start=2.0, duration=30.0)
 
 
+def test_a_long_retry_after_of_the_faults_reaches_the_served_sandbox(tmp_path: Path, monkeypatch) -> None:
+    """--fault-retry-after: every fault's 429 asks for that wait (rehearses the migrator's countdown)."""
+
+    sandbox = serve(tmp_path, monkeypatch, lambda _: None, "--faults", "light", "--fault-retry-after", "30")
+    assert sandbox.kinde_faults.retry_after_seconds == sandbox.clerk_faults.retry_after_seconds == 30
+
+
 def test_kinde_readings_reach_the_served_sandbox(tmp_path: Path, monkeypatch) -> None:
     def probe(sandbox: Sandbox) -> None:
         with httpx.Client(timeout=30) as http:
@@ -161,6 +168,7 @@ def test_kinde_readings_reach_the_served_sandbox(tmp_path: Path, monkeypatch) ->
         (["--bad-token-status", "500"], "--bad-token-status"),
         (["--without-scope", "read:everything"], "read:everything"),
         (["--clerk-cursor", "sideways"], "--clerk-cursor"),
+        (["--fault-retry-after", "0"], "--fault-retry-after"),
         (["--only-scope", "read:everything"], "read:everything"),
         (["--only-scope", "read:users", "--without-scope", "create:users"], "--without-scope"),
         (["--clerk-organizations", "some"], "--clerk-organizations"),

@@ -84,3 +84,22 @@ def test_quiet_shows_no_progress_but_still_the_warnings() -> None:
     feed(renderer, clock)
     renderer(Notice("3 users share an email", level="warning"))
     assert out.getvalue().strip() == "warning: 3 users share an email"
+
+
+def test_at_80_columns_each_api_has_its_pacing_line_and_its_counts_fit() -> None:
+    clock = Clock()
+    console = Console(file=io.StringIO(), width=80, record=True, force_terminal=True, color_system=None)
+    renderer = Renderer(console, live=True, clock=clock)
+    renderer(PhaseStarted("migrate", 1000))
+    for service, retried in (("Clerk", 2), ("Kinde", 12)):
+        renderer(Pacing(service, 40.0, 100, throttled=76, backing_off=False, retried=retried, reconciled=3))
+    clock.now += 1.0
+    for service in ("Clerk", "Kinde"):
+        renderer(Pacing(service, 40.0, 138, throttled=76, backing_off=False, retried=12, reconciled=3))
+    renderer(PhaseAdvanced("migrate", 392, 1000, COUNTS))
+    console.print(renderer.progress.get_renderable())
+    lines = [line.rstrip() for line in console.export_text().splitlines() if line.strip()]
+    assert all(len(line) <= 80 for line in lines)
+    _migrate, clerk, kinde = lines
+    assert clerk.strip() == "pacing: Clerk 38 req/s (pace 40), 76 x429, 12 retried, 3 reconciled"
+    assert kinde.strip() == "pacing: Kinde 38 req/s (pace 40), 76 x429, 12 retried, 3 reconciled"

@@ -6,7 +6,7 @@ import io
 
 from rich.console import Console
 
-from migrator.events import Pacing, PhaseAdvanced, PhaseStarted
+from migrator.events import Notice, Pacing, PhaseAdvanced, PhaseStarted, Waiting
 from migrator.render import Renderer, _PacingColumn
 
 
@@ -57,3 +57,40 @@ def test_the_live_column_ticks_between_events() -> None:
         assert "120 s more" in column.render(task).plain
         clock.now += 100.0  # no event in between: the column alone moves on
         assert "20 s more" in column.render(task).plain
+
+
+def test_the_pacing_line_counts_retries_and_reconciliations() -> None:
+    out, clock = io.StringIO(), Clock()
+    renderer = Renderer(Console(file=out, width=200), live=False, clock=clock)
+    renderer(PhaseStarted("migrate", 10))
+    renderer(Pacing("Kinde", 40.0, 100, throttled=76, backing_off=False, retried=12, reconciled=3))
+    renderer(PhaseAdvanced("migrate", 5, 10, {"created": 5}))
+    assert "Kinde 0 req/s (pace 40), 76 x429, 12 retried, 3 reconciled" in out.getvalue()
+
+
+def test_a_retry_is_shown_only_with_verbose_a_warning_always() -> None:
+    for verbose in (False, True):
+        out = io.StringIO()
+        renderer = Renderer(Console(file=out, width=80), live=False, verbose=verbose)
+        renderer(Notice("Kinde: retry 1 after: Kinde GET /api/v1/users failed on the server (503)", level="detail"))
+        renderer(Notice("user_2x: identities failed: refused", level="warning"))
+        assert ("retry 1 after" in out.getvalue()) is verbose
+        assert "warning: user_2x: identities failed: refused" in out.getvalue()
+
+
+def test_a_long_wait_is_one_line_then_a_countdown_in_place() -> None:
+    clock = Clock()
+    out = io.StringIO()
+    renderer = Renderer(Console(file=out, force_terminal=True, width=80), live=True, clock=clock)
+    with renderer:
+        renderer(PhaseStarted("migrate", 10))
+        renderer(pacing(0.0))
+        renderer(Waiting("Kinde", 30.4, "Retry-After"))
+        column = _PacingColumn(renderer)
+        task = renderer.progress.tasks[0]
+        assert "waiting (Retry-After): resuming in 30 s" in column.render(task).plain
+        clock.now += 20.0
+        assert "resuming in 10 s" in column.render(task).plain
+        clock.now += 11.0
+        assert "resuming" not in column.render(task).plain
+    assert out.getvalue().count("Kinde asked to wait 30 s (Retry-After): resuming in 30 s") == 1

@@ -1,5 +1,5 @@
-"""Every command reports its retries by the same rule: a run's, an undo's and a verify's retry is a notice
-naming the API, the attempt and the error, and every attempt is a line of the request log.
+"""Every command reports its retries by the same rule: a run's, an undo's and a verify's retry is a ``detail``
+notice (shown with -v) naming the API, the attempt and the error, and every attempt is a line of the request log.
 
 An undo once retried silently; here Kinde answers 503 to the first request of a kind each command
 sends (sandbox apps in-process), and the command still finishes.
@@ -40,7 +40,10 @@ class FailOnce(httpx.AsyncBaseTransport):
 
 
 def retry_notices(events: list[object]) -> list[str]:
-    return [e.message for e in events if isinstance(e, Notice) and "retry" in e.message]
+    """The retries' notices: each a ``detail`` (the CLI shows it with -v; the pacing line counts it)."""
+    notices = [e for e in events if isinstance(e, Notice) and "retry" in e.message]
+    assert all(e.level == "detail" for e in notices)
+    return [e.message for e in notices]
 
 
 def test_a_run_an_undo_and_a_verify_each_report_their_retry(tmp_path: Path) -> None:

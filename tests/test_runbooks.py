@@ -14,6 +14,7 @@ from tests.e2e import kinde_state
 from tests.runbook import (
     HOOKS,
     MAIN,
+    LazySignIns,
     RunbookError,
     added_scopes,
     commands,
@@ -36,6 +37,14 @@ ADDS = {
     "troubleshooting.md": set(),
     "verify-and-sign-off.md": set(),
     "resume-after-a-failure.md": set(),
+    # `lazy setup` reads what Kinde holds, creates the workflow's variables, and updates them when run again;
+    # `lazy finish` adds the phones the workflow cannot send
+    "lazy-migration.md": {
+        "read:environment_variables",
+        "create:environment_variables",
+        "update:environment_variables",
+        "create:user_identities",
+    },
 }
 
 
@@ -46,7 +55,8 @@ def test_every_runbook_command_runs_as_documented(name: str, sandbox_factory, tm
     path = RUNBOOKS / name
     assert len(commands(path)) >= 3
     sandbox = sandbox_factory(**vars(sandbox_options(path, 300)))
-    ran = run_all(path, sandbox, tmp_path)
+    hook = HOOKS[name](sandbox, tmp_path) if name in HOOKS else None
+    ran = run_all(path, sandbox, tmp_path, hook or (lambda command: None))
     for command, result in ran:
         assert "Traceback" not in result.stdout + result.stderr, command.line
         assert result.returncode == command.exit_code, f"{command.line}: {result.stdout}{result.stderr}"
@@ -65,6 +75,20 @@ def test_every_runbook_command_runs_as_documented(name: str, sandbox_factory, tm
         assert users[dataset.user_id(200)]["is_suspended"] is True  # banned after the export
         assert dataset.user_id(250) not in users  # deleted in Clerk: gone with --delete-removed
         assert state["duplicate_creations"] == []
+    if name == "lazy-migration.md":  # the users who signed in moved with their old password, once each
+        assert isinstance(hook, LazySignIns) and len(hook.moved) == LazySignIns.SIGN_INS
+        users = {u["provided_id"]: u for u in state["users"]}
+        for clerk_id in hook.moved:
+            assert users[clerk_id]["password_method"] == "bcrypt"
+            assert users[clerk_id]["total_sign_ins"] == 1
+        # the phone the workflow cannot send (Kinde needs its country): `lazy finish` added it
+        expected = {sandbox.dataset.user_id(i): sandbox.dataset.expected(i) for i in range(sandbox.dataset.n)}
+        phones = [(c, expected[c]["phone"]) for c in hook.moved if expected[c]["phone"]]
+        assert phones, "none of the users who moved has a phone: pick others"
+        for clerk_id, phone in phones:
+            assert phone in [x["value"] for x in users[clerk_id]["identities"] if x["type"] == "phone"]
+        assert state["duplicate_creations"] == []
+        assert sandbox.secret_key not in state["workflow_log"]
 
 
 def test_the_main_runbook_migrates_everyone_and_names_who_failed_and_why(sandbox_factory, tmp_path: Path) -> None:
@@ -73,7 +97,7 @@ def test_the_main_runbook_migrates_everyone_and_names_who_failed_and_why(sandbox
     those users, verify, runs, reports: everyone eligible ends in Kinde, and the failed three were named."""
     path = RUNBOOKS / "migrate-clerk-to-kinde.md"
     sandbox = sandbox_factory(**vars(sandbox_options(path, 300)))  # a token granted exactly the runbook's scopes
-    taken = HOOKS[path.name](sandbox)
+    taken = HOOKS[path.name](sandbox, tmp_path)
     ran = run_all(path, sandbox, tmp_path, taken)
     assert len(ran) >= 10
     for command, result in ran:

@@ -288,6 +288,12 @@ OPERATIONS: list[tuple[str, str, str, dict[str, Any] | None]] = [
     ("GET", "/api/v1/search/users?query=*", "read:users", None),
     # an undo of a catch-up: a re-added identity made primary again
     ("PATCH", "/api/v1/identities/identity_unknown", "update:identities", {"is_primary": True}),
+    # lazy migration's workflow variables (`migrator lazy setup`)
+    ("GET", "/api/v1/environment_variables", "read:environment_variables", None),
+    ("POST", "/api/v1/environment_variables", "create:environment_variables", {"key": "K", "value": "v"}),
+    ("GET", "/api/v1/environment_variables/env_var_unknown", "read:environment_variables", None),
+    ("PATCH", "/api/v1/environment_variables/env_var_unknown", "update:environment_variables", {"value": "v"}),
+    ("DELETE", "/api/v1/environment_variables/env_var_unknown", "delete:environment_variables", None),
 ]
 
 

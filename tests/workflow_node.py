@@ -8,35 +8,23 @@ the tests fail with a message saying so: nothing is skipped.
 
 from __future__ import annotations
 
-import fcntl
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from migrator.lazy.workflow_files import source
 from migrator.sandbox.generator import Dataset
+from migrator.sandbox.workflow import WorkflowSetupError, install_modules
 
 WORKFLOW = Path(str(source()))
 
 
 def ensure_workflow_modules() -> Path:
     """The project's workflow folder, with node_modules installed from package-lock.json."""
-    if (WORKFLOW / "node_modules" / ".bin" / "esbuild").exists():
-        return WORKFLOW
-    npm, node = shutil.which("npm"), shutil.which("node")
-    if npm is None or node is None:
-        pytest.fail("the lazy-migration tests run the Kinde workflow under Node: install Node.js 20+ (node and npm)")
-    with open(WORKFLOW / "package-lock.json", "rb") as lock_file:
-        fcntl.flock(lock_file, fcntl.LOCK_EX)
-        if not (WORKFLOW / "node_modules" / ".bin" / "esbuild").exists():
-            done = subprocess.run(
-                [npm, "ci", "--no-audit", "--no-fund"], cwd=WORKFLOW, capture_output=True, text=True, check=False
-            )
-            if done.returncode != 0:
-                pytest.fail(f"`npm ci` in {WORKFLOW} failed (run it by hand to see why):\n{done.stderr[-2000:]}")
-    return WORKFLOW
+    try:
+        return install_modules(WORKFLOW)
+    except WorkflowSetupError as error:
+        pytest.fail(f"the lazy-migration tests run the Kinde workflow under Node: {error}")
 
 
 def lazy_candidate(dataset: Dataset, i: int) -> bool:

@@ -61,7 +61,12 @@ def main_options(
         typer.Option("--version", callback=_show_version, is_eager=True, help="Print the version and exit."),
     ] = False,
     verbose: Annotated[
-        bool, typer.Option("--verbose", "-v", help="After a run, also list each failed user and why.")
+        bool,
+        typer.Option(
+            "--verbose",
+            "-v",
+            help="Show each retry and reconciliation as it happens; after a run, list each failed user and why.",
+        ),
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display; only the result.")] = False,
 ) -> None:

@@ -16,6 +16,7 @@ from migrator.cli.shared import (
     ConfigOption,
     ExportTimeOption,
     JsonOption,
+    PasswordPolicyOption,
     StateDirOption,
     YesOption,
     connected_settings,
@@ -100,6 +101,7 @@ def sync(
     full: Annotated[
         bool, typer.Option("--full", help="Compare every Clerk user, not only those updated since (slower).")
     ] = False,
+    unimportable_passwords: PasswordPolicyOption = None,
     yes: YesOption = False,
     as_json: JsonOption = False,
     config: ConfigOption = None,
@@ -120,7 +122,13 @@ def sync(
     """
 
     def body() -> Summary:
-        settings = connected_settings(config, clerk_export=clerk_export, state_dir=state_dir, clerk_export_time=export_time)
+        settings = connected_settings(
+            config,
+            clerk_export=clerk_export,
+            state_dir=state_dir,
+            clerk_export_time=export_time,
+            unimportable_passwords=unimportable_passwords.value if unimportable_passwords else None,
+        )
         return execute(settings, as_json, Sync(since, delete_removed, full), yes=yes)  # type: ignore[arg-type]
 
     raise typer.Exit(run_command(body).exit_code)

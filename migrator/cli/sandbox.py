@@ -121,6 +121,9 @@ AccountShapes = Annotated[
     ),
 ]
 Faults = Annotated[FaultProfileName, typer.Option(help="Fault profile for both APIs.")]
+FaultRetryAfter = Annotated[
+    int, typer.Option(help="Seconds the faults' 429s ask to wait (Retry-After); 30: a long wait.", min=1, max=3600)
+]
 KindeRps = Annotated[
     float | None, typer.Option(help="Kinde rate limit, requests/s (default: none).", callback=conventions.positive)
 ]
@@ -195,6 +198,7 @@ def sandbox_serve(
     export_json_shape: ExportJsonShape = JsonExportShape.list,
     account_shapes: AccountShapes = 0.0,
     faults: Faults = FaultProfileName.none,
+    fault_retry_after: FaultRetryAfter = 1,
     kinde_rps: KindeRps = None,
     clerk_rps: ClerkRps = 1000,
     duplicate_status: Duplicate = DuplicateStatus.bad_request,
@@ -223,6 +227,7 @@ def sandbox_serve(
     \b
     Examples:
       migrator sandbox serve --users 5000 --export-csv users.csv --faults light
+      migrator sandbox serve --faults light --fault-retry-after 30
       migrator sandbox serve --export-json users.json --account-shapes 0.2
       migrator sandbox serve --kinde-rps 20 --shared-quota 0.5 --reset-form epoch
       migrator sandbox serve --token-max-uses 200 --without-scope update:users
@@ -264,11 +269,20 @@ def demo(
     users: Annotated[int, typer.Option(help="Generated Clerk users.", min=1, max=conventions.SANDBOX_MAX_USERS)] = 1000,
     seed: Annotated[int, typer.Option(help="Seed of the generated data.")] = 1,
     sign_ins: Annotated[int, typer.Option(help="Migrated users to sign in with their old password.", min=0)] = 25,
+    lazy: Annotated[
+        bool,
+        typer.Option(
+            "--lazy",
+            help="With the lazy policy: argon2 users then sign in with their old password through the Kinde"
+            " workflow (under Node), then `lazy status` and `lazy finish`.",
+        ),
+    ] = False,
 ) -> None:
     """Rehearse a whole migration against the embedded sandbox, then sign users in with their old passwords.
 
     Example: migrator demo --users 2000
+    Example: migrator demo --lazy
     """
     from migrator.demo import run_demo  # the sandbox is only imported here and in `sandbox serve`
 
-    raise typer.Exit(run_command(lambda: run_demo(users=users, seed=seed, sign_ins=sign_ins)))
+    raise typer.Exit(run_command(lambda: run_demo(users=users, seed=seed, sign_ins=sign_ins, lazy=lazy)))

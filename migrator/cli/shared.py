@@ -26,6 +26,7 @@ class PasswordPolicy(StrEnum):
     reset = "reset"
     no_password = "no-password"
     skip = "skip"
+    lazy = "lazy"  # users with an email move at their first sign-in (`migrator lazy`)
 
 
 ConfigOption = Annotated[
@@ -115,7 +116,9 @@ def hold_and_run(
     journal = Journal(settings.state_dir)
     try:
         journal.acquire()
-        with Renderer(progress_console, live=progress_console.is_terminal, quiet=conventions.OUTPUT.quiet) as renderer:
+        output = conventions.OUTPUT
+        live = progress_console.is_terminal
+        with Renderer(progress_console, live=live, quiet=output.quiet, verbose=output.verbose) as renderer:
             return asyncio.run(work(journal, renderer)), out
     finally:
         journal.close()

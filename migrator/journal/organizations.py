@@ -142,11 +142,11 @@ class Organizations(Repository):
             self._rows(
                 "SELECT m.clerk_user_id, m.clerk_org_id, m.role_key, u.kinde_id, o.kinde_code FROM memberships m"
                 " JOIN users u ON u.run_id = m.run_id AND u.clerk_id = m.clerk_user_id AND u.kinde_id IS NOT NULL"
-                " AND u.created IN (?, ?)"
+                " AND u.created IN (?, ?, ?)"
                 " JOIN organizations o ON o.run_id = m.run_id AND o.clerk_org_id = m.clerk_org_id"
                 " AND o.kinde_code IS NOT NULL"
                 " WHERE m.run_id = ? AND m.state = ? ORDER BY m.clerk_org_id, m.clerk_user_id",
-                (Created.CREATED, Created.EARLIER, run_id, MembershipState.PENDING),
+                (Created.CREATED, Created.EARLIER, Created.WORKFLOW, run_id, MembershipState.PENDING),
             ),
         )
 
@@ -180,11 +180,12 @@ class Organizations(Repository):
         ).rowcount
 
     def settle_unmigrated_memberships(self, run_id: int) -> int:
-        """Memberships of users this run will not migrate (skipped, not ours, never fetched): 'n/a'."""
+        """Memberships of users this run will not migrate (skipped, not ours, never fetched, lazy): 'n/a'."""
         return self._exec(
             "UPDATE memberships SET state = ? WHERE run_id = ? AND state = ? AND clerk_user_id NOT IN"
-            " (SELECT clerk_id FROM users WHERE run_id = ? AND state != ? AND created != ?)",
-            (MembershipState.NA, run_id, MembershipState.PENDING, run_id, UserState.SKIPPED, Created.EXISTED),
+            " (SELECT clerk_id FROM users WHERE run_id = ? AND state NOT IN (?, ?) AND created != ?)",
+            # the lazy cohort's: `lazy finish` adds them once the user is in Kinde
+            (MembershipState.NA, run_id, MembershipState.PENDING, run_id, UserState.SKIPPED, UserState.LAZY, Created.EXISTED),
         ).rowcount
 
     def memberships_of(self, run_id: int, clerk_id: str) -> list[tuple[str, str]]:

@@ -104,6 +104,9 @@ class UserRow:
     export_target: str | None  # export runs: 'api' for users listed in api-users.csv
     password_settled_ms: int | None
     created_pass: int | None
+    # the lazy cohort (policy "lazy"): 1 in the run that left it to Kinde's workflow (the window open),
+    # 2 in the `lazy finish` run that closes the window (adopted, or given the fallback); 0 otherwise
+    lazy: int
 
     def lookup_key(self, field: str) -> str | None:
         """The key this user is looked up by in Kinde for ``field`` ('email', 'username', 'phone')."""

@@ -394,3 +394,10 @@ def m015_passes(db: sqlite3.Connection) -> None:
         ) WITHOUT ROWID""",
     )
     _add_column(db, "users", "created_pass", "INTEGER")
+
+
+@migration
+def m016_lazy_cohort(db: sqlite3.Connection) -> None:
+    """Lazy migration: the users of a run's lazy cohort (1: left to Kinde's workflow, state ``lazy``, or created
+    without a password for the workflow's users-in-Kinde reading; 2: in the `lazy finish` run closing it)."""
+    _add_column(db, "users", "lazy", "INTEGER NOT NULL DEFAULT 0")

@@ -18,6 +18,7 @@ class RunMode(StrEnum):
     SYNC = "sync"  # a catch-up after a base run
     UNDO = "undo"  # deletes what its base run created
     EXPORT = "export"  # Kinde's import files instead of API writes
+    LAZY_FINISH = "lazy-finish"  # closes a run's lazy window: adopts whom the workflow created, the rest fall back
 
     @property
     def writes_users(self) -> bool:
@@ -42,6 +43,9 @@ class UserState(StrEnum):
     DONE = "done"
     SKIPPED = "skipped"
     FAILED = "failed"
+    # the lazy cohort, not created by the run: Kinde's workflow creates the user at its first sign-in with the
+    # old password; `migrator lazy finish` adopts it (or gives the fallback) and adds what the run deferred
+    LAZY = "lazy"
 
 
 class Lookup(StrEnum):
@@ -57,6 +61,7 @@ class Created(StrEnum):
     CREATED = "created"  # by this run
     EARLIER = "earlier"  # by an earlier run of this journal
     EXISTED = "existed"  # in Kinde, not ours: left untouched
+    WORKFLOW = "workflow"  # by the lazy-migration workflow for a user of the cohort (provided_id = its Clerk id)
     NA = "n/a"
 
 

@@ -50,9 +50,19 @@ class UserFields(TypedDict, total=False):
     password_problem: str | None
     carried: int
     password_settled_ms: int | None
+    lazy: int
 
 
 _USER_FIELDS = frozenset(UserFields.__annotations__)
+# the steps of a row this run does nothing for (skipped, or left to the lazy workflow)
+_NOTHING_TO_DO: UserFields = {
+    "lookup": Lookup.NA,
+    "created": Created.NA,
+    "password": PasswordStep.NA,
+    "flags": Step.NA,
+    "properties": Step.NA,
+    "social": Step.NA,
+}
 
 _LOOKUP_WHERE = {
     "email": "email_key IS NOT NULL",
@@ -70,12 +80,20 @@ class Users(Repository):
         self._many(
             "INSERT OR IGNORE INTO users(run_id, clerk_id, seq, plan, email_key, username_key, phone_key, hasher,"
             " password_method, password_problem, state, lookup, created, password, flags,"
-            " skip_reason, skip_detail, updated_at, properties, social, mfa)"
+            " skip_reason, skip_detail, updated_at, properties, social, mfa, lazy)"
             " VALUES (:run_id, :clerk_id, :seq, :plan, :email_key, :username_key, :phone_key, :hasher,"
             " :password_method, :password_problem, :state, :lookup, :created, :password, :flags,"
-            " :skip_reason, :skip_detail, :updated_at, :properties, :social, :mfa)",
+            " :skip_reason, :skip_detail, :updated_at, :properties, :social, :mfa, :lazy)",
             [
-                {"run_id": run_id, "updated_at": now_iso(), "properties": "n/a", "social": "n/a", "mfa": 0, **row}
+                {
+                    "run_id": run_id,
+                    "updated_at": now_iso(),
+                    "properties": "n/a",
+                    "social": "n/a",
+                    "mfa": 0,
+                    "lazy": 0,
+                    **row,
+                }
                 for row in rows
             ],
         )
@@ -110,6 +128,24 @@ class Users(Repository):
     def pending(self, run_id: int) -> Iterator[UserRow]:
         return self._iter(run_id, "state = ?", (UserState.PENDING,))
 
+    def to_settle(self, run_id: int) -> Iterator[UserRow]:
+        """Users whose shared identities the conflict rule settles: pending, and the lazy cohort (the workflow
+        creates them later with the same identities)."""
+        return self._iter(run_id, "state IN (?, ?)", (UserState.PENDING, UserState.LAZY))
+
+    def lazy_cohort(self, run_id: int) -> Iterator[UserRow]:
+        """The run's lazy cohort (not skipped since): left to Kinde's workflow, or created without a password."""
+        return self._iter(run_id, "lazy = 1 AND state != ?", (UserState.SKIPPED,))
+
+    def latest_lazy_run(self) -> int | None:
+        """The latest real run with a lazy cohort (the run `migrator lazy status` and `lazy finish` default to);
+        not a catch-up (its cohort is mostly its base's users, kept lazy: name it to mean its own)."""
+        return self._scalar(
+            f"SELECT MAX(r.id) FROM runs r WHERE {real_run()} AND r.mode NOT IN (?, ?)"
+            " AND EXISTS (SELECT 1 FROM users u WHERE u.run_id = r.id AND u.lazy = 1)",
+            (RunMode.LAZY_FINISH, RunMode.SYNC),
+        )
+
     def to_look_up(self, run_id: int, field: str) -> Iterator[UserRow]:
         """Pending users not yet looked up (or to look up again), whose lookup key is ``field``:
         email when they have one, else username, else phone."""
@@ -127,7 +163,9 @@ class Users(Repository):
         return self._iter(run_id, "state = ?", (UserState.FAILED,))
 
     def with_password_problem(self, run_id: int) -> Iterator[UserRow]:
-        return self._iter(run_id, "password_problem IS NOT NULL")
+        """Users who cannot sign in with their Clerk password (the lazy cohort of an open window can: lazy.csv;
+        once `lazy finish` gave the fallback, they are listed again)."""
+        return self._iter(run_id, "password_problem IS NOT NULL AND lazy != 1")
 
     def with_password_set(self, run_id: int) -> Iterator[UserRow]:
         return self._iter(run_id, "password = ?", (PasswordStep.SET,))
@@ -189,18 +227,25 @@ class Users(Repository):
         self.update(run_id, clerk_id, lookup=Lookup.ABSENT)
 
     def skip(self, run_id: int, clerk_id: str, reason: str, detail: str) -> None:
-        self.update(
-            run_id,
-            clerk_id,
-            state=UserState.SKIPPED,
-            skip_reason=reason,
-            skip_detail=detail,
-            lookup=Lookup.NA,
-            created=Created.NA,
-            password=PasswordStep.NA,
-            flags=Step.NA,
-            properties=Step.NA,
-            social=Step.NA,
+        self.update(run_id, clerk_id, state=UserState.SKIPPED, skip_reason=reason, skip_detail=detail, **_NOTHING_TO_DO)
+
+    def mark_closing_cohort(self, run_id: int, base_run_id: int) -> None:
+        """A `lazy finish` run's staged users are the cohort whose window it closes (``lazy = 2``); why each
+        password could not travel is the base run's reason, its hasher the base run's export's (the finish reads
+        no export)."""
+        self._exec(
+            "UPDATE users SET lazy = 2, password_problem = CASE WHEN password_problem IS NULL THEN NULL ELSE"
+            " COALESCE((SELECT b.password_problem FROM users b WHERE b.run_id = ? AND b.clerk_id = users.clerk_id),"
+            " password_problem) END,"
+            " hasher = (SELECT b.hasher FROM users b WHERE b.run_id = ? AND b.clerk_id = users.clerk_id)"
+            " WHERE run_id = ?",
+            (base_run_id, base_run_id, run_id),
+        )
+
+    def not_found_in_kinde(self, run_id: int) -> Iterator[UserRow]:
+        """Pending users the lookup did not find in Kinde and nobody created yet."""
+        return self._iter(
+            run_id, "state = ? AND created = ? AND lookup = ?", (UserState.PENDING, Created.PENDING, Lookup.ABSENT)
         )
 
     def mark_for_recheck(self, run_id: int) -> int:
@@ -265,6 +310,21 @@ class Users(Repository):
             (clerk_id, UserState.DONE, StepState.DONE, RunMode.SYNC),
         )
         return typed(UserRow, rows[0]) if rows else None
+
+    def left_to_workflow(self, run_id: int, clerk_id: str) -> UserRow | None:
+        """The row of another real run that left this user to Kinde's lazy workflow, while that window is open
+        for it: no `lazy finish` has adopted, created or skipped it yet."""
+        rows = self._rows(
+            f"SELECT u.* FROM runs r CROSS JOIN users u ON u.run_id = r.id AND u.clerk_id = ? WHERE {real_run()}"
+            " AND u.run_id != ? AND u.state = ? AND NOT EXISTS (SELECT 1 FROM users f JOIN runs fr ON fr.id = f.run_id"
+            " WHERE f.clerk_id = u.clerk_id AND fr.mode = ? AND f.state IN (?, ?)) ORDER BY u.run_id DESC LIMIT 1",
+            (clerk_id, run_id, UserState.LAZY, RunMode.LAZY_FINISH, UserState.DONE, UserState.SKIPPED),
+        )
+        return typed(UserRow, rows[0]) if rows else None
+
+    def keep_lazy(self, run_id: int, clerk_id: str, password_problem: str | None) -> None:
+        """A catch-up's row of a user left to the workflow: it stays so (nothing of it is created or written)."""
+        self.update(run_id, clerk_id, state=UserState.LAZY, password_problem=password_problem, lazy=1, **_NOTHING_TO_DO)
 
     # -- shared identities (conflicts) -------------------------------------------------------------
     def shared_identities(self, run_id: int, keys: Iterable[tuple[str, str, int, bool]]) -> list[SharedIdentity]:
@@ -379,7 +439,9 @@ class Users(Repository):
             "already_present": count(
                 run_id, "created IN (?, ?) AND state = ?", (Created.EXISTED, Created.EARLIER, UserState.DONE)
             ),
-            "to_finish": count(run_id, "state = ? AND created IN (?, ?)", (p, Created.CREATED, Created.EARLIER)),
+            "to_finish": count(
+                run_id, "state = ? AND created IN (?, ?, ?)", (p, Created.CREATED, Created.EARLIER, Created.WORKFLOW)
+            ),
             "failed": count(run_id, "state = ?", (UserState.FAILED,)),
             "password_imports": dict(
                 self._rows(
@@ -439,6 +501,27 @@ class Users(Repository):
             ),
             "done_earlier": count(run_id, "carried != 0 AND state = ?", (UserState.DONE,)),
         }
+
+    def lazy_counts(self, run_id: int) -> dict[str, int]:
+        """The run's lazy cohort by outcome (only the non-zero ones; empty without a cohort): ``cohort``,
+        ``awaiting_sign_in`` (left to the workflow), ``moved`` (the workflow created it, adopted by `lazy
+        finish`), ``created`` (by the run: without a password, or the fallback), ``skipped``, ``failed``."""
+        rows = self._rows(
+            "SELECT COUNT(*), SUM(state = ?), SUM(created = ? OR (lazy = 2 AND created = ? AND password_problem IS NULL)),"
+            " SUM(created = ?), SUM(state = ?), SUM(state = ?) FROM users WHERE run_id = ? AND lazy > 0",
+            # moved: adopted from the workflow, or (the users-in-Kinde reading) signed in to the user the run made
+            (
+                UserState.LAZY,
+                Created.WORKFLOW,
+                Created.EARLIER,
+                Created.CREATED,
+                UserState.SKIPPED,
+                UserState.FAILED,
+                run_id,
+            ),
+        )
+        names = ("cohort", "awaiting_sign_in", "moved", "created", "skipped", "failed")
+        return {name: int(value) for name, value in zip(names, rows[0], strict=True) if value}
 
     def extras_counts(self, run_id: int) -> dict[str, Any]:
         """The plan's view of the extra steps: what remains to write, who must re-enrol MFA."""

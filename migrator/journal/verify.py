@@ -10,7 +10,12 @@ from typing import Any
 from migrator.journal.repository import Repository, now_iso
 from migrator.journal.rows import Finding, MembershipComparison, ReadBack, typed, typed_all
 from migrator.journal.sql import GONE
-from migrator.journal.states import Created, UserState
+from migrator.journal.states import Created, RunMode, UserState
+
+# users read back and compared with their plan: created by this journal, adopted from the lazy workflow, and
+# the lazy cohort's users Kinde holds (the workflow created them with the identities the run planned)
+_CHECKED_AS_OURS = (Created.CREATED, Created.EARLIER, Created.WORKFLOW, UserState.LAZY)
+LAZY_PENDING = "lazy_pending"
 
 
 class Verifications(Repository):
@@ -155,9 +160,10 @@ class Verifications(Repository):
             " JOIN users u ON u.run_id = ? AND u.clerk_id = m.clerk_id"
             " LEFT JOIN verify_plans f ON f.verify_id = m.verify_id AND f.clerk_id = m.clerk_id"
             " JOIN kinde_users k ON k.verify_id = m.verify_id AND k.kinde_id = m.kinde_id"
-            " WHERE m.verify_id = ? AND (? OR u.created IN (?, ?)) AND (m.clerk_id, m.kinde_id) > (?, ?)"
+            " WHERE m.verify_id = ? AND (? OR u.created IN (?, ?, ?) OR u.state = ?) AND (m.clerk_id, m.kinde_id) > (?, ?)"
             " ORDER BY m.clerk_id, m.kinde_id LIMIT ?",
-            (run_id, verify_id, imported, Created.CREATED, Created.EARLIER, *after, limit),
+            # the lazy cohort's users the workflow created are checked like the run's own
+            (run_id, verify_id, imported, *_CHECKED_AS_OURS, *after, limit),
         ))
 
     def read_back_ids(self, verify_id: int, run_id: int, imported: bool = False) -> Iterator[str]:
@@ -197,9 +203,10 @@ class Verifications(Repository):
             " JOIN verify_matches vm ON vm.verify_id = ? AND vm.clerk_id = +m.clerk_user_id"
             " LEFT JOIN kinde_members km ON km.verify_id = vm.verify_id AND km.kinde_id = vm.kinde_id"
             " AND km.org_code = o.kinde_code"
-            " WHERE m.run_id = ? AND (? OR u.created IN (?, ?)) AND (m.clerk_user_id, m.clerk_org_id) > (?, ?)"
-            " ORDER BY m.clerk_user_id, m.clerk_org_id LIMIT ?",
-            (verify_id, run_id, imported, Created.CREATED, Created.EARLIER, *after, limit),
+            " WHERE m.run_id = ? AND (? OR u.created IN (?, ?, ?))"
+            " AND (m.clerk_user_id, m.clerk_org_id) > (?, ?) ORDER BY m.clerk_user_id, m.clerk_org_id LIMIT ?",
+            # a lazy user's memberships wait for `lazy finish`: compared once it is adopted (created = workflow)
+            (verify_id, run_id, imported, *_CHECKED_AS_OURS[:3], *after, limit),
         ))
 
     def find_extra_memberships(self, verify_id: int, run_id: int) -> None:
@@ -282,3 +289,27 @@ class Verifications(Repository):
 
     def kinde_user_count(self, verify_id: int) -> int:
         return self._scalar("SELECT COUNT(*) FROM kinde_users WHERE verify_id = ?", (verify_id,))
+
+    def settle_lazy_cohort(self, verify_id: int, run_id: int) -> None:
+        """The run's lazy cohort among the ``missing``: a user the workflow has not created yet is not missing but
+        ``lazy_pending`` (not blocking), while the window is open or its `lazy finish` has not done it yet; one
+        that finish skipped (fallback skip) is accounted for. Once finish created or adopted it (or failed to), absent
+        is missing."""
+        finish = (
+            "SELECT f.state FROM runs r JOIN users f ON f.run_id = r.id AND f.clerk_id = verify_findings.clerk_id"
+            " WHERE r.parent_run_id = ? AND r.mode = ? ORDER BY r.id DESC LIMIT 1"
+        )
+        lazy = (
+            "verify_id = ? AND kind = 'missing' AND clerk_id IN"
+            " (SELECT clerk_id FROM users WHERE run_id = ? AND state = ?)"
+        )
+        with self.transaction():
+            self._exec(
+                f"DELETE FROM verify_findings WHERE {lazy} AND ({finish}) = ?",
+                (verify_id, run_id, UserState.LAZY, run_id, RunMode.LAZY_FINISH, UserState.SKIPPED),
+            )
+            self._exec(
+                f"UPDATE verify_findings SET kind = ? WHERE {lazy} AND COALESCE(({finish}), ?) NOT IN (?, ?)",
+                (LAZY_PENDING, verify_id, run_id, UserState.LAZY, run_id, RunMode.LAZY_FINISH, UserState.PENDING,
+                 UserState.DONE, UserState.FAILED),
+            )  # fmt: skip

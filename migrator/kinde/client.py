@@ -64,6 +64,8 @@ class KindeUser:
     email: str | None
     username: str | None
     phone: str | None
+    # Kinde says the user signed in at least once (``total_sign_ins`` / ``last_signed_in``): `lazy status`
+    signed_in: bool = False
 
 
 @dataclass(frozen=True)
@@ -209,6 +211,7 @@ class KindeClient(ApiClient):
             email=email if isinstance(email, str) else None,
             username=raw.get("username") if isinstance(raw.get("username"), str) else None,
             phone=raw.get("phone") if isinstance(raw.get("phone"), str) else None,
+            signed_in=_signed_in(raw),
         )
 
     async def find_users(self, field: str, values: Sequence[str]) -> list[KindeUser]:
@@ -419,6 +422,33 @@ class KindeClient(ApiClient):
             raise
         return True
 
+    # -- environment variables (what a lazy-migration workflow reads) ------------------------------
+    async def environment_variables(self) -> list[dict[str, Any]]:
+        """Every environment variable of the business (a secret's value is null: Kinde never shows it)."""
+        path = "/api/v1/environment_variables"
+        body = await self.call("GET", path, scope="read:environment_variables")
+        found = body.get("environment_variables") if isinstance(body, dict) else None
+        if not isinstance(found, list):
+            raise ProtocolError(f"Kinde GET {path} answered environment_variables that are not a list", service=self.service)
+        if body.get("has_more") is True:
+            # The spec gives this list no paging parameter: a key not on the page may still exist.
+            raise ProtocolError(
+                f"Kinde GET {path} answered has_more: true and names no way to read the rest", service=self.service
+            )
+        return [item for item in found if isinstance(item, dict) and isinstance(item.get("key"), str)]
+
+    async def create_environment_variable(self, key: str, value: str, *, secret: bool) -> None:
+        body = {"key": key, "value": value, "is_secret": secret}
+        await self._create("POST", "/api/v1/environment_variables", body, "create:environment_variables")
+
+    async def update_environment_variable(self, variable_id: str, value: str, *, secret: bool) -> None:
+        await self.call(
+            "PATCH",
+            f"/api/v1/environment_variables/{variable_id}",
+            json={"value": value, "is_secret": secret},
+            scope="update:environment_variables",
+        )
+
     # -- organizations and roles ------------------------------------------------------------
     async def _paged(self, path: str, key: str, scope: str) -> list[dict[str, Any]]:
         """Every item of a ``next_token``-paged list (roles, organizations, permissions)."""
@@ -591,6 +621,11 @@ class KindeClient(ApiClient):
 def gone(exc: BaseException, subject: str) -> bool:
     """Kinde's answer proves ``subject`` (``user``, ``organization``, ``role``, ...) does not exist."""
     return isinstance(exc, NotFound) and exc.what == subject
+
+
+def _signed_in(raw: dict[str, Any]) -> bool:
+    total = raw.get("total_sign_ins")
+    return (isinstance(total, int) and not isinstance(total, bool) and total > 0) or bool(raw.get("last_signed_in"))
 
 
 def lookup_batches(

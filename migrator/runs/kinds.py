@@ -16,6 +16,7 @@ from migrator.stages.canary import fetch_selected
 from migrator.stages.catchup import catch_up
 from migrator.stages.context import RunContext
 from migrator.stages.fetch import fetch
+from migrator.stages.lazy_finish import fetch_cohort
 from migrator.stages.preflight import Intent
 
 Fetch = Callable[[RunContext], Awaitable[None]]
@@ -51,6 +52,7 @@ KINDS = {
         RunKind(RunMode.SYNC, catch_up, RESUME),
         RunKind(RunMode.EXPORT, fetch, "migrator export --out DIR --resume --run {run}", writes_users=False),
         RunKind(RunMode.UNDO, None, "migrator undo {base}"),
+        RunKind(RunMode.LAZY_FINISH, fetch_cohort, "migrator lazy finish {base}"),
     )
 }
 

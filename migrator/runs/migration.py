@@ -1,7 +1,7 @@
 """The migration, step by step. The only module that knows the order of a migration's stages.
 
-    preflight -> index export -> fetch (+ map, stage) -> conflicts -> lookup -> [confirm] -> load
-    -> organizations -> summary
+    preflight -> index export -> fetch (+ map, stage) -> conflicts -> lookup -> [lazy finish: skip the
+    unmoved] -> [confirm] -> load -> organizations -> summary
 
 Every stage (``migrator.stages``) reads its input from the journal and writes its result there, so
 a run that dies anywhere continues with ``resume``: done users cost no API call, users whose create
@@ -27,6 +27,7 @@ from migrator.reports import (
     build_plan,
     build_summary,
     plan_warnings,
+    write_lazy_report,
     write_mfa_report,
     write_password_report,
 )
@@ -36,6 +37,7 @@ from migrator.runs.lifecycle import carry
 from migrator.runs.session import Session
 from migrator.stages.context import RunContext
 from migrator.stages.gather import gather
+from migrator.stages.lazy_finish import skip_unmoved
 from migrator.stages.load import load
 from migrator.stages.lookup import lookup
 from migrator.stages.organizations import organizations
@@ -145,6 +147,7 @@ class Migration(Session):
         run = ctx.run
         await gather(ctx, kind_of(run).fetch)
         await lookup(ctx)
+        skip_unmoved(ctx)  # a lazy finish with fallback skip: whom the workflow did not move; else a no-op
         with self.journal.transaction():
             self.journal.organizations.mark_memberships_done_earlier(run.id)
             self.journal.organizations.settle_unmigrated_memberships(run.id)
@@ -153,6 +156,7 @@ class Migration(Session):
         for warning in plan_warnings(self.journal, plan, policy=self.settings.unimportable_passwords):
             self.emit(Notice(warning, level="warning"))
         write_password_report(self.journal, run.id, self.settings.state_dir, dry_run=run.dry_run)
+        write_lazy_report(self.journal, run.id, self.settings.state_dir)
         write_mfa_report(self.journal, run.id, self.settings.state_dir, dry_run=run.dry_run)
         if run.dry_run:
             return self._finish(ctx, plan, RunStatus.COMPLETED, this_pass)
@@ -173,6 +177,7 @@ class Migration(Session):
         summary.unaccounted = list(ctx.notes)
         summary.requests = self.request_counts()
         summary.throttled = {client.service: client.stats.throttled for client in (self.clerk, self.kinde)}
+        summary.retried, summary.reconciled = self.retry_counts()
         summary.seconds = round(time.monotonic() - self.started, 3)
         summary.reports = write_run_reports(self.journal, ctx.run.id, self.settings.state_dir, summary.to_json())
         unfinished = summary.failed_in_run or summary.pending or summary.unaccounted

@@ -1,5 +1,6 @@
-"""A command's session with both APIs: the clients opened once, retries reported by one rule, every
-request logged (``request_log.py``), and the ordered check before a run is recorded or reopened.
+"""A command's session with both APIs: the clients opened once, retries and reconciliations reported by
+one rule each, every request logged (``request_log.py``), and the ordered check before a run is recorded
+or reopened.
 
 Every command that talks to an API opens its clients here (``open_session``), so each reports and
 logs its retries the same way, and each request is a line of the run's ``requests.jsonl``.
@@ -8,7 +9,7 @@ logs its retries the same way, and each request is a line of the run's ``request
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -18,24 +19,51 @@ from migrator.clerk.client import ClerkClient
 from migrator.config import Settings
 from migrator.connect import connect
 from migrator.errors import ApiError
-from migrator.events import Emit, Notice
+from migrator.events import Emit, Notice, Waiting
+from migrator.http import ApiClient, OnRetry
 from migrator.journal import Journal, Run
 from migrator.kinde.client import KindeClient
 from migrator.report_files import run_dir
 from migrator.request_log import REQUESTS_LOG, RequestLog
 from migrator.stages.context import RunContext, mapping_options
+from migrator.stages.creates import Reconciliation
 from migrator.stages.preflight import Checked, Intent, check_before_run
 
-OnRetry = Callable[[str, ApiError, int], None]
+OnReconciled = Callable[[Reconciliation], None]
 
 
-def report_retries(emit: Emit) -> OnRetry:
-    """The one rule for retries: each is a notice (the CLI shows it; the request log has the attempt)."""
+def report_retries(emit: Emit, long_wait: float, clock: Callable[[], float] = time.monotonic) -> OnRetry:
+    """The one rule for retries. A retry that then succeeds is not news: each is a ``detail`` notice (shown
+    with -v; the pacing line and the summary count them from the clients' stats, the request log has each
+    attempt). A wait longer than ``long_wait`` is announced (``Waiting``: the CLI shows it with its countdown),
+    once for all the requests one pause of the server holds. A request that finally fails is its caller's
+    to report (the user's step fails)."""
+    announced: dict[str, float] = {}  # service -> when the wait it last announced ends
 
-    def on_retry(service: str, error: ApiError, attempt: int) -> None:
-        emit(Notice(f"{service}: retry {attempt} after: {error}"))
+    def on_retry(service: str, error: ApiError, attempt: int, wait: float) -> None:
+        emit(Notice(f"{service}: retry {attempt} after: {error}", level="detail"))
+        ends = clock() + wait
+        if wait > long_wait and ends > announced.get(service, 0.0) + 1.0:
+            announced[service] = ends
+            emit(Waiting(service, wait, "Retry-After" if error.retry_after is not None else "backing off"))
 
     return on_retry
+
+
+def report_reconciliations(emit: Emit, clients: Iterable[ApiClient], log: RequestLog) -> OnReconciled:
+    """The one rule for reconciliations (stages/creates.py): each is counted in its API's stats (the pacing line,
+    the summary), is a line of the request log (what was settled and how, never whose: the log holds no id), and
+    a ``detail`` notice, shown with -v as a retry is."""
+    stats = {client.service: client.stats for client in clients}
+
+    def on_reconciled(done: Reconciliation) -> None:
+        if done.service in stats:
+            stats[done.service].reconciled += 1
+        answer = done.answer.status or type(done.answer).__name__  # a status, or the kind of network error
+        log.record_event("reconcile", done.service.lower(), kind=done.kind, outcome=done.outcome, answer=answer)
+        emit(Notice(done.message, level="detail"))
+
+    return on_reconciled
 
 
 class Session:
@@ -46,9 +74,19 @@ class Session:
         self.options = mapping_options(settings)
         self.started = time.monotonic()
         self.request_log: RequestLog | None = None
+        self.on_reconciled: OnReconciled = lambda _: None
 
     def context(self, run: Run) -> RunContext:
-        return RunContext(self.settings, self.journal, self.clerk, self.kinde, self.emit, run, self.options)
+        return RunContext(
+            self.settings,
+            self.journal,
+            self.clerk,
+            self.kinde,
+            self.emit,
+            run,
+            self.options,
+            on_reconciled=self.on_reconciled,
+        )
 
     async def check(self, intent: Intent, export: Path | None) -> Checked:
         """The ordered check (stages/preflight.py) before a run is recorded or reopened."""
@@ -63,6 +101,11 @@ class Session:
     def request_counts(self) -> dict[str, int]:
         return {client.service: client.stats.requests for client in (self.clerk, self.kinde)}
 
+    def retry_counts(self) -> tuple[dict[str, int], dict[str, int]]:
+        """(requests sent again, creates reconciled by a lookup) per API, for the summary."""
+        clients = (self.clerk, self.kinde)
+        return {c.service: c.stats.retries for c in clients}, {c.service: c.stats.reconciled for c in clients}
+
 
 @asynccontextmanager
 async def open_session(
@@ -76,7 +119,9 @@ async def open_session(
     """A session over both API clients (retries reported, requests logged), closed on exit."""
     log = RequestLog()
     transports = {"clerk_transport": clerk_transport, "kinde_transport": kinde_transport, "request_log": log}
-    async with connect(settings, on_retry=report_retries(on_event), **transports) as (clerk, kinde):
+    on_retry = report_retries(on_event, settings.long_wait)
+    async with connect(settings, on_retry=on_retry, **transports) as (clerk, kinde):
         session = session_class(settings, journal, clerk, kinde, on_event)
         session.request_log = log
+        session.on_reconciled = report_reconciliations(on_event, (clerk, kinde), log)
         yield session

@@ -68,6 +68,10 @@ migrator's back (tests of ``migrator verify``): ``DELETE /_sandbox/users/{id}``;
 ``{"provided_id": ...}`` optional); ``PATCH /_sandbox/users/{id}`` (names, flags, ``provided_id``,
 ``remove_identities``, ``unverify``, ``leave_organizations``, ``roles``, ``properties``, ``remove_social``);
 ``PATCH /_sandbox/roles/{key}`` (``remove_permissions``).
+
+Environment variables (``/api/v1/environment_variables``, as the spec says; a secret's ``value`` reads back
+as null) are what ``kinde.env`` gives a lazy-migration workflow at ``/_sandbox/sign-in``: a variable Kinde
+holds wins over the configured default (``workflow_env``, the M2M client) of the same key.
 """
 
 from __future__ import annotations
@@ -145,6 +149,11 @@ ALL_SCOPES: frozenset[str] = frozenset(
         "delete:role_permissions",
         "delete:permissions",
         "delete:properties",
+        # lazy migration: the Kinde environment variables its workflow reads (`migrator lazy setup`)
+        "read:environment_variables",
+        "create:environment_variables",
+        "update:environment_variables",
+        "delete:environment_variables",
     }
 )
 
@@ -153,6 +162,8 @@ DEFAULT_PAGE_SIZE = 10
 MAX_USERS_PER_ORG_CALL = 100
 _E164 = re.compile(r"^\+[1-9]\d{1,14}$")
 _UNMATCHED_ROUTE = "<unmatched>"
+VARIABLES = "/api/v1/environment_variables"
+VARIABLE = "/api/v1/environment_variables/{variable_id}"
 
 
 @dataclass(frozen=True)
@@ -259,6 +270,9 @@ class KindeSandboxConfig:
     # a user Kinde holds without a password (undocumented; without a workflow such users get a one-time
     # code); "both".
     workflow_fires_for: Literal["absent", "passwordless", "both"] = "absent"
+    # GUESS (../shared/reference/lazy-migration.md, section 1): Kinde's docs show ``hashedPassword`` (its hash
+    # of the typed password) in the event, its typings declare only ``password``. "absent" plays the typings.
+    workflow_event_hash: Literal["present", "absent"] = "present"
     # Kinde environment variables the workflow reads (the Clerk key is sent as a secret); the M2M
     # credentials (KINDE_WF_M2M_CLIENT_ID/SECRET) are this config's client. Filled by ``server.Sandbox``.
     workflow_env: dict[str, str] = field(default_factory=dict)
@@ -417,6 +431,22 @@ class _PropertyDefinition:
 
 
 @dataclass
+class _Variable:
+    """A Kinde environment variable (``/api/v1/environment_variables``); a secret's value is never read back."""
+
+    id: str
+    seq: int
+    key: str
+    value: str
+    is_secret: bool
+    created_on: str
+
+    def item(self) -> dict[str, Any]:
+        value = None if self.is_secret else self.value
+        return {"id": self.id, "key": self.key, "value": value, "is_secret": self.is_secret, "created_on": self.created_on}
+
+
+@dataclass
 class _Token:
     scopes: frozenset[str]
     expires_at: float
@@ -486,6 +516,7 @@ class KindeStore:
         self.categories: dict[str, _Category] = {}
         self.property_definitions: dict[str, _PropertyDefinition] = {}
         self.tokens: dict[str, _Token] = {}
+        self.environment_variables: dict[str, _Variable] = {}
         self.tokens_issued = 0
         self.requests = RequestLog()
         self.creations_by_provided_id: Counter[str] = Counter()
@@ -646,6 +677,9 @@ class KindeStore:
                 "creations_by_provided_id": dict(self.creations_by_provided_id),
                 "duplicate_creations": sorted(pid for pid, n in self.creations_by_provided_id.items() if n > 1),
                 "tokens_issued": self.tokens_issued,
+                "environment_variables": [
+                    v.item() for v in sorted(self.environment_variables.values(), key=lambda v: v.seq)
+                ],
                 "workflow_runs": [dict(run) for run in self.workflow_runs],
                 "workflow_log": "".join(self.workflow_log),
                 "tokens_refused_as_expired": sum(t.refused_as_expired for t in self.tokens.values()),
@@ -952,6 +986,11 @@ class _KindeApi:
             _Operation("DELETE", "/api/v1/permissions/{permission_id}", self.delete_permission, "delete:permissions"),
             _Operation("DELETE", "/api/v1/properties/{property_id}", self.delete_property, "delete:properties"),
             _Operation("GET", "/api/v1/search/users", self.search_users, "read:users"),
+            _Operation("GET", VARIABLES, self.list_variables, "read:environment_variables"),
+            _Operation("POST", VARIABLES, self.create_variable, "create:environment_variables", "json"),
+            _Operation("GET", VARIABLE, self.get_variable, "read:environment_variables"),
+            _Operation("PATCH", VARIABLE, self.update_variable, "update:environment_variables", "json"),
+            _Operation("DELETE", VARIABLE, self.delete_variable, "delete:environment_variables"),
             _Operation("DELETE", "/_sandbox/users/{user_id}", self.tamper_delete),
             _Operation("PATCH", "/_sandbox/users/{user_id}", self.tamper_alter, None, "json"),
             _Operation("POST", "/_sandbox/users/{user_id}/duplicate", self.tamper_duplicate, None, "optional_json"),
@@ -1798,6 +1837,65 @@ class _KindeApi:
     def _searchable(user: _User) -> list[str | None]:
         return [user.first("email"), user.given_name, user.family_name]
 
+    # ---- environment variables (what a workflow reads through kinde.env) ------------------
+
+    def _variable(self, call: _Call) -> _Variable:
+        variable = self.store.environment_variables.get(call.path_params["variable_id"])
+        if variable is None:
+            # GUESS: the spec names only 400 for an unknown id; the code follows Kinde's <THING>_NOT_FOUND form.
+            raise KindeError(400, "ENVIRONMENT_VARIABLE_NOT_FOUND", f"No environment variable {call.path_params['variable_id']}.")
+        return variable
+
+    def _variable_fields(self, body: _Body, *, required: bool) -> tuple[str | None, str | None, bool | None]:
+        key = body.required_text("key") if required else body.text("key")
+        value = body.text("value", required=required)
+        if key is not None and not (0 < len(key) <= 128):
+            raise _invalid("'key' must be 1 to 128 characters")
+        if value is not None and len(value) > 2048:
+            raise _invalid("'value' must be at most 2048 characters")
+        return key, value, body.flag("is_secret")
+
+    def _key_taken(self, key: str, other_than: str | None = None) -> None:
+        # GUESS: the spec does not say whether keys are unique; Kinde's dashboard names a variable by its key.
+        if any(v.key == key and v.id != other_than for v in self.store.environment_variables.values()):
+            raise KindeError(400, "ENVIRONMENT_VARIABLE_ALREADY_EXISTS", f"An environment variable {key} exists.")
+
+    def list_variables(self, call: _Call) -> Response:
+        ordered = sorted(self.store.environment_variables.values(), key=lambda v: v.seq)
+        return _ok({**_SUCCESS, "has_more": False, "environment_variables": [v.item() for v in ordered]})
+
+    def create_variable(self, call: _Call) -> Response:
+        key, value, is_secret = self._variable_fields(call.body, required=True)
+        assert key is not None and value is not None
+        self._key_taken(key)
+        variable = _Variable(f"env_var_{uuid.uuid4().hex}", self.store.next_seq(), key, value, bool(is_secret), _now_iso())
+        self.store.environment_variables[variable.id] = variable
+        created = {"message": "Environment variable created", "code": "VARIABLE_CREATED"}
+        return _ok({**created, "environment_variable": {"id": variable.id}}, 201)
+
+    def get_variable(self, call: _Call) -> Response:
+        return _ok({**_SUCCESS, "environment_variable": self._variable(call).item()})
+
+    def update_variable(self, call: _Call) -> Response:
+        variable = self._variable(call)
+        key, value, is_secret = self._variable_fields(call.body, required=False)
+        if variable.is_secret and is_secret is False:
+            # GUESS: a secret is "not readable after creation"; turning it back into a plain one would read it.
+            raise _invalid(f"{variable.key} is a secret and cannot be made readable: delete it and create it again")
+        if key is not None:
+            self._key_taken(key, variable.id)
+            variable.key = key
+        if value is not None:
+            variable.value = value
+        if is_secret:
+            variable.is_secret = True
+        return _ok({"message": "Environment variable updated", "code": "ENVIRONMENT_VARIABLE_UPDATED"})
+
+    def delete_variable(self, call: _Call) -> Response:
+        variable = self._variable(call)
+        del self.store.environment_variables[variable.id]
+        return _ok({"message": "Environment variable deleted", "code": "ENVIRONMENT_VARIABLE_DELETED"})
+
     # ---- sandbox-only ---------------------------------------------------------------------
 
     def sign_in_credentials(self, body: _Body) -> tuple[str, str]:
@@ -1819,15 +1917,18 @@ class _KindeApi:
         """The event as Kinde's docs show it for ``user:existing_password_provided``: the typed password,
         Kinde's own (bcrypt) hash of it, and whether Kinde holds the email."""
         client = request.client
+        auth: dict[str, Any] = {
+            "providedEmail": email,
+            "password": password,
+            "hashedPassword": bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4)).decode(),
+            "hasUserRecordInKinde": self.store.user_by_email(email) is not None,
+        }
+        if self.config.workflow_event_hash == "absent":
+            del auth["hashedPassword"]
         return {
             "request": {"ip": client.host if client else "127.0.0.1", "userAgent": request.headers.get("user-agent", "")},
             "context": {
-                "auth": {
-                    "providedEmail": email,
-                    "password": password,
-                    "hashedPassword": bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4)).decode(),
-                    "hasUserRecordInKinde": self.store.user_by_email(email) is not None,
-                },
+                "auth": auth,
                 "domains": {"kindeDomain": str(request.base_url).rstrip("/")},
                 "application": {"clientId": "sandbox-application"},
                 "workflow": {"trigger": EXISTING_PASSWORD_TRIGGER},
@@ -1835,12 +1936,17 @@ class _KindeApi:
         }
 
     def workflow_env(self) -> dict[str, tuple[str, bool]]:
+        """What ``kinde.env`` gives the workflow: the environment variables Kinde holds (``migrator lazy setup``
+        writes them through the API), over the configured defaults for those it does not hold."""
         values = {
             **self.config.workflow_env,
             "KINDE_WF_M2M_CLIENT_ID": self.config.client_id,
             "KINDE_WF_M2M_CLIENT_SECRET": self.config.client_secret,
         }
-        return {key: (value, key in self.config.workflow_secrets) for key, value in values.items()}
+        env = {key: (value, key in self.config.workflow_secrets) for key, value in values.items()}
+        for variable in sorted(self.store.environment_variables.values(), key=lambda v: v.seq):
+            env[variable.key] = (variable.value, variable.is_secret)
+        return env
 
     def after_workflow(self, email: str, outcome: WorkflowOutcome) -> None:
         """A refusal or failure ends the sign-in; a completed run lets Kinde check the password itself
@@ -2284,10 +2390,17 @@ def build_kinde_app(config: KindeSandboxConfig | None = None) -> Starlette:
         Route(path, _endpoint(api, renderer, by_method), methods=list(by_method)) for path, by_method in by_path.items()
     ]
     routes.append(Route("/_sandbox/sign-in", _sign_in_endpoint(api, renderer), methods=["POST"]))
-    bundle_dir = None
+    bundle_dir = tempfile.mkdtemp(prefix="kinde-workflow-")
+
+    def sync_workflow(folder: Path) -> None:
+        """Kinde's "Sync code": the sign-in runs this folder's workflow from now on (a runbook's or the
+        demo's `lazy init` folder, written after the sandbox started)."""
+        bundle = bundle_workflow(folder, Path(bundle_dir))
+        with store.lock:
+            api.workflow_bundle = bundle
+
     if config.workflow is not None:
-        bundle_dir = tempfile.mkdtemp(prefix="kinde-workflow-")
-        api.workflow_bundle = bundle_workflow(config.workflow, Path(bundle_dir))
+        sync_workflow(config.workflow)
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
@@ -2315,6 +2428,6 @@ def build_kinde_app(config: KindeSandboxConfig | None = None) -> Starlette:
     )
     app.state.store = store
     app.state.config = config
-    if bundle_dir is not None:
-        weakref.finalize(app, shutil.rmtree, bundle_dir, ignore_errors=True)
+    app.state.sync_workflow = sync_workflow
+    weakref.finalize(app, shutil.rmtree, bundle_dir, ignore_errors=True)
     return app

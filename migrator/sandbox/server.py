@@ -41,6 +41,7 @@ class SandboxOptions:
     clerk: ClerkBehaviour = field(default_factory=ClerkBehaviour)
     clerk_faults: FaultProfile = field(default_factory=FaultProfile)
     kinde_faults: FaultProfile = field(default_factory=FaultProfile)
+    fault_retry_after: int = 1  # seconds the faults' 429s name as their reset (long: rehearse a countdown)
     kinde: KindeSandboxConfig = field(default_factory=KindeSandboxConfig)
     clerk_port: int = 0
     kinde_port: int = 0
@@ -130,6 +131,7 @@ class Sandbox:
             seed=self.options.seed,
             error_body=_clerk_error,
             retry_header="Retry-After",  # what Clerk documents; its edge may send nothing else
+            retry_after_seconds=self.options.fault_retry_after,
         )
         self.kinde_faults = FaultMiddleware(
             self.kinde_app,
@@ -139,6 +141,7 @@ class Sandbox:
             # A gateway's stray 429 names its reset both ways, in the form Kinde's own 429s use.
             retry_header=("Retry-After", "RateLimit-Reset"),
             reset_form=self.kinde_config.rate_limit_reset_form,
+            retry_after_seconds=self.options.fault_retry_after,
         )
         self._clerk = BackgroundServer(self.clerk_faults, self.options.host, self.options.clerk_port)
         # A lazy-migration workflow reaches this Clerk as it would reach the real one: URL and key from Kinde's env.
@@ -157,6 +160,10 @@ class Sandbox:
     @property
     def kinde_url(self) -> str:
         return self._kinde.url
+
+    def sync_workflow(self, folder: Path) -> None:
+        """Kinde's "Sync code" for the folder `migrator lazy init` wrote: sign-ins run its workflow from now on."""
+        self.kinde_app.state.sync_workflow(folder)
 
     def env(self) -> dict[str, str]:
         """The settings that point ``migrator run`` at this sandbox."""

@@ -12,6 +12,7 @@ project's workflow (``migrator/lazy/workflow``: ``npm ci`` there).
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import os
 import shutil
@@ -47,6 +48,26 @@ def _node() -> str:
     if node is None:
         raise WorkflowSetupError("running a Kinde workflow in the sandbox needs Node.js (`node`) on PATH")
     return node
+
+
+def install_modules(folder: Path = _PROJECT_WORKFLOW) -> Path:
+    """The workflow folder with its npm packages (esbuild, @kinde/infrastructure) installed from its lockfile
+    (`npm ci`), once: under a file lock, so parallel test workers or demos do not race."""
+    if (folder / "node_modules" / ".bin" / "esbuild").exists():
+        return folder
+    npm = shutil.which("npm")
+    if npm is None or shutil.which("node") is None:
+        raise WorkflowSetupError("running the Kinde workflow needs Node.js 20+: put `node` and `npm` on PATH")
+    with open(folder / "package-lock.json", "rb") as lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
+        if not (folder / "node_modules" / ".bin" / "esbuild").exists():
+            command = [npm, "ci", "--no-audit", "--no-fund"]
+            done = subprocess.run(command, cwd=folder, capture_output=True, text=True, check=False, timeout=600)
+            if done.returncode != 0:
+                raise WorkflowSetupError(
+                    f"`npm ci` in {folder} failed (run it there by hand to see why): {done.stderr[-2000:].strip()}"
+                )
+    return folder
 
 
 def _entry(folder: Path) -> Path:

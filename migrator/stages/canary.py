@@ -38,6 +38,12 @@ async def fetch_selected(ctx: RunContext) -> None:
         users = await _only(ctx, list(selection["only"]))
     else:
         users = await _sample(ctx, int(selection["sample"]), int(selection.get("seed", 1)))
+    await stage_selected(ctx, users)
+
+
+async def stage_selected(ctx: RunContext, users: list[dict[str, Any]]) -> None:
+    """Stage the chosen Clerk users (a canary's, a `lazy finish`'s cohort) at their places among every Clerk user,
+    shared identities settled over all of Clerk; their organizations, roles and memberships only."""
     holders = await shared_holders(ctx, users)  # the keeper of a shared identity is chosen over them too
     seq_of = {user["id"]: seq for seq, user in enumerate(sorted([*users, *holders], key=fetch_order))}
     users.sort(key=fetch_order)

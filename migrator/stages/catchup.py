@@ -79,6 +79,8 @@ def _stage_page(ctx: RunContext, page: list[dict[str, Any]], seq: int, fresh: di
             seq += 1
             ctx.journal.users.stage(ctx.run.id, [row])
             known = ctx.journal.users.known(user["id"])
+            if known is None and _keep_lazy(ctx, user["id"]):
+                continue  # left to Kinde's lazy workflow: never created by a catch-up
             if known is None:
                 _keep_conflict_skip(ctx, user["id"])
                 ctx.journal.users.add_problems(ctx.run.id, problems)  # a sign-up (or never migrated): the ordinary path
@@ -86,6 +88,16 @@ def _stage_page(ctx: RunContext, page: list[dict[str, Any]], seq: int, fresh: di
             elif _stage_known(ctx, user, row, known):
                 fresh[user["id"]] = user
     return seq
+
+
+def _keep_lazy(ctx: RunContext, clerk_id: str) -> bool:
+    """A user an earlier run left to Kinde's lazy workflow stays so while its window is open, whatever this
+    catch-up's policy: the workflow creates it at its first sign-in, `migrator lazy finish` adopts it."""
+    waiting = ctx.journal.users.left_to_workflow(ctx.run.id, clerk_id)
+    if waiting is None:
+        return False
+    ctx.journal.users.keep_lazy(ctx.run.id, clerk_id, waiting.password_problem)
+    return True
 
 
 def _keep_conflict_skip(ctx: RunContext, clerk_id: str) -> None:
@@ -100,7 +112,10 @@ def _keep_conflict_skip(ctx: RunContext, clerk_id: str) -> None:
 def _stage_known(ctx: RunContext, user: dict[str, Any], row: dict[str, Any], known: UserRow) -> bool:
     """A user already in Kinde: record what to bring up to date; its row costs the load stage nothing.
     True when it gains an identity (its conflicts are settled with the sign-ups')."""
-    patch, added, notes = cutover_diff(json.loads(known.plan), row, ctx.settings.unimportable_passwords)
+    # a user already in Kinde cannot move lazily (the workflow creates users): the fallback applies
+    policy = ctx.settings.unimportable_passwords
+    policy = ctx.settings.lazy_fallback if policy == "lazy" else policy
+    patch, added, notes = cutover_diff(json.loads(known.plan), row, policy)
     settled = _password_settled_at(ctx, known)
     password = False
     changed_at = _password_changed_at(user)
@@ -108,7 +123,7 @@ def _stage_known(ctx: RunContext, user: dict[str, Any], row: dict[str, Any], kno
         if row.get("password_method"):
             password = True  # importable from the fresh export given to this catch-up
             settled = _export_ms(ctx) or changed_at + 1
-        elif ctx.settings.unimportable_passwords == "reset":
+        elif policy == "reset":
             patch["is_password_reset_requested"] = True
             settled = changed_at + 1  # this change is handled; only a later one is news
         else:
@@ -126,6 +141,7 @@ def _stage_known(ctx: RunContext, user: dict[str, Any], row: dict[str, Any], kno
         password_settled_ms=settled,  # an n/a row keeps when the password was last settled
         flags=Step.NA,
         identities=Step.NA,
+        lazy=0,  # in Kinde already: not of this catch-up's lazy cohort
         skip_reason=None,
         skip_detail=None,
         plan=row["plan"] or json.dumps({**json.loads(known.plan), **_suspension(patch)}),

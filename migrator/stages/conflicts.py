@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from itertools import chain
 from typing import Literal
 
-from migrator.journal import Journal, SharedIdentity, UserFields, UserRow
+from migrator.journal import Journal, SharedIdentity, UserFields, UserRow, UserState
 from migrator.mapping import normalized_identity
 
 Policy = Literal["first", "skip-all"]
@@ -106,7 +106,8 @@ def _settle_holders(
     skipped = 0
     for clerk_id, essential in conflict.holders:
         current = journal.users.get(run_id, clerk_id)
-        if clerk_id == keeper or clerk_id in outside_seq or current is None or current.state != "pending":
+        settled = current is None or current.state not in (UserState.PENDING, UserState.LAZY)
+        if clerk_id == keeper or clerk_id in outside_seq or settled:
             continue
         if essential and lost.get(clerk_id, conflict.key) != conflict.key:
             continue  # skipped for the key it lost to an older user, reported there
@@ -160,8 +161,8 @@ def _keepers(
 
 
 def _identity_keys(journal: Journal, run_id: int) -> Iterator[IdentityKey]:
-    """(identity key, clerk id, seq, essential) for every identity of every pending user."""
-    for row in journal.users.pending(run_id):
+    """(identity key, clerk id, seq, essential) for every identity of every pending (or lazy) user."""
+    for row in journal.users.to_settle(run_id):
         yield from row_identity_keys(row)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -17,12 +17,13 @@ from migrator.clerk.client import ClerkClient
 from migrator.clerk.export import ExportFile
 from migrator.clerk.export_json import JsonExportFile
 from migrator.config import Settings
-from migrator.errors import MigratorError
+from migrator.errors import ApiError, MigratorError
 from migrator.events import Emit, Pacing
 from migrator.journal import Journal, Run
 from migrator.kinde.client import KindeClient
 from migrator.mapping import MappingOptions, property_specs
 from migrator.models import ExportRow, PasswordImport
+from migrator.stages.creates import Outcome, Reconciled, Reconciliation
 
 
 @dataclass
@@ -42,6 +43,16 @@ class RunContext:
     held_keys: dict[str, str] = field(default_factory=dict)
     # a catch-up: its pending users' places among outside_keys (its rows are staged in its own order)
     conflict_rank: dict[str, int] = field(default_factory=dict)
+    # where each reconciliation goes (counted, logged, shown by the session's rule: runs/session.py)
+    on_reconciled: Callable[[Reconciliation], None] = lambda _: None
+
+    def reconciled(self, kind: str, key: str) -> Reconciled:
+        """For ``create_settled``: the lookups settling the create of ``kind`` ``key``, reported to the session."""
+
+        def report(answer: ApiError, outcome: Outcome) -> None:
+            self.on_reconciled(Reconciliation(answer.service or self.kinde.service, kind, key, outcome, answer))
+
+        return report
 
     def export_row(self, clerk_id: str) -> ExportRow | None:
         """The user's row of the export (CSV or JSON), read again at its indexed offset (digests are never stored)."""
@@ -73,6 +84,8 @@ class RunContext:
                     throttled=client.stats.throttled,
                     backing_off=client.limiter.backing_off,
                     resume_in=client.limiter.resume_in,
+                    retried=client.stats.retries,
+                    reconciled=client.stats.reconciled,
                 )
             )
 
@@ -81,6 +94,8 @@ def mapping_options(settings: Settings) -> MappingOptions:
     """The mapping a run with these settings uses (its fingerprint covers each of these settings)."""
     return MappingOptions(
         unimportable_passwords=settings.unimportable_passwords,
+        lazy_fallback=settings.lazy_fallback,
+        lazy_users_in_kinde=settings.lazy_users_in_kinde,
         banned_users=settings.banned_users,
         role_map=settings.role_map,
         default_phone_region=settings.default_phone_region,

@@ -4,16 +4,44 @@ A create answered "already exists" (400/409, classified by the Kinde client as `
 or answered ambiguously (a timeout, a dropped connection, a 5xx: it may have happened) is settled
 by looking first: if what we meant to create is there and is ours, that is the answer; if it is
 not there and the failure was ambiguous and retryable, the create is tried again.
+
+Each lookup after an answer that left a send's fate unknown is a *reconciliation*, told to ``reconciled``
+with what it decided (``found``: an earlier send went through; ``resent``; ``failed``): counted on the
+pacing line and in the request log, shown only with ``-v`` (runs/session.py, the one rule).
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from dataclasses import dataclass
+from typing import Literal, TypeVar
 
-from migrator.errors import AlreadyExists, ApiError
+from migrator.errors import AlreadyExists, ApiError, MigratorError
 
 T = TypeVar("T")
+Outcome = Literal["found", "resent", "failed"]
+Reconciled = Callable[[ApiError, Outcome], None]  # the unclear answer, and what the lookup decided
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    """One create settled by a lookup: what it was for (``kind``, ``key``: a Clerk user id, a role key),
+    the answer that left its fate unknown (an error's message: no body, no secret), what was decided."""
+
+    service: str
+    kind: str
+    key: str
+    outcome: Outcome
+    answer: ApiError
+
+    @property
+    def message(self) -> str:
+        decided = {
+            "found": f"the {self.kind} is in Kinde: the create went through",
+            "resent": f"the {self.kind} is not in Kinde: retrying",
+            "failed": f"the {self.kind} is not in Kinde: giving up",
+        }[self.outcome]
+        return f"{self.key}: create had no clear answer ({self.answer}); {decided}"
 
 
 async def create_settled(
@@ -21,26 +49,39 @@ async def create_settled(
     find_ours: Callable[[ApiError], Awaitable[T | None]],
     *,
     attempts: int,
-    on_retry: Callable[[ApiError], None] | None = None,
+    reconciled: Reconciled | None = None,
 ) -> T:
     """``create()``, settled by ``find_ours`` after any answer that leaves its fate unknown.
 
     ``find_ours`` returns what an earlier attempt (or an earlier run) created, or None when nothing
-    of ours is there; it raises when someone else holds it (not ours to touch).
+    of ours is there; it raises when someone else holds it (not ours to touch). ``reconciled`` hears of
+    each lookup made because a send of ours may have gone through (not of a first clean "already exists").
     """
+
+    def report(exc: ApiError, outcome: Outcome) -> None:
+        if reconciled is not None:
+            reconciled(exc, outcome)
+
     for attempt in range(1, attempts + 1):
         try:
             return await create()
         except ApiError as exc:
             if not (isinstance(exc, AlreadyExists) or exc.ambiguous):
                 raise
-            found = await find_ours(exc)
+            unclear = exc.ambiguous or attempt > 1  # only an ambiguous send makes another attempt
+            try:
+                found = await find_ours(exc)
+            except MigratorError:
+                if unclear:
+                    report(exc, "failed")
+                raise
+            final = isinstance(exc, AlreadyExists) or not exc.retryable or attempt == attempts
+            if unclear:
+                report(exc, "found" if found is not None else "failed" if final else "resent")
             if found is not None:
                 return found
-            if isinstance(exc, AlreadyExists) or not exc.retryable or attempt == attempts:
+            if final:
                 raise
-            if on_retry is not None:
-                on_retry(exc)
     raise AssertionError("unreachable")  # the loop returns or raises
 
 
@@ -50,6 +91,7 @@ async def create_owned(
     *,
     attempts: int,
     intent_was_open: bool,
+    reconciled: Reconciled | None = None,
 ) -> tuple[T, bool]:
     """``create_settled()`` for a role or an organization, telling whose it is (an undo deletes only ours).
 
@@ -70,5 +112,5 @@ async def create_owned(
             created = sent_ambiguously
         return found
 
-    result = await create_settled(create, find, attempts=attempts)
+    result = await create_settled(create, find, attempts=attempts, reconciled=reconciled)
     return result, created

@@ -42,11 +42,12 @@ from migrator.kinde.import_files import (
 from migrator.models import PasswordImport, plan_from_record
 from migrator.people_csv import write_csv
 from migrator.report_files import SUMMARY, run_dir, write_skipped, write_summary
-from migrator.reports import write_mfa_report
+from migrator.reports import write_lazy_report, write_mfa_report
 from migrator.stages.context import RunContext, Ticker
 
 MANIFEST = "manifest.json"
 API_USERS = "api-users.csv"
+LAZY_TALLY = "lazy (left to the workflow: lazy.csv)"  # a skip tally: the lazy cohort is in no import file
 ORGANIZATIONS = "organizations.csv"
 BATCH = 500  # users read, written and committed together
 SOCIAL_BY_API = "social identities (not in the files: api-users.csv's users get them by the API path)"
@@ -207,6 +208,9 @@ def _write_user(
     if row.state == UserState.SKIPPED:
         tallies["skip"][row.skip_reason or "skipped"] += 1
         return
+    if row.state == UserState.LAZY:  # left to Kinde's lazy workflow (lazy.csv): no file creates it
+        tallies["skip"][LAZY_TALLY] += 1
+        return
     plan = plan_from_record(row.clerk_id, json.loads(row.plan))
     tallies["nc"].update(social_not_carried(p) for p in {item.provider for item in plan.social_not_carried})
     password = _password(ctx, row)
@@ -285,6 +289,8 @@ def _write_reports(ctx: RunContext, request: FileRequest, outcome: ExportOutcome
     skipped = write_skipped(ctx.journal, ctx.run.id, folder)
     mfa = write_mfa_report(ctx.journal, ctx.run.id, ctx.settings.state_dir, dry_run=request.dry_run)
     outcome.reports = {"summary": str(folder / SUMMARY), "skipped": str(skipped), "mfa_reenrol": str(mfa)}
+    if (lazy := write_lazy_report(ctx.journal, ctx.run.id, ctx.settings.state_dir)) is not None:
+        outcome.reports["lazy"] = str(lazy)
     if not request.dry_run:
         outcome.reports["password_resets"] = str(request.out / API_USERS)
     write_summary(folder, outcome.to_json())

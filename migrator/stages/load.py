@@ -115,21 +115,26 @@ async def migrate_user(ctx: RunContext, row: UserRow, record: Record) -> str:
     clerk_id = row.clerk_id
     plan = plan_from_record(clerk_id, json.loads(row.plan))
     fields: dict[str, Any] = {"attempts": row.attempts + 1}
-    outcome = "finished"
+    outcome, step = "finished", "create"
     try:
         if row.created == Created.PENDING:
             await _create(ctx, plan, fields)
             outcome = "created"
         kinde_id = fields.get("kinde_id", row.kinde_id)
+        step = "identities"
         if row.identities == Step.PENDING:
             await _add_missing_identities(ctx, kinde_id, json.loads(row.missing_identities or "[]"), fields)
+        step = "password"
         if row.password == PasswordStep.PENDING:
             await _set_password(ctx, plan, kinde_id)
             fields["password"] = PasswordStep.SET
+        step = "flags"
         if row.flags == Step.PENDING:
             await _set_flags(ctx, plan, kinde_id)
             fields["flags"] = Step.DONE
+        step = "properties and social identities"
         await _write_extras(ctx, row, plan, kinde_id, fields)
+        step = "identities"
         if fields.get("identities") == Step.PENDING:
             raise _identities_error(json.loads(fields["missing_identities"]))
         fields.update(state=UserState.DONE, error_code=None, error_message=None, error_retryable=None)
@@ -138,6 +143,7 @@ async def migrate_user(ctx: RunContext, row: UserRow, record: Record) -> str:
         if exc.stops_run:  # no other item would fare better
             raise
         fields.update(state=UserState.FAILED, **_error_fields(exc))
+        ctx.emit(Notice(f"{clerk_id}: {step} failed: {exc}", level="warning"))  # retries are over: news
         return "failed"
     finally:
         record(clerk_id, fields)
@@ -171,11 +177,9 @@ async def _create(ctx: RunContext, plan: UserPlan, fields: dict[str, Any]) -> No
     async def find_ours(exc: ApiError) -> CreatedUser | None:
         return await own_user(ctx, plan, exc)
 
-    def on_retry(_: ApiError) -> None:
-        ctx.emit(Notice(f"{plan.clerk_id}: create had no clear answer and the user is not in Kinde: retrying"))
-
+    reconciled = ctx.reconciled("user", plan.clerk_id)
     created = await create_settled(
-        lambda: ctx.kinde.create_user(body), find_ours, attempts=ctx.settings.max_attempts, on_retry=on_retry
+        lambda: ctx.kinde.create_user(body), find_ours, attempts=ctx.settings.max_attempts, reconciled=reconciled
     )
     fields.update(created=Created.CREATED, kinde_id=created.id, lookup=Lookup.FOUND)
     if created.refused:

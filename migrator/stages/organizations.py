@@ -78,7 +78,11 @@ async def _create_role(ctx: RunContext, key: str, body: dict[str, Any]) -> bool:
 
     intent_was_open = ctx.journal.organizations.record_role_intent(ctx.run.id, key)
     _, created = await create_owned(
-        create, find_role, attempts=ctx.settings.max_attempts, intent_was_open=intent_was_open
+        create,
+        find_role,
+        attempts=ctx.settings.max_attempts,
+        intent_was_open=intent_was_open,
+        reconciled=ctx.reconciled("role", key),
     )
     return created
 
@@ -100,6 +104,7 @@ async def _create_organization(ctx: RunContext, org: Organization) -> tuple[str,
         find_organization,
         attempts=ctx.settings.max_attempts,
         intent_was_open=intent_was_open,
+        reconciled=ctx.reconciled("organization", clerk_org_id),
     )
 
 

@@ -64,4 +64,5 @@ async def _create_permission(ctx: RunContext, body: dict[str, Any]) -> None:
     async def find(_: ApiError) -> bool | None:
         return True if body["key"] in await _permission_ids(ctx) else None
 
-    await create_settled(create, find, attempts=ctx.settings.max_attempts)
+    reconciled = ctx.reconciled("permission", body["key"])
+    await create_settled(create, find, attempts=ctx.settings.max_attempts, reconciled=reconciled)

@@ -92,7 +92,10 @@ async def _category(ctx: RunContext, context: str) -> str:
     body = {"name": CATEGORY_NAME, "context": context}
     ctx.journal.cutover.record_definition(ctx.run.id, DefinitionKind.PROPERTY_CATEGORY, context, CATEGORY_NAME, created=True)
     return await create_settled(
-        lambda: ctx.kinde.create_property_category(body), find, attempts=ctx.settings.max_attempts
+        lambda: ctx.kinde.create_property_category(body),
+        find,
+        attempts=ctx.settings.max_attempts,
+        reconciled=ctx.reconciled("property category", f"{context} {CATEGORY_NAME}"),
     )
 
 
@@ -114,7 +117,8 @@ async def _create_definition(ctx: RunContext, context: str, spec: PropertySpec, 
     async def find(_: ApiError) -> bool | None:
         return True if spec.key in {p.get("key") for p in await ctx.kinde.list_properties(context)} else None
 
-    await create_settled(create, find, attempts=ctx.settings.max_attempts)
+    reconciled = ctx.reconciled("property definition", f"{context} {spec.key}")
+    await create_settled(create, find, attempts=ctx.settings.max_attempts, reconciled=reconciled)
 
 
 async def write_user_properties(ctx: RunContext, plan: UserPlan, kinde_id: str, *, compare: bool) -> None:

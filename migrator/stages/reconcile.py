@@ -21,6 +21,7 @@ from migrator.journal import (
 )
 from migrator.kinde.client import KindeUser
 from migrator.mapping import normalized_identity
+from migrator.stages.lazy_adopt import adopt_moved, closes_window
 
 
 def key_of(user: KindeUser, field_name: str) -> str | None:
@@ -57,6 +58,9 @@ def adopt(journal: Journal, run_id: int, row: UserRow, match: KindeUser) -> None
     ours = match.provided_id == clerk_id
     if ours and row.lookup == Lookup.RECHECK:
         journal.users.update(run_id, clerk_id, lookup=Lookup.FOUND, created=Created.CREATED, kinde_id=match.id)
+        return
+    if ours and closes_window(row):
+        adopt_moved(journal, run_id, row, match)  # a lazy cohort's user the workflow moved: adopted
         return
     earlier = journal.users.earlier_steps(run_id, clerk_id, match.id)
     if ours and (earlier is not None or journal.users.earlier_run_meant_to_create(run_id, clerk_id)):

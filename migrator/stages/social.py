@@ -54,4 +54,5 @@ async def _link(ctx: RunContext, social: SocialIdentity, kinde_id: str) -> None:
     async def find(_: ApiError) -> bool | None:
         return True if is_linked(social, await ctx.kinde.user_identity_records(kinde_id)) else None
 
-    await create_settled(create, find, attempts=ctx.settings.max_attempts)
+    reconciled = ctx.reconciled("social identity", f"{kinde_id} {social.connection_id}")
+    await create_settled(create, find, attempts=ctx.settings.max_attempts, reconciled=reconciled)

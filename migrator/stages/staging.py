@@ -49,7 +49,9 @@ def staged_row(
     problems.extend((clerk_id, "warning", warning) for warning in result.warnings)
     problems.extend((clerk_id, UNMAPPED_PROVIDER, provider) for provider in result.unmapped_providers)
     problems.extend((clerk_id, NOT_CARRIED_ACCOUNT, item.provider) for item in result.social_not_carried)
-    return {**base, **_pending(result)}, problems
+    if result.lazy and not options.lazy_users_in_kinde:
+        return {**base, **_lazy(result)}, problems
+    return {**base, **_pending(result), "lazy": int(result.lazy)}, problems
 
 
 def _skipped(user: dict[str, Any], row: ExportRow | None, options: MappingOptions, skip: Skip) -> dict[str, Any]:
@@ -75,6 +77,22 @@ def _skipped(user: dict[str, Any], row: ExportRow | None, options: MappingOption
         "social": Step.NA,
         "skip_reason": skip.reason,
         "skip_detail": skip.detail,
+        "lazy": 0,
+    }
+
+
+def _lazy(plan: UserPlan) -> dict[str, Any]:
+    """A user of the lazy cohort: not created by this run (Kinde's workflow creates it at its first sign-in with
+    the old password); its organizations, properties and social identities wait for `migrator lazy finish`."""
+    na = {column: Step.NA for column in ("flags", "properties", "social")}
+    return {
+        **_pending(plan),
+        **na,
+        "state": UserState.LAZY,
+        "lookup": Lookup.NA,
+        "created": Created.NA,
+        "password": PasswordStep.NA,
+        "lazy": 1,
     }
 
 

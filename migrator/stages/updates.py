@@ -18,7 +18,7 @@ import json
 from typing import Any
 
 from migrator.errors import AlreadyExists, ApiError, InputError, MigratorError
-from migrator.events import PhaseAdvanced, PhaseFinished, PhaseStarted
+from migrator.events import Notice, PhaseAdvanced, PhaseFinished, PhaseStarted
 from migrator.journal import DeletionState, Journal, Update, UserWriteKind
 from migrator.mapping import identity_key
 from migrator.stages.context import RunContext
@@ -55,6 +55,7 @@ async def apply_updates(ctx: RunContext) -> None:
             if exc.stops_run:  # no other item would fare better
                 raise
             ctx.journal.cutover.record_update(ctx.run.id, update.clerk_id, error=str(exc))
+            ctx.emit(Notice(f"{update.clerk_id}: update failed: {exc}", level="warning"))  # retries are over: news
         else:
             ctx.journal.cutover.record_update(ctx.run.id, update.clerk_id)
         ctx.emit(PhaseAdvanced("update", done, len(updates) + len(removals)))

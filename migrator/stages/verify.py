@@ -22,6 +22,8 @@ of ``verify.csv`` (its ``checked_by`` names the read that found it):
 * ``not_carried``: a Clerk external account on a mapped provider (or of a shape naming none) that no
   Kinde identity could carry (no email or provider user id): the user cannot sign in with it (not
   blocking: nothing can add it; listed so that nobody is surprised);
+* ``lazy_pending``: a user of the run's lazy cohort Kinde's workflow has not created yet (not blocking: it moves
+  at its first sign-in, or `migrator lazy finish` gives it the fallback);
 * ``api_pending`` (export runs): a user listed in api-users.csv not yet in Kinde: ``migrator run
   --only-file api-users.csv`` migrates it (not blocking: verify that run to prove it).
 
@@ -43,6 +45,7 @@ from typing import Any
 from migrator.errors import EXIT_FAILURES, EXIT_OK, ApiError
 from migrator.events import Notice, PhaseAdvanced, PhaseFinished, PhaseStarted
 from migrator.journal import MembershipState, ReadBack, RunMode, UserState
+from migrator.journal.verify import LAZY_PENDING
 from migrator.kinde.client import gone
 from migrator.mapping import normalized_identity
 from migrator.report_files import VERIFY, run_dir, write_rows, write_summary
@@ -51,8 +54,9 @@ from migrator.stages.verify_extras import extra_user_findings, role_permission_f
 from migrator.stages.verify_fresh import stage_fresh_plans
 from migrator.stages.verify_sample import Coverage, Depth, choose_sample, new_seed
 
-KINDS = ("missing", "duplicated", "unexpected", "drift", "incomplete", "not_carried", "api_pending", "not_gone")
-SHOWN_WHEN_FOUND = ("not_carried",)  # counted only when a user has one (most runs have none)
+KINDS = ("missing", "duplicated", "unexpected", "drift", "incomplete", "not_carried", "api_pending", "not_gone",
+         LAZY_PENDING)  # fmt: skip
+SHOWN_WHEN_FOUND = ("not_carried", LAZY_PENDING)  # counted only when a user has one (most runs have none)
 BLOCKING = ("missing", "duplicated", "incomplete", "not_gone")  # any of these: exit 1
 NOT_CHECKED = {"password_reset_requested": "Kinde's API does not return it for a user"}
 VERIFY_COLUMNS = ("kind", "clerk_id", "kinde_id", "field", "expected", "found", "checked_by")
@@ -126,6 +130,7 @@ async def verify(ctx: RunContext, *, fresh: bool = False, depth: Depth | None = 
     journal.verify.record_findings(verify_id, await role_permission_findings(ctx))
     # a canary's users are a few of many: Kinde users of other runs (or of nobody) are not its business
     journal.verify.find_missing_duplicated_unexpected(verify_id, run.id, unexpected=run.mode != RunMode.CANARY)
+    journal.verify.settle_lazy_cohort(verify_id, run.id)  # the lazy cohort not in Kinde yet: not missing
     if _imported(ctx):
         journal.verify.find_api_pending(verify_id, run.id)
     kinds = [kind for kind in KINDS if kind != "not_gone" and (kind != "api_pending" or _imported(ctx))]

@@ -139,7 +139,6 @@ test("the right password creates the Kinde user as a run would and sets Kinde's 
     identities: [
       { type: "email", is_verified: true, details: { email: "ada@example.com" } },
       { type: "email", is_verified: true, details: { email: "ADA@work.example" } },
-      { type: "phone", is_verified: true, details: { phone: "+14155550100" } },
       { type: "username", details: { username: "ada" } },
     ],
     profile: { given_name: "Ada", family_name: "Lovelace" },
@@ -232,12 +231,23 @@ test("a create refused as a duplicate adopts the Kinde user only when it is this
   await assert.rejects(workflow.default(event()), /did not create/);
 });
 
-test("without hashedPassword in the event the password goes as Kinde's tutorial sends it", async () => {
+test("a phone is never sent: Kinde needs its country, which the workflow cannot tell", async () => {
   const workflow = await load();
-  const { calls } = stub();
-  await workflow.default(event({ hashedPassword: undefined }));
-  assert.deepEqual(calls.at(-1).body, { password: PASSWORD, is_temporary_password: false });
+  const { calls } = stub({ users: [clerkUser({ username: null })] });
+  await workflow.default(event());
+  const create = calls.find((c) => c.url === `${KINDE}/api/v1/user`);
+  assert.deepEqual(create.body.identities.map((i) => i.type), ["email", "email"]);
 });
+
+for (const [name, hashedPassword] of [["absent", undefined], ["empty", ""], ["null", null]]) {
+  test(`without hashedPassword (${name}) the sign-in stops before Clerk sees the password or Kinde is written`, async () => {
+    const workflow = await load();
+    const { calls, refusals } = stub();
+    await assert.rejects(workflow.default(event({ hashedPassword })), /no hashedPassword/);
+    assert.deepEqual(calls, []);
+    assert.deepEqual(refusals, []);
+  });
+}
 
 test("a Clerk error on the lookup stops the sign-in instead of reading as an unknown user", async () => {
   const workflow = await load();

@@ -12,8 +12,15 @@
  *   Kinde's enumeration protection on): the user is created;
  * - the user is in Kinde without a password: only with `users_in_kinde` true in settings.json, and
  *   only for the Kinde user whose `provided_id` is the Clerk user's id;
- * - `hashedPassword` absent from the event (Kinde's typings declare only `password`): the password
- *   is sent as Kinde's drip-feed tutorial sends it (`password`), which only a tenant can confirm.
+ * - `hashedPassword` absent from the event (Kinde's typings declare only `password`): Kinde's API sets
+ *   a password only from a hash (`PUT /api/v1/users/{id}/password` requires `hashed_password`; the
+ *   drip-feed tutorial's plaintext `password` is no field of the spec, and Kinde says it never accepts
+ *   plain text), so the workflow stops before asking Clerk or writing anything: the user stays for the
+ *   fallback and the operator sees why in the workflow's log.
+ *
+ * Phones are not sent: Kinde needs `phone_country_id` with a phone identity, which only a phone
+ * number library could work out of an E.164 number, and Kinde's runtime takes only the packages it
+ * supports. `migrator lazy finish` adds what the workflow left out, as a run would have sent it.
  *
  * Unknown email, wrong password, banned, locked or (by default) two-factor users all get ONE
  * message: the reason never reaches the sign-in form. Nothing here logs the password, Kinde's hash
@@ -106,6 +113,11 @@ export default async function clerkLazyMigration(event: PasswordEvent): Promise<
   if (inKinde && !SETTINGS.users_in_kinde) {
     return; // Kinde's own password check decides
   }
+  const hashed = typeof auth.hashedPassword === "string" && auth.hashedPassword ? auth.hashedPassword : null;
+  if (!hashed) {
+    // Checked before Clerk sees the password: nothing is sent, counted or created.
+    throw new Error("the event carries no hashedPassword: Kinde sets a password only from a hash, so nobody can move at sign-in");
+  }
   const clerk = clerkConnection();
   const user = await clerkUserByEmail(clerk, email);
   if (!user || user.banned === true || user.locked === true || (SETTINGS.refuse_two_factor && user.two_factor_enabled === true)) {
@@ -122,7 +134,7 @@ export default async function clerkLazyMigration(event: PasswordEvent): Promise<
     if (inKinde) return; // a Kinde user this migration did not create: not ours to touch
     throw new Error("Kinde did not create the user");
   }
-  await setKindePassword(kinde, kindeId, auth);
+  await setKindePassword(kinde, kindeId, hashed);
   console.log("clerk lazy migration: user moved to Kinde");
 }
 
@@ -173,7 +185,8 @@ function verified(contact: ClerkContact): boolean {
 
 type Identity = { type: string; is_verified?: boolean; details: Record<string, string> };
 
-/** The identities `migrator run` sends: the primary email first, other verified emails, one phone, the username. */
+/** The identities `migrator run` sends but the phone (see above): the primary email first, other verified
+ * emails, the username. */
 export function kindeIdentities(user: ClerkUser): Identity[] {
   const emails = user.email_addresses || [];
   const designated = emails.find((e) => e.id && e.id === user.primary_email_address_id);
@@ -186,11 +199,6 @@ export function kindeIdentities(user: ClerkUser): Identity[] {
     if (address !== primary && !verified(address)) continue;
     taken.add(value.toLowerCase());
     identities.push({ type: "email", is_verified: verified(address), details: { email: value } });
-  }
-  const phones = user.phone_numbers || [];
-  const phone = phones.find((p) => p.id && p.id === user.primary_phone_number_id) || phones.find(verified);
-  if (phone && phone.phone_number && /^\+[1-9]\d{1,14}$/.test(phone.phone_number)) {
-    identities.push({ type: "phone", is_verified: verified(phone), details: { phone: phone.phone_number } });
   }
   if (user.username) {
     identities.push({ type: "username", details: { username: user.username } });
@@ -226,12 +234,9 @@ async function kindeUserOf(kinde: KindeApi, email: string, clerkId: string): Pro
   return ours.length === 1 ? (ours[0].id as string) : null;
 }
 
-async function setKindePassword(kinde: KindeApi, kindeId: string, auth: PasswordEvent["context"]["auth"]): Promise<void> {
-  const hashed = typeof auth.hashedPassword === "string" && auth.hashedPassword ? auth.hashedPassword : null;
-  const body: Record<string, unknown> = hashed
-    ? { hashed_password: hashed, is_temporary_password: false }
-    : { password: auth.password, is_temporary_password: false };
-  if (hashed && /^\$2[aby]\$/.test(hashed)) body.hashing_method = "bcrypt";
+async function setKindePassword(kinde: KindeApi, kindeId: string, hashed: string): Promise<void> {
+  const body: Record<string, unknown> = { hashed_password: hashed, is_temporary_password: false };
+  if (/^\$2[aby]\$/.test(hashed)) body.hashing_method = "bcrypt";
   const { data } = await kinde.put({ endpoint: `users/${encodeURIComponent(kindeId)}/password`, params: body as never });
   if (!data || data.errors) {
     throw new Error("Kinde did not set the password");
