@@ -38,11 +38,12 @@ ADDS = {
     "verify-and-sign-off.md": set(),
     "resume-after-a-failure.md": set(),
     # `lazy setup` reads what Kinde holds, creates the workflow's variables, and updates them when run again;
-    # `lazy finish` adds the phones the workflow cannot send
+    # `lazy finish` reads the moved users' identities and adds the plan's the workflow could not send
     "lazy-migration.md": {
         "read:environment_variables",
         "create:environment_variables",
         "update:environment_variables",
+        "read:user_identities",
         "create:user_identities",
     },
 }
