@@ -38,12 +38,12 @@ ADDS = {
     "verify-and-sign-off.md": set(),
     "resume-after-a-failure.md": set(),
     # `lazy setup` reads what Kinde holds, creates the workflow's variables, and updates them when run again;
-    # `lazy finish` reads the moved users' identities and adds the plan's the workflow could not send
+    # `lazy finish` adds the identities of the plan the workflow could not send (read:user_identities, to read
+    # what the moved users hold first, is in the main runbook's step 2)
     "lazy-migration.md": {
         "read:environment_variables",
         "create:environment_variables",
         "update:environment_variables",
-        "read:user_identities",
         "create:user_identities",
     },
 }
