@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from migrator.people_csv import read_csv
+from migrator.sandbox.generator import SHARED_EMAIL, SHARED_EMAIL_OTHER, SHARED_EMAIL_OWNER
 from migrator.sandbox.kinde_app import KindeSandboxConfig
 from migrator.sandbox.server import Sandbox, SandboxOptions
 from tests.e2e import cli_env, kinde_call, kinde_state, run_cli, start_cli, write_requests
@@ -348,3 +349,60 @@ def test_the_users_in_kinde_reading_creates_the_cohort_without_a_password(make_w
     kinde = world.kinde()
     assert kinde[moved_id]["is_password_reset_requested"] is False
     assert all(kinde[c]["is_password_reset_requested"] for c in cohort - {moved_id})
+
+
+def identities_of(user: dict[str, Any]) -> list[tuple[str, str]]:
+    return sorted((i["type"], i["value"].lower()) for i in user["identities"])
+
+
+@pytest.mark.parametrize("partial", [False, True], ids=["create-refused", "identity-left-out"])
+def test_a_cohort_user_whose_shared_email_went_to_another_moves_and_the_finish_completes_it(
+    make_world: Any, partial: bool
+) -> None:
+    """User 12's extra email is user 11's primary: the run's conflict rule gives it to 11 (created by the run:
+    bcrypt). 12 (argon2, in the cohort) also has a username a hand-made Kinde account holds when 12 signs in:
+    Kinde refuses the workflow's create (or, the other reading, creates 12 without that identity), the workflow
+    creates 12 with its sign-in email alone, takes nobody's identity, and `lazy finish` (the account gone by
+    then) adds what 12's plan holds and Kinde lacks."""
+    world = make_world(partial_duplicates=partial)
+    dataset = world.sandbox.dataset
+    owner, other = dataset.user_id(SHARED_EMAIL_OWNER), dataset.user_id(SHARED_EMAIL_OTHER)
+    httpx.post(
+        f"{world.sandbox.clerk_url.removesuffix('/v1')}/_sandbox/users",
+        json={"change": {other: {"username": "alexandra_m"}}},
+        timeout=30,
+    ).raise_for_status()
+    _, cohort = start_lazy_run(world)
+    assert other in cohort and owner not in cohort
+    kinde = world.kinde()
+    assert ("email", SHARED_EMAIL) in identities_of(kinde[owner])
+    owner_before = kinde[owner]
+    account = kinde_call(
+        world.sandbox, "POST", "/api/v1/user",
+        json={"identities": [{"type": "username", "details": {"username": "alexandra_m"}}]},
+    )  # fmt: skip
+    assert account.status_code == 200, account.text
+
+    user = world.clerk_user(other)
+    sign_in_email = primary_email(user)
+    password = dataset.clerk_password(other)
+    assert password is not None and sign_in_email != SHARED_EMAIL
+    moved = sign_in(world, sign_in_email, password)
+    assert moved.status_code == 200, moved.text
+    state = kinde_state(world.sandbox)
+    kinde = {u["provided_id"]: u for u in state["users"] if u["provided_id"]}
+    assert identities_of(kinde[other]) == [("email", sign_in_email.lower())]
+    assert kinde[owner] == owner_before  # the shared email stays with the user the plan gave it to
+    assert state["creations_by_provided_id"][other] == 1
+
+    assert kinde_call(world.sandbox, "DELETE", "/api/v1/user", params={"id": account.json()["id"]}).status_code == 200
+    finished = world.json("lazy", "finish", "--yes")
+    assert finished["failed"] == 0 and finished["lazy"]["moved"] == 1, finished
+    kinde = world.kinde()
+    assert kinde[other]["id"] == moved.json()["id"] and kinde[other]["is_password_reset_requested"] is False
+    assert identities_of(kinde[other]) == [("email", sign_in_email.lower()), ("username", "alexandra_m")]
+    assert identities_of(kinde[owner]) == identities_of(owner_before)
+    verified = world.json("verify", str(finished["run_id"]))
+    assert verified["verdict"] == "passed" and verified["counts"]["missing"] == 0, verified
+    named = json.dumps(verified["examples"])
+    assert other not in named and owner not in named

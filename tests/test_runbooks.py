@@ -38,7 +38,8 @@ ADDS = {
     "verify-and-sign-off.md": set(),
     "resume-after-a-failure.md": set(),
     # `lazy setup` reads what Kinde holds, creates the workflow's variables, and updates them when run again;
-    # `lazy finish` adds the phones the workflow cannot send
+    # `lazy finish` adds the identities of the plan the workflow could not send (read:user_identities, to read
+    # what the moved users hold first, is in the main runbook's step 2)
     "lazy-migration.md": {
         "read:environment_variables",
         "create:environment_variables",

@@ -19,6 +19,7 @@ from migrator.journal.states import (
     MembershipState,
     PasswordStep,
     RunMode,
+    RunStatus,
     Step,
     StepState,
     UserState,
@@ -145,6 +146,19 @@ class Users(Repository):
             " AND EXISTS (SELECT 1 FROM users u WHERE u.run_id = r.id AND u.lazy = 1)",
             (RunMode.LAZY_FINISH, RunMode.SYNC),
         )
+
+    def open_lazy_windows(self) -> list[tuple[int, int]]:
+        """(run id, cohort size) of each real run whose lazy window is open: users left to Kinde's workflow (or
+        created without a password for it) and no finished `lazy finish` of that run yet. A catch-up's cohort is
+        its base's, so only the base counts."""
+        finished = (RunStatus.COMPLETED, RunStatus.COMPLETED_WITH_FAILURES)
+        rows = self._rows(
+            "SELECT r.id, COUNT(*) FROM runs r JOIN users u ON u.run_id = r.id AND u.lazy = 1 AND u.state != ?"
+            f" WHERE {real_run()} AND r.mode NOT IN (?, ?) AND NOT EXISTS (SELECT 1 FROM runs f"
+            " WHERE f.parent_run_id = r.id AND f.mode = ? AND f.status IN (?, ?)) GROUP BY r.id ORDER BY r.id",
+            (UserState.SKIPPED, RunMode.LAZY_FINISH, RunMode.SYNC, RunMode.LAZY_FINISH, *finished),
+        )
+        return [(row[0], row[1]) for row in rows]
 
     def to_look_up(self, run_id: int, field: str) -> Iterator[UserRow]:
         """Pending users not yet looked up (or to look up again), whose lookup key is ``field``:

@@ -18,6 +18,7 @@ from migrator.reports import Summary
 from migrator.runs import modes
 from migrator.runs.actions import Canary, Sync
 from migrator.runs.kinds import KINDS
+from migrator.runs.lazy_window import refuse_while_window_open
 from migrator.runs.migration import Confirm, Migration
 from migrator.runs.verify import verify_connected
 from migrator.stages.catchup import since_ms
@@ -33,6 +34,9 @@ async def start_cutover_run(migration: Migration, action: Sync | Canary, confirm
     selection = _selection(action) if isinstance(action, Canary) else None
     delete_removed = isinstance(action, Sync) and action.delete_removed
     kind = KINDS[RunMode.SYNC if isinstance(action, Sync) else RunMode.CANARY]
+    if isinstance(action, Canary):  # a catch-up follows its base's window; a canary would write over it
+        policy = migration.settings.unimportable_passwords
+        refuse_while_window_open(journal, "a canary", policy, dry_run=False, emit=migration.emit)
     checked = await migration.check(kind.needs(delete_removed=delete_removed), migration.settings.clerk_export)
     if isinstance(action, Sync):
         assert base is not None

@@ -65,17 +65,18 @@ async def require_scopes(kinde: KindeClient, needed: frozenset[str], what: str) 
         )
 
 
-# The workflow creates users without their phone (Kinde needs a phone's country, which it cannot work out):
-# `lazy finish` adds it to those who moved, as a run adds any identity a create did not carry.
-ADD_PHONES = frozenset({"create:user_identities"})
+# The workflow creates users with only some of the identities of the run's plan (never a phone: Kinde needs its
+# country; never an email another user holds; the sign-in email alone when Kinde refuses more): `lazy finish`
+# reads each moved user's identities and adds the plan's it lacks, as a run adds any a create did not carry.
+ADD_IDENTITIES = frozenset({"read:user_identities", "create:user_identities"})
 
 
-def cohort_phones(journal: Journal, run_id: int) -> int:
-    """How many of the run's cohort have a phone the workflow would leave for `lazy finish` to add."""
+def cohort_with_more_identities(journal: Journal, run_id: int) -> int:
+    """How many of the run's cohort have identities beyond the sign-in email, which `lazy finish` may add."""
     return sum(
         1
         for row in journal.users.lazy_cohort(run_id)
-        if row.plan and any(i.get("type") == "phone" for i in json.loads(row.plan).get("identities", []))
+        if row.plan and len(json.loads(row.plan).get("identities", [])) > 1
     )
 
 
@@ -175,9 +176,12 @@ async def run_lazy_finish(
             return await migration.resume(existing.id, allow_changed=False, confirm=confirm)
         kind = KINDS[RunMode.LAZY_FINISH]
         checked = await migration.check(kind.needs(), None)
-        if phones := cohort_phones(journal, base.id):
-            why = f"{phones} user(s) of the cohort have a phone, which lazy finish adds to those the workflow moved"
-            await require_scopes(migration.kinde, ADD_PHONES, why)
+        if more := cohort_with_more_identities(journal, base.id):
+            why = (
+                f"{more} user(s) of the cohort have identities beyond their sign-in email, which lazy finish reads"
+                " and adds where the workflow could not"
+            )
+            await require_scopes(migration.kinde, ADD_IDENTITIES, why)
         run = migration.record_run(kind.mode, parent_run_id=base.id, run_options={FALLBACK_OPTION: fallback})
         on_event(Notice(f"run {run.id} started (lazy finish of run {base.id}, fallback {fallback})"))
         return await migration.drive(run, confirm, checked)

@@ -33,6 +33,7 @@ from migrator.reports import (
 )
 from migrator.run_passes import RESUME, RETRY_FAILED, START, PassStart
 from migrator.runs.kinds import KINDS, kind_of
+from migrator.runs.lazy_window import refuse_while_window_open
 from migrator.runs.lifecycle import carry
 from migrator.runs.session import Session
 from migrator.stages.context import RunContext
@@ -76,6 +77,8 @@ class Migration(Session):
 
     async def start(self, *, dry_run: bool, confirm: Confirm) -> Summary:
         kind = KINDS[RunMode.DRY_RUN if dry_run else RunMode.RUN]
+        policy = self.settings.unimportable_passwords
+        refuse_while_window_open(self.journal, "a new run", policy, dry_run=dry_run, emit=self.emit)
         checked = await self.check(kind.needs(), self.settings.clerk_export)
         run = self.record_run(kind.mode)
         self.emit(Notice(f"run {run.id} started ({run.mode}); journal {self.journal.path}"))

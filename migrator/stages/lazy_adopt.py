@@ -36,12 +36,13 @@ def adopt_moved(journal: Journal, run_id: int, row: UserRow, match: KindeUser) -
         fields.update(plan=json.dumps(plan), password=PasswordStep.NA, password_problem=None)
         fields["flags"] = Step.PENDING if plan.get("suspended") else Step.NA
         if earlier is None:
-            # The workflow sends no phone (Kinde needs its phone_country_id, which the workflow cannot work
-            # out): the load adds it as it adds any identity a create did not carry.
-            body = plan_from_record(row.clerk_id, plan).create_body()
-            phones = [identity for identity in body["identities"] if identity["type"] == "phone"]
-            if phones:
-                fields.update(identities=Step.PENDING, missing_identities=json.dumps(phones))
+            # The workflow creates the user with what it can send: never a phone (Kinde needs its country, which
+            # it cannot work out), never an email another Clerk user holds, the sign-in email alone when Kinde
+            # refuses more. The plan decides the identities: the load adds those the Kinde user lacks (it reads
+            # the user's identities first, ``created = workflow``), as it adds any a create did not carry.
+            identities = plan_from_record(row.clerk_id, plan).create_body()["identities"]
+            if len(identities) > 1:  # one: the email the user signed in with, which the workflow always sends
+                fields.update(identities=Step.PENDING, missing_identities=json.dumps(identities))
     left = (
         fields.get("identities", row.identities) == Step.PENDING
         or fields.get("flags", row.flags) == Step.PENDING

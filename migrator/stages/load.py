@@ -32,7 +32,7 @@ from migrator.journal import (
     UserState,
 )
 from migrator.kinde.client import CreatedUser, KindeUser
-from migrator.mapping import normalized_identity
+from migrator.mapping import identity_key, normalized_identity
 from migrator.models import UserPlan, plan_from_record
 from migrator.stages.context import RunContext, Ticker, task_group
 from migrator.stages.creates import create_settled
@@ -123,7 +123,10 @@ async def migrate_user(ctx: RunContext, row: UserRow, record: Record) -> str:
         kinde_id = fields.get("kinde_id", row.kinde_id)
         step = "identities"
         if row.identities == Step.PENDING:
-            await _add_missing_identities(ctx, kinde_id, json.loads(row.missing_identities or "[]"), fields)
+            missing = json.loads(row.missing_identities or "[]")
+            if row.created == Created.WORKFLOW:  # the lazy workflow created it with some of the plan's identities
+                missing = await _lacking(ctx, kinde_id, missing)
+            await _add_missing_identities(ctx, kinde_id, missing, fields)
         step = "password"
         if row.password == PasswordStep.PENDING:
             await _set_password(ctx, plan, kinde_id)
@@ -213,6 +216,12 @@ async def _find(ctx: RunContext, plan: UserPlan) -> KindeUser | None:
             if user.provided_id == plan.clerk_id or key_of(user, field_name) == key:
                 return user
     return None
+
+
+async def _lacking(ctx: RunContext, kinde_id: str, identities: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Those of ``identities`` the Kinde user does not hold yet (read from Kinde: nothing is sent twice)."""
+    held = {identity_key(kind, value) for kind, value, _ in await ctx.kinde.user_identities(kinde_id)}
+    return [i for i in identities if identity_key(i["type"], i.get("details", {}).get(i["type"])) not in held]
 
 
 async def _add_missing_identities(

@@ -78,8 +78,8 @@ function stub({ users = [clerkUser()], password = PASSWORD, createAnswer, kindeU
   const answer = (url, options) => {
     const method = options.method;
     if (url.startsWith(`${CLERK}/users?`)) {
-      const email = new URL(url).searchParams.get("email_address");
-      return users.filter((u) => u.email_addresses.some((e) => e.email_address.toLowerCase() === email));
+      const emails = new URL(url).searchParams.getAll("email_address");
+      return users.filter((u) => u.email_addresses.some((e) => emails.includes(e.email_address.toLowerCase())));
     }
     const verify = url.match(/^https:\/\/clerk\.test\/v1\/users\/([^/]+)\/verify_password$/);
     if (verify && method === "POST") {
@@ -87,7 +87,11 @@ function stub({ users = [clerkUser()], password = PASSWORD, createAnswer, kindeU
       return options.body.password === password ? { verified: true } : { errors: [{ code: "incorrect_password" }] };
     }
     if (url === `${KINDE}/oauth2/token`) return { access_token: "tok" };
-    if (url === `${KINDE}/api/v1/user` && method === "POST") return createAnswer || { id: "kp_new", created: true };
+    if (url === `${KINDE}/api/v1/user` && method === "POST") {
+      // createAnswer: one answer for every create, or a list answered in turn (then a success)
+      if (Array.isArray(createAnswer)) return createAnswer.shift() || { id: "kp_new", created: true };
+      return createAnswer || { id: "kp_new", created: true };
+    }
     if (url.startsWith(`${KINDE}/api/v1/users?`) && method === "GET") return { code: "OK", users: kindeUsers };
     if (/\/api\/v1\/users\/[^/]+\/password$/.test(url) && method === "PUT") return { code: "OK", message: "Success" };
     throw new Error(`unexpected call ${method} ${url}`);
@@ -127,6 +131,7 @@ test("the right password creates the Kinde user as a run would and sets Kinde's 
   assert.deepEqual(shown(calls), [
     `GET ${CLERK}/users`,
     `POST ${CLERK}/users/user_2abc/verify_password`,
+    `GET ${CLERK}/users`,
     `POST ${KINDE}/oauth2/token`,
     `POST ${KINDE}/api/v1/user`,
     `PUT ${KINDE}/api/v1/users/kp_new/password`,
@@ -134,7 +139,9 @@ test("the right password creates the Kinde user as a run would and sets Kinde's 
   assert.equal(new URL(calls[0].url).searchParams.get("email_address"), "ada@example.com");
   assert.equal(calls[0].headers.authorization, `Bearer ${CLERK_KEY}`);
   assert.deepEqual(calls[1].body, { password: PASSWORD });
-  assert.deepEqual(calls[3].body, {
+  // the extra verified email asked about: does another Clerk user hold it?
+  assert.deepEqual(new URL(calls[2].url).searchParams.getAll("email_address"), ["ada@work.example"]);
+  assert.deepEqual(calls[4].body, {
     provided_id: "user_2abc",
     identities: [
       { type: "email", is_verified: true, details: { email: "ada@example.com" } },
@@ -143,7 +150,52 @@ test("the right password creates the Kinde user as a run would and sets Kinde's 
     ],
     profile: { given_name: "Ada", family_name: "Lovelace" },
   });
-  assert.deepEqual(calls[4].body, { hashed_password: HASHED, is_temporary_password: false, hashing_method: "bcrypt" });
+  assert.deepEqual(calls[5].body, { hashed_password: HASHED, is_temporary_password: false, hashing_method: "bcrypt" });
+});
+
+test("a user with the sign-in email alone is created without asking Clerk about other emails", async () => {
+  const workflow = await load();
+  const single = clerkUser({ username: null, email_addresses: [clerkUser().email_addresses[0]] });
+  const { calls } = stub({ users: [single] });
+  await workflow.default(event());
+  assert.deepEqual(shown(calls).filter((c) => c === `GET ${CLERK}/users`), [`GET ${CLERK}/users`]);
+});
+
+test("an extra email another Clerk user also holds is never sent: the run's plan gave it to one of them", async () => {
+  const workflow = await load();
+  const other = clerkUser({
+    id: "user_2other",
+    primary_email_address_id: "idn_9",
+    email_addresses: [{ id: "idn_9", email_address: "ada@work.example", verification: { status: "verified" } }],
+  });
+  const { calls, refusals } = stub({ users: [clerkUser(), other] });
+  await workflow.default(event());
+  assert.deepEqual(refusals, []);
+  const create = calls.find((c) => c.url === `${KINDE}/api/v1/user`);
+  assert.deepEqual(create.body.identities, [
+    { type: "email", is_verified: true, details: { email: "ada@example.com" } },
+    { type: "username", details: { username: "ada" } },
+  ]);
+});
+
+test("a create Kinde refuses for an identity in use is made again with the sign-in email alone", async () => {
+  const workflow = await load();
+  // Kinde's spec: a 400 with an `errors` list; no code is documented for "in use", so none is matched.
+  const inUse = { errors: [{ code: "SOME_UNDOCUMENTED_CODE", message: "Username ada is already in use." }] };
+  const { calls, refusals } = stub({ createAnswer: [inUse] });
+  await workflow.default(event());
+  assert.deepEqual(refusals, []);
+  const creates = calls.filter((c) => c.url === `${KINDE}/api/v1/user`);
+  assert.equal(creates.length, 2);
+  assert.deepEqual(creates[1].body, {
+    provided_id: "user_2abc",
+    identities: [{ type: "email", is_verified: true, details: { email: "ada@example.com" } }],
+    profile: { given_name: "Ada", family_name: "Lovelace" },
+  });
+  assert.equal(calls.at(-1).url, `${KINDE}/api/v1/users/kp_new/password`);
+  // a user Kinde refuses even so (its sign-in email is someone else's): stopped, nobody's identity taken
+  stub({ createAnswer: [inUse, inUse] });
+  await assert.rejects(workflow.default(event()), /did not create/);
 });
 
 test("a wrong password and an unknown email get the same message, and Kinde is never called", async () => {
@@ -178,7 +230,7 @@ test("two-factor users pass when refuse_two_factor is off", async () => {
   const { calls, refusals } = stub({ users: [clerkUser({ two_factor_enabled: true })] });
   await workflow.default(event());
   assert.deepEqual(refusals, []);
-  assert.equal(calls.length, 5);
+  assert.equal(calls.length, 6);
 });
 
 test("an email two Clerk users hold, or only unverified, is refused like an unknown one", async () => {

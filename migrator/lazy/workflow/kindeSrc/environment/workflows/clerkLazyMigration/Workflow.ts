@@ -20,12 +20,17 @@
  *
  * Phones are not sent: Kinde needs `phone_country_id` with a phone identity, which only a phone
  * number library could work out of an E.164 number, and Kinde's runtime takes only the packages it
- * supports. `migrator lazy finish` adds what the workflow left out, as a run would have sent it.
+ * supports. Nor is another Clerk user's identity: an extra email some other Clerk user also holds is
+ * left out (the run's conflict rule gave it to one of them, and this workflow cannot tell which), and
+ * when Kinde still refuses the create (Kinde's spec reports it as a 400 with an `errors` list and
+ * documents no code for "in use", so no code is matched) the user is created with the sign-in email
+ * alone. `migrator lazy finish` adds every identity of the run's plan the moved user lacks.
  *
  * Unknown email, wrong password, banned, locked or (by default) two-factor users all get ONE
  * message: the reason never reaches the sign-in form. Nothing here logs the password, Kinde's hash
- * of it or the Clerk key. HTTP calls: Clerk lookup, Clerk verify, Kinde token (cached by Kinde),
- * Kinde create, Kinde password.
+ * of it or the Clerk key. HTTP calls: Clerk lookup, Clerk verify, Clerk lookup of the extra emails
+ * (only with extra emails), Kinde token (cached by Kinde), Kinde create, Kinde password; after a
+ * refused create, a Kinde lookup and a create with the sign-in email alone.
  */
 import {
   WorkflowSettings,
@@ -128,8 +133,9 @@ export default async function clerkLazyMigration(event: PasswordEvent): Promise<
     refuse();
     return;
   }
+  const shared = inKinde ? null : await sharedEmails(clerk, email, user);
   const kinde = await createKindeAPI(event as never);
-  const kindeId = inKinde ? await kindeUserOf(kinde, email, user.id) : await createKindeUser(kinde, email, user);
+  const kindeId = shared ? await createKindeUser(kinde, email, user, shared) : await kindeUserOf(kinde, email, user.id);
   if (!kindeId) {
     if (inKinde) return; // a Kinde user this migration did not create: not ours to touch
     throw new Error("Kinde did not create the user");
@@ -179,6 +185,32 @@ async function clerkPasswordVerified(clerk: ClerkConnection, userId: string, pas
   return data?.verified === true;
 }
 
+/** The user's extra verified emails (not the sign-in one) that another Clerk user also holds, lower-cased:
+ * one lookup for all of them, none without extras. */
+async function sharedEmails(clerk: ClerkConnection, email: string, user: ClerkUser): Promise<Set<string>> {
+  const extras = [...new Set(kindeIdentities(user).filter((i) => i.type === "email").map((i) => i.details.email.toLowerCase()))]
+    .filter((value) => value !== email);
+  if (!extras.length) return new Set();
+  const query = extras.map((value) => `email_address=${encodeURIComponent(value)}`).join("&");
+  const { data } = await fetch<{ data: ClerkUser[] | unknown }>(`${clerk.base}/users?${query}&limit=100`, {
+    method: "GET",
+    headers: clerk.headers,
+    responseFormat: "json",
+  });
+  if (!Array.isArray(data)) {
+    throw new Error("Clerk's user lookup failed"); // never read as "nobody else holds them"
+  }
+  const shared = new Set<string>();
+  for (const other of data as ClerkUser[]) {
+    if (other.id === user.id) continue;
+    for (const address of other.email_addresses || []) {
+      const value = (address.email_address || "").toLowerCase();
+      if (extras.includes(value)) shared.add(value);
+    }
+  }
+  return shared;
+}
+
 function verified(contact: ClerkContact): boolean {
   return contact.verification?.status === "verified";
 }
@@ -206,24 +238,35 @@ export function kindeIdentities(user: ClerkUser): Identity[] {
   return identities;
 }
 
-export function createBody(user: ClerkUser): Record<string, unknown> {
+/** The create's body; ``keep`` chooses the identities sent (default: all of ``kindeIdentities``). */
+export function createBody(user: ClerkUser, keep: (identity: Identity) => boolean = () => true): Record<string, unknown> {
   const profile: Record<string, string> = {};
   if (user.first_name) profile.given_name = user.first_name;
   if (user.last_name) profile.family_name = user.last_name;
   if (user.has_image === true && user.image_url && /^https?:\/\//.test(user.image_url)) {
     profile.picture = user.image_url;
   }
-  const body: Record<string, unknown> = { provided_id: user.id, identities: kindeIdentities(user) };
+  const body: Record<string, unknown> = { provided_id: user.id, identities: kindeIdentities(user).filter(keep) };
   if (Object.keys(profile).length) body.profile = profile;
   return body;
 }
 
-async function createKindeUser(kinde: KindeApi, email: string, user: ClerkUser): Promise<string | null> {
-  const { data } = await kinde.post({ endpoint: "user", params: createBody(user) as never });
-  if (data && typeof data.id === "string") return data.id;
-  // Refused as a duplicate (a retried sign-in whose earlier attempt created it, or a migrator run):
-  // adopt it only when it is this Clerk user's.
-  return kindeUserOf(kinde, email, user.id);
+async function createKindeUser(kinde: KindeApi, email: string, user: ClerkUser, shared: Set<string>): Promise<string | null> {
+  const isShared = (i: Identity) => i.type === "email" && shared.has(i.details.email.toLowerCase());
+  const isSignIn = (i: Identity) => i.type === "email" && i.details.email.toLowerCase() === email;
+  const body = createBody(user, (i) => !isShared(i));
+  const created = await createdId(kinde, body);
+  if (created) return created;
+  // Refused: a retried sign-in whose earlier attempt created it, or a migrator run (adopted only when it is
+  // this Clerk user's); else an identity held by someone else: the sign-in email alone, never theirs.
+  const ours = await kindeUserOf(kinde, email, user.id);
+  if (ours || (body.identities as Identity[]).every(isSignIn)) return ours;
+  return createdId(kinde, createBody(user, isSignIn));
+}
+
+async function createdId(kinde: KindeApi, body: Record<string, unknown>): Promise<string | null> {
+  const { data } = await kinde.post({ endpoint: "user", params: body as never });
+  return data && typeof data.id === "string" ? data.id : null;
 }
 
 /** The Kinde user with this email whose provided_id is the Clerk id; null for anyone else's. */
