@@ -1,5 +1,5 @@
-"""A run's lazy window is open until `migrator lazy finish` closes it: a new run or canary (with any password
-policy, the lazy one too) is refused before it asks Clerk or Kinde anything, with exit 2 and what to do; a dry
+"""A run's lazy window is open until `migrator lazy finish` closes it: a new run, canary or export of import files
+(with any password policy, the lazy one too) is refused before it asks Clerk or Kinde anything, with exit 2 and what to do; a dry
 run is warned; a catch-up follows the window; after the finish a new run goes ahead. The CLI in-process."""
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ def test_a_new_run_or_canary_is_refused_while_a_lazy_window_is_open(world: Any) 
         "no-password": cli("run", "--unimportable-passwords", "no-password", "--yes"),
         "lazy": cli("run", "--unimportable-passwords", "lazy", "--yes"),
         "canary": cli("run", "--sample", "5", "--yes"),
+        "export": cli("export", "--out", str(cwd / "import")),
     }
     for name, refused in refusals.items():
         assert refused.returncode == EXIT_BAD_INPUT, (name, refused.stdout, refused.stderr)
@@ -66,6 +67,8 @@ def test_a_new_run_or_canary_is_refused_while_a_lazy_window_is_open(world: Any) 
     assert "the 'reset' password policy" in " ".join(refusals["reset"].stderr.split())
     assert "open a second window over the same users" in " ".join(refusals["lazy"].stderr.split())
     assert "a canary would create" in " ".join(refusals["canary"].stderr.split())
+    assert "an export's files, once imported, would create" in " ".join(refusals["export"].stderr.split())
+    assert not (cwd / "import").exists()
     # refused from the journal alone: neither Clerk nor Kinde was asked anything, no run was recorded
     assert requests_seen(sandbox) == before
     assert not (cwd / ".migrator" / "runs" / "2").exists()

@@ -16,6 +16,7 @@ from migrator.journal import Run, RunMode, RunStatus
 from migrator.runs import modes
 from migrator.runs.actions import ExportAction
 from migrator.runs.kinds import KINDS, kind_of
+from migrator.runs.lazy_window import refuse_while_window_open
 from migrator.runs.lifecycle import carry
 from migrator.runs.migration import Migration
 from migrator.stages.context import RunContext
@@ -41,6 +42,15 @@ def _intent(action: ExportAction) -> Intent:
 
 
 async def _start(migration: Migration, action: ExportAction) -> tuple[Run, Checked]:
+    # Kinde's import of these files would create the window's pending users: refused like a new run
+    policy = migration.settings.unimportable_passwords
+    refuse_while_window_open(
+        migration.journal,
+        "an export's files, once imported,",
+        policy,
+        dry_run=action.request.dry_run,
+        emit=migration.emit,
+    )
     checked = await migration.check(_intent(action), migration.settings.clerk_export)
     run = migration.record_run(RunMode.EXPORT)
     migration.emit(Notice(f"run {run.id} started (export); journal {migration.journal.path}"))

@@ -1,6 +1,6 @@
 """A run's lazy window stays open until `migrator lazy finish` closes it: no new run may write over it.
 
-A new full run or canary while the window is open would create the cohort's pending users under its own policy
+A new full run or canary while the window is open (or an export, once its files are imported) would create the cohort's pending users under its own policy
 (a reset, say), closing their window silently: nobody adopted, the workflow's moves left out. With the lazy policy
 too it would open a second window over the same users, and each window's `lazy finish` would take the other's
 creations for moves. So both are refused before anything is written (the journal alone decides: a local check);
