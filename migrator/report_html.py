@@ -228,6 +228,7 @@ def render(summary: Mapping[str, Any], series: list[ApiSeries], files: Mapping[s
             ("Seconds", ("run", "seconds")),
         ),
         "verdict": verify.get("verdict"),
+        "coverage": (verify.get("coverage") or {}).get("text"),
         "verify_rows": (
             _rows(
                 summary,
@@ -272,7 +273,11 @@ def render(summary: Mapping[str, Any], series: list[ApiSeries], files: Mapping[s
         ),
         "lazy_rows": [(LAZY_LABELS.get(key, key), n) for key, n in _numbers(run.get("lazy"), "run", "lazy")],
         "request_rows": [
-            (service, Num(n, pointer("run", "requests", service)), _row(summary, "", "run", "throttled", service))
+            (
+                service,
+                Num(n, pointer("run", "requests", service)),
+                [_row(summary, "", "run", column, service) for column in ("throttled", "retried", "reconciled")],
+            )
             for service, n in (run.get("requests") or {}).items()
         ],
         "charts": [_chart(api) for api in series],
