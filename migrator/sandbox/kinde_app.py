@@ -127,6 +127,7 @@ ALL_SCOPES: frozenset[str] = frozenset(
         "delete:identities",
         "update:identities",
         "read:organization_users",
+        "read:organization_user_roles",
         "read:user_properties",
         "read:role_permissions",
         "update:role_permissions",
