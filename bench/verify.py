@@ -36,6 +36,7 @@ def main() -> int:
     parser.add_argument(
         "--organizations", type=int, default=None, help="how many organizations (default one per 100 users; up to users / 10)"
     )
+    parser.add_argument("--sample", type=int, default=None, help="the default verify's --sample (default 2,000)")
     add_run_options(parser)
     args = parser.parse_args()
 
@@ -54,7 +55,7 @@ def main() -> int:
                 timeout=7200,
             )
             checks: dict[str, Any] = {}
-            modes = {"default": [], "deep": ["--deep"]}
+            modes = {"default": ["--sample", str(args.sample)] if args.sample else [], "deep": ["--deep"]}
             for name, extra in ((name, modes[name]) for name in args.modes.split(",")):
                 before, throttled_before, _ = api_requests(box.kinde_requests())
                 check = run_migrator(
@@ -72,6 +73,7 @@ def main() -> int:
         "benchmark": "verify",
         "users": args.users,
         "organizations": args.organizations,
+        "sample": args.sample,
         "migrated": run.summary["created"],
         "run_exit_code": run.exit_code,
     }
