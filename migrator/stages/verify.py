@@ -506,7 +506,14 @@ async def _read_member_roles(
 
     async def read(code: str, kinde_id: str) -> None:
         async with gate:
-            found[(code, kinde_id)] = await ctx.kinde.organization_user_roles(code, kinde_id)
+            try:
+                found[(code, kinde_id)] = await ctx.kinde.organization_user_roles(code, kinde_id)
+            except ApiError as exc:
+                if exc.status not in (400, 404):
+                    raise
+                # the membership ended between the page and this read: its roles are not claimed either way
+                ctx.emit(Notice(f"Kinde did not list the roles of {kinde_id} in {code} ({exc}): not checked",
+                                level="warning"))  # fmt: skip
 
     async with task_group() as group:
         for code, kinde_id in memberships:
