@@ -10,9 +10,7 @@ sampled, never claimed when not). ``--deep`` reads every member page and gives t
 
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,7 +19,8 @@ import pytest
 from migrator.sandbox.server import Sandbox, SandboxOptions
 from migrator.stages.verify_sample import choose_sample
 from tests.e2e import kinde_call, kinde_state
-from tests.test_e2e_verify import cli, findings
+from tests.test_e2e_verify import cli
+from tests.test_e2e_verify_sample import verify  # (verdict, findings with checked_by, requests by route)
 
 USERS = 200
 ORGANIZATIONS = 20  # one per 10 users: the most the generator makes
@@ -30,20 +29,6 @@ MEMBER_PAGES = "GET /api/v1/organizations/{org_code}/users"
 MEMBER_ROLES = "GET /api/v1/organizations/{org_code}/users/{user_id}/roles"
 IDENTITIES_READ = "GET /api/v1/users/{user_id}/identities"
 USERS_LIST = "GET /api/v1/users"
-
-
-def verify(sandbox: Sandbox, workdir: Path, *args: str) -> tuple[dict[str, Any], set[tuple[str, ...]], dict[str, int]]:
-    """(the JSON verdict, findings as (kind, clerk id, field, expected, found, checked_by), requests by route)."""
-    before = kinde_state(sandbox)["requests"]["by_route"]
-    result = cli(sandbox, workdir, "verify", "--json", *args)
-    after = kinde_state(sandbox)["requests"]["by_route"]
-    assert result.stdout.strip(), result.stderr[-2000:]
-    verdict = json.loads(result.stdout)
-    assert result.returncode == verdict["exit_code"], result.stderr
-    rows = findings(workdir, verdict["reports"]["verify"])
-    seen = {(r["kind"], r["clerk_id"], r["field"], r["expected"], r["found"], r["checked_by"]) for r in rows}
-    sent = {route: after[route]["total"] - before.get(route, {}).get("total", 0) for route in after}
-    return verdict, seen, {route: n for route, n in sent.items() if n}
 
 
 @pytest.fixture(scope="module")
