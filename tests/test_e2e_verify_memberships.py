@@ -10,12 +10,15 @@ sampled, never claimed when not). ``--deep`` reads every member page and gives t
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from migrator.sandbox.kinde_app import ALL_SCOPES, KindeSandboxConfig
 from migrator.sandbox.server import Sandbox, SandboxOptions
 from migrator.stages.verify_sample import choose_sample
 from tests.e2e import kinde_call, kinde_state
@@ -106,3 +109,21 @@ def test_the_sampled_verdict_is_deeps_on_what_the_sample_covers(world: Any) -> N
     assert deep["coverage"]["roles"] == "organization member pages" and sent_deep[MEMBER_PAGES] >= ORGANIZATIONS
     assert sampled["verdict"] == deep["verdict"] and sampled["counts"] == deep["counts"]
     assert {f[:5] for f in by_sample} == {f[:5] for f in by_deep}
+
+
+def test_verify_asks_for_the_role_scope_only_when_it_reads_roles_one_by_one(tmp_path: Path) -> None:
+    """Without ``read:organization_user_roles``: a verify that would read the sampled users' roles stops
+    before its first read and names it; one whose roles come from the member pages needs no such scope."""
+    scopes = ALL_SCOPES - {"read:organization_user_roles"}
+    options = SandboxOptions(users=USERS, organizations=ORGANIZATIONS, kinde=KindeSandboxConfig(scopes=scopes))
+    with Sandbox(options) as sandbox:
+        sandbox.write_export(tmp_path / "users.csv")
+        assert cli(sandbox, tmp_path, "run", "--clerk-export", "users.csv", "--yes", "--json").returncode == 0
+        before = kinde_state(sandbox)["requests"]["by_route"]
+        refused = cli(sandbox, tmp_path, "verify", "--sample", str(SAMPLE))
+        assert refused.returncode == 3 and "read:organization_user_roles" in refused.stderr
+        after = kinde_state(sandbox)["requests"]["by_route"]
+        assert after.get(USERS_LIST) == before.get(USERS_LIST)  # nothing read before the refusal
+        every = cli(sandbox, tmp_path, "verify", "--json")  # every user read: member pages cost less
+        assert every.returncode == 0, every.stderr[-2000:]
+        assert json.loads(every.stdout)["coverage"]["roles"] == "organization member pages"
