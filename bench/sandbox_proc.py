@@ -66,6 +66,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--organizations", type=int, default=None, help="how many organizations (up to users / 10)")
     parser.add_argument("--export-csv", type=Path)
     parser.add_argument("--kinde-rps", type=float, default=None, help="Kinde token bucket, requests/s (default none)")
     parser.add_argument("--clerk-per-10s", type=int, default=0, help="Clerk fixed window; 0 = no limit")
@@ -93,6 +94,7 @@ def main() -> int:
     options = SandboxOptions(
         users=args.users,
         seed=args.seed,
+        organizations=args.organizations,
         hasher_weights={"bcrypt": 1.0} if args.bcrypt_only else None,
         clerk_requests_per_10s=args.clerk_per_10s or None,
         clerk_faults=faults,

@@ -8,6 +8,7 @@ own request log. The sandbox runs without
 rate limits in its own process.
 
     .venv/bin/python bench/verify.py --users 100000
+    .venv/bin/python bench/verify.py --users 100000 --organizations 10000   # many small organizations
 """
 
 from __future__ import annotations
@@ -32,6 +33,10 @@ def main() -> int:
     parser.add_argument(
         "--modes", default="default,deep", help="which verifies to run, in order: default (sample), deep, or both"
     )
+    parser.add_argument(
+        "--organizations", type=int, default=None, help="how many organizations (default one per 100 users; up to users / 10)"
+    )
+    parser.add_argument("--sample", type=int, default=None, help="the default verify's --sample (default 2,000)")
     add_run_options(parser)
     args = parser.parse_args()
 
@@ -40,7 +45,8 @@ def main() -> int:
         work = Path(tmp)
         export = work / "clerk-export.csv"
         state = str(work / "state")
-        with sandbox(users=args.users, seed=args.seed, export_csv=export, startup_timeout=1800) as box:
+        with sandbox(users=args.users, seed=args.seed, export_csv=export, startup_timeout=1800,
+                     extra=["--organizations", str(args.organizations)] if args.organizations else None) as box:
             run = run_migrator(
                 ["run", "--clerk-export", str(export), "--yes", "--json", "--state-dir", state],
                 sandbox_env=box.env,
@@ -49,7 +55,7 @@ def main() -> int:
                 timeout=7200,
             )
             checks: dict[str, Any] = {}
-            modes = {"default": [], "deep": ["--deep"]}
+            modes = {"default": ["--sample", str(args.sample)] if args.sample else [], "deep": ["--deep"]}
             for name, extra in ((name, modes[name]) for name in args.modes.split(",")):
                 before, throttled_before, _ = api_requests(box.kinde_requests())
                 check = run_migrator(
@@ -66,6 +72,8 @@ def main() -> int:
     figures: dict[str, Any] = {
         "benchmark": "verify",
         "users": args.users,
+        "organizations": args.organizations,
+        "sample": args.sample,
         "migrated": run.summary["created"],
         "run_exit_code": run.exit_code,
     }

@@ -56,6 +56,7 @@ class ServeRequest:
     export_json: Path | None = None
     export_json_shape: str = "list"
     account_shapes: float = 0.0
+    organizations: int | None = None
     faults: str = "none"
     fault_retry_after: int = 1
     kinde_rps: float | None = None
@@ -300,6 +301,7 @@ def serve_options(request: ServeRequest) -> SandboxOptions:
         clerk=clerk,
         kinde=kinde,
         account_shapes=request.account_shapes,
+        organizations=request.organizations,
     )
 
 

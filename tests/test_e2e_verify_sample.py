@@ -135,6 +135,8 @@ def test_a_sample_smaller_than_the_run_finds_page_changes_and_claims_no_flag_it_
         "per_user_of": len(ids),
         "mode": "sample",
         "seed": unread,
+        "memberships": "organization member pages",  # one organization: its member pages cost least
+        "roles": "organization member pages",
         "text": "",
     }
     assert f"{SAMPLE} sampled of {len(ids)} (seed {unread})" in result["coverage"]["text"]

@@ -386,3 +386,23 @@ def test_export_rows_guard_formula_cells_and_join_lists(mixed: Dataset) -> None:
             saw_phone = True
         saw_multi |= "|" in row["verified_email_addresses"] + row["unverified_phone_numbers"]
     assert saw_multi and saw_phone
+
+
+def test_many_small_organizations_up_to_one_per_ten_users() -> None:
+    """``organizations``: a B2B-like tenant; every organization still has its creator as an admin member."""
+    small = Dataset(200, organizations=20)
+    assert small.n_organizations == 20
+    memberships = list(small.memberships())
+    members: dict[str, set[str]] = {}
+    for m in memberships:
+        members.setdefault(m["organization"]["id"], set()).add(m["public_user_data"]["user_id"])
+    assert len(members) == 20 and max(len(users) for users in members.values()) <= 12
+    for org in small.organizations():
+        assert any(
+            m["organization"]["id"] == org["id"] and m["public_user_data"]["user_id"] == org["created_by"]
+            and m["role"] == "org:admin"
+            for m in memberships
+        )
+    for wrong in (0, 21):
+        with pytest.raises(ValueError, match="organizations must be between 1 and 20"):
+            Dataset(200, organizations=wrong)

@@ -263,6 +263,7 @@ OPERATIONS: list[tuple[str, str, str, dict[str, Any] | None]] = [
     ("POST", "/api/v1/roles", "create:roles", {"key": "admin", "name": "Admin"}),
     ("DELETE", "/api/v1/organization/org_unknown", "delete:organizations", None),
     ("GET", "/api/v1/organizations/org_unknown/users", "read:organization_users", None),
+    ("GET", "/api/v1/organizations/org_unknown/users/kp_unknown/roles", "read:organization_user_roles", None),
     ("DELETE", "/api/v1/roles/role_unknown", "delete:roles", None),
     ("GET", "/api/v1/permissions", "read:permissions", None),
     ("POST", "/api/v1/permissions", "create:permissions", {"key": "admin", "name": "Admin"}),

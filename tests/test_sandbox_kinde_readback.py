@@ -76,6 +76,21 @@ async def test_organization_users_list_members_with_their_roles(kinde: Kinde, ki
     assert unknown.status_code == 400
 
 
+async def test_a_members_roles_are_listed_with_id_key_and_name(kinde: Kinde, kinde_spec: Contract) -> None:
+    """GET /organizations/{code}/users/{id}/roles: what verify reads for a sampled user's membership."""
+    org = await new_org(kinde)
+    lee, ann = await kinde.create_user("lee@example.com"), await kinde.create_user("ann@example.com")
+    await add_member(kinde, org, lee, ["admin", "billing"])
+    response = await kinde.client.get(f"/api/v1/organizations/{org}/users/{lee}/roles")
+    kinde_spec.check(response)
+    roles = response.json()["roles"]
+    assert [(r["key"], r["name"]) for r in roles] == [("admin", "Admin"), ("billing", "Billing")]
+    assert all(r["id"] for r in roles)
+    outsider = await kinde.client.get(f"/api/v1/organizations/{org}/users/{ann}/roles")
+    assert outsider.status_code == 400  # not a member: said so, not an empty list that reads as "no roles"
+    assert (await kinde.client.get(f"/api/v1/organizations/org_nope/users/{lee}/roles")).status_code == 400
+
+
 async def test_default_organization_can_take_every_new_user(make_kinde: MakeKinde) -> None:
     kinde = await make_kinde(default_org_joins_new_users=True)
     user_id = await kinde.create_user("lee@example.com")

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import math
 import random
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from migrator.stages.verify_sample import SEED_RANGE, Coverage, choose_sample, new_seed, sample_key
+from migrator.stages.verify_sample import (
+    MEMBER_PAGE,
+    SEED_RANGE,
+    Coverage,
+    Depth,
+    choose_sample,
+    new_seed,
+    roles_from_member_pages,
+    sample_key,
+)
 
 IDS = st.sets(st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789_", min_size=1, max_size=12), max_size=200)
 
@@ -45,3 +55,28 @@ def test_coverage_says_which_check_covered_whom() -> None:
     )
     assert "--deep" in Coverage(pages=5, read=5, of=5, mode="deep").describe()
     assert sampled.to_json()["seed"] == 8812 and sampled.to_json()["text"] == sampled.describe()
+
+
+@given(
+    st.integers(min_value=1, max_value=10**6),
+    st.integers(min_value=0, max_value=3 * 10**6),
+    st.integers(min_value=1, max_value=10**7),
+    st.integers(min_value=1, max_value=5000),
+)
+def test_roles_come_from_whichever_read_costs_fewer_requests(
+    organizations: int, memberships: int, users: int, sample: int
+) -> None:
+    depth = Depth(sample=sample)
+    member_pages = organizations + memberships // MEMBER_PAGE
+    role_reads = memberships if users <= sample else math.ceil(memberships * sample / users)
+    assert roles_from_member_pages(organizations, memberships, users, depth) == (member_pages <= role_reads)
+    assert roles_from_member_pages(organizations, memberships, users, Depth(sample=sample, deep=True))
+
+
+def test_the_roles_rule_at_the_benchmarks_sizes() -> None:
+    """100,000 users, 70,000 memberships: 1,000 organizations cost 1,140 member pages (fewer than the
+    sample's ~1,400 role reads); 10,000 small ones would cost 10,140: the sample's roles are read."""
+    assert roles_from_member_pages(1000, 70_000, 100_000, Depth())
+    assert not roles_from_member_pages(10_000, 70_000, 100_000, Depth())
+    assert roles_from_member_pages(20, 140, 200, Depth())  # every user read: 140 role reads against 20 pages
+    assert not roles_from_member_pages(20, 140, 200, Depth(sample=10))

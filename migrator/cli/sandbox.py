@@ -120,6 +120,10 @@ AccountShapes = Annotated[
         max=1.0,
     ),
 ]
+Organizations = Annotated[
+    int | None,
+    typer.Option(help="How many organizations (default one per 100 users); up to one per 10 users: many small ones.", min=1),
+]
 Faults = Annotated[FaultProfileName, typer.Option(help="Fault profile for both APIs.")]
 FaultRetryAfter = Annotated[
     int, typer.Option(help="Seconds the faults' 429s ask to wait (Retry-After); 30: a long wait.", min=1, max=3600)
@@ -197,6 +201,7 @@ def sandbox_serve(
     export_json: ExportJson = None,
     export_json_shape: ExportJsonShape = JsonExportShape.list,
     account_shapes: AccountShapes = 0.0,
+    organizations: Organizations = None,
     faults: Faults = FaultProfileName.none,
     fault_retry_after: FaultRetryAfter = 1,
     kinde_rps: KindeRps = None,

@@ -62,7 +62,11 @@ class Verifications(Repository):
                 [(verify_id, *user[:6], None if user[6] is None else json.dumps(user[6])) for user in users],
             )
 
-    def store_kinde_members(self, verify_id: int, org_code: str, members: Sequence[tuple[str, list[str]]]) -> None:
+    def store_kinde_members(
+        self, verify_id: int, org_code: str, members: Sequence[tuple[str, list[str] | None]]
+    ) -> None:
+        """(kinde id, role keys) of members of one organization; roles None (JSON null): a membership the users
+        pages listed, its roles not read (a member page's row replaces it)."""
         with self.transaction():
             self._many(
                 "INSERT OR REPLACE INTO kinde_members(verify_id, kinde_id, org_code, roles) VALUES (?, ?, ?, ?)",
@@ -194,7 +198,7 @@ class Verifications(Repository):
         self, verify_id: int, run_id: int, after: tuple[str, str] = ("", ""), limit: int = 1000, imported: bool = False
     ) -> list[MembershipComparison]:
         """Planned memberships of users this journal created (``imported``: of every matched user), beside what
-        Kinde lists (roles NULL: absent)."""
+        Kinde lists (roles NULL: absent; JSON null: a member, roles not read)."""
         return typed_all(MembershipComparison, self._rows(
             "SELECT m.clerk_user_id, m.clerk_org_id, m.role_key, m.state, o.kinde_code, vm.kinde_id, km.roles"
             " FROM memberships m JOIN users u ON u.run_id = m.run_id AND u.clerk_id = m.clerk_user_id"

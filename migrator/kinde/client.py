@@ -289,6 +289,15 @@ class KindeClient(ApiClient):
         async for page in self._pages(path, "organization_users", "read:organization_users"):
             yield [member for member in page if isinstance(member.get("id"), str)]
 
+    async def organization_user_roles(self, org_code: str, kinde_id: str) -> list[str]:
+        """The role keys of one member of one organization (``GET .../users/{user_id}/roles``)."""
+        path = f"/api/v1/organizations/{org_code}/users/{kinde_id}/roles"
+        body = await self.call("GET", path, scope="read:organization_user_roles")
+        roles = body.get("roles") if isinstance(body, dict) else None
+        if not isinstance(roles, list):
+            raise ProtocolError(f"Kinde GET {path} answered without a list of roles", service=self.service)
+        return [role["key"] for role in roles if isinstance(role, dict) and isinstance(role.get("key"), str)]
+
     async def _pages(
         self, path: str, key: str, scope: str, extra: dict[str, Any] | None = None
     ) -> AsyncIterator[list[dict[str, Any]]]:

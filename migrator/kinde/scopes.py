@@ -30,7 +30,8 @@ SOCIAL_IDENTITIES = frozenset({"read:user_identities", "create:user_identities"}
 DELETE_USERS = frozenset({"read:users", "delete:users"})
 # what `migrator verify` (and a canary's own verify) reads back
 VERIFY_READ = frozenset({"read:users", "read:user_identities"})
-VERIFY_ORGANIZATIONS = frozenset({"read:organization_users"})
+VERIFY_ORGANIZATIONS = frozenset({"read:organization_users"})  # roles from the organizations' member pages
+VERIFY_MEMBER_ROLES = frozenset({"read:organization_user_roles"})  # or from the sampled users' memberships
 
 
 @dataclass(frozen=True)

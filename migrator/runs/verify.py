@@ -13,11 +13,11 @@ from migrator.config import Settings
 from migrator.errors import JournalError, ScopeError
 from migrator.events import Emit, Notice
 from migrator.journal import Journal, RunMode
-from migrator.kinde.scopes import VERIFY_ORGANIZATIONS, VERIFY_READ
+from migrator.kinde.scopes import VERIFY_MEMBER_ROLES, VERIFY_ORGANIZATIONS, VERIFY_READ
 from migrator.request_log import VERIFY_REQUESTS_LOG
 from migrator.runs.session import open_session
 from migrator.stages.context import RunContext
-from migrator.stages.verify import Verification, verify
+from migrator.stages.verify import Verification, member_pages_chosen, verify
 from migrator.stages.verify_sample import Depth
 
 READ_SCOPES = VERIFY_READ  # kinde/scopes.py: a canary's preflight asks for the same before its first write
@@ -54,7 +54,9 @@ async def verify_connected(ctx: RunContext, *, fresh: bool = False, depth: Depth
     """Verify ``ctx.run`` over clients already open (a canary verifies itself this way, right after it ran)."""
     journal, run, kinde = ctx.journal, ctx.run, ctx.kinde
     await kinde.tokens.token()
-    needed = READ_SCOPES | (ORGANIZATION_READ_SCOPES if journal.organizations.all(run.id) else frozenset())
+    needed = READ_SCOPES
+    if journal.organizations.all(run.id):  # roles: member pages or the sample's memberships, the cheaper
+        needed |= ORGANIZATION_READ_SCOPES if member_pages_chosen(ctx, depth or Depth()) else VERIFY_MEMBER_ROLES
     for extra in journal.users.written_extras(run.id, imported=run.mode == RunMode.EXPORT):
         needed |= EXTRA_READ_SCOPES.get(extra, frozenset())
     if run.mode == RunMode.EXPORT and journal.organizations.all(run.id):

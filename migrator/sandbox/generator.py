@@ -36,7 +36,8 @@ Trait mix (fractions of users, each drawn independently per user unless nested):
 * 2% banned, 1% locked (``lockout_expires_in_seconds`` 60..3600), 10% ``external_id``, 50% public,
   30% private, 10% unsafe metadata, 25% ``has_image``, 3% a passkey, 1% a web3 wallet besides
   their email, 10% never signed in, 30% a locale.
-* organizations: ``max(1, min(n // 100, 5000))``; 60% of users belong to one organization, 10%
+* organizations: ``max(1, min(n // 100, 5000))`` unless ``organizations`` names a count (up to one
+  per 10 users: many small organizations); 60% of users belong to one organization, 10%
   to two (when there are at least two). The first user of each organization's first block
   (index ``10 * j``) created it and is ``org:admin``; other memberships are 12% ``org:admin``,
   73% ``org:member``, 15% one of three custom roles.
@@ -478,6 +479,7 @@ class Dataset:
         password_history: PasswordHistory | None = None,
         salted_order: SaltedOrder = "salt-first",
         account_shapes: float = 0.0,
+        organizations: int | None = None,
     ) -> None:
         if not 1 <= users <= MAX_USERS:
             raise ValueError(f"users must be between 1 and {MAX_USERS}, got {users}")
@@ -500,7 +502,12 @@ class Dataset:
         self._id_mul_inverse = pow(self._id_mul, -1, 1 << _ID_BITS)
         self._id_add = (_hash_int(seed, "user-id-add") << 30) & _ID_MASK
         self._problems_enabled = users >= PROBLEM_USERS_MIN_N
-        self.n_organizations = max(1, min(users // 100, MAX_ORGANIZATIONS))
+        # ``organizations``: how many instead of the default (many small ones, as a B2B tenant with an
+        # organization per customer has); at most one per 10-user block, whose first user creates it
+        blocks = -(-users // len(MEMBERSHIP_PATTERN))
+        if organizations is not None and not 1 <= organizations <= blocks:
+            raise ValueError(f"organizations must be between 1 and {blocks} (one per 10 users), got {organizations}")
+        self.n_organizations = organizations or max(1, min(users // 100, MAX_ORGANIZATIONS))
         self._pattern = MEMBERSHIP_PATTERN if self.n_organizations > 1 else MEMBERSHIP_PATTERN_SINGLE_ORG
         self._pattern_prefix = [0]
         for count in self._pattern:

@@ -127,6 +127,7 @@ ALL_SCOPES: frozenset[str] = frozenset(
         "delete:identities",
         "update:identities",
         "read:organization_users",
+        "read:organization_user_roles",
         "read:user_properties",
         "read:role_permissions",
         "update:role_permissions",
@@ -965,6 +966,12 @@ class _KindeApi:
             _Operation("DELETE", "/api/v1/organization/{org_code}", self.delete_organization, "delete:organizations"),
             _Operation(
                 "GET", "/api/v1/organizations/{org_code}/users", self.list_organization_users, "read:organization_users"
+            ),
+            _Operation(
+                "GET",
+                "/api/v1/organizations/{org_code}/users/{user_id}/roles",
+                self.list_organization_user_roles,
+                "read:organization_user_roles",
             ),
             _Operation("DELETE", "/api/v1/roles/{role_id}", self.delete_role, "delete:roles"),
             _Operation("GET", "/api/v1/roles", self.list_roles, "read:roles"),
@@ -2060,6 +2067,21 @@ class _KindeApi:
         if next_token:
             payload["next_token"] = next_token
         return _ok(payload)
+
+    def list_organization_user_roles(self, call: _Call) -> Response:
+        """GET /api/v1/organizations/{org_code}/users/{user_id}/roles: one member's roles (id, key, name).
+
+        GUESS: the spec names no answer for a user who is not a member; this says so (400), as the
+        membership writes do for an unknown user, rather than an empty list that reads as "no roles"."""
+        org = self.store.organizations.get(call.path_params["org_code"])
+        if org is None:
+            raise self._unknown_organization(call.path_params["org_code"])
+        member = org.members.get(call.path_params["user_id"])
+        if member is None or call.path_params["user_id"] not in self.store.users:
+            raise KindeError(400, "USER_NOT_IN_ORGANIZATION", f"User is not a member of organization {org.code}.")
+        roles = [role for key in member.roles if (role := self.store.role_by_key(key)) is not None]
+        items = [{"id": role.id, "key": role.key, "name": role.name} for role in roles]
+        return _ok({**_SUCCESS, "roles": items})
 
     # ---- sandbox only: change a user behind the migrator's back (tests of `verify`) --------
 

@@ -37,6 +37,7 @@ class SandboxOptions:
     password_history: PasswordHistory = field(default_factory=PasswordHistory)
     salted_order: SaltedOrder = "salt-first"
     account_shapes: float = 0.0  # share of users with an external account in an older Clerk shape
+    organizations: int | None = None  # how many organizations (default: one per 100 users, at most 5,000)
     clerk_requests_per_10s: int | None = 1000
     clerk: ClerkBehaviour = field(default_factory=ClerkBehaviour)
     clerk_faults: FaultProfile = field(default_factory=FaultProfile)
@@ -111,6 +112,7 @@ class Sandbox:
             password_history=self.options.password_history,
             salted_order=self.options.salted_order,
             account_shapes=self.options.account_shapes,
+            organizations=self.options.organizations,
         )
         self.secret_key = "sk_test_sandbox_" + secrets.token_urlsafe(24)
         self.kinde_config = replace(

@@ -1,9 +1,11 @@
 """Stage (``migrator verify``): read every Kinde user back and compare it with what the run planned.
 
 The verdict comes from Kinde's answers, never from the journal's belief: every Kinde user is listed
-(500 a page, with its identities by type and value: names, suspension, presence, duplicates and
-identities are checked for everyone from the pages), and each organization of the run has its members
-and their roles listed. The verified flags (the list carries none), properties and social identities
+(500 a page, with its identities by type and value and its organizations: names, suspension, presence,
+duplicates, identities and memberships are checked for everyone from the pages). Roles are read either
+from every organization's member pages or, when the run has many organizations for its users, for the
+sampled users' memberships one by one: whichever costs fewer requests (``roles_from_member_pages``).
+The verified flags (the list carries none), properties and social identities
 need one request per user: they are read for every user of a run of up to 2,000, beyond that for a
 sample drawn by a printed seed, or for everyone with ``--deep`` (``verify_sample.py``); no finding is
 claimed for a user the sample did not read. Kinde's answers are streamed into journal tables and
@@ -39,7 +41,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from migrator.errors import EXIT_FAILURES, EXIT_OK, ApiError
@@ -52,7 +54,18 @@ from migrator.report_files import VERIFY, run_dir, write_rows, write_summary
 from migrator.stages.context import RunContext, Ticker, task_group
 from migrator.stages.verify_extras import extra_user_findings, role_permission_findings
 from migrator.stages.verify_fresh import stage_fresh_plans
-from migrator.stages.verify_sample import Coverage, Depth, choose_sample, new_seed
+from migrator.stages.verify_sample import (
+    MEMBERSHIPS_FROM_MEMBERS,
+    MEMBERSHIPS_FROM_PAGES,
+    ROLES_EVERY,
+    ROLES_FROM_MEMBERS,
+    ROLES_SAMPLED,
+    Coverage,
+    Depth,
+    choose_sample,
+    new_seed,
+    roles_from_member_pages,
+)
 
 KINDS = ("missing", "duplicated", "unexpected", "drift", "incomplete", "not_carried", "api_pending", "not_gone",
          LAZY_PENDING)  # fmt: skip
@@ -61,8 +74,9 @@ BLOCKING = ("missing", "duplicated", "incomplete", "not_gone")  # any of these: 
 NOT_CHECKED = {"password_reset_requested": "Kinde's API does not return it for a user"}
 VERIFY_COLUMNS = ("kind", "clerk_id", "kinde_id", "field", "expected", "found", "checked_by")
 PER_USER_FIELDS = ("email_verified", "phone_verified", "social")  # and property:*: found by a per-user read
-EXPAND = ("identities",)  # memberships and roles come from the organizations' member pages (all of them)
+EXPAND = ("identities", "organizations")  # each user's identities (type, value) and organization codes
 READ_PHASE, IDENTITIES_PHASE, MEMBERS_PHASE = "Read Kinde users", "Read identities", "Read memberships"
+ROLES_UNREAD = json.dumps(None)  # kinde_members.roles of a membership the users pages listed: roles not read
 BATCH = 500
 EXAMPLES = 10
 
@@ -119,13 +133,23 @@ async def verify(ctx: RunContext, *, fresh: bool = False, depth: Depth | None = 
     if fresh:
         await stage_fresh_plans(ctx, verify_id)
         journal.verify.find_clerk_changes(verify_id, run.id)
-    await _read_users(ctx, verify_id, EXPAND)
+    depth = depth or Depth()
+    listed = await _read_users(ctx, verify_id, EXPAND)
     journal.verify.match_kinde_users(verify_id, run.id)
-    coverage = await _read_identities_and_compare(ctx, verify_id, depth or Depth())
+    chosen = _sample(ctx, verify_id, depth)
+    coverage = await _read_identities_and_compare(ctx, verify_id, chosen)
     if _imported(ctx):
         await _find_imported_organizations(ctx)
-    await _read_members(ctx, verify_id)
-    _compare_memberships(ctx, verify_id)
+    # a page that listed no organizations for a user: its memberships are read from the member pages
+    member_pages = member_pages_chosen(ctx, depth) or not listed
+    if journal.organizations.all(run.id):
+        roles = ROLES_FROM_MEMBERS if member_pages else ROLES_EVERY if chosen[0] is None else ROLES_SAMPLED
+        # where the member pages are read they list every member of the run's organizations: they decide
+        memberships = MEMBERSHIPS_FROM_MEMBERS if member_pages else MEMBERSHIPS_FROM_PAGES
+        coverage = replace(coverage, memberships=memberships, roles=roles)
+    if member_pages:
+        await _read_members(ctx, verify_id)
+    await _compare_memberships(ctx, verify_id, None if member_pages else chosen[0], read_roles=not member_pages)
     journal.verify.find_extra_memberships(verify_id, run.id)
     journal.verify.record_findings(verify_id, await role_permission_findings(ctx))
     # a canary's users are a few of many: Kinde users of other runs (or of nobody) are not its business
@@ -168,7 +192,7 @@ def _conclude(
     journal.verify.end(verify_id, ended | ({"coverage": coverage.to_json()} if coverage else {}))
     folder = run_dir(ctx.settings.state_dir, run.id)
     rows = (
-        [getattr(row, name) for name in VERIFY_COLUMNS[:-1]] + [checked_by(row.field)]
+        [getattr(row, name) for name in VERIFY_COLUMNS[:-1]] + [checked_by(row.field, coverage)]
         for row in journal.verify.findings(verify_id)
     )
     result.reports["verify"] = str(write_rows(folder / VERIFY, VERIFY_COLUMNS, rows))
@@ -177,12 +201,26 @@ def _conclude(
     return result
 
 
-def checked_by(name: str) -> str:
+def member_pages_chosen(ctx: RunContext, depth: Depth) -> bool:
+    """Whether this verify reads the organizations' member pages for roles (``roles_from_member_pages``),
+    from what the journal holds (so the scopes it needs are known before the first request). A canary's
+    preflight asked for the member pages' scope: a canary reads them."""
+    organizations = ctx.journal.organizations.all(ctx.run.id)
+    if not organizations or ctx.run.mode == RunMode.CANARY:
+        return bool(organizations)
+    memberships = sum(ctx.journal.organizations.membership_counts(ctx.run.id).values())
+    users = ctx.journal.users.expected_count(ctx.run.id)
+    return roles_from_member_pages(len(organizations), memberships, users, depth)
+
+
+def checked_by(name: str, coverage: Coverage | None = None) -> str:
     """Which read found a finding on field ``name``: the report says which check covered whom."""
     if name in PER_USER_FIELDS or name.startswith("property:"):
         return "per-user read"
-    if name in ("membership", "roles"):
-        return "organization member pages"
+    if name == "membership":
+        return coverage.memberships or MEMBERSHIPS_FROM_PAGES if coverage else MEMBERSHIPS_FROM_MEMBERS
+    if name == "roles":
+        return ROLES_FROM_MEMBERS if not coverage or coverage.roles == ROLES_FROM_MEMBERS else "membership role reads"
     if name in ("role", "role_permission"):
         return "role reads"
     if name == "clerk_user":
@@ -190,12 +228,15 @@ def checked_by(name: str) -> str:
     return "user pages"
 
 
-async def _read_users(ctx: RunContext, verify_id: int, expand: Sequence[str] = ()) -> None:
-    """Every Kinde user, page by page, into the journal (with ``expand``: its identities as listed)."""
+async def _read_users(ctx: RunContext, verify_id: int, expand: Sequence[str] = ()) -> bool:
+    """Every Kinde user, page by page, into the journal (with ``expand``: its identities and memberships as
+    listed). False: ``organizations`` was asked for and some user came without it (memberships not listed)."""
     total = ctx.journal.users.expected_count(ctx.run.id)
     ctx.emit(PhaseStarted(READ_PHASE, total))
-    read, ticker = 0, Ticker()
+    read, ticker, listed = 0, Ticker(), True
     async for page in ctx.kinde.user_pages(expand):
+        if "organizations" in expand:
+            listed = _store_listed_memberships(ctx, verify_id, page) and listed
         ctx.journal.verify.store_kinde_users(
             verify_id,
             [
@@ -217,6 +258,25 @@ async def _read_users(ctx: RunContext, verify_id: int, expand: Sequence[str] = (
             ctx.emit_pacing()
     ctx.emit(PhaseAdvanced(READ_PHASE, read, total))
     ctx.emit(PhaseFinished(READ_PHASE))
+    return listed
+
+
+def _store_listed_memberships(ctx: RunContext, verify_id: int, page: list[dict[str, Any]]) -> bool:
+    """Each user's organization codes as the page listed them (roles not read yet); False when a user
+    came without a list of them."""
+    members: dict[str, list[tuple[str, Any]]] = {}
+    listed = True
+    for user in page:
+        codes = user.get("organizations")
+        if not isinstance(codes, list):
+            listed = False
+            continue
+        for code in codes:
+            if isinstance(code, str) and code:
+                members.setdefault(code, []).append((user["id"], None))
+    for code, rows in members.items():
+        ctx.journal.verify.store_kinde_members(verify_id, code, rows)
+    return listed
 
 
 def _listed_identities(items: Any) -> list[tuple[str, str, None]] | None:
@@ -230,7 +290,10 @@ def _listed_identities(items: Any) -> list[tuple[str, str, None]] | None:
     ]
 
 
-def _sample(ctx: RunContext, verify_id: int, depth: Depth) -> tuple[set[str] | None, int, str, int | None]:
+Sample = tuple[set[str] | None, int, str, int | None]  # Clerk ids read one by one (None: all), population, mode, seed
+
+
+def _sample(ctx: RunContext, verify_id: int, depth: Depth) -> Sample:
     """(Clerk ids to read one by one, None: all; how many users the per-user checks apply to; mode; seed)."""
     def ids() -> Iterator[str]:
         return ctx.journal.verify.read_back_ids(verify_id, ctx.run.id, imported=_imported(ctx))
@@ -251,10 +314,10 @@ def _sample(ctx: RunContext, verify_id: int, depth: Depth) -> tuple[set[str] | N
     return chosen, population, "sample", seed
 
 
-async def _read_identities_and_compare(ctx: RunContext, verify_id: int, depth: Depth) -> Coverage:
+async def _read_identities_and_compare(ctx: RunContext, verify_id: int, sample: Sample) -> Coverage:
     """Per user this journal created: compare it with its plan, from the page's identities, and for the
-    users chosen (``depth``) from its identities read one by one (paced by the limiter), with its extras."""
-    chosen, population, mode, seed = _sample(ctx, verify_id, depth)
+    users chosen (``sample``) from its identities read one by one (paced by the limiter), with its extras."""
+    chosen, population, mode, seed = sample
     ctx.emit(PhaseStarted(IDENTITIES_PHASE, population))
     gate = asyncio.Semaphore(ctx.settings.concurrency)
     after, done, read, ticker = ("", ""), 0, 0, Ticker()
@@ -400,11 +463,22 @@ async def _read_members(ctx: RunContext, verify_id: int) -> None:
     ctx.emit(PhaseFinished(MEMBERS_PHASE))
 
 
-def _compare_memberships(ctx: RunContext, verify_id: int) -> None:
-    """Planned memberships of users we created against Kinde's member lists, in batches."""
+async def _compare_memberships(
+    ctx: RunContext, verify_id: int, chosen: set[str] | None, *, read_roles: bool
+) -> None:
+    """Planned memberships of users we created against Kinde's memberships, in batches. ``read_roles``: the
+    roles of the memberships the users pages listed are read one by one, for the ``chosen`` users (None:
+    all); a membership whose roles nobody read has no roles finding."""
     after, imported = ("", ""), _imported(ctx)
+    gate = asyncio.Semaphore(ctx.settings.concurrency)
     while rows := ctx.journal.verify.membership_comparison(verify_id, ctx.run.id, after, imported=imported):
         after = (rows[-1].clerk_user_id, rows[-1].clerk_org_id)
+        to_read = [
+            (row.kinde_code or "", row.kinde_id)
+            for row in rows
+            if read_roles and row.roles == ROLES_UNREAD and (chosen is None or row.clerk_user_id in chosen)
+        ]
+        roles_read = await _read_member_roles(ctx, to_read, gate)
         findings: list[Finding] = []
         for row in rows:
             sent = imported or row.state in (MembershipState.DONE, MembershipState.EARLIER)
@@ -412,8 +486,36 @@ def _compare_memberships(ctx: RunContext, verify_id: int) -> None:
             if row.roles is None:
                 findings.append(("incomplete" if sent else "drift", *ids, "membership", row.kinde_code, ""))
                 continue
-            roles = sorted(json.loads(row.roles))
+            listed = json.loads(row.roles)
+            if listed is None:
+                listed = roles_read.get((row.kinde_code or "", row.kinde_id))
+            if listed is None:
+                continue  # roles not read for this user: nothing claimed
+            roles = sorted(listed)
             if roles != sorted({row.role_key} - {""}):
                 where = f"{row.kinde_code}: "
                 findings.append(("drift", *ids, "roles", where + row.role_key, where + ",".join(roles)))
         ctx.journal.verify.record_findings(verify_id, findings)
+
+
+async def _read_member_roles(
+    ctx: RunContext, memberships: list[tuple[str, str]], gate: asyncio.Semaphore
+) -> dict[tuple[str, str], list[str]]:
+    """The role keys of each (organization code, Kinde user id), read side by side (one failure ends them all)."""
+    found: dict[tuple[str, str], list[str]] = {}
+
+    async def read(code: str, kinde_id: str) -> None:
+        async with gate:
+            try:
+                found[(code, kinde_id)] = await ctx.kinde.organization_user_roles(code, kinde_id)
+            except ApiError as exc:
+                if exc.status not in (400, 404):
+                    raise
+                # the membership ended between the page and this read: its roles are not claimed either way
+                ctx.emit(Notice(f"Kinde did not list the roles of {kinde_id} in {code} ({exc}): not checked",
+                                level="warning"))  # fmt: skip
+
+    async with task_group() as group:
+        for code, kinde_id in memberships:
+            group.create_task(read(code, kinde_id))
+    return found
