@@ -13,10 +13,11 @@ from dataclasses import dataclass
 import httpx
 
 from migrator.config import Settings
-from migrator.errors import JournalError, ScopeError
+from migrator.errors import JournalError
 from migrator.events import Emit, Notice
 from migrator.journal import Journal, Run, RunMode, RunStatus, UserState
 from migrator.kinde.client import KindeClient
+from migrator.kinde.scopes import check_scopes
 from migrator.lazy.cohort import CohortStatus, Standing, read_cohort
 from migrator.mapping import FallbackPolicy
 from migrator.reports import Summary
@@ -54,15 +55,7 @@ def cohort_run(journal: Journal, run_id: int | None) -> Run:
 async def require_scopes(kinde: KindeClient, needed: frozenset[str], what: str) -> None:
     """Refuse before the first request when the token's scopes are known and lack one of ``needed``."""
     await kinde.tokens.token()
-    missing = sorted(needed - kinde.tokens.scopes) if kinde.tokens.scopes is not None else []
-    if missing:
-        raise ScopeError(
-            f"{what} and the M2M application lacks scope(s) {', '.join(missing)}: grant them in Kinde (Settings >"
-            " Applications > your M2M app > APIs > Kinde Management API > Scopes)",
-            scope=missing[0],
-            service="Kinde",
-            status=403,
-        )
+    check_scopes(kinde.tokens.scopes, needed, what)
 
 
 # The workflow creates users with only some of the identities of the run's plan (never a phone: Kinde needs its

@@ -10,10 +10,10 @@ from __future__ import annotations
 import httpx
 
 from migrator.config import Settings
-from migrator.errors import JournalError, ScopeError
+from migrator.errors import JournalError
 from migrator.events import Emit, Notice
 from migrator.journal import Journal, RunMode
-from migrator.kinde.scopes import VERIFY_MEMBER_ROLES, VERIFY_ORGANIZATIONS, VERIFY_READ
+from migrator.kinde.scopes import VERIFY_MEMBER_ROLES, VERIFY_ORGANIZATIONS, VERIFY_READ, check_scopes
 from migrator.request_log import VERIFY_REQUESTS_LOG
 from migrator.runs.session import open_session
 from migrator.stages.context import RunContext
@@ -63,14 +63,6 @@ async def verify_connected(ctx: RunContext, *, fresh: bool = False, depth: Depth
         needed |= {"read:organizations"}  # the import made the organizations: their codes are looked up
     if run.mode == RunMode.UNDO:
         needed = frozenset({"read:users"})  # an undo's verify only lists Kinde's users
-    missing = sorted(needed - kinde.tokens.scopes) if kinde.tokens.scopes is not None else []
-    if missing:
-        raise ScopeError(
-            f"verify reads Kinde back and the M2M application lacks scope(s) {', '.join(missing)}: grant them in"
-            " Kinde (Settings > Applications > your M2M app > APIs > Kinde Management API > Scopes)",
-            scope=missing[0],
-            service="Kinde",
-            status=403,
-        )
+    check_scopes(kinde.tokens.scopes, needed, "verify reads Kinde back")
     ctx.emit(Notice(f"verifying run {run.id} against Kinde ({journal.users.expected_count(run.id)} users expected)"))
     return await verify(ctx, fresh=fresh, depth=depth)
