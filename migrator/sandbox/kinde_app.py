@@ -1400,7 +1400,22 @@ class _KindeApi:
         else:
             self.store.usernames[identity.value.lower()] = user_id
 
-    def _user_fields(self, user: _User, expand: set[str], email_key: str) -> dict[str, Any]:
+    def _org_codes(self, users: list[_User]) -> dict[str, list[str]]:
+        """Each user's organization codes, in the organizations' order: one pass over the organizations for a
+        whole page (a scan per user would make a page of a tenant with many organizations quadratic)."""
+        wanted = {u.id for u in users}
+        codes: dict[str, list[str]] = {uid: [] for uid in wanted}
+        for org in sorted(self.store.organizations.values(), key=lambda o: o.seq):
+            # walk the smaller side: the page's users or the organization's members
+            members = wanted.intersection(org.members) if len(org.members) > len(wanted) else org.members
+            for uid in members:
+                if uid in codes:
+                    codes[uid].append(org.code)
+        return codes
+
+    def _user_fields(
+        self, user: _User, expand: set[str], email_key: str, org_codes: dict[str, list[str]] | None = None
+    ) -> dict[str, Any]:
         item = _without_none(
             {
                 "id": user.id,
@@ -1420,11 +1435,7 @@ class _KindeApi:
             nullable=("last_signed_in",),
         )
         if "organizations" in expand:
-            item["organizations"] = [
-                org.code
-                for org in sorted(self.store.organizations.values(), key=lambda o: o.seq)
-                if user.id in org.members
-            ]
+            item["organizations"] = (org_codes if org_codes is not None else self._org_codes([user]))[user.id]
         if "identities" in expand:
             item["identities"] = [{"type": i.type, "identity": i.value} for i in user.identities]
             if email_key == "email":  # the list's items (not GET /user's) carry connection_id, null but for social
@@ -1457,10 +1468,11 @@ class _KindeApi:
             users = [u for u in users if (u.id in members) == has_org]
         page, next_token = _paginate(users, lambda u: (u.seq,), params)
         expand = self._expand(params)
+        codes = self._org_codes(page) if "organizations" in expand else None
         payload: dict[str, Any] = {
             "code": "OK",
             "message": "Success",
-            "users": [self._user_fields(u, expand, "email") for u in page],
+            "users": [self._user_fields(u, expand, "email", codes) for u in page],
         }
         if next_token:
             payload["next_token"] = next_token
