@@ -63,12 +63,12 @@ class World:
 def make_world(tmp_path: Path) -> Iterator[Any]:
     started: list[Sandbox] = []
 
-    def make(*init_flags: str, **config: Any) -> World:
+    def make(*init_flags: str, users: int = USERS, **config: Any) -> World:
         ensure_workflow_modules()
         folder = tmp_path / "kinde-workflows"
         done = run_cli("lazy", "init", "--out", folder, *init_flags, cwd=tmp_path, env=cli_env())
         assert done.returncode == 0, done.stderr
-        options = SandboxOptions(users=USERS, hasher_weights=WEIGHTS, kinde=KindeSandboxConfig(workflow=folder, **config))
+        options = SandboxOptions(users=users, hasher_weights=WEIGHTS, kinde=KindeSandboxConfig(workflow=folder, **config))
         sandbox = Sandbox(options)
         started.append(sandbox)
         export = tmp_path / "clerk-export.csv"
@@ -283,6 +283,41 @@ def test_a_lazy_run_then_sign_ins_status_verify_and_finish(make_world: Any) -> N
         result = world.json("verify", run)
         assert result["verdict"] == "passed", result
         assert "lazy_pending" not in result["counts"] and result["counts"]["missing"] == 0
+
+
+def test_every_cohort_user_the_workflow_accepts_moves_with_the_old_password_and_nobody_is_reset(
+    make_world: Any,
+) -> None:
+    """The whole cohort signs in: each user `lazy status` does not call unable to move gets in with its Clerk
+    password through the workflow, by whichever verified email it has; then nobody is pending, and the finish
+    resets only those the workflow refuses (banned, locked, two-factor, ...)."""
+    world = make_world(users=60)
+    _, cohort = start_lazy_run(world)
+    status = world.json("lazy", "status")
+    never = {u["clerk_id"] for u in status["users"]["never"]}
+    pending = {u["clerk_id"] for u in status["users"]["pending"]}
+    assert pending | never == cohort and len(pending) >= 10
+    for clerk_id in sorted(pending):
+        user = world.clerk_user(clerk_id)
+        email = next(
+            e["email_address"]
+            for e in user["email_addresses"]
+            if (e.get("verification") or {}).get("status") == "verified"
+        )
+        password = world.sandbox.dataset.clerk_password(clerk_id)
+        assert password is not None
+        answer = sign_in(world, email, password)
+        assert answer.status_code == 200, (clerk_id, answer.text)
+
+    status = world.json("lazy", "status")
+    assert {u["clerk_id"] for u in status["users"]["moved"]} == pending and status["counts"]["pending"] == 0
+    finished = world.json("lazy", "finish", "--yes")
+    assert finished["lazy"] == {"cohort": len(cohort), "moved": len(pending), "created": len(never)}
+    resets = {row["clerk_id"] for row in world.read_csv(finished["reports"]["password_resets"])}
+    assert resets == never
+    kinde = world.kinde()
+    assert all(kinde[c]["is_password_reset_requested"] is False for c in pending)
+    assert kinde_state(world.sandbox)["duplicate_creations"] == []
 
 
 def test_a_finish_killed_mid_way_continues_without_a_duplicate(make_world: Any) -> None:

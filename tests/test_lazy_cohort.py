@@ -13,12 +13,13 @@ from migrator.lazy.cohort import KindeSeen, Member, Standing, standing
 MEMBER = Member("user_2abc", "Ann@Example.com", "argon2id digests cannot be verified by Kinde")
 
 
-def clerk_user(*, banned: bool = False, locked: bool = False, password: bool | None = True,
+def clerk_user(*, banned: bool = False, locked: bool = False, password: bool | None = True, two_factor: bool = False,
                emails: tuple[tuple[str, str], ...] = (("ann@example.com", "verified"),)) -> dict[str, Any]:  # fmt: skip
     user: dict[str, Any] = {
         "id": MEMBER.clerk_id,
         "banned": banned,
         "locked": locked,
+        "two_factor_enabled": two_factor,
         "email_addresses": [{"email_address": a, "verification": {"status": s}} for a, s in emails],
     }
     if password is not None:
@@ -38,6 +39,7 @@ clerk_seen = st.one_of(
         clerk_user,
         banned=st.booleans(),
         locked=st.booleans(),
+        two_factor=st.booleans(),
         password=st.sampled_from([True, False, None]),
         emails=st.lists(
             st.tuples(st.sampled_from(["ann@example.com", "other@example.com"]), st.sampled_from(["verified", "unverified"])),
@@ -67,6 +69,8 @@ def test_every_member_gets_exactly_the_standing_its_facts_give(
             refusals.append("banned")
         if clerk["locked"]:
             refusals.append("locked")
+        if clerk["two_factor_enabled"]:
+            refusals.append("two-factor")
         if clerk.get("password_enabled") is False:
             refusals.append("no password")
         if not any(status == "verified" for _, status in ((e["email_address"], e["verification"]["status"])
@@ -95,3 +99,8 @@ def test_users_in_kinde_moved_only_once_kinde_says_it_signed_in() -> None:
 def test_an_email_kinde_holds_for_another_user_can_never_move_this_way() -> None:
     verdict = standing(MEMBER, KindeSeen(held_by="kp_9"), clerk_user(), users_in_kinde=False)
     assert verdict.standing == Standing.NEVER and "kp_9" in verdict.why
+
+
+def test_a_two_factor_user_never_moves_this_way_as_the_workflow_refuses_it() -> None:
+    verdict = standing(MEMBER, KindeSeen(), clerk_user(two_factor=True), users_in_kinde=False)
+    assert verdict.standing == Standing.NEVER and "refuse_two_factor" in verdict.why

@@ -94,6 +94,9 @@ def standing(member: Member, kinde: KindeSeen, clerk: Mapping[str, Any] | None, 
         return verdict(Standing.NEVER, "banned in Clerk")
     if clerk.get("locked") is True:
         return verdict(Standing.NEVER, "locked in Clerk (the workflow refuses locked users)")
+    if clerk.get("two_factor_enabled") is True:  # the workflow checks the password alone: it cannot ask the 2nd factor
+        why = "two-factor in Clerk (the workflow refuses them unless its settings.json says refuse_two_factor: false)"
+        return verdict(Standing.NEVER, why)
     if clerk.get("password_enabled") is False:
         return verdict(Standing.NEVER, "no password in Clerk any more")
     if not _verified_emails(clerk):
