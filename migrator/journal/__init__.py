@@ -70,13 +70,14 @@ from migrator.journal.states import (
     UserState,
     UserWriteKind,
 )
-from migrator.journal.users import UserFields, Users
+from migrator.journal.users import NOTHING_TO_DO, UserFields, Users
 from migrator.journal.verify import Verifications
 
 __all__ = [
     "CARRIED_FLAGS",
     "CARRIED_PASSWORD",
     "LOOKUP_FIELDS",
+    "NOTHING_TO_DO",
     "NOT_CARRIED_ACCOUNT",
     "STEP_COLUMNS",
     "UNMAPPED_PROVIDER",

@@ -56,7 +56,7 @@ class UserFields(TypedDict, total=False):
 
 _USER_FIELDS = frozenset(UserFields.__annotations__)
 # the steps of a row this run does nothing for (skipped, or left to the lazy workflow)
-_NOTHING_TO_DO: UserFields = {
+NOTHING_TO_DO: UserFields = {
     "lookup": Lookup.NA,
     "created": Created.NA,
     "password": PasswordStep.NA,
@@ -241,7 +241,7 @@ class Users(Repository):
         self.update(run_id, clerk_id, lookup=Lookup.ABSENT)
 
     def skip(self, run_id: int, clerk_id: str, reason: str, detail: str) -> None:
-        self.update(run_id, clerk_id, state=UserState.SKIPPED, skip_reason=reason, skip_detail=detail, **_NOTHING_TO_DO)
+        self.update(run_id, clerk_id, state=UserState.SKIPPED, skip_reason=reason, skip_detail=detail, **NOTHING_TO_DO)
 
     def mark_closing_cohort(self, run_id: int, base_run_id: int) -> None:
         """A `lazy finish` run's staged users are the cohort whose window it closes (``lazy = 2``); why each
@@ -338,7 +338,7 @@ class Users(Repository):
 
     def keep_lazy(self, run_id: int, clerk_id: str, password_problem: str | None) -> None:
         """A catch-up's row of a user left to the workflow: it stays so (nothing of it is created or written)."""
-        self.update(run_id, clerk_id, state=UserState.LAZY, password_problem=password_problem, lazy=1, **_NOTHING_TO_DO)
+        self.update(run_id, clerk_id, state=UserState.LAZY, password_problem=password_problem, lazy=1, **NOTHING_TO_DO)
 
     # -- shared identities (conflicts) -------------------------------------------------------------
     def shared_identities(self, run_id: int, keys: Iterable[tuple[str, str, int, bool]]) -> list[SharedIdentity]:

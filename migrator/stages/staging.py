@@ -13,6 +13,7 @@ from typing import Any
 from migrator.clerk.export import row_problems
 from migrator.journal import (
     NOT_CARRIED_ACCOUNT,
+    NOTHING_TO_DO,
     UNMAPPED_PROVIDER,
     Created,
     Lookup,
@@ -69,12 +70,7 @@ def _skipped(user: dict[str, Any], row: ExportRow | None, options: MappingOption
         "password_method": None,
         "password_problem": password_problem,
         "state": UserState.SKIPPED,
-        "lookup": Lookup.NA,
-        "created": Created.NA,
-        "password": PasswordStep.NA,
-        "flags": Step.NA,
-        "properties": Step.NA,
-        "social": Step.NA,
+        **NOTHING_TO_DO,
         "skip_reason": skip.reason,
         "skip_detail": skip.detail,
         "lazy": 0,
@@ -84,16 +80,7 @@ def _skipped(user: dict[str, Any], row: ExportRow | None, options: MappingOption
 def _lazy(plan: UserPlan) -> dict[str, Any]:
     """A user of the lazy cohort: not created by this run (Kinde's workflow creates it at its first sign-in with
     the old password); its organizations, properties and social identities wait for `migrator lazy finish`."""
-    na = {column: Step.NA for column in ("flags", "properties", "social")}
-    return {
-        **_pending(plan),
-        **na,
-        "state": UserState.LAZY,
-        "lookup": Lookup.NA,
-        "created": Created.NA,
-        "password": PasswordStep.NA,
-        "lazy": 1,
-    }
+    return {**_pending(plan), **NOTHING_TO_DO, "state": UserState.LAZY, "lazy": 1}
 
 
 def _pending(plan: UserPlan) -> dict[str, Any]:
