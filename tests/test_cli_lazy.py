@@ -57,6 +57,14 @@ def test_init_users_in_kinde_is_the_other_reading(tmp_path: Path) -> None:
     assert json.loads((out / SETTINGS_FILE).read_text())["users_in_kinde"] is True
 
 
+def test_init_takes_the_reading_the_runs_use_from_the_settings(tmp_path: Path) -> None:
+    """The run (lazy_users_in_kinde: the cohort created without a password) and the workflow read Kinde the same way."""
+    out = tmp_path / "wf"
+    env = cli_env(LAZY_USERS_IN_KINDE="true")
+    assert run_cli("lazy", "init", "--out", out, cwd=tmp_path, env=env).returncode == 0
+    assert json.loads((out / SETTINGS_FILE).read_text())["users_in_kinde"] is True
+
+
 def test_init_refuses_a_folder_that_holds_files_and_writes_nothing(tmp_path: Path) -> None:
     out = tmp_path / "repo"
     out.mkdir()

@@ -55,7 +55,7 @@ def init(
         typer.Option(
             "--users-in-kinde",
             help="Also handle users Kinde holds without a password (whether Kinde fires the trigger for them is"
-            " undocumented: test in a dev environment first).",
+            " undocumented: test in a dev environment first). Default: the setting lazy_users_in_kinde.",
         ),
     ] = False,
     config: ConfigOption = None,
@@ -67,7 +67,9 @@ def init(
 
     def body() -> int:
         settings = load_settings(config)
-        write_workflow(out, clerk_api_url=settings.clerk_api_url, users_in_kinde=users_in_kinde)
+        # one reading for the run and the workflow: the run's setting, unless the flag asks for it here
+        reading = users_in_kinde or settings.lazy_users_in_kinde
+        write_workflow(out, clerk_api_url=settings.clerk_api_url, users_in_kinde=reading)
         console = Console(soft_wrap=True)
         console.print(f"Wrote the Kinde workflow to {out} (Clerk API: {settings.clerk_api_url}).", highlight=False)
         console.print("Next:", highlight=False)
