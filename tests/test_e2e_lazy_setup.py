@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from migrator.lazy.workflow_files import ENVIRONMENT_VARIABLES
+from migrator.sandbox.faults import FaultProfile
 from migrator.sandbox.kinde_app import ALL_SCOPES, KindeSandboxConfig
 from migrator.sandbox.server import Sandbox
 from tests.e2e import cli_env, kinde_call, kinde_state, run_cli, sign_in
@@ -162,3 +163,21 @@ def test_the_workflow_reads_what_setup_wrote(sandbox_factory: Any, tmp_path: Pat
     state = kinde_state(sandbox)
     assert [u["provided_id"] for u in state["users"]] == [clerk_id]
     assert sandbox.secret_key not in state["workflow_log"]
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_retries_are_reported_by_the_one_rule(sandbox_factory: Any, tmp_path: Path, verbose: bool) -> None:
+    """Kinde answers 429 now and then: setup retries, finishes, and shows each retry only with -v (no crash,
+    no flood), as every command does."""
+    sandbox = sandbox_factory(users=20, kinde_faults=FaultProfile(rate_limit_rate=0.6), fault_retry_after=0)
+    sandbox.kinde_faults.exempt_prefixes = ("/_sandbox", "/oauth2")
+    env = cli_env(sandbox, KINDE_MAX_ATTEMPTS="20")
+    done = run_cli(*(["-v"] if verbose else []), "lazy", "setup", cwd=tmp_path, env=env)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr + done.stdout
+    assert sorted(variables(sandbox)) == sorted(NAMES)
+    faults = sandbox.kinde_faults.stats
+    retried = faults["rate_limited"]
+    assert retried > 0  # the seeded faults were met
+    shown = done.stderr.count("Kinde: retry ")
+    assert shown == (retried if verbose else 0), done.stderr
+    assert_no_secret(sandbox, done.stdout, done.stderr)

@@ -27,12 +27,14 @@ from migrator.cli.shared import (
 )
 from migrator.config import Settings, load_settings
 from migrator.connect import connect
-from migrator.errors import ApiError, ScopeError
+from migrator.errors import ScopeError
 from migrator.lazy import setup as lazy_setup
 from migrator.lazy.cohort import CohortStatus, Standing
 from migrator.lazy.workflow_files import ENVIRONMENT_VARIABLES, SETTINGS_FILE, write_workflow
+from migrator.render import Renderer
 from migrator.reports import Summary
 from migrator.runs.lazy import FinishPreview, LazyFinish, run_lazy_finish, run_lazy_status
+from migrator.runs.session import report_retries
 
 RunArgument = Annotated[
     int | None, typer.Argument(help="The run whose lazy cohort is meant (default: the latest run with one).")
@@ -113,7 +115,7 @@ def setup(
         settings = connected_settings(config)
         variables = lazy_setup.wanted(settings)
         try:
-            outcomes = asyncio.run(_set_variables(settings, variables, console))
+            outcomes = asyncio.run(_set_variables(settings, variables))
         except ScopeError:
             for line in lazy_setup.manual_lines(variables):
                 console.print(line, markup=False)
@@ -133,14 +135,13 @@ def setup(
     raise typer.Exit(run_command(body))
 
 
-async def _set_variables(
-    settings: Settings, variables: list[lazy_setup.Variable], console: Console
-) -> list[lazy_setup.Outcome]:
-    def on_retry(service: str, error: ApiError, attempt: int) -> None:
-        console.print(f"{service}: retry {attempt} after: {error}", markup=False)
-
-    async with connect(settings, on_retry=on_retry) as (_, kinde):
-        return await lazy_setup.set_variables(kinde, variables)
+async def _set_variables(settings: Settings, variables: list[lazy_setup.Variable]) -> list[lazy_setup.Outcome]:
+    """Retries as every command reports them (``report_retries``: each shown with -v, a long wait announced)."""
+    output = conventions.OUTPUT
+    err = conventions.TerminalConsole(stderr=True)
+    with Renderer(err, live=False, quiet=output.quiet, verbose=output.verbose) as renderer:
+        async with connect(settings, on_retry=report_retries(renderer, settings.long_wait)) as (_, kinde):
+            return await lazy_setup.set_variables(kinde, variables)
 
 
 def status(run_id: RunArgument = None, as_json: JsonOption = False, config: ConfigOption = None,
