@@ -127,3 +127,32 @@ def test_verify_asks_for_the_role_scope_only_when_it_reads_roles_one_by_one(tmp_
         every = cli(sandbox, tmp_path, "verify", "--json")  # every user read: member pages cost less
         assert every.returncode == 0, every.stderr[-2000:]
         assert json.loads(every.stdout)["coverage"]["roles"] == "organization member pages"
+
+
+@pytest.mark.parametrize("role_scope_only", [False, True])
+def test_a_kinde_that_lists_no_organizations_is_verified_by_the_member_pages(
+    tmp_path: Path, role_scope_only: bool
+) -> None:
+    """A Kinde whose users list ignores ``expand=organizations``: the memberships are read from the member pages
+    instead (a membership removed outside the sample is still found); a token without their scope is refused
+    before the first member page, naming it."""
+    scopes = ALL_SCOPES - {"read:organization_users"} if role_scope_only else ALL_SCOPES
+    config = KindeSandboxConfig(users_list_organizations="ignored", scopes=scopes)
+    with Sandbox(SandboxOptions(users=USERS, organizations=ORGANIZATIONS, kinde=config)) as sandbox:
+        sandbox.write_export(tmp_path / "users.csv")
+        assert cli(sandbox, tmp_path, "run", "--clerk-export", "users.csv", "--yes", "--json").returncode == 0
+        users = kinde_state(sandbox)["users"]
+        sampled = choose_sample({u["provided_id"] for u in users}, SAMPLE, 1)
+        left = next(u for u in users if u["organizations"] and u["provided_id"] not in sampled)
+        door = httpx.Client(base_url=f"{sandbox.kinde_url}/_sandbox/users", timeout=30)
+        org = left["organizations"][0]["code"]
+        assert door.patch(f"/{left['id']}", json={"leave_organizations": [org]}).status_code == 200
+        if role_scope_only:
+            refused = cli(sandbox, tmp_path, "verify", "--sample", str(SAMPLE), "--seed", "1")
+            assert refused.returncode == 3 and "read:organization_users" in refused.stderr, refused.stderr
+            assert MEMBER_PAGES not in kinde_state(sandbox)["requests"]["by_route"]
+            return
+        result, seen, sent = verify(sandbox, tmp_path, "--sample", str(SAMPLE), "--seed", "1")
+        assert result["coverage"]["memberships"] == "organization member pages"
+        assert ("incomplete", left["provided_id"], "membership") in {(k, c, n) for k, c, n, *_ in seen}
+        assert sent[MEMBER_PAGES] >= ORGANIZATIONS

@@ -213,6 +213,9 @@ class KindeSandboxConfig:
     # prefixes are refused that way, and (``partial_duplicates``) so is an email/username/phone in use.
     refused_phone_prefixes: tuple[str, ...] = ()
     partial_duplicates: bool = False
+    # The spec lets the users list expand a user's organizations; a Kinde that ignores that expand (an older
+    # deployment, a gateway stripping the query) lists none: "ignored" plays it (verify then reads member pages).
+    users_list_organizations: Literal["listed", "ignored"] = "listed"
     # GUESS: adding a user already in an organization is accepted (merged); 400 plays the other reading.
     existing_member_status: int = 200
     # Tokens: JWTs as Kinde issues them, or opaque strings as some authorization servers do.
@@ -1468,6 +1471,8 @@ class _KindeApi:
             users = [u for u in users if (u.id in members) == has_org]
         page, next_token = _paginate(users, lambda u: (u.seq,), params)
         expand = self._expand(params)
+        if self.config.users_list_organizations == "ignored":
+            expand.discard("organizations")
         codes = self._org_codes(page) if "organizations" in expand else None
         payload: dict[str, Any] = {
             "code": "OK",

@@ -49,6 +49,7 @@ from migrator.events import Notice, PhaseAdvanced, PhaseFinished, PhaseStarted
 from migrator.journal import MembershipState, ReadBack, RunMode, UserState
 from migrator.journal.verify import LAZY_PENDING
 from migrator.kinde.client import gone
+from migrator.kinde.scopes import VERIFY_ORGANIZATIONS, check_scopes
 from migrator.mapping import normalized_identity
 from migrator.report_files import VERIFY, run_dir, write_rows, write_summary
 from migrator.stages.context import RunContext, Ticker, task_group
@@ -141,12 +142,20 @@ async def verify(ctx: RunContext, *, fresh: bool = False, depth: Depth | None = 
     if _imported(ctx):
         await _find_imported_organizations(ctx)
     # a page that listed no organizations for a user: its memberships are read from the member pages
-    member_pages = member_pages_chosen(ctx, depth) or not listed
+    chosen_pages = member_pages_chosen(ctx, depth)
+    member_pages = chosen_pages or not listed
     if journal.organizations.all(run.id):
         roles = ROLES_FROM_MEMBERS if member_pages else ROLES_EVERY if chosen[0] is None else ROLES_SAMPLED
         # where the member pages are read they list every member of the run's organizations: they decide
         memberships = MEMBERSHIPS_FROM_MEMBERS if member_pages else MEMBERSHIPS_FROM_PAGES
         coverage = replace(coverage, memberships=memberships, roles=roles)
+    if member_pages and not chosen_pages and journal.organizations.all(run.id):
+        # the scope asked for up front was the role reads': the member pages are a fallback, checked before them
+        check_scopes(
+            ctx.kinde.tokens.scopes,
+            VERIFY_ORGANIZATIONS,
+            "Kinde's users pages listed no organizations, so verify reads every organization's member pages",
+        )
     if member_pages:
         await _read_members(ctx, verify_id)
     await _compare_memberships(ctx, verify_id, None if member_pages else chosen[0], read_roles=not member_pages)
